@@ -1,0 +1,7 @@
+"""`jpki` commands: card."""
+
+from __future__ import annotations
+
+import click
+
+commands: list[click.Command] = []

@@ -1,0 +1,152 @@
+"""BER-TLV (multi-byte tags, short and long lengths) and DER length decoding."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from jpki.errors import TlvError
+
+# Lengths beyond 4 length bytes never occur on a card or in a CRL we accept.
+_MAX_LENGTH_BYTES = 4
+
+
+@dataclass(frozen=True)
+class Tlv:
+    """One BER-TLV: ``tag`` is the tag bytes read as a big-endian integer (e.g. 0xDF21)."""
+
+    tag: int
+    value: bytes
+
+    @property
+    def constructed(self) -> bool:
+        return bool(tag_bytes(self.tag)[0] & 0x20)
+
+    def encode(self) -> bytes:
+        return encode_tlv(self.tag, self.value)
+
+    def children(self) -> list[Tlv]:
+        """Decode the value as a sequence of TLVs."""
+        return decode_all(self.value)
+
+
+def tag_bytes(tag: int) -> bytes:
+    """The encoded bytes of a tag number as stored in ``Tlv.tag``."""
+    if tag < 0:
+        raise TlvError(f"negative tag {tag}")
+    if tag == 0:
+        return b"\x00"
+    return tag.to_bytes((tag.bit_length() + 7) // 8, "big")
+
+
+def encode_length(n: int) -> bytes:
+    """DER length: short form below 128, else the minimal long form."""
+    if n < 0:
+        raise TlvError(f"negative length {n}")
+    if n < 0x80:
+        return bytes([n])
+    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    if len(body) > _MAX_LENGTH_BYTES:
+        raise TlvError(f"length {n} too large")
+    return bytes([0x80 | len(body)]) + body
+
+
+def encode_tlv(tag: int, value: bytes) -> bytes:
+    return tag_bytes(tag) + encode_length(len(value)) + value
+
+
+def parse_tag(data: bytes, offset: int = 0) -> tuple[int, int]:
+    """Read a BER tag at ``offset``; return (tag as int, offset after it)."""
+    if offset >= len(data):
+        raise TlvError(f"truncated: no tag at offset {offset}")
+    first = data[offset]
+    tag = first
+    pos = offset + 1
+    if first & 0x1F == 0x1F:
+        while True:
+            if pos >= len(data):
+                raise TlvError("truncated multi-byte tag")
+            b = data[pos]
+            tag = (tag << 8) | b
+            pos += 1
+            if not b & 0x80:
+                break
+            if pos - offset > 4:
+                raise TlvError("tag longer than 4 bytes")
+    return tag, pos
+
+
+def parse_length(data: bytes, offset: int = 0) -> tuple[int, int]:
+    """Read a definite BER length at ``offset``; return (length, offset after it)."""
+    if offset >= len(data):
+        raise TlvError(f"truncated: no length at offset {offset}")
+    first = data[offset]
+    if first < 0x80:
+        return first, offset + 1
+    count = first & 0x7F
+    if count == 0:
+        raise TlvError("indefinite length is not supported")
+    if count > _MAX_LENGTH_BYTES:
+        raise TlvError(f"length field of {count} bytes is too long")
+    end = offset + 1 + count
+    if end > len(data):
+        raise TlvError("truncated long-form length")
+    return int.from_bytes(data[offset + 1 : end], "big"), end
+
+
+def decode_one(data: bytes, offset: int = 0) -> tuple[Tlv, int]:
+    """Decode one TLV at ``offset``; return it and the offset after it."""
+    tag, pos = parse_tag(data, offset)
+    length, pos = parse_length(data, pos)
+    end = pos + length
+    if end > len(data):
+        raise TlvError(f"value of tag {tag:X} runs past the end ({length} bytes declared)")
+    return Tlv(tag, bytes(data[pos:end])), end
+
+
+def iter_tlv(data: bytes, *, skip_padding: bool = False) -> Iterator[Tlv]:
+    """Iterate over consecutive TLVs; ``skip_padding`` ignores 00/FF filler between them."""
+    pos = 0
+    n = len(data)
+    while pos < n:
+        if skip_padding and data[pos] in (0x00, 0xFF) and _is_padding(data, pos):
+            return
+        tlv, pos = decode_one(data, pos)
+        yield tlv
+
+
+def _is_padding(data: bytes, pos: int) -> bool:
+    rest = data[pos:]
+    return rest.count(rest[0]) == len(rest)
+
+
+def decode_all(data: bytes, *, skip_padding: bool = False) -> list[Tlv]:
+    return list(iter_tlv(data, skip_padding=skip_padding))
+
+
+def find(data: bytes, tag: int) -> bytes | None:
+    """Value of the first top-level TLV with ``tag``, or None."""
+    for tlv in iter_tlv(data, skip_padding=True):
+        if tlv.tag == tag:
+            return tlv.value
+    return None
+
+
+def der_total_length(prefix: bytes) -> int | None:
+    """Total size (header + value) of the DER object starting ``prefix``.
+
+    Returns None when ``prefix`` is too short to tell (read more bytes and ask again).
+    """
+    try:
+        _, pos = parse_tag(prefix, 0)
+    except TlvError:
+        if len(prefix) < 5 and (not prefix or prefix[0] & 0x1F == 0x1F):
+            return None
+        raise
+    if pos >= len(prefix):
+        return None
+    first = prefix[pos]
+    if first >= 0x80 and pos + 1 + (first & 0x7F) > len(prefix) and 0 < first & 0x7F <= 4:
+        return None
+    length, end = parse_length(prefix, pos)
+    return end + length
