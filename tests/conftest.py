@@ -1,0 +1,32 @@
+"""Shared pytest fixtures (owners add their fixtures here with small additive edits)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jpki.testpki import TestPki
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def jlis_roots_dir() -> Path:
+    """The real J-LIS CA certificates, kept beside the repo in ``<repo>/../shared``."""
+    path = REPO.parent / "shared" / "data" / "jlis-roots"
+    if not path.is_dir():
+        pytest.fail(f"J-LIS roots not found at {path} (clone the repo with shared/ beside it)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def test_pki() -> TestPki:
+    """The default deterministic test PKI (seed "jpki-test", generation 2023)."""
+    return TestPki()
+
+
+@pytest.fixture(scope="session")
+def test_pki_2015() -> TestPki:
+    """The older CA generation: same DNs, different keys (expired 2025-10-19, like the real one)."""
+    return TestPki(generation=2015)
