@@ -1,0 +1,201 @@
+"""The card side of vpcd: makes a simulated chip a card that real PC/SC software can use.
+
+It connects to a vpcd reader side (pcscd's vpcd driver on 127.0.0.1:35963, or
+``jpki.transport.vpcd.VpcdListener``), answers get-ATR whenever asked (pcscd polls presence
+with it), power off/on and reset (a reset clears the chip's security state) and hands every
+other message to the card model as a C-APDU. When the reader side goes away it reconnects
+until told to stop.
+
+Written from the wire description in card-protocol.md §7 on purpose, without sharing code with
+the reader side in ``jpki.transport.vpcd``: each side is tested against pcscd's real vpcd and
+against the other, so a framing mistake cannot hide in shared code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+from typing import Protocol
+
+log = logging.getLogger("jpki.sim.vpcd")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 35963
+_POWER_OFF, _POWER_ON, _RESET, _GET_ATR = 0x00, 0x01, 0x02, 0x04
+_SW_NO_PRECISE_DIAGNOSIS = b"\x6f\x00"
+# How often a blocked read wakes up to look at the stop event.
+_POLL = 0.2
+_SEND_TIMEOUT = 10.0
+
+
+class CardModel(Protocol):
+    """What a simulated chip offers (``jpki.sim.SimulatedCard`` satisfies this)."""
+
+    @property
+    def atr(self) -> bytes: ...
+
+    def process(self, command: bytes) -> bytes: ...
+
+    def reset(self) -> bytes: ...
+
+
+class _Closed(Exception):
+    """The reader side closed the connection, or we were told to stop."""
+
+
+class VpcdCardSide:
+    """Serves one card model to one vpcd reader slot; reconnects until ``stop()``.
+
+    ``connected`` is set while a reader side is attached; ``sessions`` counts connections.
+    """
+
+    def __init__(
+        self,
+        card: CardModel,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        *,
+        retry_interval: float = 0.5,
+    ) -> None:
+        self.card = card
+        self.host = host
+        self.port = port
+        self.retry_interval = retry_interval
+        self.connected = threading.Event()
+        self.sessions = 0
+        self._stop = threading.Event()
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        # The card model is not thread-safe; one message at a time.
+        self._lock = threading.Lock()
+
+    # --- running -------------------------------------------------------------------------
+
+    def serve_forever(self) -> None:
+        """Connect, serve, and reconnect after the reader side drops us, until ``stop()``."""
+        while not self._stop.is_set():
+            try:
+                sock = socket.create_connection((self.host, self.port), timeout=5.0)
+            except OSError as exc:
+                log.debug("vpcd %s:%d not reachable (%s); retrying", self.host, self.port, exc)
+                self._stop.wait(self.retry_interval)
+                continue
+            self.sessions += 1
+            log.info("card inserted into vpcd %s:%d", self.host, self.port)
+            try:
+                self._serve(sock)
+            finally:
+                self.connected.clear()
+                with contextlib.suppress(OSError):
+                    sock.close()
+            log.info("card left vpcd %s:%d", self.host, self.port)
+            self._stop.wait(self.retry_interval)
+
+    def start(self) -> threading.Thread:
+        """Serve in a daemon thread (for tests and embedding)."""
+        self._stop.clear()
+        thread = threading.Thread(target=self.serve_forever, name="vpcd-card", daemon=True)
+        self._thread = thread
+        thread.start()
+        return thread
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop serving: closes the connection (the reader side sees the card removed)."""
+        self._stop.set()
+        sock = self._sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+            self._thread = None
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    # --- one connection ------------------------------------------------------------------
+
+    def _serve(self, sock: socket.socket) -> None:
+        sock.settimeout(_POLL)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock = sock
+        self.connected.set()
+        try:
+            while True:
+                header = self._recv(sock, 2)
+                size = int.from_bytes(header, "big")
+                if size == 0:
+                    log.warning("vpcd reader side sent an empty frame; ignored")
+                    continue
+                reply = self.handle(self._recv(sock, size))
+                if reply is not None:
+                    sock.settimeout(_SEND_TIMEOUT)
+                    sock.sendall(len(reply).to_bytes(2, "big") + reply)
+                    sock.settimeout(_POLL)
+        except (_Closed, OSError) as exc:
+            log.debug("vpcd connection ended: %s", exc)
+        finally:
+            self._sock = None
+
+    def _recv(self, sock: socket.socket, n: int) -> bytes:
+        buf = bytearray()
+        while len(buf) < n:
+            if self._stop.is_set():
+                raise _Closed("stopped")
+            try:
+                chunk = sock.recv(n - len(buf))
+            except TimeoutError:
+                continue
+            if not chunk:
+                raise _Closed("reader side closed the connection")
+            buf += chunk
+        return bytes(buf)
+
+    def handle(self, message: bytes) -> bytes | None:
+        """Answer one message from the reader side (None: no reply is due)."""
+        with self._lock:
+            if len(message) == 1:
+                return self._control(message[0])
+            try:
+                response = self.card.process(message)
+            except Exception:
+                # A chip never goes silent: a model bug must not hang the reader for its timeout.
+                log.exception("card model failed on a command; answering 6F00")
+                return _SW_NO_PRECISE_DIAGNOSIS
+            if len(response) < 2 or len(response) > 0xFFFF:
+                log.error("card model gave a %d-byte response; answering 6F00", len(response))
+                return _SW_NO_PRECISE_DIAGNOSIS
+            return response
+
+    def _control(self, code: int) -> bytes | None:
+        if code == _GET_ATR:
+            return bytes(self.card.atr)
+        if code in (_POWER_ON, _RESET):
+            # A power cycle or a warm reset both clear the chip's security state.
+            self.card.reset()
+        elif code == _POWER_OFF:
+            # Power off also loses the security state; the next power-on resets anyway,
+            # but a reader side that skips it must not find PINs still verified.
+            self.card.reset()
+        else:
+            log.warning("unknown vpcd control byte %02X ignored", code)
+        return None
+
+
+def serve(
+    card: CardModel,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    *,
+    retry_interval: float = 0.5,
+) -> None:
+    """Serve ``card`` in this thread until KeyboardInterrupt."""
+    side = VpcdCardSide(card, host, port, retry_interval=retry_interval)
+    try:
+        side.serve_forever()
+    except KeyboardInterrupt:
+        side.stop()
