@@ -159,3 +159,21 @@ class RevocationUnknown(RevocationError):
     def __init__(self, why: str) -> None:
         self.why = why
         super().__init__(f"revocation status unknown: {why}")
+
+
+# --- card client additions (owner: card client) --------------------------------------------
+
+
+class LastTryWrongPin(WrongPin, PinBlocked):
+    """63C0: the PIN was wrong and that spent the last try; the PIN is now blocked.
+
+    Catchable both as ``WrongPin`` (retries_left == 0) and as ``PinBlocked``.
+    """
+
+    def __init__(self, sw: int = 0x63C0) -> None:
+        self.retries_left = 0
+        ApduError.__init__(self, sw, "wrong PIN: that was the last try, the PIN is now blocked")
+
+
+class MyNumberError(ParseError):
+    """A My Number (個人番号) is not 12 digits or its check digit is wrong."""
