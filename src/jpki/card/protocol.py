@@ -6,7 +6,7 @@ READ BINARY; the per-application session classes above it only speak in verbs.
 
 from __future__ import annotations
 
-from jpki.apdu import SECRET_INS, SW, CommandApdu, ResponseApdu
+from jpki.apdu import SW, CommandApdu, ResponseApdu
 from jpki.card.constants import Aid
 from jpki.errors import (
     ApduError,
@@ -26,6 +26,9 @@ from jpki.transport.base import Connection
 INS_SELECT = 0xA4
 INS_READ_BINARY = 0xB0
 INS_GET_RESPONSE = 0xC0
+#: Commands that carry or consume a PIN (VERIFY, CHANGE, RESET RETRY COUNTER, odd variants):
+#: never re-sent by this layer, whatever the card answers.
+PIN_INS = frozenset({0x20, 0x21, 0x24, 0x25, 0x2C, 0x2D})
 
 #: Most bytes one short READ BINARY returns.
 CHUNK = 256
@@ -97,7 +100,7 @@ class CardProtocol:
         resends = 0
         while response.sw1 == 0x6C:
             # A PIN command is never sent twice on our own (it could spend a second try).
-            if apdu.ins in SECRET_INS or resends >= self.max_resend:
+            if apdu.ins in PIN_INS or resends >= self.max_resend:
                 break
             resends += 1
             apdu = CommandApdu(apdu.cla, apdu.ins, apdu.p1, apdu.p2, apdu.data, response.sw2 or 256)
