@@ -177,3 +177,7 @@ class LastTryWrongPin(WrongPin, PinBlocked):
 
 class MyNumberError(ParseError):
     """A My Number (個人番号) is not 12 digits or its check digit is wrong."""
+
+
+class AmbiguousReaderError(ReaderNotFoundError, UsageError):
+    """A reader name matches several readers; the user must say which (exit code 2)."""
