@@ -173,7 +173,9 @@ def open_connection(
         from jpki.transport.vpcd import VpcdListener
 
         host, port = parse_host_port(bridge)
-        return VpcdListener(host, port, timeout=timeout).accept_connection(timeout=timeout)
+        with VpcdListener(host, port, timeout=timeout) as listener:
+            click.echo(f"waiting {timeout:g} s for a vpcd card side on {host}:{port}", err=True)
+            return listener.accept_connection(timeout=timeout)
     if sim is None:
         raise UsageError("name a card: --sim PROFILE, --reader NAME or --bridge HOST:PORT")
     from jpki.sim import open_simulated_card
