@@ -9,6 +9,8 @@ from jpki.errors import TlvError
 
 # Lengths beyond 4 length bytes never occur on a card or in a CRL we accept.
 _MAX_LENGTH_BYTES = 4
+# Tags used on the card (DF21, 5F4E, 7F21, FF10, ...) are 2 bytes; BER allows more, we cap at 4.
+_MAX_TAG_BYTES = 4
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,21 @@ def tag_bytes(tag: int) -> bytes:
     return tag.to_bytes((tag.bit_length() + 7) // 8, "big")
 
 
+def _check_tag_bytes(tb: bytes) -> None:
+    """Refuse tag numbers that would not decode back to themselves (see ``parse_tag``)."""
+    if len(tb) > _MAX_TAG_BYTES:
+        raise TlvError(f"tag {tb.hex().upper()} longer than {_MAX_TAG_BYTES} bytes")
+    multi = tb[0] & 0x1F == 0x1F
+    if len(tb) == 1:
+        if multi:
+            raise TlvError(f"tag {tb.hex().upper()} announces subsequent tag bytes")
+        return
+    if not multi:
+        raise TlvError(f"tag {tb.hex().upper()}: first byte does not announce subsequent bytes")
+    if any(not b & 0x80 for b in tb[1:-1]) or tb[-1] & 0x80:
+        raise TlvError(f"tag {tb.hex().upper()}: bad continuation bits")
+
+
 def encode_length(n: int) -> bytes:
     """DER length: short form below 128, else the minimal long form."""
     if n < 0:
@@ -52,7 +69,10 @@ def encode_length(n: int) -> bytes:
 
 
 def encode_tlv(tag: int, value: bytes) -> bytes:
-    return tag_bytes(tag) + encode_length(len(value)) + value
+    """Encode one TLV; raises ``TlvError`` for a tag number that is not a valid BER tag."""
+    tb = tag_bytes(tag)
+    _check_tag_bytes(tb)
+    return tb + encode_length(len(value)) + bytes(value)
 
 
 def parse_tag(data: bytes, offset: int = 0) -> tuple[int, int]:
@@ -71,8 +91,9 @@ def parse_tag(data: bytes, offset: int = 0) -> tuple[int, int]:
             pos += 1
             if not b & 0x80:
                 break
-            if pos - offset > 4:
-                raise TlvError("tag longer than 4 bytes")
+            # Checked before reading on, so a 5th byte is never accepted.
+            if pos - offset >= _MAX_TAG_BYTES:
+                raise TlvError(f"tag longer than {_MAX_TAG_BYTES} bytes")
     return tag, pos
 
 
@@ -135,18 +156,34 @@ def find(data: bytes, tag: int) -> bytes | None:
 def der_total_length(prefix: bytes) -> int | None:
     """Total size (header + value) of the DER object starting ``prefix``.
 
-    Returns None when ``prefix`` is too short to tell (read more bytes and ask again).
+    Returns None when ``prefix`` is too short to tell (read more bytes and ask again);
+    raises ``TlvError`` when the header is malformed whatever follows.
     """
-    try:
-        _, pos = parse_tag(prefix, 0)
-    except TlvError:
-        if len(prefix) < 5 and (not prefix or prefix[0] & 0x1F == 0x1F):
-            return None
-        raise
-    if pos >= len(prefix):
+    n = len(prefix)
+    if n == 0:
+        return None
+    pos = 1
+    if prefix[0] & 0x1F == 0x1F:
+        # Multi-byte tag: walk continuation bytes ourselves to tell "truncated" from "bad".
+        while True:
+            if pos >= n:
+                return None
+            b = prefix[pos]
+            pos += 1
+            if not b & 0x80:
+                break
+            if pos >= _MAX_TAG_BYTES:
+                raise TlvError(f"tag longer than {_MAX_TAG_BYTES} bytes")
+    if pos >= n:
         return None
     first = prefix[pos]
-    if first >= 0x80 and pos + 1 + (first & 0x7F) > len(prefix) and 0 < first & 0x7F <= 4:
-        return None
+    if first & 0x80:
+        count = first & 0x7F
+        if count == 0:
+            raise TlvError("indefinite length is not supported")
+        if count > _MAX_LENGTH_BYTES:
+            raise TlvError(f"length field of {count} bytes is too long")
+        if pos + 1 + count > n:
+            return None
     length, end = parse_length(prefix, pos)
     return end + length
