@@ -14,6 +14,9 @@ MAX_EXTENDED_LE = 65536
 
 INS_VERIFY = 0x20
 INS_CHANGE_REFERENCE_DATA = 0x24
+# Every INS whose data can carry a PIN: VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER
+# (PUK + new PIN) and their odd-INS (BER-TLV data) variants. Their data is never logged.
+SECRET_INS = frozenset({0x20, 0x21, 0x24, 0x25, 0x2C, 0x2D})
 
 
 class SW(enum.IntEnum):
@@ -145,7 +148,7 @@ class CommandApdu:
         """Hex for logs, with VERIFY / CHANGE REFERENCE DATA data blanked."""
         head = f"{self.cla:02X} {self.ins:02X} {self.p1:02X} {self.p2:02X}"
         if self.data:
-            if self.ins in (INS_VERIFY, INS_CHANGE_REFERENCE_DATA):
+            if self.ins in SECRET_INS:
                 head += f" [{len(self.data)} secret bytes]"
             else:
                 head += " " + self.data.hex().upper()
@@ -159,7 +162,7 @@ def redact_command(raw: bytes) -> str:
     try:
         return CommandApdu.decode(raw).redacted()
     except ApduFormatError:
-        if len(raw) >= 2 and raw[1] in (INS_VERIFY, INS_CHANGE_REFERENCE_DATA):
+        if len(raw) >= 2 and raw[1] in SECRET_INS:
             return raw[:4].hex().upper() + f" [{max(0, len(raw) - 4)} bytes hidden]"
         return raw.hex().upper()
 
@@ -170,6 +173,10 @@ class ResponseApdu:
 
     data: bytes
     sw: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.sw <= 0xFFFF:
+            raise ApduFormatError(f"status word out of range: {self.sw}")
 
     @property
     def sw1(self) -> int:
