@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hmac
+from typing import NoReturn
+
+from jpki.errors import PinFormatError
 
 
 class Secret:
@@ -11,7 +14,13 @@ class Secret:
     __slots__ = ("_value",)
 
     def __init__(self, value: str | bytes) -> None:
-        self._value = value.encode("ascii", "strict") if isinstance(value, str) else bytes(value)
+        if isinstance(value, str):
+            # Checked up front rather than catching UnicodeEncodeError: that exception keeps
+            # the value in ``.object`` and would ride along as ``__context__``.
+            if not value.isascii():
+                raise PinFormatError("a PIN or password must be ASCII characters")
+            value = value.encode("ascii")
+        self._value = bytes(value)
 
     def reveal(self) -> bytes:
         """The raw bytes, for the one place that must send them to a card."""
@@ -38,5 +47,8 @@ class Secret:
 
     __str__ = __repr__
 
-    def __reduce__(self) -> object:
+    def __format__(self, spec: str) -> str:
+        return format(repr(self), spec)
+
+    def __reduce__(self) -> NoReturn:
         raise TypeError("Secret cannot be pickled")
