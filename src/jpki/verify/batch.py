@@ -1,0 +1,254 @@
+"""Many signature verifications at once, in input order, optionally over processes.
+
+Work is cut into chunks; a chunk carries each distinct certificate once as raw DER and the
+items as plain tuples (bytes and strings: cheap to pickle, no objects). Workers keep parsed
+public keys and the key-usage verdicts per certificate fingerprint across chunks, so the hot
+loop is: hash, one RSA public-key operation, one constant-time compare.
+
+Any ``concurrent.futures.Executor`` works (a process pool, a thread pool, a cluster
+executor); without one, large batches get a process pool sized to the machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from jpki.cert import JpkiCertificate
+from jpki.digestinfo import DIGEST_SIZES, PREFIXES
+from jpki.errors import JpkiError
+from jpki.verify.digest import HashAlgorithm, hash_algorithm
+from jpki.verify.result import Status, VerificationResult
+from jpki.verify.signature import (
+    Purpose,
+    check_rsa_pkcs1,
+    key_usage_problems,
+    rsa_public_key,
+)
+
+DEFAULT_CHUNK = 512
+#: Below this many items a process pool costs more than it saves.
+PARALLEL_THRESHOLD = 4000
+_CACHE_LIMIT = 4096
+_PKCS1 = padding.PKCS1v15()
+_OK_REASONS = ("signature matches the certificate's key",)
+_HASHERS: dict[str, Callable[[bytes], Any]] = {
+    "sha1": hashlib.sha1,
+    "sha256": hashlib.sha256,
+    "sha384": hashlib.sha384,
+    "sha512": hashlib.sha512,
+}
+_STATUS = (Status.VALID, Status.INVALID)
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One signature to check: over ``data``, or over a precomputed ``digest``."""
+
+    certificate: bytes | JpkiCertificate | x509.Certificate
+    signature: bytes
+    data: bytes | None = None
+    digest: bytes | None = None
+    hash_alg: HashAlgorithm | str = HashAlgorithm.SHA256
+    purpose: Purpose | str = Purpose.SIGN
+
+
+# --- worker side ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _KeyEntry:
+    key: rsa.RSAPublicKey | None
+    meta: tuple[str, str, str]  # fingerprint, kind, subject
+    error: str | None
+    policy: dict[str, tuple[tuple[str, ...], tuple[str, ...]]]  # purpose -> problems, notes
+
+
+_CACHE: dict[bytes, _KeyEntry] = {}
+
+
+def _entry(der: bytes) -> _KeyEntry:
+    fp = hashlib.sha256(der).digest()
+    hit = _CACHE.get(fp)
+    if hit is not None:
+        return hit
+    try:
+        jc = JpkiCertificate.load(der)
+        key = rsa_public_key(jc)
+        policy = {}
+        for p in Purpose:
+            probs, notes = key_usage_problems(jc, p)
+            policy[p.value] = (tuple(probs), tuple(notes))
+        entry = _KeyEntry(key, (fp.hex(), jc.kind.value, jc.subject_text), None, policy)
+    except JpkiError as exc:
+        entry = _KeyEntry(None, (fp.hex(), "unknown", ""), f"unusable certificate: {exc}", {})
+    if len(_CACHE) >= _CACHE_LIMIT:
+        _CACHE.clear()
+    _CACHE[fp] = entry
+    return entry
+
+
+_Row = tuple[int, bytes, bytes | None, bytes | None, str, str]
+_Out = tuple[int, tuple[str, ...] | None]  # status index (0 valid, 1 invalid), reasons
+
+
+def _verify_chunk(
+    chunk: tuple[list[bytes], list[_Row]],
+) -> tuple[list[tuple[str, str, str]], list[_Out]]:
+    """Worker entry point: plain data in, plain data out (picklable, no jpki objects)."""
+    certs, rows = chunk
+    entries = [_entry(d) for d in certs]
+    out: list[_Out] = []
+    append = out.append
+    for ci, sig, data, digest, h, purpose in rows:
+        e = entries[ci]
+        key = e.key
+        if key is None:
+            append((1, (e.error or "unusable certificate",)))
+            continue
+        hasher = _HASHERS.get(h)
+        if hasher is None:
+            append((1, (f"unsupported hash {h}",)))
+            continue
+        if digest is None:
+            if data is None:
+                append((1, ("neither data nor digest given",)))
+                continue
+            digest = hasher(data).digest()
+        elif len(digest) != DIGEST_SIZES[HashAlgorithm(h)]:
+            append((1, (f"a {h} digest is {DIGEST_SIZES[HashAlgorithm(h)]} bytes",)))
+            continue
+        expected = PREFIXES[h] + digest  # type: ignore[index]
+        problems, notes = e.policy[purpose]
+        try:
+            ok = hmac.compare_digest(key.recover_data_from_signature(sig, _PKCS1, None), expected)
+        except (InvalidSignature, ValueError):
+            ok = False
+        if ok and not problems and not notes:
+            append((0, None))
+            continue
+        # Slow path only for failures or notes: the full explanation.
+        why = check_rsa_pkcs1(key, sig, expected)
+        reasons = (why or _OK_REASONS[0], *problems, *notes)
+        append((0 if why is None and not problems else 1, reasons))
+    return [e.meta for e in entries], out
+
+
+# --- caller side ---------------------------------------------------------------------------
+
+
+def _to_der(cert: bytes | JpkiCertificate | x509.Certificate, memo: dict[int, bytes]) -> bytes:
+    if isinstance(cert, bytes):
+        return cert
+    der = memo.get(id(cert))
+    if der is None:
+        if isinstance(cert, JpkiCertificate):
+            der = cert.der
+        else:
+            from cryptography.hazmat.primitives.serialization import Encoding
+
+            der = cert.public_bytes(Encoding.DER)
+        memo[id(cert)] = der
+    return der
+
+
+def _as_item(item: BatchItem | Sequence[Any]) -> BatchItem:
+    if isinstance(item, BatchItem):
+        return item
+    return BatchItem(*item)
+
+
+def _chunks(items: Sequence[BatchItem], size: int) -> list[tuple[list[bytes], list[_Row]]]:
+    memo: dict[int, bytes] = {}
+    out = []
+    for start in range(0, len(items), size):
+        index: dict[bytes, int] = {}
+        certs: list[bytes] = []
+        rows: list[_Row] = []
+        for it in items[start : start + size]:
+            der = _to_der(it.certificate, memo)
+            ci = index.get(der)
+            if ci is None:
+                ci = index[der] = len(certs)
+                certs.append(der)
+            rows.append(
+                (
+                    ci,
+                    bytes(it.signature),
+                    it.data,
+                    it.digest,
+                    hash_algorithm(it.hash_alg).value,
+                    Purpose(it.purpose).value,
+                )
+            )
+        out.append((certs, rows))
+    return out
+
+
+def verify_batch(
+    items: Iterable[BatchItem | Sequence[Any]],
+    executor: Executor | None = None,
+    *,
+    chunk_size: int = DEFAULT_CHUNK,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[VerificationResult]:
+    """Verify many signatures; results in input order, one per item.
+
+    ``executor``: any ``concurrent.futures.Executor``; if None, batches of at least
+    ``PARALLEL_THRESHOLD`` items (or any batch when ``workers`` > 1 is given) run on a
+    process pool of ``workers`` (default: CPU count), smaller ones in this process.
+    ``progress`` is called with the number of items finished after each chunk.
+    A bad item (unparsable certificate, non-RSA key) gives an ``invalid`` result for that
+    item, not an exception; bad arguments (unknown hash or purpose) raise ``UsageError``.
+    """
+    seq = [_as_item(i) for i in items]
+    if chunk_size < 1:
+        chunk_size = DEFAULT_CHUNK
+    chunks = _chunks(seq, chunk_size)
+    n_workers = workers if workers is not None else (os.cpu_count() or 1)
+    own_pool: ProcessPoolExecutor | None = None
+    if (
+        executor is None
+        and n_workers > 1
+        and (workers is not None or len(seq) >= PARALLEL_THRESHOLD)
+    ):
+        executor = own_pool = ProcessPoolExecutor(n_workers)
+        # Enough chunks for every worker to stay busy.
+        per = max(1, min(chunk_size, -(-len(seq) // (n_workers * 4))))
+        if per != chunk_size:
+            chunks = _chunks(seq, per)
+    try:
+        answers: Iterable[tuple[list[tuple[str, str, str]], list[_Out]]]
+        if executor is None:
+            answers = map(_verify_chunk, chunks)
+        else:
+            answers = executor.map(_verify_chunk, chunks)
+        results: list[VerificationResult] = []
+        for (_certs, rows), (metas, outs) in zip(chunks, answers, strict=True):
+            for (ci, *_rest), (st, reasons) in zip(rows, outs, strict=True):
+                fp, kind, subject = metas[ci]
+                results.append(
+                    VerificationResult(
+                        _STATUS[st],
+                        reasons if reasons is not None else _OK_REASONS,
+                        certificate_fingerprint=fp,
+                        certificate_kind=kind,
+                        subject=subject or None,
+                    )
+                )
+            if progress is not None:
+                progress(len(rows))
+        return results
+    finally:
+        if own_pool is not None:
+            own_pool.shutdown()

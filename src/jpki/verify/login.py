@@ -1,0 +1,249 @@
+"""Login with the card's user-authentication key: challenge issue, single use, verification.
+
+Flow: ``LoginVerifier.issue()`` gives a fresh challenge (32 random bytes by default, with an
+expiry); the client has the card sign it (the card signs DigestInfo(SHA-256(challenge)),
+i.e. standard PKCS#1 v1.5 SHA-256 over the challenge bytes); ``LoginVerifier.verify()``
+consumes the challenge atomically (a replay, an expired or an unknown challenge is refused),
+checks the signature with the authentication certificate, optionally its chain and
+revocation, and returns a result carrying ``account_key``.
+
+Account key: SHA-256 over the certificate's SubjectPublicKeyInfo DER, lowercase hex. It is
+stable for one certificate (and one key pair), but an authentication certificate is replaced
+on renewal (every 5 years, a new card, or after revocation) with a new key: the service must
+let an already logged-in user re-bind the new key (e.g. after a signing-certificate check).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from os import PathLike
+from pathlib import Path
+from typing import Protocol
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from jpki.cert import JpkiCertificate
+from jpki.errors import ChallengeError, UsageError
+from jpki.verify.digest import HashAlgorithm
+from jpki.verify.path import RevocationCheck, validate_chain
+from jpki.verify.result import Status, VerificationResult
+from jpki.verify.signature import Purpose, as_certificate, verify_signature
+
+MIN_CHALLENGE_BYTES = 32
+
+
+def account_key(cert: JpkiCertificate | x509.Certificate) -> str:
+    """SHA-256 (hex) of the SubjectPublicKeyInfo: stable per key pair, changes on renewal."""
+    c = cert.certificate if isinstance(cert, JpkiCertificate) else cert
+    spki = c.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(spki).hexdigest()
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """A login challenge: ``nonce`` is what the card signs; ``id`` is handed back with it."""
+
+    id: str
+    nonce: bytes = field(repr=False)
+    expires_at: datetime
+
+
+class ChallengeStore(Protocol):
+    """Where issued challenges wait. ``consume`` must be atomic: at most one caller wins."""
+
+    def put(self, challenge: Challenge) -> None: ...
+
+    def consume(self, challenge_id: str, now: datetime) -> bytes:
+        """The nonce, marking it used; ``ChallengeError`` if unknown, used or expired."""
+        ...
+
+
+class MemoryChallengeStore:
+    """In-process store (one process only; tests, single-worker servers)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[str, tuple[bytes, datetime, bool]] = {}
+
+    def put(self, challenge: Challenge) -> None:
+        with self._lock:
+            now = datetime.now(UTC)
+            # Used and expired entries only matter until they expire.
+            for k in [k for k, (_n, exp, _u) in self._items.items() if exp < now]:
+                del self._items[k]
+            self._items[challenge.id] = (challenge.nonce, challenge.expires_at, False)
+
+    def consume(self, challenge_id: str, now: datetime) -> bytes:
+        with self._lock:
+            item = self._items.get(challenge_id)
+            if item is None:
+                raise ChallengeError("unknown challenge (never issued here, or long expired)")
+            nonce, expires, used = item
+            if used:
+                raise ChallengeError("challenge already used (replay refused)")
+            self._items[challenge_id] = (nonce, expires, True)
+            if now >= expires:
+                raise ChallengeError(f"challenge expired at {expires.isoformat()}")
+            return nonce
+
+
+class SqliteChallengeStore:
+    """SQLite-backed store: replay protection across processes sharing one database file.
+
+    ``consume`` is one ``UPDATE ... WHERE id = ? AND used = 0 AND expires_at > ?``; SQLite
+    serialises writers, so exactly one process can flip ``used`` for a challenge.
+    """
+
+    def __init__(self, path: str | PathLike[str], *, timeout: float = 10.0) -> None:
+        self.path = Path(path)
+        self._timeout = timeout
+        with self._connect() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS jpki_challenges ("
+                " id TEXT PRIMARY KEY, nonce BLOB NOT NULL,"
+                " expires_at REAL NOT NULL, used INTEGER NOT NULL DEFAULT 0)"
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        # A connection per operation: safe across threads and forks.
+        return sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
+
+    def put(self, challenge: Challenge) -> None:
+        db = self._connect()
+        try:
+            db.execute(
+                "DELETE FROM jpki_challenges WHERE expires_at < ?",
+                (datetime.now(UTC).timestamp(),),
+            )
+            db.execute(
+                "INSERT INTO jpki_challenges (id, nonce, expires_at, used) VALUES (?, ?, ?, 0)",
+                (challenge.id, challenge.nonce, challenge.expires_at.timestamp()),
+            )
+        finally:
+            db.close()
+
+    def consume(self, challenge_id: str, now: datetime) -> bytes:
+        db = self._connect()
+        try:
+            row = db.execute(
+                "UPDATE jpki_challenges SET used = 1 "
+                "WHERE id = ? AND used = 0 AND expires_at > ? RETURNING nonce",
+                (challenge_id, now.timestamp()),
+            ).fetchone()
+            if row is not None:
+                return bytes(row[0])
+            # Lost: find out why, for the message only (the decision is already made).
+            why = db.execute(
+                "SELECT used, expires_at FROM jpki_challenges WHERE id = ?", (challenge_id,)
+            ).fetchone()
+        finally:
+            db.close()
+        if why is None:
+            raise ChallengeError("unknown challenge (never issued here, or long expired)")
+        if why[0]:
+            raise ChallengeError("challenge already used (replay refused)")
+        expired = datetime.fromtimestamp(why[1], UTC)
+        raise ChallengeError(f"challenge expired at {expired.isoformat()}")
+
+
+class LoginVerifier:
+    """Issue login challenges and verify card signatures over them.
+
+    ``store`` is a :class:`ChallengeStore` or a path (then SQLite, the default choice for
+    anything with more than one process). ``trust_anchors`` (the J-LIS authentication CAs)
+    turn on chain validation; ``revocation`` plugs in a revocation check.
+    """
+
+    def __init__(
+        self,
+        store: ChallengeStore | str | PathLike[str],
+        *,
+        ttl: timedelta = timedelta(minutes=5),
+        nonce_bytes: int = MIN_CHALLENGE_BYTES,
+        trust_anchors: Sequence[JpkiCertificate] | None = None,
+        revocation: RevocationCheck | None = None,
+        soft_fail: bool = False,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        if nonce_bytes < MIN_CHALLENGE_BYTES:
+            raise UsageError(f"a challenge needs at least {MIN_CHALLENGE_BYTES} random bytes")
+        if ttl <= timedelta(0):
+            raise UsageError("challenge lifetime must be positive")
+        self.store: ChallengeStore = (
+            SqliteChallengeStore(store) if isinstance(store, str | PathLike) else store
+        )
+        self.ttl = ttl
+        self.nonce_bytes = nonce_bytes
+        self.trust_anchors = trust_anchors
+        self.revocation = revocation
+        self.soft_fail = soft_fail
+        self.clock = clock
+
+    def issue(self) -> Challenge:
+        ch = Challenge(
+            id=secrets.token_urlsafe(18),
+            nonce=secrets.token_bytes(self.nonce_bytes),
+            expires_at=self.clock() + self.ttl,
+        )
+        self.store.put(ch)
+        return ch
+
+    def verify(
+        self,
+        challenge_id: str,
+        signature: bytes,
+        certificate: JpkiCertificate | x509.Certificate | bytes,
+        *,
+        purpose: Purpose | str = Purpose.LOGIN,
+    ) -> VerificationResult:
+        """Consume the challenge, then check the signature (and chain, if anchors given).
+
+        The challenge is used up even if the signature is wrong: one challenge, one attempt.
+        """
+        now = self.clock()
+        cert = as_certificate(certificate)
+        key = account_key(cert)
+        try:
+            nonce = self.store.consume(challenge_id, now)
+        except ChallengeError as exc:
+            return VerificationResult(
+                Status.INVALID, (str(exc),), account_key=key, certificate_kind=cert.kind.value
+            )
+        result = verify_signature(
+            cert,
+            signature,
+            data=nonce,
+            hash_alg=HashAlgorithm.SHA256,
+            purpose=purpose,
+            at=now,
+        )
+        if self.trust_anchors is not None:
+            chain = validate_chain(
+                cert,
+                self.trust_anchors,
+                at=now,
+                purpose=purpose,
+                revocation=self.revocation,
+                soft_fail=self.soft_fail,
+            )
+            extra = [r for r in chain.reasons if r not in result.reasons]
+            result = result.with_reasons(*extra, status=chain.status)
+        else:
+            result = result.with_reasons("certificate chain not validated (no trust anchors)")
+        return VerificationResult(
+            result.status,
+            result.reasons,
+            certificate_fingerprint=result.certificate_fingerprint,
+            certificate_kind=result.certificate_kind,
+            subject=result.subject,
+            account_key=key,
+        )

@@ -1,0 +1,294 @@
+"""Certificate chain validation through pyhanko-certvalidator, trust and time explicit.
+
+* Trust anchors are always passed in (``load_trust_anchors`` reads a directory of PEM/DER
+  CA certificates, e.g. the J-LIS roots); an empty list is refused, never replaced by the
+  system store.
+* The validation time is a required, timezone-aware ``datetime``.
+* certvalidator never fetches anything: ``allow_fetching=False`` and revocation mode
+  ``none``. Revocation is a seam: pass ``revocation=`` a callable ``(cert, issuer, at) ->
+  outcome`` (see :func:`revocation_checker`, which wires ``jpki.revocation.policy``).
+* Several CA generations with one DN (2015/2023): certvalidator builds every candidate path
+  and keeps the one whose signatures verify, so the issuer is chosen by key, not by name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from asn1crypto import pem as asn1_pem
+from asn1crypto import x509 as asn1_x509
+from pyhanko_certvalidator import CertificateValidator, PKIXValidationParams, ValidationContext
+from pyhanko_certvalidator import errors as cv_errors
+
+from jpki.cert import JpkiCertificate
+from jpki.errors import CertificateError, JpkiError, RevocationError, RevokedError, UsageError
+from jpki.verify.result import Status, VerificationResult, worst
+from jpki.verify.signature import Purpose, key_usage_problems
+
+T = TypeVar("T")
+
+_SUFFIXES = {".pem", ".crt", ".cer", ".der"}
+
+#: KeyUsage bits certvalidator must see on the end entity, per purpose.
+_REQUIRED_KU: dict[Purpose, set[str]] = {
+    Purpose.SIGN: {"digital_signature", "non_repudiation"},
+    Purpose.LOGIN: {"digital_signature"},
+    Purpose.ANY: set(),
+}
+
+
+class RevocationOutcome(Protocol):
+    """What a revocation check returns (``jpki.revocation.policy.RevocationResult`` fits)."""
+
+    @property
+    def status(self) -> Any: ...  # an Enum named GOOD / REVOKED / UNKNOWN
+
+
+#: ``(certificate, issuer, validation time) -> outcome``.
+RevocationCheck = Callable[[JpkiCertificate, JpkiCertificate, datetime], RevocationOutcome]
+
+
+def load_trust_anchors(*paths: str | Path) -> tuple[JpkiCertificate, ...]:
+    """CA certificates from files or directories (PEM with one or more certs, or DER).
+
+    Directories are read non-recursively, files ending .pem/.crt/.cer/.der, in name order.
+    Anything unreadable or not a certificate raises ``CertificateError`` naming the file.
+    """
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += sorted(f for f in p.iterdir() if f.suffix.lower() in _SUFFIXES)
+        else:
+            files.append(p)
+    out: list[JpkiCertificate] = []
+    for f in files:
+        try:
+            data = f.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot read trust anchor {f}: {exc.strerror or exc}") from None
+        try:
+            out += list(load_certificates(data))
+        except JpkiError as exc:
+            raise CertificateError(f"{f}: {exc}") from None
+    if not out:
+        raise UsageError(f"no CA certificates found in {', '.join(map(str, paths))}")
+    return tuple(out)
+
+
+def load_certificates(data: bytes) -> tuple[JpkiCertificate, ...]:
+    """All certificates in ``data``: a PEM bundle, or a single DER/PEM/base64 certificate."""
+    if asn1_pem.detect(data):
+        try:
+            blocks = [der for kind, _h, der in asn1_pem.unarmor(data, multiple=True)]
+        except (ValueError, TypeError) as exc:
+            raise CertificateError(f"bad PEM: {exc}") from None
+        return tuple(JpkiCertificate.load(b) for b in blocks)
+    return (JpkiCertificate.load(data),)
+
+
+def _asn1(cert: JpkiCertificate) -> asn1_x509.Certificate:
+    return asn1_x509.Certificate.load(cert.der)
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine from sync code, also when the caller already runs an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+        return ex.submit(asyncio.run, coro).result()
+
+
+def validate_chain(
+    cert: JpkiCertificate,
+    trust_anchors: Sequence[JpkiCertificate],
+    *,
+    at: datetime,
+    intermediates: Iterable[JpkiCertificate] = (),
+    purpose: Purpose | str = Purpose.SIGN,
+    policies: Iterable[str] | None = None,
+    revocation: RevocationCheck | None = None,
+    soft_fail: bool = False,
+) -> VerificationResult:
+    """Validate ``cert`` up to one of ``trust_anchors`` at time ``at``.
+
+    Checks signatures along the path, validity periods, BasicConstraints, KeyUsage (for
+    ``purpose``; ``Purpose.ANY`` overrides and says so), the JPKI kind policy, and, if
+    ``policies`` is given, that the path carries one of those certificate-policy OIDs.
+    ``revocation`` is called for every non-anchor certificate of the path.
+    """
+    return _run(
+        async_validate_chain(
+            cert,
+            trust_anchors,
+            at=at,
+            intermediates=intermediates,
+            purpose=purpose,
+            policies=policies,
+            revocation=revocation,
+            soft_fail=soft_fail,
+        )
+    )
+
+
+async def async_validate_chain(
+    cert: JpkiCertificate,
+    trust_anchors: Sequence[JpkiCertificate],
+    *,
+    at: datetime,
+    intermediates: Iterable[JpkiCertificate] = (),
+    purpose: Purpose | str = Purpose.SIGN,
+    policies: Iterable[str] | None = None,
+    revocation: RevocationCheck | None = None,
+    soft_fail: bool = False,
+) -> VerificationResult:
+    """Async form of :func:`validate_chain`."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise UsageError("validation time must be timezone-aware")
+    if not trust_anchors:
+        # certvalidator would fall back to the system trust store; we never do.
+        raise UsageError("no trust anchors given (pass the J-LIS CA certificates explicitly)")
+    purp = Purpose(purpose)
+    subject = cert.subject_text
+    base: dict[str, Any] = {
+        "certificate_fingerprint": cert.fingerprint_sha256.hex(),
+        "certificate_kind": cert.kind.value,
+        "subject": subject,
+    }
+    problems, notes = key_usage_problems(cert, purp)
+    ctx = ValidationContext(
+        trust_roots=[_asn1(a) for a in trust_anchors],
+        other_certs=[_asn1(c) for c in intermediates],
+        moment=at,
+        allow_fetching=False,
+        revocation_mode="none",
+    )
+    params = None
+    if policies is not None:
+        params = PKIXValidationParams(
+            user_initial_policy_set=frozenset(policies), initial_explicit_policy=True
+        )
+    validator = CertificateValidator(_asn1(cert), validation_context=ctx, pkix_params=params)
+    try:
+        path = await validator.async_validate_usage(_REQUIRED_KU[purp])  # type: ignore[no-untyped-call]
+    except cv_errors.PathBuildingError:
+        return VerificationResult(
+            Status.INVALID,
+            (
+                f"the certificate does not chain to any of the {len(trust_anchors)} trusted "
+                f"CA certificate(s): its issuer ({cert.certificate.issuer.rfc4514_string()})"
+                " is not trusted, or no trusted CA key signed it",
+                *problems,
+            ),
+            **base,
+        )
+    except cv_errors.ExpiredError as exc:
+        return VerificationResult(Status.INVALID, (_expired(exc, at), *problems), **base)
+    except cv_errors.NotYetValidError as exc:
+        return VerificationResult(Status.INVALID, (_msg(exc), *problems), **base)
+    except cv_errors.InsufficientRevinfoError as exc:  # not expected with mode "none"
+        return VerificationResult(Status.INDETERMINATE, (_msg(exc), *problems), **base)
+    except (cv_errors.ValidationError, cv_errors.PathError) as exc:
+        return VerificationResult(Status.INVALID, (_msg(exc), *problems), **base)
+    except (ValueError, TypeError) as exc:  # asn1crypto choking on a malformed extension
+        raise CertificateError(f"certificate cannot be validated: {exc}") from None
+
+    chain_asn1 = list(path.iter_certs(include_root=True))
+    chain = tuple(c.subject.human_friendly for c in chain_asn1)
+    reasons = [f"chains to trusted CA {chain[0]} (key id {_key_id(chain_asn1[0])})"]
+    status = Status.INVALID if problems else Status.VALID
+    reasons += problems + notes
+    if revocation is not None:
+        pairs = list(zip(chain_asn1[1:], chain_asn1[:-1], strict=True))
+        for child, parent in pairs:
+            rstat, rwhy = _revocation(
+                revocation,
+                JpkiCertificate.load(child.dump()),
+                JpkiCertificate.load(parent.dump()),
+                at,
+                soft_fail,
+            )
+            status = worst((status, rstat))
+            reasons.append(rwhy)
+    else:
+        reasons.append("revocation not checked (no CRL or OCSP given)")
+    return VerificationResult(status, tuple(reasons), chain=chain, **base)
+
+
+def _key_id(c: asn1_x509.Certificate) -> str:
+    kid = c.key_identifier
+    return kid.hex() if kid else "none"
+
+
+def _msg(exc: Exception) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text[0].lower() + text[1:] if text else text
+
+
+def _expired(exc: Exception, at: datetime) -> str:
+    return f"{_msg(exc).rstrip('.')} (validation time {at.isoformat()})"
+
+
+def _revocation(
+    check: RevocationCheck,
+    cert: JpkiCertificate,
+    issuer: JpkiCertificate,
+    at: datetime,
+    soft_fail: bool,
+) -> tuple[Status, str]:
+    who = cert.subject_text
+    try:
+        outcome = check(cert, issuer, at)
+    except RevokedError as exc:
+        return Status.INVALID, f"{who}: {exc}"
+    except RevocationError as exc:
+        if soft_fail:
+            return Status.VALID, f"{who}: {exc} (accepted: soft-fail)"
+        return Status.INDETERMINATE, f"{who}: {exc}"
+    status = getattr(outcome, "status", None)
+    name = str(getattr(status, "name", status)).upper()
+    source = getattr(outcome, "source", None)
+    detail = getattr(outcome, "detail", None) or getattr(outcome, "reason", None)
+    src = f" (from {getattr(source, 'value', source)})" if source else ""
+    if name == "GOOD":
+        return Status.VALID, f"{who}: not revoked{src}"
+    if name == "REVOKED":
+        reason = getattr(outcome, "reason", None)
+        when = getattr(outcome, "revoked_at", None)
+        reason_txt = getattr(reason, "value", reason) or "no reason given"
+        at_txt = f" on {when.isoformat()}" if isinstance(when, datetime) else ""
+        return Status.INVALID, f"{who}: REVOKED ({reason_txt}){at_txt}{src}"
+    why = f"{who}: revocation status unknown{src}" + (f": {detail}" if detail else "")
+    if soft_fail:
+        return Status.VALID, why + " (accepted: soft-fail)"
+    return Status.INDETERMINATE, why
+
+
+def revocation_checker(
+    *,
+    crls: Sequence[bytes] = (),
+    ocsp_url: str | None = None,
+    soft_fail: bool = False,
+    store: Any = None,
+) -> RevocationCheck:
+    """A :data:`RevocationCheck` backed by ``jpki.revocation.policy.check_revocation``."""
+    # Imported only when used: the revocation package is a separate, optional layer.
+    import importlib
+
+    rp: Any = importlib.import_module("jpki.revocation.policy")
+
+    pol = rp.RevocationPolicy(soft_fail=soft_fail)
+
+    def check(cert: JpkiCertificate, issuer: JpkiCertificate, at: datetime) -> RevocationOutcome:
+        result: RevocationOutcome = rp.check_revocation(
+            cert, issuer, crls=crls, ocsp_url=ocsp_url, store=store, at=at, policy=pol
+        )
+        return result
+
+    return check
