@@ -1,0 +1,504 @@
+"""The simulated My Number card chip: JPKI AP, text AP and visual AP behind ``process()``.
+
+Written from ../shared/spec/card-protocol.md, not from the client. Every choice the spec leaves
+open (status word precedence, P2 variants, counters of the collation keys) is listed in
+docs/simulator.md. ``process`` never raises except ``CardRemovedError`` (fault injection, or a
+closed card): every malformed command gets a status word.
+"""
+
+from __future__ import annotations
+
+import enum
+import hmac
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
+
+from jpki.apdu import SW, CommandApdu
+from jpki.errors import ApduFormatError, CardRemovedError, ProfileError
+from jpki.sim.faults import FaultConfig, corrupt
+from jpki.sim.layout import VisualImages, text_ap_files, visual_ap_files
+from jpki.sim.profile import (
+    CHANGEABLE,
+    CardProfile,
+    CardState,
+    KeyId,
+    ProfileStore,
+    pin_format_ok,
+)
+
+log = logging.getLogger("jpki.sim")
+
+
+class Aid(bytes, enum.Enum):
+    """Application identifiers the simulated card answers (others: 6A82)."""
+
+    JPKI = bytes.fromhex("D392F000260100000001")
+    TEXT = bytes.fromhex("D3921000310001010408")
+    VISUAL = bytes.fromhex("D3921000310001010402")
+
+
+class FileKind(enum.Enum):
+    DATA = "data"
+    PIN = "pin"  # VERIFY target
+    PRIVATE_KEY = "private_key"  # COMPUTE DIGITAL SIGNATURE target
+
+
+@dataclass(frozen=True)
+class ElementaryFile:
+    """One EF. ``read_with``: None = free read, else any one of these keys verified."""
+
+    fid: int
+    kind: FileKind
+    content: bytes = b""
+    read_with: frozenset[KeyId] | None = None
+    key: KeyId | None = None  # PIN: the key verified; PRIVATE_KEY: the key it needs
+    rsa_key: str | None = None  # PRIVATE_KEY: "auth" / "sign"
+
+    def __repr__(self) -> str:  # contents can be personal data
+        return f"ElementaryFile({self.fid:04X}, {self.kind.value}, {len(self.content)} bytes)"
+
+
+# DER DigestInfo prefixes whose signature cryptography can make directly (same bytes as raw RSA).
+_DIGEST_INFO_PREFIXES: tuple[tuple[bytes, hashes.HashAlgorithm], ...] = (
+    (bytes.fromhex("3021300906052b0e03021a05000414"), hashes.SHA1()),  # noqa: S303 (the card signs what it is sent)
+    (bytes.fromhex("302d300d06096086480165030402040500041c"), hashes.SHA224()),
+    (bytes.fromhex("3031300d060960864801650304020105000420"), hashes.SHA256()),
+    (bytes.fromhex("3041300d060960864801650304020205000430"), hashes.SHA384()),
+    (bytes.fromhex("3051300d060960864801650304020305000440"), hashes.SHA512()),
+)
+
+
+def pkcs1_type1_sign(key: rsa.RSAPrivateKey, data: bytes) -> bytes:
+    """RSA over ``00 01 FF.. 00 || data`` (the card hashes nothing); ``data`` ≤ k − 11 bytes."""
+    k = (key.key_size + 7) // 8
+    if not 1 <= len(data) <= k - 11:
+        raise ValueError("data too long for PKCS#1 v1.5 type-1 padding")
+    for prefix, alg in _DIGEST_INFO_PREFIXES:
+        if data.startswith(prefix) and len(data) == len(prefix) + alg.digest_size:
+            try:  # the same EM as below, computed by OpenSSL (faster, constant time)
+                digest = data[len(prefix) :]
+                return key.sign(digest, padding.PKCS1v15(), utils.Prehashed(alg))
+            except (UnsupportedAlgorithm, ValueError):
+                break
+    em = b"\x00\x01" + b"\xff" * (k - 3 - len(data)) + b"\x00" + data
+    priv = key.private_numbers()
+    m = int.from_bytes(em, "big")
+    # CRT: about 3x faster than pow(m, d, n).
+    s1 = pow(m, priv.dmp1, priv.p)
+    s2 = pow(m, priv.dmq1, priv.q)
+    h = (priv.iqmp * (s1 - s2)) % priv.p
+    return (s2 + h * priv.q).to_bytes(k, "big")
+
+
+def _asset(name: str) -> bytes:
+    return resources.files("jpki.sim").joinpath("assets", name).read_bytes()
+
+
+def load_images() -> VisualImages:
+    """The committed images (vectors/make_sim_assets.py made them)."""
+    return VisualImages(
+        name_png=_asset("name.png"),
+        address_png=_asset("address.png"),
+        face_jp2=_asset("face.jp2"),
+        security_code_png=_asset("security_code.png"),
+        my_number_png=_asset("my_number.png"),
+    )
+
+
+def _sw(sw: int) -> bytes:
+    return sw.to_bytes(2, "big")
+
+
+_OK = _sw(SW.OK)
+MAX_SIGN_INPUT = 245  # RSA-2048: k - 11
+
+
+class SimulatedCard:
+    """A My Number card chip in memory, its counters persisted in a profile directory."""
+
+    def __init__(
+        self,
+        profile: ProfileStore | Path | str,
+        *,
+        faults: FaultConfig | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._store = profile if isinstance(profile, ProfileStore) else ProfileStore(profile)
+        self.profile: CardProfile = self._store.profile
+        self._state: CardState = self._store.load_state()
+        self.faults = faults if faults is not None else FaultConfig.load(self._store.faults_path)
+        self._sleep = sleep
+        self._lock = threading.RLock()
+        self._closed = False
+        self._removed = False
+        self.apdu_count = 0
+        self.verify_count = 0
+        self._app: Aid | None = None  # None: the MF (after reset)
+        self._ef: ElementaryFile | None = None
+        self._verified: set[KeyId] = set()
+
+    # --- public surface ------------------------------------------------------------------
+
+    @property
+    def atr(self) -> bytes:
+        return self.profile.atr
+
+    @property
+    def path(self) -> Path:
+        return self._store.path
+
+    def tries_left(self, key: KeyId) -> int:
+        return self._state.tries_left[key]
+
+    def reset(self) -> bytes:
+        """Power-cycle (re-insert after a removal): security state cleared; returns the ATR.
+
+        The state file is re-read, so `jpki sim reset` on a running simulator takes effect.
+        """
+        with self._lock:
+            if self._closed:
+                raise CardRemovedError("simulated card is closed")
+            self._state = self._store.load_state()
+            self._removed = False
+            self._clear_session()
+            return self.atr
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._clear_session()
+
+    def process(self, command: bytes) -> bytes:
+        """One command APDU in, response (data + SW1 SW2) out."""
+        with self._lock:
+            if self._closed or self._removed:
+                raise CardRemovedError("simulated card is not in the reader")
+            self.apdu_count += 1
+            n = self.apdu_count
+            f = self.faults
+            ins = command[1] if len(command) >= 2 else -1
+            if f.remove_at == n:
+                self._remove()
+                raise CardRemovedError(f"simulated card removed at APDU {n} (fault injection)")
+            if f.delay and (not f.delay_ins or ins in f.delay_ins):
+                self._sleep(f.delay)
+            if ins in f.status_words:
+                response = _sw(f.status_words[ins])
+            else:
+                response = self._dispatch(bytes(command))
+            if n in f.corrupt_at or ins in f.corrupt_ins:
+                response = corrupt(response, f.corruption, n)
+            return response
+
+    # --- dispatch ------------------------------------------------------------------------
+
+    def _remove(self) -> None:
+        self._removed = True
+        self._clear_session()
+
+    def _clear_session(self) -> None:
+        self._app = None
+        self._ef = None
+        self._verified.clear()
+
+    def _dispatch(self, raw: bytes) -> bytes:
+        if len(raw) < 4:
+            return _sw(SW.WRONG_LENGTH)
+        cla, ins = raw[0], raw[1]
+        # Secure messaging (b4-b3), chaining (b5), other classes: refused as a CLA.
+        if cla & 0xF0 not in (0x00, 0x80) or cla & 0x0C:
+            return _sw(SW.CLA_NOT_SUPPORTED)
+        if cla & 0x03:
+            return _sw(0x6881)  # logical channel not supported: only channel 0
+        entry = self._handlers.get(ins)
+        if entry is None:
+            return _sw(SW.INS_NOT_SUPPORTED)
+        want_cla, handler = entry
+        if cla != want_cla:
+            return _sw(SW.CLA_NOT_SUPPORTED)
+        try:
+            apdu = CommandApdu.decode(raw)
+        except ApduFormatError:
+            return _sw(SW.WRONG_LENGTH)
+        try:
+            return handler(apdu)
+        except CardRemovedError:
+            raise
+        except ProfileError:
+            log.exception("simulator could not persist its state")
+            return _sw(SW.MEMORY_FAILURE)
+        except Exception:  # a bug in the model must not look like a transport failure
+            log.exception("simulator bug while processing %02X %02X", cla, ins)
+            return _sw(SW.NO_PRECISE_DIAGNOSIS)
+
+    @cached_property
+    def _handlers(self) -> Mapping[int, tuple[int, Callable[[CommandApdu], bytes]]]:
+        return {
+            0xA4: (0x00, self._select),
+            0xB0: (0x00, self._read_binary),
+            0x20: (0x00, self._verify),
+            0x24: (0x00, self._change),
+            0x2A: (0x80, self._sign),
+        }
+
+    # --- file system ---------------------------------------------------------------------
+
+    @cached_property
+    def _rsa(self) -> Mapping[str, rsa.RSAPrivateKey]:
+        return {"auth": self.profile.private_key("auth"), "sign": self.profile.private_key("sign")}
+
+    @cached_property
+    def _jpki_files(self) -> Mapping[int, ElementaryFile]:
+        p = self.profile
+        label = p.token_label.encode("ascii").ljust(32, b" ")
+        pk, d = FileKind.PRIVATE_KEY, FileKind.DATA
+        files = [
+            ElementaryFile(0x0001, d, p.sign_cert, frozenset({KeyId.SIGN_PIN})),
+            ElementaryFile(0x0002, d, p.sign_ca_cert),
+            ElementaryFile(0x000A, d, p.auth_cert),
+            ElementaryFile(0x000B, d, p.auth_ca_cert),
+            ElementaryFile(0x0006, d, label),
+            ElementaryFile(0x0017, pk, key=KeyId.AUTH_PIN, rsa_key="auth"),
+            ElementaryFile(0x001A, pk, key=KeyId.SIGN_PIN, rsa_key="sign"),
+            ElementaryFile(0x0018, FileKind.PIN, key=KeyId.AUTH_PIN),
+            ElementaryFile(0x001B, FileKind.PIN, key=KeyId.SIGN_PIN),
+        ]
+        return {f.fid: f for f in files}
+
+    @cached_property
+    def _text_files(self) -> Mapping[int, ElementaryFile]:
+        p, person = self.profile, self.profile.person
+        t = text_ap_files(
+            my_number=person.my_number,
+            name=person.name,
+            address=person.address,
+            birth_date=person.birth_date,
+            sex=person.sex,
+            issuer=p.private_key("issuer"),
+            cvc_root=p.private_key("cvc_root"),
+            long_form=p.text_long_form,
+        )
+        d = FileKind.DATA
+        files = [
+            ElementaryFile(0x0001, d, t.ef0001, frozenset({KeyId.SUPPORT_PIN, KeyId.TEXT_A})),
+            ElementaryFile(0x0002, d, t.ef0002, frozenset({KeyId.SUPPORT_PIN, KeyId.TEXT_B})),
+            ElementaryFile(0x0003, d, t.ef0003, frozenset({KeyId.SUPPORT_PIN})),
+            ElementaryFile(0x0004, d, t.ef0004),
+            ElementaryFile(0x0011, FileKind.PIN, key=KeyId.SUPPORT_PIN),
+            ElementaryFile(0x0014, FileKind.PIN, key=KeyId.TEXT_A),
+            ElementaryFile(0x0015, FileKind.PIN, key=KeyId.TEXT_B),
+        ]
+        return {f.fid: f for f in files}
+
+    @cached_property
+    def _visual_files(self) -> Mapping[int, ElementaryFile]:
+        p = self.profile
+        ef2, ef5 = visual_ap_files(
+            birth_date=p.person.birth_date,
+            sex=p.person.sex,
+            expiry_date=p.expiry_date,
+            images=load_images(),
+            issuer=p.private_key("issuer"),
+        )
+        d = FileKind.DATA
+        files = [
+            ElementaryFile(0x0002, d, ef2, frozenset({KeyId.VISUAL_A, KeyId.VISUAL_B})),
+            ElementaryFile(0x0005, d, ef5, frozenset({KeyId.VISUAL_A})),
+            ElementaryFile(0x0011, FileKind.PIN, key=KeyId.VISUAL_BIRTH),
+            ElementaryFile(0x0012, FileKind.PIN, key=KeyId.VISUAL_B),
+            ElementaryFile(0x0013, FileKind.PIN, key=KeyId.VISUAL_A),
+        ]
+        return {f.fid: f for f in files}
+
+    def files(self, app: Aid) -> Mapping[int, ElementaryFile]:
+        """The EF table of one application (built on first use)."""
+        if app is Aid.JPKI:
+            return self._jpki_files
+        if app is Aid.TEXT:
+            return self._text_files
+        return self._visual_files
+
+    def _lookup(self, fid: int) -> ElementaryFile | None:
+        if self._app is None:
+            return None  # the MF holds no EF in this model
+        return self.files(self._app).get(fid)
+
+    def _by_short_id(self, p: int) -> tuple[ElementaryFile | None, bool]:
+        """Resolve a P1/P2 of ``80|SFI``: (file or None, whether the byte was well-formed)."""
+        if not p & 0x80 or p & 0x60 or not p & 0x1F:
+            return None, False
+        return self._lookup(p & 0x1F), True
+
+    # --- SELECT --------------------------------------------------------------------------
+
+    def _select(self, apdu: CommandApdu) -> bytes:
+        p1, p2, data = apdu.p1, apdu.p2, apdu.data
+        if p2 not in (0x00, 0x04, 0x08, 0x0C):  # first occurrence; FCI/FCP/FMD/none
+            return _sw(SW.INCORRECT_P1P2)
+        if p1 == 0x04:
+            if not 1 <= len(data) <= 16:
+                return _sw(SW.WRONG_LENGTH)
+            try:
+                app = Aid(data)
+            except ValueError:
+                return _sw(SW.FILE_NOT_FOUND)
+            self._clear_session()
+            self._app = app
+            return _OK
+        if p1 == 0x00 and data in (b"", b"\x3f\x00"):
+            self._clear_session()  # the MF
+            return _OK
+        if p1 in (0x00, 0x02):
+            if len(data) != 2:
+                return _sw(SW.WRONG_LENGTH)
+            ef = self._lookup(int.from_bytes(data, "big"))
+            if ef is None:
+                return _sw(SW.FILE_NOT_FOUND)
+            self._ef = ef
+            return _OK
+        return _sw(SW.INCORRECT_P1P2)
+
+    # --- READ BINARY ---------------------------------------------------------------------
+
+    def _read_binary(self, apdu: CommandApdu) -> bytes:
+        if apdu.data or apdu.le is None:
+            return _sw(SW.WRONG_LENGTH)
+        if apdu.p1 & 0x80:
+            ef, ok = self._by_short_id(apdu.p1)
+            if not ok:
+                return _sw(SW.INCORRECT_P1P2)
+            if ef is None:
+                return _sw(SW.FILE_NOT_FOUND)
+            self._ef = ef
+            offset = apdu.p2
+        else:
+            ef = self._ef
+            if ef is None:
+                return _sw(SW.COMMAND_NOT_ALLOWED)  # no current EF
+            offset = (apdu.p1 << 8) | apdu.p2
+        if ef.kind is not FileKind.DATA:
+            return _sw(SW.COMMAND_INCOMPATIBLE_WITH_FILE)
+        if ef.read_with is not None and not ef.read_with & self._verified:
+            return _sw(SW.SECURITY_STATUS_NOT_SATISFIED)
+        if offset >= len(ef.content):
+            return _sw(SW.WRONG_P1P2)
+        return ef.content[offset : offset + apdu.le] + _OK
+
+    # --- VERIFY / CHANGE REFERENCE DATA ------------------------------------------------------
+
+    def _key_file(self, p2: int) -> tuple[ElementaryFile | None, bytes | None]:
+        """The PIN EF a VERIFY/CHANGE names by P2 (``80`` current EF, ``80|SFI``)."""
+        if p2 == 0x80:
+            ef = self._ef
+        else:
+            ef, ok = self._by_short_id(p2)
+            if not ok:
+                return None, _sw(SW.INCORRECT_P1P2)
+        if ef is None or ef.kind is not FileKind.PIN or ef.key is None:
+            return None, _sw(SW.REFERENCED_DATA_NOT_FOUND)
+        return ef, None
+
+    def _reference(self, key: KeyId) -> bytes:
+        value = self._state.changed_pins.get(key) or self.profile.initial_value(key)
+        return value.encode("ascii")
+
+    def _save(self, change: Callable[[CardState], None]) -> None:
+        """Apply ``change`` to the state and persist it; on failure keep the old state."""
+        old = CardState(dict(self._state.tries_left), dict(self._state.changed_pins))
+        change(self._state)
+        try:
+            self._store.save_state(self._state)
+        except ProfileError:
+            self._state = old
+            raise
+
+    def _verify(self, apdu: CommandApdu) -> bytes:
+        if apdu.p1 != 0x00:
+            return _sw(SW.INCORRECT_P1P2)
+        ef, err = self._key_file(apdu.p2)
+        if ef is None or ef.key is None:
+            return err or _sw(SW.REFERENCED_DATA_NOT_FOUND)
+        key = ef.key
+        tries = self._state.tries_left[key]
+        if tries == 0:
+            return _sw(SW.REFERENCE_DATA_BLOCKED)
+        if not apdu.data:
+            return _sw(0x63C0 | min(tries, 15))  # status only: spends nothing, changes nothing
+        # Spend the try durably BEFORE comparing: tearing the power never gives a free try.
+        self._save(lambda s: s.tries_left.__setitem__(key, tries - 1))
+        self.verify_count += 1
+        if self.faults.power_loss_at_verify == self.verify_count:
+            self._remove()
+            raise CardRemovedError("simulated power loss during VERIFY (fault injection)")
+        if hmac.compare_digest(apdu.data, self._reference(key)):
+            self._save(lambda s: s.tries_left.__setitem__(key, self.profile.max_tries[key]))
+            self._verified.add(key)
+            return _OK
+        self._verified.discard(key)
+        return _sw(0x63C0 | min(tries - 1, 15))
+
+    def _change(self, apdu: CommandApdu) -> bytes:
+        if apdu.p1 != 0x01:  # only "new value after VERIFY"; 00 (old+new) is not supported
+            return _sw(SW.INCORRECT_P1P2)
+        ef, err = self._key_file(apdu.p2)
+        if ef is None or ef.key is None:
+            return err or _sw(SW.REFERENCED_DATA_NOT_FOUND)
+        key = ef.key
+        if self._state.tries_left[key] == 0:
+            return _sw(SW.REFERENCE_DATA_BLOCKED)
+        if key not in self._verified:
+            return _sw(SW.SECURITY_STATUS_NOT_SATISFIED)
+        if key not in CHANGEABLE:
+            return _sw(SW.CONDITIONS_NOT_SATISFIED)
+        if not apdu.data:
+            return _sw(SW.WRONG_LENGTH)
+        if not pin_format_ok(key, apdu.data):
+            return _sw(SW.WRONG_DATA)
+        new = apdu.data.decode("ascii")
+
+        def change(s: CardState) -> None:
+            s.changed_pins[key] = new
+            s.tries_left[key] = self.profile.max_tries[key]
+
+        self._save(change)
+        return _OK
+
+    # --- COMPUTE DIGITAL SIGNATURE -----------------------------------------------------------
+
+    def _sign(self, apdu: CommandApdu) -> bytes:
+        if apdu.p1 != 0x00:
+            return _sw(SW.INCORRECT_P1P2)
+        if apdu.p2 == 0x80:
+            ef = self._ef
+            if ef is None or ef.kind is not FileKind.PRIVATE_KEY:
+                return _sw(SW.CONDITIONS_NOT_SATISFIED)  # select a key EF first
+        else:
+            ef, ok = self._by_short_id(apdu.p2)
+            if not ok:
+                return _sw(SW.INCORRECT_P1P2)
+            if ef is None or ef.kind is not FileKind.PRIVATE_KEY:
+                return _sw(SW.REFERENCED_DATA_NOT_FOUND)
+        if not 1 <= len(apdu.data) <= MAX_SIGN_INPUT:
+            return _sw(SW.WRONG_LENGTH)
+        if ef.key not in self._verified or ef.rsa_key is None:
+            return _sw(SW.SECURITY_STATUS_NOT_SATISFIED)
+        key = self._rsa[ef.rsa_key]
+        size = (key.key_size + 7) // 8
+        if apdu.le is not None and apdu.le < size:
+            return _sw(0x6C00 | (size & 0xFF))  # wrong Le; the exact length is the key size
+        return pkcs1_type1_sign(key, apdu.data) + _OK
+
+
+def open_simulated_card(path: Path | str, *, faults: FaultConfig | None = None) -> SimulatedCard:
+    """Open the simulated card stored in profile directory ``path``."""
+    return SimulatedCard(path, faults=faults)

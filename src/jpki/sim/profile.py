@@ -1,0 +1,416 @@
+"""Simulator card profiles: immutable card data plus an atomically persisted mutable state.
+
+A profile is a directory:
+
+* ``profile.json`` — what the card was issued with (certificates, private keys as PEM, initial
+  PINs, person data, My Number, visual AP data). Never written by the chip model.
+* ``state.json`` — what the card has lived through: tries left per key, changed PINs. Rewritten
+  atomically (temporary file, fsync, ``os.replace``, fsync of the directory) on every change,
+  so a restarted simulator remembers a blocked PIN and a crash mid-write leaves the old state.
+* ``faults.json`` — optional fault injection (see ``jpki.sim.faults``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from jpki.errors import ProfileError
+from jpki.sim.layout import collation_b, era_yymmdd
+
+PROFILE_FILE = "profile.json"
+STATE_FILE = "state.json"
+FAULTS_FILE = "faults.json"
+FORMAT = 1
+
+DEFAULT_ATR = bytes.fromhex("3BE000FF8131FE4514")
+DEFAULT_TOKEN_LABEL = "JPKIAPICCTOKEN2"  # noqa: S105 (a label, not a secret)
+
+
+class KeyId(enum.StrEnum):
+    """Every verifiable key on the card; the value names its counter in state.json."""
+
+    AUTH_PIN = "auth_pin"  # JPKI AP EF 0018
+    SIGN_PIN = "sign_pin"  # JPKI AP EF 001B (signing password)
+    SUPPORT_PIN = "support_pin"  # text AP EF 0011 (input-support PIN)
+    TEXT_A = "text_collation_a"  # text AP EF 0014 (My Number)
+    TEXT_B = "text_collation_b"  # text AP EF 0015 (14 digits)
+    VISUAL_BIRTH = "visual_birth_date"  # visual AP EF 0011 (era YYMMDD)
+    VISUAL_B = "visual_collation_b"  # visual AP EF 0012 (14 digits)
+    VISUAL_A = "visual_collation_a"  # visual AP EF 0013 (My Number)
+
+
+DEFAULT_MAX_TRIES: Mapping[KeyId, int] = {
+    KeyId.AUTH_PIN: 3,
+    KeyId.SIGN_PIN: 5,
+    KeyId.SUPPORT_PIN: 3,
+    KeyId.TEXT_A: 10,
+    KeyId.TEXT_B: 10,
+    KeyId.VISUAL_BIRTH: 10,
+    KeyId.VISUAL_B: 10,
+    KeyId.VISUAL_A: 10,
+}
+
+# Keys whose value CHANGE REFERENCE DATA may replace (the collation keys derive from card data).
+CHANGEABLE: frozenset[KeyId] = frozenset({KeyId.AUTH_PIN, KeyId.SIGN_PIN, KeyId.SUPPORT_PIN})
+
+DEFAULT_PINS: Mapping[KeyId, str] = {
+    KeyId.AUTH_PIN: "1234",
+    KeyId.SIGN_PIN: "JPKITEST01",
+    KeyId.SUPPORT_PIN: "5678",
+}
+
+
+def pin_format_ok(key: KeyId, value: bytes) -> bool:
+    """Format the card enforces on a new PIN (CHANGE REFERENCE DATA)."""
+    if key is KeyId.SIGN_PIN:
+        return 6 <= len(value) <= 16 and all(
+            c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789" for c in value
+        )
+    return len(value) == 4 and value.isdigit()
+
+
+@dataclass(frozen=True)
+class SimPerson:
+    """The card holder as the card-info applications show it. ``sex``: card coding 1/2/9."""
+
+    name: str
+    address: str
+    birth_date: date
+    sex: int
+    my_number: str
+
+    def __repr__(self) -> str:  # the My Number is specific personal information
+        return f"SimPerson(name={self.name!r}, my_number=<redacted>)"
+
+
+@dataclass(frozen=True)
+class CardProfile:
+    """Everything a simulated card was issued with (``profile.json``)."""
+
+    auth_cert: bytes  # DER
+    auth_ca_cert: bytes
+    sign_cert: bytes
+    sign_ca_cert: bytes
+    auth_key_pem: bytes
+    sign_key_pem: bytes
+    issuer_key_pem: bytes  # signs the text/visual AP data; its key is in text AP EF 0004
+    cvc_root_key_pem: bytes  # signs the card-verifiable certificate in text AP EF 0004
+    person: SimPerson
+    expiry_date: date
+    security_code: str
+    pins: Mapping[KeyId, str] = field(default_factory=lambda: dict(DEFAULT_PINS))
+    max_tries: Mapping[KeyId, int] = field(default_factory=lambda: dict(DEFAULT_MAX_TRIES))
+    token_label: str = DEFAULT_TOKEN_LABEL
+    atr: bytes = DEFAULT_ATR
+    text_long_form: bool = False  # write text AP lengths < 128 as 81 xx (BER) too
+    seed: str | None = None
+    person_index: int | None = None
+
+    def __repr__(self) -> str:  # keys, PINs and the My Number stay out of reprs
+        return f"CardProfile(label={self.token_label!r}, person={self.person!r})"
+
+    def initial_value(self, key: KeyId) -> str:
+        """The reference data a key was issued with (PIN or collation value)."""
+        if key in CHANGEABLE:
+            return self.pins[key]
+        if key in (KeyId.TEXT_A, KeyId.VISUAL_A):
+            return self.person.my_number
+        if key is KeyId.VISUAL_BIRTH:
+            return era_yymmdd(self.person.birth_date)
+        return collation_b(self.person.birth_date, self.expiry_date.year, self.security_code)
+
+    def private_key(self, which: str) -> rsa.RSAPrivateKey:
+        pem = {
+            "auth": self.auth_key_pem,
+            "sign": self.sign_key_pem,
+            "issuer": self.issuer_key_pem,
+            "cvc_root": self.cvc_root_key_pem,
+        }[which]
+        try:
+            key = serialization.load_pem_private_key(pem, None)
+        except (ValueError, TypeError) as exc:
+            raise ProfileError(f"profile {which} key is not a valid PEM private key") from exc
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise ProfileError(f"profile {which} key is not an RSA key")
+        return key
+
+    # --- JSON ------------------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        def pem(der: bytes) -> str:
+            cert = x509.load_der_x509_certificate(der)
+            return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+        return {
+            "format": FORMAT,
+            "seed": self.seed,
+            "person_index": self.person_index,
+            "token_label": self.token_label,
+            "atr": self.atr.hex().upper(),
+            "certificates": {
+                "auth": pem(self.auth_cert),
+                "auth_ca": pem(self.auth_ca_cert),
+                "sign": pem(self.sign_cert),
+                "sign_ca": pem(self.sign_ca_cert),
+            },
+            "keys": {
+                "auth": self.auth_key_pem.decode("ascii"),
+                "sign": self.sign_key_pem.decode("ascii"),
+                "issuer": self.issuer_key_pem.decode("ascii"),
+                "cvc_root": self.cvc_root_key_pem.decode("ascii"),
+            },
+            "pins": {k.value: v for k, v in self.pins.items()},
+            "max_tries": {k.value: v for k, v in self.max_tries.items()},
+            "person": {
+                "name": self.person.name,
+                "address": self.person.address,
+                "birth_date": self.person.birth_date.isoformat(),
+                "sex": self.person.sex,
+                "my_number": self.person.my_number,
+            },
+            "visual": {
+                "expiry_date": self.expiry_date.isoformat(),
+                "security_code": self.security_code,
+            },
+            "text_long_form": self.text_long_form,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> CardProfile:
+        """Parse ``profile.json`` content; any defect is a ``ProfileError``."""
+        try:
+            if data.get("format") != FORMAT:
+                raise ProfileError(f"unsupported profile format {data.get('format')!r}")
+            certs = data["certificates"]
+            keys = data["keys"]
+            person = data["person"]
+            visual = data["visual"]
+
+            def der(pem: str) -> bytes:
+                cert = x509.load_pem_x509_certificate(pem.encode("ascii"))
+                return cert.public_bytes(serialization.Encoding.DER)
+
+            pins = {KeyId(k): _str(v) for k, v in data.get("pins", DEFAULT_PINS).items()}
+            max_tries = dict(DEFAULT_MAX_TRIES)
+            for k, v in data.get("max_tries", {}).items():
+                if not isinstance(v, int) or not 1 <= v <= 15:
+                    raise ProfileError(f"max_tries.{k} must be an integer 1..15")
+                max_tries[KeyId(k)] = v
+            missing = [k.value for k in CHANGEABLE if k not in pins]
+            if missing:
+                raise ProfileError(f"profile pins missing: {', '.join(sorted(missing))}")
+            sp = SimPerson(
+                name=_str(person["name"]),
+                address=_str(person["address"]),
+                birth_date=date.fromisoformat(person["birth_date"]),
+                sex=int(person["sex"]),
+                my_number=_digits(person["my_number"], 12, "person.my_number"),
+            )
+            code = _digits(visual["security_code"], 4, "visual.security_code")
+            profile = cls(
+                auth_cert=der(certs["auth"]),
+                auth_ca_cert=der(certs["auth_ca"]),
+                sign_cert=der(certs["sign"]),
+                sign_ca_cert=der(certs["sign_ca"]),
+                auth_key_pem=_str(keys["auth"]).encode("ascii"),
+                sign_key_pem=_str(keys["sign"]).encode("ascii"),
+                issuer_key_pem=_str(keys["issuer"]).encode("ascii"),
+                cvc_root_key_pem=_str(keys["cvc_root"]).encode("ascii"),
+                person=sp,
+                expiry_date=date.fromisoformat(visual["expiry_date"]),
+                security_code=code,
+                pins=pins,
+                max_tries=max_tries,
+                token_label=_str(data.get("token_label", DEFAULT_TOKEN_LABEL)),
+                atr=bytes.fromhex(data.get("atr", DEFAULT_ATR.hex())),
+                text_long_form=bool(data.get("text_long_form", False)),
+                seed=data.get("seed"),
+                person_index=data.get("person_index"),
+            )
+        except ProfileError:
+            raise
+        except KeyError as exc:
+            raise ProfileError(f"profile.json lacks the field {exc.args[0]!r}") from None
+        except (ValueError, TypeError, AttributeError, UnicodeError) as exc:
+            raise ProfileError(f"profile.json is malformed: {exc}") from None
+        if len(profile.token_label.encode("ascii", "replace")) > 32:
+            raise ProfileError("token_label longer than 32 characters")
+        return profile
+
+
+def _str(v: object) -> str:
+    if not isinstance(v, str):
+        raise TypeError(f"expected a string, got {type(v).__name__}")
+    return v
+
+
+def _digits(v: object, n: int, what: str) -> str:
+    s = _str(v)
+    if len(s) != n or not s.isascii() or not s.isdigit():
+        raise ProfileError(f"{what} must be {n} digits")
+    return s
+
+
+# --- mutable state -------------------------------------------------------------------------
+
+
+@dataclass
+class CardState:
+    """Tries left per key and PINs changed since issue (``state.json``)."""
+
+    tries_left: dict[KeyId, int]
+    changed_pins: dict[KeyId, str] = field(default_factory=dict)
+
+    @classmethod
+    def fresh(cls, profile: CardProfile) -> CardState:
+        return cls(tries_left=dict(profile.max_tries))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "tries_left": {k.value: v for k, v in self.tries_left.items()},
+            "changed_pins": {k.value: v for k, v in self.changed_pins.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, profile: CardProfile) -> CardState:
+        try:
+            if data.get("format") != FORMAT:
+                raise ProfileError(f"unsupported state format {data.get('format')!r}")
+            tries = {KeyId(k): v for k, v in data["tries_left"].items()}
+            changed = {KeyId(k): _str(v) for k, v in data.get("changed_pins", {}).items()}
+        except ProfileError:
+            raise
+        except KeyError as exc:
+            raise ProfileError(f"state.json lacks the field {exc.args[0]!r}") from None
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ProfileError(f"state.json is malformed: {exc}") from None
+        for key in KeyId:
+            v = tries.setdefault(key, profile.max_tries[key])
+            if (
+                not isinstance(v, int)
+                or isinstance(v, bool)
+                or not 0 <= v <= profile.max_tries[key]
+            ):
+                raise ProfileError(f"state.json: tries_left.{key.value} out of range")
+        for key, pin in changed.items():
+            if key not in CHANGEABLE or not pin_format_ok(key, pin.encode("ascii", "replace")):
+                raise ProfileError(f"state.json: changed_pins.{key.value} is not a valid PIN")
+        return cls(tries, changed)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that a crash leaves either the old or the new file."""
+    directory = path.parent
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(directory)
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable; not every platform can open a directory.
+    try:
+        dfd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
+
+
+def _dump(data: Mapping[str, Any]) -> bytes:
+    return (json.dumps(data, ensure_ascii=False, indent=2, sort_keys=False) + "\n").encode()
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        hint = " (run `jpki sim reset` on the profile)" if what == "state" else ""
+        raise ProfileError(f"{what} file missing: {path}{hint}") from None
+    except OSError as exc:
+        raise ProfileError(f"cannot read {what} file {path}: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProfileError(f"{what} file {path} is corrupt: {exc}") from None
+    if not isinstance(data, dict):
+        raise ProfileError(f"{what} file {path} is corrupt: not a JSON object")
+    return data
+
+
+class ProfileStore:
+    """A profile directory: loads ``profile.json``, loads and saves ``state.json``."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise ProfileError(f"no simulator profile at {self.path} (create one: jpki sim init)")
+        self.profile = CardProfile.from_json(_read_json(self.path / PROFILE_FILE, "profile"))
+
+    @property
+    def state_path(self) -> Path:
+        return self.path / STATE_FILE
+
+    @property
+    def faults_path(self) -> Path:
+        return self.path / FAULTS_FILE
+
+    def load_state(self) -> CardState:
+        return CardState.from_json(_read_json(self.state_path, "state"), self.profile)
+
+    def save_state(self, state: CardState) -> None:
+        try:
+            write_atomic(self.state_path, _dump(state.to_json()))
+        except OSError as exc:
+            raise ProfileError(f"cannot write state file {self.state_path}: {exc}") from exc
+
+    def reset_state(self) -> CardState:
+        """Restore every counter and the issued PINs."""
+        state = CardState.fresh(self.profile)
+        self.save_state(state)
+        return state
+
+
+def write_profile(path: Path | str, profile: CardProfile, *, force: bool = False) -> ProfileStore:
+    """Create (or with ``force`` overwrite) a profile directory with a fresh state."""
+    p = Path(path)
+    target = p / PROFILE_FILE
+    if target.exists() and not force:
+        raise ProfileError(f"a profile already exists at {p} (use --force to overwrite)")
+    if p.exists() and not p.is_dir():
+        raise ProfileError(f"{p} exists and is not a directory")
+    if p.is_dir() and not force and any(p.iterdir()):
+        raise ProfileError(f"{p} is not empty (use --force to overwrite)")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        write_atomic(target, _dump(profile.to_json()))
+        write_atomic(p / STATE_FILE, _dump(CardState.fresh(profile).to_json()))
+    except OSError as exc:
+        raise ProfileError(f"cannot write profile {p}: {exc.strerror or exc}") from exc
+    return ProfileStore(p)
