@@ -1,7 +1,172 @@
-"""`jpki` commands: sim."""
+"""`jpki sim …`: create, inspect and reset simulated card profiles."""
 
 from __future__ import annotations
 
-import click
+import hashlib
+from pathlib import Path
+from typing import Any
 
-commands: list[click.Command] = []
+import click
+from cryptography import x509
+
+from jpki.cli._common import emit, handle_errors
+from jpki.sim.faults import FaultConfig
+from jpki.sim.layout import collation_b, era_yymmdd
+from jpki.sim.profile import CHANGEABLE, KeyId, ProfileStore
+
+_PROFILE = click.Path(path_type=Path, file_okay=False)
+
+
+@click.group("sim")
+def sim_group() -> None:
+    """Simulated My Number card profiles (test cards: PINs and My Number are shown)."""
+
+
+def _cert_summary(der: bytes) -> dict[str, Any]:
+    cert = x509.load_der_x509_certificate(der)
+    return {
+        "subject": cert.subject.rfc4514_string(),
+        "issuer": cert.issuer.rfc4514_string(),
+        "serial": f"{cert.serial_number:X}",
+        "not_before": cert.not_valid_before_utc.isoformat(),
+        "not_after": cert.not_valid_after_utc.isoformat(),
+        "sha256": hashlib.sha256(der).hexdigest(),
+    }
+
+
+def describe(store: ProfileStore) -> dict[str, Any]:
+    """Everything about a test card, for `jpki sim show --json`."""
+    p = store.profile
+    state = store.load_state()
+    pins = {k.value: state.changed_pins.get(k, p.pins[k]) for k in KeyId if k in CHANGEABLE}
+    person = p.person
+    out: dict[str, Any] = {
+        "profile": str(store.path),
+        "seed": p.seed,
+        "person_index": p.person_index,
+        "token_label": p.token_label,
+        "atr": p.atr.hex().upper(),
+        **pins,
+        "tries_left": {k.value: state.tries_left[k] for k in KeyId},
+        "max_tries": {k.value: p.max_tries[k] for k in KeyId},
+        **{f"{k.value}_tries_left": state.tries_left[k] for k in KeyId if k in CHANGEABLE},
+        "my_number": person.my_number,
+        "person": {
+            "name": person.name,
+            "address": person.address,
+            "birth_date": person.birth_date.isoformat(),
+            "sex": person.sex,
+        },
+        "visual": {
+            "expiry_date": p.expiry_date.isoformat(),
+            "security_code": p.security_code,
+            "birth_date_key": era_yymmdd(person.birth_date),
+            "collation_b": collation_b(person.birth_date, p.expiry_date.year, p.security_code),
+        },
+        "certificates": {
+            "auth": _cert_summary(p.auth_cert),
+            "auth_ca": _cert_summary(p.auth_ca_cert),
+            "sign": _cert_summary(p.sign_cert),
+            "sign_ca": _cert_summary(p.sign_ca_cert),
+        },
+        "faults": FaultConfig.load(store.faults_path).to_json()
+        if store.faults_path.exists()
+        else None,
+    }
+    return out
+
+
+def _text(info: dict[str, Any]) -> str:
+    t = info["tries_left"]
+    m = info["max_tries"]
+    lines = [
+        f"profile      {info['profile']}  (seed {info['seed']!r}, person {info['person_index']})",
+        f"token label  {info['token_label']}   ATR {info['atr']}",
+        f"name         {info['person']['name']}",
+        f"address      {info['person']['address']}",
+        f"birth date   {info['person']['birth_date']}   sex {info['person']['sex']}",
+        f"my number    {info['my_number']}",
+        f"auth PIN     {info['auth_pin']}   tries {t['auth_pin']}/{m['auth_pin']}",
+        f"sign PIN     {info['sign_pin']}   tries {t['sign_pin']}/{m['sign_pin']}",
+        f"support PIN  {info['support_pin']}   tries {t['support_pin']}/{m['support_pin']}",
+        f"collation B  {info['visual']['collation_b']}   "
+        f"(expiry {info['visual']['expiry_date']}, code {info['visual']['security_code']})",
+        "collation tries  "
+        + ", ".join(f"{k} {v}/{m[k]}" for k, v in t.items() if "collation" in k or "birth" in k),
+    ]
+    for slot, c in info["certificates"].items():
+        lines.append(f"cert {slot:8s} {c['subject']}  (until {c['not_after'][:10]})")
+    if info["faults"]:
+        lines.append(f"faults       {info['faults']}")
+    return "\n".join(lines)
+
+
+def _init(
+    profile: Path, seed: str, person: int, force: bool, long_form: bool, as_json: bool
+) -> None:
+    from jpki.sim.create import create_profile  # needs the test PKI: import only when used
+
+    store = create_profile(profile, seed=seed, person=person, force=force, text_long_form=long_form)
+    emit(describe(store), as_json, lambda: f"created simulated card profile {store.path}")
+
+
+def _init_options(fn: Any) -> Any:
+    fn = click.option("--json", "as_json", is_flag=True, help="Print the new profile as JSON.")(fn)
+    fn = click.option(
+        "--ber-long-form",
+        "long_form",
+        is_flag=True,
+        help="Write text AP lengths below 128 as 81 xx (legal BER) to test parsers.",
+    )(fn)
+    fn = click.option("--force", is_flag=True, help="Overwrite an existing profile.")(fn)
+    fn = click.option(
+        "--person", type=click.IntRange(min=0), default=0, show_default=True,
+        help="Test person index (jpki.testpki.sample_person).",
+    )(fn)  # fmt: skip
+    fn = click.option("--seed", default="jpki-test", show_default=True, help="Test PKI seed.")(fn)
+    return click.argument("profile", type=_PROFILE)(fn)
+
+
+@sim_group.command("init")
+@_init_options
+@handle_errors
+def init_cmd(
+    profile: Path, seed: str, person: int, force: bool, long_form: bool, as_json: bool
+) -> None:
+    """Create a simulated card profile directory PROFILE from the test PKI."""
+    _init(profile, seed, person, force, long_form, as_json)
+
+
+@sim_group.command("create")
+@_init_options
+@handle_errors
+def create_cmd(
+    profile: Path, seed: str, person: int, force: bool, long_form: bool, as_json: bool
+) -> None:
+    """Same as `init`."""
+    _init(profile, seed, person, force, long_form, as_json)
+
+
+@sim_group.command("show")
+@click.argument("profile", type=_PROFILE)
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+@handle_errors
+def show_cmd(profile: Path, as_json: bool) -> None:
+    """Show a test card: PINs, tries left, My Number, person data, certificates."""
+    info = describe(ProfileStore(profile))
+    emit(info, as_json, lambda: _text(info))
+
+
+@sim_group.command("reset")
+@click.argument("profile", type=_PROFILE)
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+@handle_errors
+def reset_cmd(profile: Path, as_json: bool) -> None:
+    """Restore every counter and the PINs the card was issued with (unblocks)."""
+    store = ProfileStore(profile)
+    state = store.reset_state()
+    tries = {k.value: v for k, v in state.tries_left.items()}
+    emit({"profile": str(store.path), "tries_left": tries}, as_json, f"reset {store.path}")
+
+
+commands: list[click.Command] = [sim_group]
