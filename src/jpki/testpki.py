@@ -35,6 +35,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
+from jpki.cert import era_for_date
+
 __all__ = [
     "AUTH_POLICY_OID",
     "OTHERNAME_ORDER",
@@ -136,20 +138,9 @@ def _my_number(index: int) -> str:
     return body + str(my_number_check_digit(body))
 
 
-# Era start dates (the first day of each era).
-_ERAS = (
-    (date(2019, 5, 1), 5),
-    (date(1989, 1, 8), 4),
-    (date(1926, 12, 25), 3),
-    (date(1912, 7, 30), 2),
-    (date(1868, 10, 23), 1),
-)
-
-
 def birth_date_code(d: date) -> str:
     """``EYYYYMMDD``: era digit (1 Meiji … 5 Reiwa, 0 unknown) then the Gregorian date."""
-    era = next((digit for start, digit in _ERAS if d >= start), 0)
-    return f"{era}{d:%Y%m%d}"
+    return f"{int(era_for_date(d))}{d:%Y%m%d}"
 
 
 def _flags(text: str, substituted: str = "") -> str:

@@ -1,0 +1,657 @@
+"""JPKI certificate model: kind, basic 4 information, CRL DPs, policies, key ids, validity.
+
+``JpkiCertificate`` wraps a ``cryptography`` certificate and parses each field lazily, once
+(``cached_property``): a verifier on a hot path pays only for what it reads. The raw DER given
+to ``load`` is kept as is (never re-encoded), and ``tbs_der`` is sliced from it.
+
+Kind rule (first match wins; docs/cert.md has the same table):
+
+1. BasicConstraints ``CA:TRUE`` with keyCertSign, subject ``O`` is ``JPKI`` or ``JPKI-TEST``:
+   an ``OU`` ending "for digital signature" → ``signing_ca``; "for user authentication" →
+   ``authentication_ca``; otherwise ``unknown``. Other CA certificates → ``unknown``.
+2. Not a CA and ExtendedKeyUsage contains id-kp-OCSPSigning → ``ocsp_responder``.
+3. A JPKI certificate policy (arc 1.2.392.200149.8.5.1) decides the candidate kind:
+   ``.1.1.20`` (production) / ``.1.0.20`` (test cards) → ``signing``; ``.1.1.40`` →
+   ``phone_signing``; ``.1.3.30`` → ``authentication``; ``.1.3.40`` → ``phone_authentication``
+   (by analogy with ``.1.1.40``, unconfirmed). The KeyUsage must agree — signing kinds need
+   digitalSignature + nonRepudiation, authentication kinds digitalSignature without
+   nonRepudiation — else ``unknown``.
+4. No JPKI policy: issuer ``O`` is ``JPKI``/``JPKI-TEST`` and the issuer ``OU`` names the
+   hierarchy ("for digital signature" / "for user authentication") with the matching KeyUsage
+   as in 3 → ``signing`` / ``authentication``.
+5. Otherwise ``unknown``.
+
+``is_test`` is true for the test policy arc ``1.2.392.200149.8.5.1.0.*`` or when the subject or
+issuer ``O`` is ``JPKI-TEST``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import IntEnum, StrEnum
+from functools import cached_property
+from typing import Any, TypeVar
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from cryptography.x509.oid import (
+    AuthorityInformationAccessOID,
+    ExtendedKeyUsageOID,
+    ExtensionOID,
+    NameOID,
+)
+
+from jpki.errors import CertificateError, TlvError
+from jpki.tlv import decode_one, parse_length, parse_tag
+
+__all__ = [
+    "BasicInfo",
+    "CertKind",
+    "DistributionPointName",
+    "Era",
+    "JpkiCertificate",
+    "Sex",
+    "era_for_date",
+    "name_to_text",
+]
+
+_JPKI_ARC = "1.2.392.200149.8.5"
+_POLICY_ARC = f"{_JPKI_ARC}.1."
+_TEST_POLICY_ARC = f"{_JPKI_ARC}.1.0."
+OID_NAME = f"{_JPKI_ARC}.5.1"
+OID_NAME_SUBSTITUTES = f"{_JPKI_ARC}.5.2"
+OID_SEX = f"{_JPKI_ARC}.5.3"
+OID_BIRTH_DATE = f"{_JPKI_ARC}.5.4"
+OID_ADDRESS = f"{_JPKI_ARC}.5.5"
+OID_ADDRESS_SUBSTITUTES = f"{_JPKI_ARC}.5.6"
+_BASIC_OIDS = (
+    OID_NAME,
+    OID_NAME_SUBSTITUTES,
+    OID_SEX,
+    OID_BIRTH_DATE,
+    OID_ADDRESS,
+    OID_ADDRESS_SUBSTITUTES,
+)
+_JPKI_ORGS = ("JPKI", "JPKI-TEST")
+_SIGN_OU = "for digital signature"
+_AUTH_OU = "for user authentication"
+_UTF8STRING = 0x0C
+
+# Errors cryptography raises while lazily decoding a malformed certificate.
+_DECODE_ERRORS = (
+    ValueError,
+    TypeError,
+    OverflowError,
+    UnsupportedAlgorithm,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+)
+
+
+class CertKind(StrEnum):
+    """What a certificate is for, by the rule in the module docstring."""
+
+    SIGNING = "signing"
+    AUTHENTICATION = "authentication"
+    SIGNING_CA = "signing_ca"
+    AUTHENTICATION_CA = "authentication_ca"
+    PHONE_SIGNING = "phone_signing"
+    PHONE_AUTHENTICATION = "phone_authentication"
+    OCSP_RESPONDER = "ocsp_responder"
+    UNKNOWN = "unknown"
+
+
+class Sex(IntEnum):
+    """Sex as coded in the signing certificate (otherName ...8.5.5.3)."""
+
+    MALE = 1
+    FEMALE = 2
+    UNKNOWN = 3
+
+
+class Era(IntEnum):
+    """Japanese era digit of the birth date code ``EYYYYMMDD``."""
+
+    UNKNOWN = 0
+    MEIJI = 1
+    TAISHO = 2
+    SHOWA = 3
+    HEISEI = 4
+    REIWA = 5
+
+
+# First day of each era (Gregorian).
+_ERA_STARTS = (
+    (date(2019, 5, 1), Era.REIWA),
+    (date(1989, 1, 8), Era.HEISEI),
+    (date(1926, 12, 25), Era.SHOWA),
+    (date(1912, 7, 30), Era.TAISHO),
+    (date(1868, 10, 23), Era.MEIJI),
+)
+
+
+def era_for_date(d: date) -> Era:
+    """The era a Gregorian date falls in (``UNKNOWN`` before Meiji)."""
+    return next((era for start, era in _ERA_STARTS if d >= start), Era.UNKNOWN)
+
+
+@dataclass(frozen=True)
+class BasicInfo:
+    """The basic 4 information (基本4情報) of a signing certificate."""
+
+    name: str
+    name_substitutes: tuple[bool, ...]  # one flag per character (code point) of ``name``
+    sex: Sex
+    birth_date: date
+    birth_era: Era
+    address: str
+    address_substitutes: tuple[bool, ...]
+    # otherName entries with OIDs we do not know (e.g. a former surname), kept as text;
+    # a value that is not a UTF8String is kept as "der:" + hex of its DER.
+    other: Mapping[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "name_substitutes": list(self.name_substitutes),
+            "sex": self.sex.name.lower(),
+            "birth_date": self.birth_date.isoformat(),
+            "birth_era": self.birth_era.name.lower(),
+            "address": self.address,
+            "address_substitutes": list(self.address_substitutes),
+            "other": dict(self.other),
+        }
+
+
+@dataclass(frozen=True)
+class DistributionPointName:
+    """One CRL distribution point full name: a directoryName or a URI."""
+
+    directory_name: x509.Name | None = None
+    uri: str | None = None
+
+    @property
+    def text(self) -> str:
+        if self.directory_name is not None:
+            return name_to_text(self.directory_name)
+        return self.uri or ""
+
+    def as_dict(self) -> dict[str, str]:
+        if self.directory_name is not None:
+            return {"type": "directoryName", "value": self.text}
+        return {"type": "uri", "value": self.text}
+
+
+_SHORT_NAMES = {
+    NameOID.COUNTRY_NAME: "C",
+    NameOID.ORGANIZATION_NAME: "O",
+    NameOID.ORGANIZATIONAL_UNIT_NAME: "OU",
+    NameOID.COMMON_NAME: "CN",
+    NameOID.LOCALITY_NAME: "L",
+    NameOID.STATE_OR_PROVINCE_NAME: "ST",
+    NameOID.SERIAL_NUMBER: "serialNumber",
+    NameOID.EMAIL_ADDRESS: "emailAddress",
+}
+
+
+def name_to_text(name: x509.Name) -> str:
+    """``C=JP, O=JPKI, OU=…`` in certificate order (as openssl prints it), not RFC 4514 order."""
+    parts = []
+    for attr in name:
+        key = _SHORT_NAMES.get(attr.oid, attr.oid.dotted_string)
+        value = attr.value if isinstance(attr.value, str) else attr.value.hex()
+        parts.append(f"{key}={value}")
+    return ", ".join(parts)
+
+
+_KU_NAMES = (
+    ("digital_signature", "digitalSignature"),
+    ("content_commitment", "nonRepudiation"),
+    ("key_encipherment", "keyEncipherment"),
+    ("data_encipherment", "dataEncipherment"),
+    ("key_agreement", "keyAgreement"),
+    ("key_cert_sign", "keyCertSign"),
+    ("crl_sign", "cRLSign"),
+)
+
+T = TypeVar("T")
+
+
+def _decoding(fn: Callable[[JpkiCertificate], T]) -> Callable[[JpkiCertificate], T]:
+    """Turn cryptography's lazy-decoding errors into ``CertificateError``."""
+
+    def wrapper(self: JpkiCertificate) -> T:
+        try:
+            return fn(self)
+        except _DECODE_ERRORS as exc:
+            raise CertificateError(f"malformed certificate ({fn.__name__}): {exc}") from None
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+def _parse_der(data: bytes) -> x509.Certificate:
+    try:
+        tag, pos = parse_tag(data)
+        length, pos = parse_length(data, pos)
+    except TlvError as exc:
+        raise CertificateError(f"not a DER certificate: {exc}") from None
+    if tag != 0x30:
+        raise CertificateError("not a DER certificate: does not start with a SEQUENCE")
+    if pos + length != len(data):
+        raise CertificateError(
+            f"not a DER certificate: header says {pos + length} bytes, got {len(data)}"
+        )
+    try:
+        return x509.load_der_x509_certificate(data)
+    except (*_DECODE_ERRORS, x509.InvalidVersion) as exc:
+        raise CertificateError(f"malformed certificate: {exc}") from None
+
+
+def _pem_to_der(data: bytes) -> bytes:
+    begin = b"-----BEGIN CERTIFICATE-----"
+    end = b"-----END CERTIFICATE-----"
+    start = data.find(begin)
+    stop = data.find(end, start + len(begin))
+    if start < 0 or stop < 0:
+        raise CertificateError("PEM input has no complete CERTIFICATE block")
+    return _b64(data[start + len(begin) : stop])
+
+
+def _b64(body: bytes) -> bytes:
+    compact = b"".join(body.split())
+    try:
+        return base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError):
+        raise CertificateError("certificate is neither DER, PEM nor valid base64") from None
+
+
+class JpkiCertificate:
+    """A certificate of the JPKI hierarchies (or any X.509 certificate, kind ``unknown``)."""
+
+    def __init__(self, certificate: x509.Certificate, der: bytes | None = None) -> None:
+        self.certificate = certificate
+        self._der = der
+
+    @classmethod
+    def load(cls, data: bytes) -> JpkiCertificate:
+        """Load one certificate from DER, PEM or bare base64 (detected automatically)."""
+        if not data:
+            raise CertificateError("empty certificate input")
+        stripped = data.strip()
+        if stripped.startswith(b"-----BEGIN"):
+            der = _pem_to_der(stripped)
+        elif data[:1] == b"\x30":
+            der = bytes(data)
+        else:
+            der = _b64(stripped)
+        return cls(_parse_der(der), der)
+
+    @classmethod
+    def from_cryptography(cls, cert: x509.Certificate) -> JpkiCertificate:
+        return cls(cert)
+
+    def __repr__(self) -> str:
+        return f"JpkiCertificate(serial={self.serial_hex}, subject={self.subject_text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, JpkiCertificate) and self.der == other.der
+
+    def __hash__(self) -> int:
+        return hash(self.fingerprint_sha256)
+
+    # --- raw ------------------------------------------------------------------------------
+
+    @property
+    def der(self) -> bytes:
+        if self._der is None:
+            from cryptography.hazmat.primitives.serialization import Encoding
+
+            self._der = self.certificate.public_bytes(Encoding.DER)
+        return self._der
+
+    @cached_property
+    def fingerprint_sha256(self) -> bytes:
+        return hashlib.sha256(self.der).digest()
+
+    @cached_property
+    def tbs_der(self) -> bytes:
+        """The signed part (TBSCertificate), sliced from the raw DER without re-encoding."""
+        try:
+            _, pos = parse_tag(self.der)
+            _, pos = parse_length(self.der, pos)
+            _, end = decode_one(self.der, pos)
+        except TlvError as exc:
+            raise CertificateError(f"malformed certificate: {exc}") from None
+        return self.der[pos:end]
+
+    @cached_property
+    @_decoding
+    def public_key(self) -> CertificatePublicKeyTypes:
+        return self.certificate.public_key()
+
+    # --- names, serial, validity ----------------------------------------------------------
+
+    @cached_property
+    @_decoding
+    def subject(self) -> x509.Name:
+        return self.certificate.subject
+
+    @cached_property
+    @_decoding
+    def issuer(self) -> x509.Name:
+        return self.certificate.issuer
+
+    @cached_property
+    def subject_text(self) -> str:
+        return name_to_text(self.subject)
+
+    @cached_property
+    def issuer_text(self) -> str:
+        return name_to_text(self.issuer)
+
+    @cached_property
+    @_decoding
+    def serial(self) -> int:
+        return self.certificate.serial_number
+
+    @cached_property
+    def serial_hex(self) -> str:
+        """Upper-case hex, even number of digits (negative serials keep a leading '-')."""
+        s = self.serial
+        digits = f"{abs(s):X}"
+        digits = digits.zfill(len(digits) + len(digits) % 2)
+        return f"-{digits}" if s < 0 else digits
+
+    @cached_property
+    @_decoding
+    def not_before(self) -> datetime:
+        return self.certificate.not_valid_before_utc
+
+    @cached_property
+    @_decoding
+    def not_after(self) -> datetime:
+        return self.certificate.not_valid_after_utc
+
+    # --- extensions -----------------------------------------------------------------------
+
+    @cached_property
+    @_decoding
+    def _extensions(self) -> dict[str, x509.Extension[x509.ExtensionType]]:
+        return {ext.oid.dotted_string: ext for ext in self.certificate.extensions}
+
+    def _ext(self, oid: x509.ObjectIdentifier, kind: type[T]) -> T | None:
+        ext = self._extensions.get(oid.dotted_string)
+        if ext is None:
+            return None
+        if not isinstance(ext.value, kind):
+            # cryptography returns UnrecognizedExtension when it cannot parse a known one
+            raise CertificateError(f"malformed certificate: extension {oid.dotted_string}")
+        return ext.value
+
+    @cached_property
+    def is_ca(self) -> bool:
+        bc = self._ext(ExtensionOID.BASIC_CONSTRAINTS, x509.BasicConstraints)
+        return bool(bc and bc.ca)
+
+    @cached_property
+    def key_usage(self) -> tuple[str, ...]:
+        """KeyUsage bits set, by their RFC 5280 names, in RFC order (empty if absent)."""
+        ku = self._ext(ExtensionOID.KEY_USAGE, x509.KeyUsage)
+        if ku is None:
+            return ()
+        names = [rfc for attr, rfc in _KU_NAMES if getattr(ku, attr)]
+        if ku.key_agreement:
+            names += [rfc for attr, rfc in (("encipher_only", "encipherOnly"),
+                                            ("decipher_only", "decipherOnly"))
+                      if getattr(ku, attr)]  # fmt: skip
+        return tuple(names)
+
+    @cached_property
+    def key_usage_critical(self) -> bool:
+        ext = self._extensions.get(ExtensionOID.KEY_USAGE.dotted_string)
+        return bool(ext and ext.critical)
+
+    @cached_property
+    def extended_key_usage(self) -> tuple[str, ...]:
+        eku = self._ext(ExtensionOID.EXTENDED_KEY_USAGE, x509.ExtendedKeyUsage)
+        return tuple(oid.dotted_string for oid in eku) if eku else ()
+
+    @cached_property
+    def policies(self) -> tuple[str, ...]:
+        """Certificate policy OIDs (dotted strings)."""
+        pol = self._ext(ExtensionOID.CERTIFICATE_POLICIES, x509.CertificatePolicies)
+        return tuple(p.policy_identifier.dotted_string for p in pol) if pol else ()
+
+    @cached_property
+    def subject_key_id(self) -> bytes | None:
+        ski = self._ext(ExtensionOID.SUBJECT_KEY_IDENTIFIER, x509.SubjectKeyIdentifier)
+        return ski.digest if ski else None
+
+    @cached_property
+    def authority_key_id(self) -> bytes | None:
+        aki = self._ext(ExtensionOID.AUTHORITY_KEY_IDENTIFIER, x509.AuthorityKeyIdentifier)
+        return aki.key_identifier if aki else None
+
+    @cached_property
+    def crl_distribution_points(self) -> tuple[DistributionPointName, ...]:
+        """Full names of all CRL distribution points (directoryName and URI forms)."""
+        dps = self._ext(ExtensionOID.CRL_DISTRIBUTION_POINTS, x509.CRLDistributionPoints)
+        out: list[DistributionPointName] = []
+        for dp in dps or ():
+            for gn in dp.full_name or ():
+                if isinstance(gn, x509.DirectoryName):
+                    out.append(DistributionPointName(directory_name=gn.value))
+                elif isinstance(gn, x509.UniformResourceIdentifier):
+                    out.append(DistributionPointName(uri=gn.value))
+        return tuple(out)
+
+    @cached_property
+    def crl_dp_directory_names(self) -> tuple[x509.Name, ...]:
+        return tuple(d.directory_name for d in self.crl_distribution_points if d.directory_name)
+
+    @cached_property
+    def ocsp_urls(self) -> tuple[str, ...]:
+        aia = self._ext(ExtensionOID.AUTHORITY_INFORMATION_ACCESS, x509.AuthorityInformationAccess)
+        return tuple(
+            ad.access_location.value
+            for ad in aia or ()
+            if ad.access_method == AuthorityInformationAccessOID.OCSP
+            and isinstance(ad.access_location, x509.UniformResourceIdentifier)
+        )
+
+    # --- classification -------------------------------------------------------------------
+
+    @staticmethod
+    def _orgs(name: x509.Name) -> list[str]:
+        return [str(a.value) for a in name.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
+
+    @staticmethod
+    def _hierarchy(name: x509.Name) -> str | None:
+        """'sign' / 'auth' from an ``OU`` of a JPKI (or JPKI-TEST) name, else None."""
+        if not any(o in _JPKI_ORGS for o in JpkiCertificate._orgs(name)):
+            return None
+        for attr in name.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME):
+            ou = str(attr.value)
+            if ou.endswith(_SIGN_OU):
+                return "sign"
+            if ou.endswith(_AUTH_OU):
+                return "auth"
+        return None
+
+    @cached_property
+    def kind(self) -> CertKind:
+        if self.is_ca:
+            if "keyCertSign" not in self.key_usage:
+                return CertKind.UNKNOWN
+            return {"sign": CertKind.SIGNING_CA, "auth": CertKind.AUTHENTICATION_CA}.get(
+                self._hierarchy(self.subject) or "", CertKind.UNKNOWN
+            )
+        if ExtendedKeyUsageOID.OCSP_SIGNING.dotted_string in self.extended_key_usage:
+            return CertKind.OCSP_RESPONDER
+        candidate = self._kind_from_policy()
+        if candidate is None:
+            candidate = {"sign": CertKind.SIGNING, "auth": CertKind.AUTHENTICATION}.get(
+                self._hierarchy(self.issuer) or "", CertKind.UNKNOWN
+            )
+        ku = self.key_usage
+        if candidate in (CertKind.SIGNING, CertKind.PHONE_SIGNING):
+            ok = "digitalSignature" in ku and "nonRepudiation" in ku
+        elif candidate in (CertKind.AUTHENTICATION, CertKind.PHONE_AUTHENTICATION):
+            ok = "digitalSignature" in ku and "nonRepudiation" not in ku
+        else:
+            ok = False
+        return candidate if ok else CertKind.UNKNOWN
+
+    def _kind_from_policy(self) -> CertKind | None:
+        for oid in self.policies:
+            if not oid.startswith(_POLICY_ARC):
+                continue
+            arc = oid[len(_POLICY_ARC) :]
+            if arc in ("1.20", "0.20"):
+                return CertKind.SIGNING
+            if arc == "1.40":
+                return CertKind.PHONE_SIGNING
+            if arc == "3.30":
+                return CertKind.AUTHENTICATION
+            if arc == "3.40":
+                return CertKind.PHONE_AUTHENTICATION
+        return None
+
+    @cached_property
+    def is_test(self) -> bool:
+        if any(p.startswith(_TEST_POLICY_ARC) for p in self.policies):
+            return True
+        return "JPKI-TEST" in self._orgs(self.subject) + self._orgs(self.issuer)
+
+    # --- basic 4 information --------------------------------------------------------------
+
+    @cached_property
+    def basic_info(self) -> BasicInfo | None:
+        """Basic 4 information from the subjectAltName otherNames; None if there is none."""
+        san = self._ext(ExtensionOID.SUBJECT_ALTERNATIVE_NAME, x509.SubjectAlternativeName)
+        if san is None:
+            return None
+        values: dict[str, str] = {}
+        other: dict[str, str] = {}
+        for on in san.get_values_for_type(x509.OtherName):
+            oid = on.type_id.dotted_string
+            if oid in _BASIC_OIDS:
+                if oid in values:
+                    raise CertificateError(f"otherName {oid} appears twice")
+                values[oid] = _utf8_value(oid, on.value)
+            else:
+                other[oid] = _other_value(on.value)
+        if not values:
+            return None
+        return _basic_info(values, other)
+
+    # --- output ---------------------------------------------------------------------------
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary (schema in docs/cert.md)."""
+        basic = self.basic_info
+        return {
+            "kind": self.kind.value,
+            "is_test": self.is_test,
+            "is_ca": self.is_ca,
+            "subject": self.subject_text,
+            "issuer": self.issuer_text,
+            "serial_hex": self.serial_hex,
+            "not_before": self.not_before.isoformat(),
+            "not_after": self.not_after.isoformat(),
+            "policies": list(self.policies),
+            "key_usage": list(self.key_usage),
+            "extended_key_usage": list(self.extended_key_usage),
+            "fingerprint_sha256": self.fingerprint_sha256.hex(),
+            "crl_distribution_points": [dp.as_dict() for dp in self.crl_distribution_points],
+            "ocsp_urls": list(self.ocsp_urls),
+            "authority_key_id": _hex_or_none(self.authority_key_id),
+            "subject_key_id": _hex_or_none(self.subject_key_id),
+            "basic_info": basic.as_dict() if basic else None,
+        }
+
+
+def _hex_or_none(b: bytes | None) -> str | None:
+    return b.hex() if b is not None else None
+
+
+def _utf8_value(oid: str, der: bytes) -> str:
+    """The text of a ``UTF8String``; anything else is an error."""
+    try:
+        tag, pos = parse_tag(der)
+        length, pos = parse_length(der, pos)
+    except TlvError as exc:
+        raise CertificateError(f"otherName {oid}: malformed value: {exc}") from None
+    if tag != _UTF8STRING:
+        raise CertificateError(f"otherName {oid}: expected a UTF8String, found tag 0x{tag:X}")
+    if pos + length != len(der):
+        raise CertificateError(f"otherName {oid}: value length does not match its encoding")
+    try:
+        return der[pos:].decode("utf-8")
+    except UnicodeDecodeError:
+        raise CertificateError(f"otherName {oid}: UTF8String is not valid UTF-8") from None
+
+
+def _other_value(der: bytes) -> str:
+    try:
+        return _utf8_value("", der)
+    except CertificateError:
+        return "der:" + der.hex()
+
+
+def _flags(oid: str, text: str, what: str, target: str) -> tuple[bool, ...]:
+    if any(c not in "01" for c in text):
+        raise CertificateError(f"otherName {oid}: {what} must be digits 0/1, got {text!r}")
+    if len(text) != len(target):
+        raise CertificateError(f"otherName {oid}: {len(text)} {what} for {len(target)} characters")
+    return tuple(c == "1" for c in text)
+
+
+def _birth(text: str) -> tuple[date, Era]:
+    if len(text) != 9 or not text.isascii() or not text.isdigit():
+        raise CertificateError(f"birth date {text!r} is not EYYYYMMDD")
+    era_digit = int(text[0])
+    if era_digit > max(Era):
+        raise CertificateError(f"birth date {text!r}: unknown era digit {era_digit}")
+    try:
+        d = date(int(text[1:5]), int(text[5:7]), int(text[7:9]))
+    except ValueError:
+        raise CertificateError(f"birth date {text!r}: no such date") from None
+    return d, Era(era_digit)
+
+
+def _basic_info(values: dict[str, str], other: dict[str, str]) -> BasicInfo:
+    missing = [oid for oid in _BASIC_OIDS if oid not in values]
+    if missing:
+        raise CertificateError(f"basic information incomplete: missing otherName {missing[0]}")
+    name = values[OID_NAME]
+    address = values[OID_ADDRESS]
+    sex_text = values[OID_SEX]
+    if sex_text not in ("1", "2", "3"):
+        raise CertificateError(f"sex must be 1, 2 or 3, got {sex_text!r}")
+    birth, era = _birth(values[OID_BIRTH_DATE])
+    return BasicInfo(
+        name=name,
+        name_substitutes=_flags(
+            OID_NAME_SUBSTITUTES, values[OID_NAME_SUBSTITUTES], "name substitute flags", name
+        ),
+        sex=Sex(int(sex_text)),
+        birth_date=birth,
+        birth_era=era,
+        address=address,
+        address_substitutes=_flags(
+            OID_ADDRESS_SUBSTITUTES,
+            values[OID_ADDRESS_SUBSTITUTES],
+            "address substitute flags",
+            address,
+        ),
+        other=other,
+    )
