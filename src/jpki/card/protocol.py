@@ -205,18 +205,22 @@ class CardProtocol:
         Any definite length form works (short, 81, 82, 83, 84). Bytes after the object
         (padding) are not returned; a file shorter than its header says is a ``CardError``.
         """
-        first = self._read_tail(0)
-        if not first:
-            raise CardError("file is empty")
-        try:
-            total = der_total_length(first)
-        except TlvError as exc:
-            raise CardError(f"file does not start with a DER object: {exc}") from None
-        if total is None:
-            raise CardError("file ends inside its DER header")
+        data = bytearray()
+        total: int | None = None
+        # Usually the first 256-byte chunk holds the header; a stingy card may need more reads.
+        while total is None:
+            if len(data) > 16:
+                raise CardError("DER header longer than 16 bytes")
+            chunk = self._read_tail(len(data))
+            if not chunk:
+                raise CardError("file is empty" if not data else "file ends inside its DER header")
+            data += chunk
+            try:
+                total = der_total_length(bytes(data))
+            except TlvError as exc:
+                raise CardError(f"file does not start with a DER object: {exc}") from None
         if total > max_size:
             raise CardError(f"DER object of {total} bytes is larger than {max_size}")
-        data = bytearray(first)
         while len(data) < total:
             offset = len(data)
             if offset > MAX_OFFSET:
