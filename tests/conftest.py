@@ -30,3 +30,21 @@ def test_pki() -> TestPki:
 def test_pki_2015() -> TestPki:
     """The older CA generation: same DNs, different keys (expired 2025-10-19, like the real one)."""
     return TestPki(generation=2015)
+
+
+@pytest.fixture(scope="session")
+def sim_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A simulator profile (seed "jpki-test", person 0) made once per session; do not modify."""
+    from jpki.sim.create import create_profile
+
+    path = tmp_path_factory.mktemp("sim") / "template"
+    create_profile(path)
+    return path
+
+
+@pytest.fixture
+def sim_profile(sim_template: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the session's simulator profile (own counters) for one test."""
+    import shutil
+
+    return Path(shutil.copytree(sim_template, tmp_path / "card"))
