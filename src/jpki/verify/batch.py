@@ -32,6 +32,7 @@ from jpki.verify.signature import (
     Purpose,
     check_rsa_pkcs1,
     key_usage_problems,
+    purpose_of,
     rsa_public_key,
 )
 
@@ -167,6 +168,18 @@ def _as_item(item: BatchItem | Sequence[Any]) -> BatchItem:
     return BatchItem(*item)
 
 
+_HASH_NAMES: dict[object, str] = {h: h.value for h in HashAlgorithm}
+_PURPOSE_NAMES: dict[object, str] = {p: p.value for p in Purpose}
+
+
+def _norm(table: dict[object, str], value: object, slow: Callable[[Any], str]) -> str:
+    # Memoised normalisation: the per-item cost of the enum constructors is measurable.
+    got = table.get(value)
+    if got is None:
+        got = table[value] = slow(value)
+    return got
+
+
 def _chunks(items: Sequence[BatchItem], size: int) -> list[tuple[list[bytes], list[_Row]]]:
     memo: dict[int, bytes] = {}
     out = []
@@ -186,8 +199,8 @@ def _chunks(items: Sequence[BatchItem], size: int) -> list[tuple[list[bytes], li
                     bytes(it.signature),
                     it.data,
                     it.digest,
-                    hash_algorithm(it.hash_alg).value,
-                    Purpose(it.purpose).value,
+                    _norm(_HASH_NAMES, it.hash_alg, lambda v: hash_algorithm(v).value),
+                    _norm(_PURPOSE_NAMES, it.purpose, lambda v: purpose_of(v).value),
                 )
             )
         out.append((certs, rows))
@@ -235,12 +248,26 @@ def verify_batch(
             answers = executor.map(_verify_chunk, chunks)
         results: list[VerificationResult] = []
         for (_certs, rows), (metas, outs) in zip(chunks, answers, strict=True):
-            for (ci, *_rest), (st, reasons) in zip(rows, outs, strict=True):
-                fp, kind, subject = metas[ci]
+            # Results are immutable: every plain "valid" for one certificate can share one.
+            ok = [
+                VerificationResult(
+                    Status.VALID,
+                    _OK_REASONS,
+                    certificate_fingerprint=fp,
+                    certificate_kind=kind,
+                    subject=subject or None,
+                )
+                for fp, kind, subject in metas
+            ]
+            for row, (st, reasons) in zip(rows, outs, strict=True):
+                if reasons is None:
+                    results.append(ok[row[0]])
+                    continue
+                fp, kind, subject = metas[row[0]]
                 results.append(
                     VerificationResult(
                         _STATUS[st],
-                        reasons if reasons is not None else _OK_REASONS,
+                        reasons,
                         certificate_fingerprint=fp,
                         certificate_kind=kind,
                         subject=subject or None,

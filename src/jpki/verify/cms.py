@@ -27,6 +27,7 @@ from jpki.verify.signature import (
     Purpose,
     check_rsa_pkcs1,
     key_usage_problems,
+    purpose_of,
     rsa_public_key,
     validity_problems,
 )
@@ -227,7 +228,7 @@ def verify_cms(
     reason says the chain was not. The signingTime attribute is reported, not trusted.
     """
     when = at if at is not None else datetime.now(UTC)
-    purp = Purpose(purpose)
+    purp = purpose_of(purpose)
     extra = tuple(certificates)
     sd = parse_signed_data(data, extra_certificates=extra)
     reasons: list[str] = []

@@ -28,7 +28,7 @@ from pyhanko_certvalidator import errors as cv_errors
 from jpki.cert import JpkiCertificate
 from jpki.errors import CertificateError, JpkiError, RevocationError, RevokedError, UsageError
 from jpki.verify.result import Status, VerificationResult, worst
-from jpki.verify.signature import Purpose, key_usage_problems
+from jpki.verify.signature import Purpose, key_usage_problems, purpose_of
 
 T = TypeVar("T")
 
@@ -154,7 +154,7 @@ async def async_validate_chain(
     if not trust_anchors:
         # certvalidator would fall back to the system trust store; we never do.
         raise UsageError("no trust anchors given (pass the J-LIS CA certificates explicitly)")
-    purp = Purpose(purpose)
+    purp = purpose_of(purpose)
     subject = cert.subject_text
     base: dict[str, Any] = {
         "certificate_fingerprint": cert.fingerprint_sha256.hex(),

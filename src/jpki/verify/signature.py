@@ -33,6 +33,15 @@ class Purpose(StrEnum):
     ANY = "any"  # caller explicitly overrides the key-usage policy (reported in reasons)
 
 
+def purpose_of(value: Purpose | str) -> Purpose:
+    """Normalise a purpose name; ``UsageError`` for anything unknown."""
+    try:
+        return Purpose(value)
+    except ValueError:
+        choices = ", ".join(p.value for p in Purpose)
+        raise UsageError(f"unknown purpose {value!r} (use one of {choices})") from None
+
+
 _SIGN_KINDS = frozenset({CertKind.SIGNING, CertKind.PHONE_SIGNING})
 _LOGIN_KINDS = frozenset({CertKind.AUTHENTICATION, CertKind.PHONE_AUTHENTICATION})
 _NEVER_KINDS = frozenset({CertKind.SIGNING_CA, CertKind.AUTHENTICATION_CA, CertKind.OCSP_RESPONDER})
@@ -202,7 +211,7 @@ def verify_signature(
     """
     jc = as_certificate(cert)
     alg = hash_algorithm(hash_alg)
-    purp = Purpose(purpose)
+    purp = purpose_of(purpose)
     expected = expected_digest_info(data=data, digest=digest, hash_alg=alg)
     return _judge(jc, rsa_public_key(jc), signature, expected, purp, at)
 

@@ -1,0 +1,217 @@
+"""Signature verification: PKCS#1 v1.5 over data or digest, key-usage policy, DigestInfo."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jpki.cert import JpkiCertificate
+from jpki.digestinfo import PREFIXES, PREFIXES_NO_NULL
+from jpki.errors import CertificateError, JpkiError, SignatureFormatError, UsageError
+from jpki.testpki import Issued, TestPki, sample_person
+from jpki.verify import HashAlgorithm, Purpose, Status, verify_signature
+from jpki.verify.digest import DigestInfo, build_digest_info, parse_digest_info
+from jpki.verify.result import VerificationResult, worst
+
+DATA = "契約書 version 1\n".encode()
+
+
+@pytest.fixture(scope="module")
+def signing(test_pki: TestPki) -> Issued:
+    return test_pki.issue_signing(sample_person(0))
+
+
+@pytest.fixture(scope="module")
+def auth(test_pki: TestPki) -> Issued:
+    return test_pki.issue_auth()
+
+
+def _sign(issued: Issued, data: bytes, h: hashes.HashAlgorithm | None = None) -> bytes:
+    return issued.key.sign(data, padding.PKCS1v15(), h or hashes.SHA256())
+
+
+def test_valid_over_data_and_over_digest(signing: Issued) -> None:
+    sig = _sign(signing, DATA)
+    r = verify_signature(signing.der, sig, data=DATA)
+    assert r.status is Status.VALID and r.valid
+    assert r.certificate_kind == "signing"
+    r2 = verify_signature(signing.cert, sig, digest=hashlib.sha256(DATA).digest())
+    assert r2.status is Status.VALID
+    r3 = verify_signature(JpkiCertificate.load(signing.pem), sig, data=DATA, hash_alg="SHA-256")
+    assert r3.status is Status.VALID
+    assert r.to_dict()["status"] == "valid" and r.to_dict()["reasons"]
+
+
+@pytest.mark.parametrize(
+    ("name", "h"),
+    [("sha1", hashes.SHA1()), ("sha384", hashes.SHA384()), ("sha512", hashes.SHA512())],
+)
+def test_other_hashes(signing: Issued, name: str, h: hashes.HashAlgorithm) -> None:
+    sig = _sign(signing, DATA, h)
+    assert verify_signature(signing.der, sig, data=DATA, hash_alg=name).valid
+    wrong = verify_signature(signing.der, sig, data=DATA, hash_alg="sha256")
+    assert wrong.status is Status.INVALID
+    assert f"{name.upper()} digest" in wrong.reasons[0]
+
+
+def test_flipped_bit_in_signature(signing: Issued) -> None:
+    sig = bytearray(_sign(signing, DATA))
+    sig[100] ^= 0x01
+    r = verify_signature(signing.der, bytes(sig), data=DATA)
+    assert r.status is Status.INVALID
+    assert "does not belong to this certificate's key" in r.reasons[0]
+
+
+def test_flipped_bit_in_data(signing: Issued) -> None:
+    sig = _sign(signing, DATA)
+    data = bytearray(DATA)
+    data[0] ^= 0x80
+    r = verify_signature(signing.der, sig, data=bytes(data))
+    assert r.status is Status.INVALID
+    assert "over different data" in r.reasons[0]
+
+
+def test_wrong_key(test_pki: TestPki, signing: Issued) -> None:
+    other = test_pki.issue_signing(sample_person(1))
+    r = verify_signature(other.der, _sign(signing, DATA), data=DATA)
+    assert r.status is Status.INVALID
+    assert "wrong key" in r.reasons[0]
+
+
+def test_truncated_signature(signing: Issued) -> None:
+    r = verify_signature(signing.der, _sign(signing, DATA)[:-1], data=DATA)
+    assert r.status is Status.INVALID
+    assert "255 bytes" in r.reasons[0]
+
+
+def test_auth_certificate_cannot_sign_documents(auth: Issued) -> None:
+    sig = _sign(auth, DATA)
+    r = verify_signature(auth.der, sig, data=DATA)  # default purpose: sign
+    assert r.status is Status.INVALID
+    assert r.reasons[0] == "signature matches the certificate's key"
+    assert "document signatures need a signing certificate" in r.reasons[1]
+    assert verify_signature(auth.der, sig, data=DATA, purpose=Purpose.LOGIN).valid
+
+
+def test_signing_certificate_cannot_log_in(signing: Issued) -> None:
+    r = verify_signature(signing.der, _sign(signing, DATA), data=DATA, purpose="login")
+    assert r.status is Status.INVALID
+    assert "logins need a user-authentication certificate" in r.reasons[1]
+
+
+def test_override_is_visible(signing: Issued) -> None:
+    r = verify_signature(signing.der, _sign(signing, DATA), data=DATA, purpose="any")
+    assert r.status is Status.VALID
+    assert any("overridden by the caller" in x for x in r.reasons)
+
+
+def test_ca_certificate_is_never_a_signer(test_pki: TestPki) -> None:
+    ca = test_pki.sign_ca
+    r = verify_signature(ca.der, _sign(ca, DATA), data=DATA)
+    assert r.status is Status.INVALID
+    assert any("not an end-user certificate" in x for x in r.reasons)
+
+
+def test_expired_certificate_with_time(signing: Issued) -> None:
+    sig = _sign(signing, DATA)
+    late = datetime(2045, 1, 1, tzinfo=UTC)
+    r = verify_signature(signing.der, sig, data=DATA, at=late)
+    assert r.status is Status.INVALID
+    assert any("expired" in x for x in r.reasons)
+    early = datetime(2000, 1, 1, tzinfo=UTC)
+    assert "not valid before" in verify_signature(signing.der, sig, data=DATA, at=early).reasons[1]
+    with pytest.raises(UsageError):
+        verify_signature(signing.der, sig, data=DATA, at=datetime(2026, 1, 1))  # naive
+
+
+def test_usage_errors(signing: Issued) -> None:
+    sig = _sign(signing, DATA)
+    with pytest.raises(UsageError):
+        verify_signature(signing.der, sig)
+    with pytest.raises(UsageError):
+        verify_signature(signing.der, sig, data=DATA, digest=b"\0" * 32)
+    with pytest.raises(UsageError):
+        verify_signature(signing.der, sig, digest=b"\0" * 31)
+    with pytest.raises(UsageError):
+        verify_signature(signing.der, sig, data=DATA, hash_alg="md5")
+    with pytest.raises(UsageError, match="unknown purpose"):
+        verify_signature(signing.der, sig, data=DATA, purpose="banana")
+
+
+def test_non_rsa_key_is_a_clear_error(test_pki: TestPki) -> None:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ec")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(datetime(2020, 1, 1, tzinfo=UTC))
+        .not_valid_after(datetime(2030, 1, 1, tzinfo=UTC))
+        .sign(key, hashes.SHA256())
+    )
+    with pytest.raises(CertificateError, match="not RSA"):
+        verify_signature(cert, b"\0" * 64, data=DATA, purpose="any")
+
+
+def test_worst_and_with_reasons() -> None:
+    assert worst([]) is Status.VALID
+    assert worst([Status.VALID, Status.INDETERMINATE]) is Status.INDETERMINATE
+    assert worst([Status.INDETERMINATE, Status.INVALID, Status.VALID]) is Status.INVALID
+    r = VerificationResult(Status.VALID, ("a",)).with_reasons("b", status=Status.INDETERMINATE)
+    assert r.status is Status.INDETERMINATE and r.reasons == ("a", "b")
+    assert r.with_reasons("c", status=Status.VALID).status is Status.INDETERMINATE
+
+
+# --- DigestInfo --------------------------------------------------------------------------------
+
+
+@given(st.sampled_from(list(HashAlgorithm)), st.data())
+@settings(max_examples=200)
+def test_digest_info_round_trip(alg: HashAlgorithm, data: st.DataObject) -> None:
+    size = len(hashlib.new(alg.value).digest())
+    digest = data.draw(st.binary(min_size=size, max_size=size))
+    der = build_digest_info(alg, digest)
+    assert der == PREFIXES[alg] + digest
+    assert parse_digest_info(der) == DigestInfo(alg, digest)
+
+
+@given(st.binary(max_size=120))
+@settings(max_examples=300)
+def test_digest_info_parse_never_crashes(blob: bytes) -> None:
+    try:
+        parsed = parse_digest_info(blob)
+    except JpkiError:
+        return
+    assert parsed.to_der() == blob  # whatever parses is canonical
+
+
+@given(st.sampled_from(list(HashAlgorithm)), st.binary(max_size=70), st.binary(max_size=4))
+@settings(max_examples=200)
+def test_digest_info_strict(alg: HashAlgorithm, digest: bytes, tail: bytes) -> None:
+    good = len(digest) == len(hashlib.new(alg.value).digest()) and not tail
+    for der in (PREFIXES[alg] + digest + tail, PREFIXES_NO_NULL[alg] + digest + tail):
+        if good and der.startswith(PREFIXES[alg]):
+            assert parse_digest_info(der).digest == digest
+        else:
+            with pytest.raises(SignatureFormatError):
+                parse_digest_info(der)
+
+
+def test_digest_info_messages() -> None:
+    with pytest.raises(SignatureFormatError, match="without NULL"):
+        parse_digest_info(PREFIXES_NO_NULL[HashAlgorithm.SHA256] + b"\0" * 32)
+    with pytest.raises(SignatureFormatError, match="not a DER SEQUENCE"):
+        parse_digest_info(b"\x04\x20" + b"\0" * 32)
+    with pytest.raises(SignatureFormatError):
+        DigestInfo(HashAlgorithm.SHA1, b"\0" * 32)
