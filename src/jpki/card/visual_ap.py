@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -69,7 +70,7 @@ def load_public_key(raw: bytes) -> rsa.RSAPublicKey:
     """DF24/DF42: a DER SubjectPublicKeyInfo (RSA)."""
     try:
         key = serialization.load_der_public_key(raw)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, UnsupportedAlgorithm):  # unknown key OID: found by tests/fuzz
         raise ParseError("public key on the card is not a DER SubjectPublicKeyInfo") from None
     if not isinstance(key, rsa.RSAPublicKey):
         raise ParseError("public key on the card is not RSA")
