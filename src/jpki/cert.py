@@ -30,6 +30,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -40,6 +41,7 @@ from typing import Any, TypeVar
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import (
     AuthorityInformationAccessOID,
     ExtendedKeyUsageOID,
@@ -88,6 +90,7 @@ _DECODE_ERRORS = (
     ValueError,
     TypeError,
     OverflowError,
+    KeyError,  # unknown string tag inside a Name
     UnsupportedAlgorithm,
     x509.DuplicateExtension,
     x509.UnsupportedGeneralNameType,
@@ -250,8 +253,11 @@ def _parse_der(data: bytes) -> x509.Certificate:
             f"not a DER certificate: header says {pos + length} bytes, got {len(data)}"
         )
     try:
-        return x509.load_der_x509_certificate(data)
-    except (*_DECODE_ERRORS, x509.InvalidVersion) as exc:
+        with warnings.catch_warnings():
+            # e.g. a non-positive serial: deprecated now, rejected by later cryptography
+            warnings.simplefilter("error", CryptographyDeprecationWarning)
+            return x509.load_der_x509_certificate(data)
+    except (*_DECODE_ERRORS, x509.InvalidVersion, CryptographyDeprecationWarning) as exc:
         raise CertificateError(f"malformed certificate: {exc}") from None
 
 
