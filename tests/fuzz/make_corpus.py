@@ -1,0 +1,154 @@
+"""Regenerate the seed corpus: ``python tests/fuzz/make_corpus.py`` (deterministic test PKI).
+
+Seeds are small valid inputs (plus a few edge cases) so that fuzzing starts from the shapes
+the parsers are meant for. Output: ``corpus/<harness>/<name>``.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import date, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.serialization import pkcs7
+
+from jpki.apdu import CommandApdu, ResponseApdu
+from jpki.sim.layout import VisualImages, text_ap_files, visual_ap_files
+from jpki.testpki import TestPki, sample_person
+
+CORPUS = Path(__file__).resolve().parent / "corpus"
+JPKI_AID = bytes.fromhex("D392F000260100000001")
+
+
+def _join(*parts: bytes) -> bytes:
+    return b"".join(len(p).to_bytes(2, "big") + p for p in parts)
+
+
+def seeds() -> dict[str, dict[str, bytes]]:
+    pki = TestPki()
+    person = sample_person(0)
+    sign = pki.issue_signing(person)
+    auth = pki.issue_auth()
+    out: dict[str, dict[str, bytes]] = {}
+
+    out["apdu"] = {
+        "select": CommandApdu(0x00, 0xA4, 0x04, 0x0C, JPKI_AID).encode(),
+        "verify_empty": bytes.fromhex("00200080"),
+        "verify": CommandApdu(0x00, 0x20, 0x00, 0x80, b"1234").encode(),
+        "change": CommandApdu(0x00, 0x24, 0x01, 0x80, b"JPKITEST02").encode(),
+        "read": CommandApdu(0x00, 0xB0, 0x00, 0x00, le=256).encode(),
+        "sign_ext": CommandApdu(0x80, 0x2A, 0x00, 0x80, b"\x30" * 51, 65536).encode(True),
+        "resp_ok": ResponseApdu(b"\x30\x82\x05\x00", 0x9000).encode(),
+        "resp_tries": bytes.fromhex("63C3"),
+    }
+
+    files = text_ap_files(
+        my_number=person.my_number,
+        name=person.name,
+        address=person.address,
+        birth_date=person.birth_date,
+        sex=person.sex,
+        issuer=pki.key("fuzz-text-issuer"),
+        cvc_root=pki.key("fuzz-cvc-root"),
+    )
+    long_files = text_ap_files(
+        my_number=person.my_number,
+        name=person.name,
+        address=person.address,
+        birth_date=person.birth_date,
+        sex=person.sex,
+        issuer=pki.key("fuzz-text-issuer"),
+        cvc_root=pki.key("fuzz-cvc-root"),
+        long_form=True,
+    )
+    out["tlv"] = {
+        "my_number": files.ef0001,
+        "basic_info": files.ef0002,
+        "basic_info_long_form": long_files.ef0002,
+        "cert_header": auth.der[:8],
+        "multi_byte_tags": bytes.fromhex("7F2106 5F4E03 900101 1F81010100 DF2100".replace(" ", "")),
+    }
+
+    out["cert"] = {
+        "auth.der": auth.der,
+        "sign.pem": sign.pem,
+        "sign.b64": base64.b64encode(sign.der),
+        "sign_ca.der": pki.sign_ca.der,
+    }
+
+    now = pki.now
+    entries = [
+        (1, x509.ReasonFlags.key_compromise, now - timedelta(days=3)),
+        (auth.cert.serial_number, None, now - timedelta(days=2)),
+        (2**150 + 7, x509.ReasonFlags.cessation_of_operation, now - timedelta(days=1)),
+    ]
+    out["crl"] = {
+        "three.der": pki.make_crl("sign", entries, number=7),
+        "empty.der": pki.make_crl("auth", (), number=1),
+        "idp.der": pki.make_crl(
+            "sign", entries[:1], number=8, idp_name=pki.crl_dp_name(person)
+        ),
+    }
+
+    content = b"jpki fuzz seed\n"
+    key = pki.key(f"sign-{person.my_number}")
+    opts_detached = [pkcs7.PKCS7Options.DetachedSignature]
+    builder = pkcs7.PKCS7SignatureBuilder().set_data(content)
+    signer = builder.add_signer(sign.cert, key, hashes.SHA256())
+    out["cms"] = {
+        "attached.der": signer.sign(serialization.Encoding.DER, []),
+        "detached.der": signer.sign(serialization.Encoding.DER, opts_detached),
+        "no_attrs.der": signer.sign(
+            serialization.Encoding.DER, [pkcs7.PKCS7Options.NoAttributes]
+        ),
+        "attached.pem": signer.sign(serialization.Encoding.PEM, []),
+    }
+
+    images = VisualImages(
+        name_png=b"\x89PNG name",
+        address_png=b"\x89PNG address",
+        face_jp2=b"\x00\x00\x00\x0cjP  face",
+        security_code_png=b"\x89PNG code",
+        my_number_png=b"\x89PNG number",
+    )
+    vis2, vis5 = visual_ap_files(
+        birth_date=person.birth_date,
+        sex=person.sex,
+        expiry_date=date(2033, 1, 1),
+        images=images,
+        issuer=pki.key("fuzz-visual-issuer"),
+    )
+    spki = pki.key("fuzz-visual-issuer").public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    out["cardinfo"] = {
+        "0_my_number": b"\x00" + files.ef0001,
+        "1_basic_info": b"\x01" + files.ef0002,
+        "1_basic_info_long": b"\x01" + long_files.ef0002,
+        "2_cvc": b"\x02" + files.ef0004,
+        "3_surface": b"\x03" + vis2,
+        "4_my_number_image": b"\x04" + vis5,
+        "5_integrity": b"\x05"
+        + _join(files.ef0001, files.ef0002, files.ef0003, files.ef0004),
+        "6_spki": b"\x06" + spki,
+    }
+    return out
+
+
+def main() -> None:
+    for harness, files in seeds().items():
+        folder = CORPUS / harness
+        folder.mkdir(parents=True, exist_ok=True)
+        # Inputs that once crashed a parser (crash-*) are kept: they are regression seeds.
+        for old in folder.iterdir():
+            if not old.name.startswith("crash-"):
+                old.unlink()
+        for name, data in files.items():
+            (folder / name).write_bytes(data)
+        print(f"{harness}: {len(files)} seeds, {sum(map(len, files.values()))} bytes")
+
+
+if __name__ == "__main__":
+    main()
