@@ -60,7 +60,9 @@ class Challenge:
 class ChallengeStore(Protocol):
     """Where issued challenges wait. ``consume`` must be atomic: at most one caller wins."""
 
-    def put(self, challenge: Challenge) -> None: ...
+    def put(self, challenge: Challenge, now: datetime) -> None:
+        """Store a new challenge (and may drop those expired before ``now``)."""
+        ...
 
     def consume(self, challenge_id: str, now: datetime) -> bytes:
         """The nonce, marking it used; ``ChallengeError`` if unknown, used or expired."""
@@ -74,9 +76,8 @@ class MemoryChallengeStore:
         self._lock = threading.Lock()
         self._items: dict[str, tuple[bytes, datetime, bool]] = {}
 
-    def put(self, challenge: Challenge) -> None:
+    def put(self, challenge: Challenge, now: datetime) -> None:
         with self._lock:
-            now = datetime.now(UTC)
             # Used and expired entries only matter until they expire.
             for k in [k for k, (_n, exp, _u) in self._items.items() if exp < now]:
                 del self._items[k]
@@ -117,12 +118,12 @@ class SqliteChallengeStore:
         # A connection per operation: safe across threads and forks.
         return sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
 
-    def put(self, challenge: Challenge) -> None:
+    def put(self, challenge: Challenge, now: datetime) -> None:
         db = self._connect()
         try:
             db.execute(
                 "DELETE FROM jpki_challenges WHERE expires_at < ?",
-                (datetime.now(UTC).timestamp(),),
+                (now.timestamp(),),
             )
             db.execute(
                 "INSERT INTO jpki_challenges (id, nonce, expires_at, used) VALUES (?, ?, ?, 0)",
@@ -189,12 +190,13 @@ class LoginVerifier:
         self.clock = clock
 
     def issue(self) -> Challenge:
+        now = self.clock()
         ch = Challenge(
             id=secrets.token_urlsafe(18),
             nonce=secrets.token_bytes(self.nonce_bytes),
-            expires_at=self.clock() + self.ttl,
+            expires_at=now + self.ttl,
         )
-        self.store.put(ch)
+        self.store.put(ch, now)
         return ch
 
     def verify(

@@ -1,0 +1,218 @@
+"""CMS SignedData verification against real `openssl cms -sign` output."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from jpki.cert import JpkiCertificate
+from jpki.errors import JpkiError, SignatureFormatError
+from jpki.testpki import Issued, TestPki, sample_person
+from jpki.verify import Status, parse_signed_data, verify_cms
+
+pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
+
+CONTENT = "電子契約書\r\nbinary \x00\xff ok\n".encode()
+AT = datetime(2026, 6, 1, tzinfo=UTC)
+
+Signer = Callable[..., bytes]
+
+
+def _write_issued(dir_: Path, name: str, issued: Issued) -> tuple[Path, Path]:
+    cert = dir_ / f"{name}.crt"
+    key = dir_ / f"{name}.key"
+    cert.write_bytes(issued.pem)
+    key.write_bytes(
+        issued.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert, key
+
+
+@pytest.fixture(scope="module")
+def signers(test_pki: TestPki) -> dict[str, Issued]:
+    return {
+        "alice": test_pki.issue_signing(sample_person(0)),
+        "bob": test_pki.issue_signing(sample_person(1)),
+        "auth": test_pki.issue_auth(),
+    }
+
+
+@pytest.fixture(scope="module")
+def openssl_sign(tmp_path_factory: pytest.TempPathFactory, signers: dict[str, Issued]) -> Signer:
+    d = tmp_path_factory.mktemp("cms")
+    files = {n: _write_issued(d, n, i) for n, i in signers.items()}
+    content = d / "content.bin"
+    content.write_bytes(CONTENT)
+
+    def sign(*opts: str, who: tuple[str, ...] = ("alice",), fmt: str = "DER") -> bytes:
+        out = d / "out.p7"
+        args = ["openssl", "cms", "-sign", "-in", str(content), "-outform", fmt, "-out", str(out)]
+        for w in who:
+            cert, key = files[w]
+            args += ["-signer", str(cert), "-inkey", str(key)]
+        subprocess.run([*args, *opts], check=True, capture_output=True)
+        return out.read_bytes()
+
+    return sign
+
+
+@pytest.fixture(scope="module")
+def anchors(test_pki: TestPki, test_pki_2015: TestPki) -> list[JpkiCertificate]:
+    return [JpkiCertificate.load(p.sign_ca.der) for p in (test_pki_2015, test_pki)]
+
+
+@pytest.mark.parametrize(
+    ("opts", "fmt"),
+    [
+        (("-binary", "-md", "sha256"), "DER"),
+        (("-binary", "-md", "sha384"), "PEM"),
+        (("-binary", "-noattr"), "DER"),
+        (("-binary", "-noattr", "-md", "sha512"), "PEM"),
+        (("-binary", "-keyid"), "DER"),
+    ],
+)
+def test_detached(openssl_sign: Signer, opts: tuple[str, ...], fmt: str) -> None:
+    blob = openssl_sign(*opts, fmt=fmt)
+    r = verify_cms(blob, content=CONTENT, at=AT)
+    assert r.status is Status.VALID, r.reasons
+    assert "NOT validated" in r.reasons[-1]  # no anchors: said plainly
+    if "-noattr" in opts:
+        assert r.signing_time is None
+    else:
+        assert r.signing_time is not None
+    # Detached without the content: cannot decide.
+    assert verify_cms(blob, at=AT).status is Status.INDETERMINATE
+    altered = bytearray(CONTENT)
+    altered[3] ^= 1
+    bad = verify_cms(blob, content=bytes(altered), at=AT)
+    assert bad.status is Status.INVALID
+    text = " ".join(bad.reasons)
+    assert "messageDigest" in text or "different data" in text
+
+
+@pytest.mark.parametrize(
+    "opts", [("-nodetach", "-binary"), ("-nodetach", "-binary", "-noattr"), ("-nodetach",)]
+)
+@pytest.mark.parametrize("fmt", ["DER", "PEM"])
+def test_attached(openssl_sign: Signer, opts: tuple[str, ...], fmt: str) -> None:
+    blob = openssl_sign(*opts, fmt=fmt)
+    sd = parse_signed_data(blob)
+    assert sd.content is not None
+    r = verify_cms(blob, at=AT)
+    assert r.status is Status.VALID, r.reasons
+    assert r.certificate_kind == "signing"
+
+
+def test_attached_with_trust_and_generations(
+    openssl_sign: Signer, anchors: list[JpkiCertificate]
+) -> None:
+    blob = openssl_sign("-nodetach", "-binary")
+    r = verify_cms(blob, trust_anchors=anchors, at=AT)
+    assert r.status is Status.VALID, r.reasons
+    assert len(r.chain) == 2
+    # Only the 2015 generation (same DN, other key) trusted: not a valid chain.
+    r2 = verify_cms(blob, trust_anchors=anchors[:1], at=AT)
+    assert r2.status is Status.INVALID
+    assert "does not chain" in " ".join(r2.reasons)
+    # After the signer certificate expired.
+    late = verify_cms(blob, trust_anchors=anchors, at=datetime(2045, 1, 1, tzinfo=UTC))
+    assert late.status is Status.INVALID
+    assert "expired" in " ".join(late.reasons)
+
+
+def test_two_signers(openssl_sign: Signer) -> None:
+    blob = openssl_sign("-nodetach", "-binary", who=("alice", "bob"))
+    r = verify_cms(blob, at=AT)
+    assert r.status is Status.VALID, r.reasons
+    assert len(r.signers) == 2
+    assert r.reasons[0].startswith("signer 1/2")
+    assert len({s.certificate_fingerprint for s in r.signers}) == 2
+
+
+def test_one_bad_signer_spoils_the_lot(openssl_sign: Signer) -> None:
+    blob = openssl_sign("-nodetach", "-binary", who=("alice", "auth"))
+    r = verify_cms(blob, at=AT)
+    assert r.status is Status.INVALID
+    assert [s.status for s in r.signers] == [Status.VALID, Status.INVALID]
+    assert "signing certificate" in " ".join(r.signers[1].reasons)
+    assert verify_cms(blob, at=AT, purpose="any").status is Status.VALID
+
+
+def test_certificates_supplied(openssl_sign: Signer, signers: dict[str, Issued]) -> None:
+    blob = openssl_sign("-nodetach", "-binary", "-nocerts")
+    missing = verify_cms(blob, at=AT)
+    assert missing.status is Status.INDETERMINATE
+    assert "neither embedded nor supplied" in missing.reasons[0]
+    cert = JpkiCertificate.load(signers["alice"].der)
+    assert verify_cms(blob, certificates=[cert], at=AT).status is Status.VALID
+    wrong = JpkiCertificate.load(signers["bob"].der)
+    assert verify_cms(blob, certificates=[wrong], at=AT).status is Status.INDETERMINATE
+
+
+def test_flipped_signature_bit(openssl_sign: Signer) -> None:
+    blob = bytearray(openssl_sign("-nodetach", "-binary"))
+    blob[-10] ^= 0x04  # inside the signature value (the last field of the structure)
+    r = verify_cms(bytes(blob), at=AT)
+    assert r.status is Status.INVALID
+    assert "does not belong" in " ".join(r.reasons)
+
+
+def test_content_mismatch_with_attached(openssl_sign: Signer) -> None:
+    blob = openssl_sign("-nodetach", "-binary")
+    r = verify_cms(blob, content=b"something else", at=AT)
+    assert r.status is Status.INVALID
+    assert "differs" in r.reasons[0]
+
+
+def test_malformed_inputs() -> None:
+    for blob in (b"", b"hello", b"\x30\x03\x02\x01\x01", b"-----BEGIN CMS-----\nzz\n"):
+        with pytest.raises(SignatureFormatError):
+            verify_cms(blob)
+    from asn1crypto import cms
+
+    data_ci = cms.ContentInfo({"content_type": "data", "content": b"x"}).dump()
+    with pytest.raises(SignatureFormatError, match="not signed data"):
+        verify_cms(data_ci)
+
+
+@pytest.fixture(scope="module")
+def sample_cms(openssl_sign: Signer) -> bytes:
+    return openssl_sign("-nodetach", "-binary")
+
+
+@given(st.data())
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_mutated_cms_never_crashes(sample_cms: bytes, data: st.DataObject) -> None:
+    blob = bytearray(sample_cms)
+    for _ in range(data.draw(st.integers(1, 4))):
+        i = data.draw(st.integers(0, len(blob) - 1))
+        blob[i] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(1, len(blob)))
+    try:
+        r = verify_cms(bytes(blob[:cut]), at=AT)
+    except JpkiError:
+        return
+    assert r.status in set(Status)
+    assert r.reasons
+
+
+@given(st.binary(max_size=300))
+@settings(max_examples=200)
+def test_random_bytes_never_crash(blob: bytes) -> None:
+    try:
+        parse_signed_data(blob)
+    except JpkiError:
+        return
+    raise AssertionError("random bytes parsed as CMS")  # pragma: no cover
