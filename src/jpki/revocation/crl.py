@@ -1,0 +1,495 @@
+"""CRLs: load (DER/PEM), verify over the raw TBS slice, freshness, scope, delta CRLs.
+
+The header (issuer, times, extensions) is parsed by ``cryptography`` from a copy of the CRL with
+the revoked list cut out, so its cost does not grow with the list; the list itself goes to the
+vectorised ``SerialIndex``. The signature is checked over the TBS bytes exactly as received
+(hash + Prehashed verify), never over a re-encoding.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from cryptography.x509.oid import ExtensionOID
+
+from jpki.errors import CrlError
+from jpki.revocation.index import (
+    RevocationReason,
+    RevokedEntry,
+    SerialIndex,
+    as_array,
+    decode_oid,
+    expect,
+    read_header,
+)
+
+__all__ = [
+    "CertLike",
+    "Crl",
+    "CrlLayout",
+    "RevocationReason",
+    "RevokedEntry",
+    "as_x509",
+    "lookup_with_delta",
+    "parse_layout",
+]
+
+
+@runtime_checkable
+class _HasCertificate(Protocol):
+    @property
+    def certificate(self) -> x509.Certificate: ...
+
+
+CertLike = x509.Certificate | _HasCertificate
+
+
+def as_x509(cert: CertLike) -> x509.Certificate:
+    """Accept a ``cryptography`` certificate or anything with ``.certificate`` (JpkiCertificate)."""
+    if isinstance(cert, x509.Certificate):
+        return cert
+    return cert.certificate
+
+
+_SIG_ALGS: dict[str, tuple[str, type[hashes.HashAlgorithm]]] = {
+    "1.2.840.113549.1.1.5": ("rsa", hashes.SHA1),
+    "1.2.840.113549.1.1.14": ("rsa", hashes.SHA224),
+    "1.2.840.113549.1.1.11": ("rsa", hashes.SHA256),
+    "1.2.840.113549.1.1.12": ("rsa", hashes.SHA384),
+    "1.2.840.113549.1.1.13": ("rsa", hashes.SHA512),
+    "1.2.840.10045.4.3.2": ("ecdsa", hashes.SHA256),
+    "1.2.840.10045.4.3.3": ("ecdsa", hashes.SHA384),
+    "1.2.840.10045.4.3.4": ("ecdsa", hashes.SHA512),
+}
+
+# CRL extensions whose meaning we apply; any other critical one makes the CRL unusable.
+_KNOWN_CRL_EXTENSIONS = frozenset(
+    {
+        ExtensionOID.AUTHORITY_KEY_IDENTIFIER,
+        ExtensionOID.ISSUER_ALTERNATIVE_NAME,
+        ExtensionOID.CRL_NUMBER,
+        ExtensionOID.DELTA_CRL_INDICATOR,
+        ExtensionOID.ISSUING_DISTRIBUTION_POINT,
+        ExtensionOID.FRESHEST_CRL,
+        ExtensionOID.AUTHORITY_INFORMATION_ACCESS,
+    }
+)
+
+_PEM_RE = re.compile(rb"-----BEGIN X509 CRL-----(.*?)-----END X509 CRL-----", re.S)
+
+
+@dataclass(frozen=True)
+class CrlLayout:
+    """Where the parts of a CertificateList sit in its DER."""
+
+    tbs: tuple[int, int]  # the whole TBSCertList TLV
+    head: tuple[int, int]  # TBS content before revokedCertificates
+    revoked: tuple[int, int, int] | None  # (TLV start, content start, end)
+    tail: tuple[int, int]  # TBS content after revokedCertificates ([0] extensions)
+    inner_alg: bytes
+    outer_alg: bytes
+    signature: bytes
+
+
+def _parse_alg(buf: memoryview, pos: int, end: int) -> tuple[bytes, int]:
+    _, e = expect(buf, pos, end, 0x30, "AlgorithmIdentifier")
+    return bytes(buf[pos:e]), e
+
+
+def parse_layout(buf: memoryview) -> CrlLayout:
+    """Split a DER CertificateList into its parts (offsets only, nothing decoded)."""
+    n = len(buf)
+    s, e = expect(buf, 0, n, 0x30, "CertificateList")
+    if e != n:
+        raise CrlError("trailing bytes after the CRL")
+    ts, te = expect(buf, s, e, 0x30, "TBSCertList")
+    tbs = (s, te)
+    p = ts
+    if p < te and buf[p] == 0x02:  # version v2
+        _, _, p = read_header(buf, p, te)
+    inner_alg, p = _parse_alg(buf, p, te)
+    _, _, p = read_header(buf, p, te)  # issuer
+    for _ in range(2):  # thisUpdate, optional nextUpdate
+        if p < te and buf[p] in (0x17, 0x18):
+            _, _, p = read_header(buf, p, te)
+    revoked: tuple[int, int, int] | None = None
+    head = (ts, p)
+    if p < te and buf[p] == 0x30:
+        rs, re_ = expect(buf, p, te, 0x30, "revokedCertificates")
+        revoked = (p, rs, re_)
+        p = re_
+    tail = (p, te)
+    outer_alg, q = _parse_alg(buf, te, e)
+    bs, be = expect(buf, q, e, 0x03, "signatureValue")
+    if be != e or be - bs < 1 or buf[bs] != 0:
+        raise CrlError("bad signatureValue BIT STRING")
+    return CrlLayout(tbs, head, revoked, tail, inner_alg, outer_alg, bytes(buf[bs + 1 : be]))
+
+
+def _der_len(n: int) -> bytes:
+    if n < 0x80:
+        return bytes([n])
+    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(body)]) + body
+
+
+def tlv(tag: int, content: bytes) -> bytes:
+    return bytes([tag]) + _der_len(len(content)) + content
+
+
+def _header_only(buf: memoryview, lay: CrlLayout) -> x509.CertificateRevocationList:
+    """The CRL without its revoked list, parsed by cryptography (cheap at any list size)."""
+    tbs = tlv(0x30, bytes(buf[lay.head[0] : lay.head[1]]) + bytes(buf[lay.tail[0] : lay.tail[1]]))
+    der = tlv(0x30, tbs + lay.outer_alg + tlv(0x03, b"\x00" + lay.signature))
+    try:
+        crl = x509.load_der_x509_crl(der)
+        _ = crl.extensions, crl.issuer, crl.last_update_utc, crl.next_update_utc
+    except ValueError as exc:
+        raise CrlError(f"malformed CRL header: {exc}") from None
+    return crl
+
+
+def _pem_or_der(data: bytes) -> bytes:
+    stripped = data.lstrip()
+    if stripped.startswith(b"-----"):
+        m = _PEM_RE.search(stripped)
+        if not m:
+            raise CrlError("PEM data holds no X509 CRL block")
+        try:
+            return base64.b64decode(b"".join(m.group(1).split()), validate=True)
+        except binascii.Error:
+            raise CrlError("bad base64 in PEM CRL") from None
+    return data
+
+
+class Crl:
+    """A loaded CRL: header fields decoded, revoked serials indexed, signature checked on demand."""
+
+    def __init__(self, der: bytes | bytearray | memoryview, *, index: bool = True) -> None:
+        self._der = der
+        buf = memoryview(der).cast("B") if not isinstance(der, bytes) else memoryview(der)
+        try:
+            self.layout = parse_layout(buf)
+            self._header = _header_only(buf, self.layout)
+        except IndexError:  # pragma: no cover - read_header bounds every access
+            raise CrlError("truncated CRL") from None
+        if self.layout.inner_alg != self.layout.outer_alg:
+            raise CrlError("signature algorithm inside and outside the TBS differ")
+        self._check_extensions()
+        self._index: SerialIndex | None = None
+        self.verified_by: x509.Certificate | None = None
+        if index:
+            self.build_index()
+
+    # --- loading ------------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, data: bytes | bytearray | memoryview, *, index: bool = True) -> Crl:
+        """DER or PEM."""
+        if isinstance(data, bytes) and data[:1] != b"\x30":
+            data = _pem_or_der(data)
+        return cls(data, index=index)
+
+    @classmethod
+    def from_file(cls, path: str | Path, *, index: bool = True) -> Crl:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise CrlError(f"cannot read CRL {path}: {exc.strerror or exc}") from None
+        return cls.load(data, index=index)
+
+    def build_index(self) -> SerialIndex:
+        if self._index is None:
+            if self.layout.revoked is None:
+                self._index = SerialIndex.build(as_array(b""), 0, 0)
+            else:
+                _, s, e = self.layout.revoked
+                self._index = SerialIndex.build(as_array(self._der), s, e)
+        return self._index
+
+    @property
+    def index(self) -> SerialIndex:
+        return self.build_index()
+
+    # --- header -------------------------------------------------------------------------------
+
+    def _check_extensions(self) -> None:
+        for ext in self._header.extensions:
+            if ext.critical and ext.oid not in _KNOWN_CRL_EXTENSIONS:
+                raise CrlError(
+                    f"unknown critical CRL extension {ext.oid.dotted_string}: CRL unusable"
+                )
+        idp = self.idp
+        if idp is not None:
+            if idp.indirect_crl:
+                raise CrlError("indirect CRLs are not supported")
+            if idp.only_some_reasons:
+                raise CrlError("CRLs partitioned by reason (onlySomeReasons) are not supported")
+
+    @property
+    def der(self) -> bytes:
+        return bytes(self._der)
+
+    @property
+    def size(self) -> int:
+        return len(self._der)
+
+    @property
+    def issuer(self) -> x509.Name:
+        return self._header.issuer
+
+    @property
+    def this_update(self) -> datetime:
+        return self._header.last_update_utc
+
+    @property
+    def next_update(self) -> datetime | None:
+        return self._header.next_update_utc
+
+    def _ext(self, oid: x509.ObjectIdentifier) -> x509.ExtensionType | None:
+        try:
+            return self._header.extensions.get_extension_for_oid(oid).value
+        except x509.ExtensionNotFound:
+            return None
+
+    @property
+    def number(self) -> int | None:
+        v = self._ext(ExtensionOID.CRL_NUMBER)
+        return v.crl_number if isinstance(v, x509.CRLNumber) else None
+
+    @property
+    def base_number(self) -> int | None:
+        """deltaCRLIndicator: the base CRL number this delta applies to (None for a full CRL)."""
+        v = self._ext(ExtensionOID.DELTA_CRL_INDICATOR)
+        return v.crl_number if isinstance(v, x509.DeltaCRLIndicator) else None
+
+    @property
+    def is_delta(self) -> bool:
+        return self.base_number is not None
+
+    @property
+    def idp(self) -> x509.IssuingDistributionPoint | None:
+        v = self._ext(ExtensionOID.ISSUING_DISTRIBUTION_POINT)
+        return v if isinstance(v, x509.IssuingDistributionPoint) else None
+
+    @property
+    def idp_names(self) -> tuple[x509.Name, ...]:
+        """directoryName full names of the issuing distribution point (the CRL's scope)."""
+        idp = self.idp
+        if idp is None:
+            return ()
+        if idp.full_name:
+            return tuple(g.value for g in idp.full_name if isinstance(g, x509.DirectoryName))
+        if idp.relative_name is not None:
+            return (x509.Name([*self.issuer.rdns, idp.relative_name]),)
+        return ()
+
+    @property
+    def authority_key_id(self) -> bytes | None:
+        v = self._ext(ExtensionOID.AUTHORITY_KEY_IDENTIFIER)
+        return v.key_identifier if isinstance(v, x509.AuthorityKeyIdentifier) else None
+
+    @property
+    def signature_algorithm(self) -> tuple[str, type[hashes.HashAlgorithm]]:
+        buf = memoryview(self.layout.outer_alg)
+        s, e = expect(buf, 0, len(buf), 0x30, "AlgorithmIdentifier")
+        os_, oe = expect(buf, s, e, 0x06, "algorithm")
+        oid = decode_oid(bytes(buf[os_:oe]))
+        try:
+            return _SIG_ALGS[oid]
+        except KeyError:
+            raise CrlError(f"unsupported CRL signature algorithm {oid}") from None
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def tbs_digest(self) -> bytes:
+        _, hash_cls = self.signature_algorithm
+        a, b = self.layout.tbs
+        h = hashlib.new(hash_cls().name)
+        h.update(memoryview(self._der)[a:b])
+        return h.digest()
+
+    # --- trust --------------------------------------------------------------------------------
+
+    def verify(self, issuers: Iterable[CertLike]) -> x509.Certificate:
+        """Check the signature against the candidate issuers; return the one that signed it.
+
+        Several CA generations share a DN, so candidates are narrowed by name, ordered by key id
+        match, and each is tried until one verifies.
+        """
+        cands = [as_x509(c) for c in issuers]
+        named = [c for c in cands if c.subject == self.issuer]
+        if not named:
+            raise CrlError("no candidate issuer certificate has the CRL's issuer name")
+        akid = self.authority_key_id
+        named.sort(key=lambda c: 0 if akid is not None and _ski(c) == akid else 1)
+        kind, hash_cls = self.signature_algorithm
+        digest = self.tbs_digest()
+        for cert in named:
+            if not _may_sign_crls(cert):
+                continue
+            if _check_sig(cert, kind, hash_cls(), digest, self.layout.signature):
+                self.verified_by = cert
+                return cert
+        raise CrlError("CRL signature does not verify with any candidate issuer")
+
+    def check_fresh(self, at: datetime, *, max_age: timedelta | None = None) -> None:
+        """Raise CrlError unless usable at ``at`` (aware): thisUpdate <= at < nextUpdate."""
+        if at.tzinfo is None:
+            raise CrlError("validation time must be timezone-aware")
+        if self.this_update > at:
+            raise CrlError(f"CRL not yet valid (thisUpdate {self.this_update.isoformat()})")
+        nu = self.next_update
+        if nu is not None and at >= nu:
+            raise CrlError(f"CRL is stale (nextUpdate {nu.isoformat()})")
+        if max_age is not None and at - self.this_update > max_age:
+            raise CrlError(f"CRL older than the maximum age {max_age}")
+        if nu is None and max_age is None:
+            raise CrlError("CRL has no nextUpdate and no maximum age was set")
+
+    def is_fresh(self, at: datetime, *, max_age: timedelta | None = None) -> bool:
+        try:
+            self.check_fresh(at, max_age=max_age)
+        except CrlError:
+            return False
+        return True
+
+    # --- scope and lookup ---------------------------------------------------------------------
+
+    def covers(self, cert: CertLike) -> bool:
+        """Does this CRL's scope include ``cert`` (same issuer; DirName DP matches the IDP)?"""
+        c = as_x509(cert)
+        if c.issuer != self.issuer:
+            return False
+        idp = self.idp
+        if idp is None:
+            return True
+        if idp.only_contains_user_certs and _is_ca(c):
+            return False
+        if idp.only_contains_ca_certs and not _is_ca(c):
+            return False
+        names = self.idp_names
+        if not names:
+            return True
+        return bool(set(names) & set(cert_dp_names(c)))
+
+    def lookup(self, serial: int) -> RevokedEntry | None:
+        return self.index.lookup(serial)
+
+
+def cert_dp_names(cert: x509.Certificate) -> tuple[x509.Name, ...]:
+    """directoryName CRL distribution points of a certificate (JPKI partitions by these)."""
+    try:
+        dps = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    except x509.ExtensionNotFound:
+        return ()
+    out: list[x509.Name] = []
+    for dp in dps:
+        if dp.full_name:
+            out.extend(g.value for g in dp.full_name if isinstance(g, x509.DirectoryName))
+        elif dp.relative_name is not None:
+            out.append(x509.Name([*cert.issuer.rdns, dp.relative_name]))
+    return tuple(out)
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        return False
+
+
+def _ski(cert: x509.Certificate) -> bytes | None:
+    try:
+        return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _may_sign_crls(cert: x509.Certificate) -> bool:
+    try:
+        ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return True
+    return ku.crl_sign
+
+
+def _check_sig(
+    cert: x509.Certificate, kind: str, hash_alg: hashes.HashAlgorithm, digest: bytes, sig: bytes
+) -> bool:
+    key = cert.public_key()
+    try:
+        if kind == "rsa" and isinstance(key, rsa.RSAPublicKey):
+            key.verify(sig, digest, padding.PKCS1v15(), Prehashed(hash_alg))
+            return True
+        if kind == "ecdsa" and isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(sig, digest, ec.ECDSA(Prehashed(hash_alg)))
+            return True
+    except InvalidSignature:
+        return False
+    return False
+
+
+def lookup_with_delta(base: Crl, delta: Crl | None, serial: int) -> RevokedEntry | None:
+    """Status from a base CRL plus an optional delta (RFC 5280 5.2.4).
+
+    An entry in the delta wins; ``removeFromCRL`` there un-revokes a certificate held in the
+    base. The delta must name the same issuer and scope and apply to this base or an older one.
+    """
+    if delta is not None:
+        check_delta_applies(base, delta)
+        hit = delta.lookup(serial)
+        if hit is not None:
+            return None if hit.reason is RevocationReason.REMOVE_FROM_CRL else hit
+    hit = base.lookup(serial)
+    if hit is not None and hit.reason is RevocationReason.REMOVE_FROM_CRL:
+        return None
+    return hit
+
+
+def check_delta_applies(base: Crl, delta: Crl) -> None:
+    if base.is_delta:
+        raise CrlError("the base CRL is itself a delta CRL")
+    bn = delta.base_number
+    if bn is None:
+        raise CrlError("not a delta CRL (no deltaCRLIndicator)")
+    if delta.issuer != base.issuer or delta.idp_names != base.idp_names:
+        raise CrlError("delta CRL has a different issuer or scope than the base CRL")
+    if base.number is None or base.number < bn:
+        raise CrlError(f"delta CRL needs base CRL number >= {bn}, have {base.number}")
+    if delta.number is not None and delta.number <= base.number:
+        raise CrlError("delta CRL is not newer than the base CRL")
+
+
+def select_crls(crls: Sequence[Crl], cert: CertLike) -> tuple[Crl | None, Crl | None]:
+    """The newest full CRL and newest applicable delta whose scope covers ``cert``."""
+    mine = [c for c in crls if c.covers(cert)]
+    bases = [c for c in mine if not c.is_delta]
+    if not bases:
+        return None, None
+    base = max(bases, key=lambda c: (c.number or -1, c.this_update))
+    deltas = []
+    for d in mine:
+        if not d.is_delta:
+            continue
+        try:
+            check_delta_applies(base, d)
+        except CrlError:
+            continue
+        deltas.append(d)
+    delta = max(deltas, key=lambda c: (c.number or -1, c.this_update)) if deltas else None
+    return base, delta
