@@ -1,7 +1,79 @@
-"""`jpki` commands: cert."""
+"""`jpki cert show FILE [--json]`: what a JPKI certificate is and what it says."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-commands: list[click.Command] = []
+from jpki.cert import BasicInfo, JpkiCertificate
+from jpki.cli._common import emit, handle_errors, read_input_file
+
+
+def _flags_text(flags: tuple[bool, ...], text: str) -> str:
+    subst = [f"{i + 1}:{ch}" for i, (ch, f) in enumerate(zip(text, flags, strict=True)) if f]
+    return f"  (substitute characters at {', '.join(subst)})" if subst else ""
+
+
+def _basic_lines(info: BasicInfo) -> list[str]:
+    lines = [
+        "Basic information:",
+        f"  Name:        {info.name}{_flags_text(info.name_substitutes, info.name)}",
+        f"  Sex:         {info.sex.name.lower()}",
+        f"  Birth date:  {info.birth_date.isoformat()} ({info.birth_era.name.capitalize()})",
+        f"  Address:     {info.address}{_flags_text(info.address_substitutes, info.address)}",
+    ]
+    lines += [f"  Other {oid}: {value}" for oid, value in info.other.items()]
+    return lines
+
+
+def _colon_hex(data: bytes) -> str:
+    return ":".join(f"{b:02X}" for b in data)
+
+
+def render_text(cert: JpkiCertificate, d: dict[str, Any]) -> str:
+    """Readable multi-line description (same facts as the JSON)."""
+    kind = d["kind"] + (" (test)" if d["is_test"] else "")
+    lines = [
+        f"Kind:          {kind}",
+        f"Subject:       {d['subject']}",
+        f"Issuer:        {d['issuer']}",
+        f"Serial:        {d['serial_hex']}",
+        f"Not before:    {d['not_before']}",
+        f"Not after:     {d['not_after']}",
+        f"Policies:      {', '.join(d['policies']) or '-'}",
+        f"Key usage:     {', '.join(d['key_usage']) or '-'}",
+    ]
+    if d["extended_key_usage"]:
+        lines.append(f"Extended KU:   {', '.join(d['extended_key_usage'])}")
+    lines.append(f"SHA-256:       {_colon_hex(cert.fingerprint_sha256)}")
+    for dp in cert.crl_distribution_points:
+        label = "dirName" if dp.directory_name is not None else "URI"
+        lines.append(f"CRL DP:        {label}: {dp.text}")
+    lines += [f"OCSP:          {url}" for url in d["ocsp_urls"]]
+    if cert.authority_key_id is not None:
+        lines.append(f"Authority KID: {_colon_hex(cert.authority_key_id)}")
+    if cert.subject_key_id is not None:
+        lines.append(f"Subject KID:   {_colon_hex(cert.subject_key_id)}")
+    if cert.basic_info is not None:
+        lines += _basic_lines(cert.basic_info)
+    return "\n".join(lines)
+
+
+@click.group("cert")
+def cert_group() -> None:
+    """Inspect JPKI certificates."""
+
+
+@cert_group.command("show")
+@click.argument("file", metavar="FILE")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (docs/cert.md).")
+@handle_errors
+def show(file: str, as_json: bool) -> None:
+    """Show a certificate (PEM, DER or base64; '-' reads stdin)."""
+    cert = JpkiCertificate.load(read_input_file(file))
+    d = cert.as_dict()  # reads every field, so a malformed one fails here, before any output
+    emit(d, as_json, lambda: render_text(cert, d))
+
+
+commands: list[click.Command] = [cert_group]
