@@ -1,0 +1,105 @@
+"""verify_batch: input order, executors, per-item failures, agreement with verify_signature."""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+
+from jpki.errors import UsageError
+from jpki.testpki import TestPki, sample_person
+from jpki.verify import BatchItem, Status, verify_batch, verify_signature
+
+
+@pytest.fixture(scope="module")
+def items(test_pki: TestPki) -> list[BatchItem]:
+    a = test_pki.issue_signing(sample_person(0))
+    b = test_pki.issue_signing(sample_person(1))
+    auth = test_pki.issue_auth()
+    out: list[BatchItem] = []
+    for i in range(60):
+        data = f"document {i}".encode()
+        who = (a, b, auth)[i % 3]
+        sig = who.key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        kind = i % 6
+        if kind == 0:
+            out.append(BatchItem(who.der, sig, data=data))
+        elif kind == 1:
+            out.append(BatchItem(who.cert, sig, digest=hashlib.sha256(data).digest()))
+        elif kind == 2:
+            out.append(BatchItem(who.der, sig, data=data, purpose="login"))
+        elif kind == 3:
+            out.append(BatchItem(who.der, sig, data=data + b"!"))  # altered data
+        elif kind == 4:
+            out.append(BatchItem(a.der if who is not a else b.der, sig, data=data))  # wrong cert
+        else:
+            out.append(BatchItem(who.der, sig, data=data, purpose="any"))
+    return out
+
+
+def _expected(items: list[BatchItem]) -> list[tuple[Status, tuple[str, ...]]]:
+    res = []
+    for it in items:
+        r = verify_signature(
+            it.certificate,
+            it.signature,
+            data=it.data,
+            digest=it.digest,
+            hash_alg=it.hash_alg,
+            purpose=it.purpose,
+        )
+        res.append((r.status, r.reasons))
+    return res
+
+
+def test_in_process_matches_single_verification(items: list[BatchItem]) -> None:
+    got = verify_batch(items, chunk_size=7)
+    assert [(r.status, r.reasons) for r in got] == _expected(items)
+    statuses = {r.status for r in got}
+    assert statuses == {Status.VALID, Status.INVALID}
+
+
+@pytest.mark.parametrize("kind", ["threads", "processes", "own-pool"])
+def test_executors_keep_input_order(items: list[BatchItem], kind: str) -> None:
+    want = [(r.status, r.reasons, r.certificate_fingerprint) for r in verify_batch(items)]
+    if kind == "threads":
+        with ThreadPoolExecutor(3) as ex:
+            got = verify_batch(items, ex, chunk_size=5)
+    elif kind == "processes":
+        with ProcessPoolExecutor(2) as ex:
+            got = verify_batch(items, ex, chunk_size=9)
+    else:
+        got = verify_batch(items, workers=2)
+    assert [(r.status, r.reasons, r.certificate_fingerprint) for r in got] == want
+
+
+def test_tuples_progress_and_bad_items(items: list[BatchItem]) -> None:
+    first = items[0]
+    done: list[int] = []
+    got = verify_batch(
+        [
+            (first.certificate, first.signature, first.data),
+            (b"\x30\x03garbage", first.signature, first.data),
+            BatchItem(first.certificate, first.signature, digest=b"\0" * 5),
+            BatchItem(first.certificate, first.signature),
+        ],
+        chunk_size=2,
+        progress=done.append,
+    )
+    assert done == [2, 2]
+    assert got[0].status is Status.VALID
+    assert got[1].status is Status.INVALID and "unusable certificate" in got[1].reasons[0]
+    assert got[2].status is Status.INVALID and "32 bytes" in got[2].reasons[0]
+    assert got[3].status is Status.INVALID and "neither data nor digest" in got[3].reasons[0]
+    assert verify_batch([]) == []
+
+
+def test_usage_errors(items: list[BatchItem]) -> None:
+    it = items[0]
+    with pytest.raises(UsageError):
+        verify_batch([BatchItem(it.certificate, it.signature, data=b"x", hash_alg="md5")])
+    with pytest.raises(UsageError):
+        verify_batch([BatchItem(it.certificate, it.signature, data=b"x", purpose="nope")])
