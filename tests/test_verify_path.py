@@ -119,7 +119,7 @@ def test_load_trust_anchors_errors(tmp_path: Path) -> None:
     (tmp_path / "junk.pem").write_bytes(
         b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
     )
-    with pytest.raises(CertificateError, match="junk.pem"):
+    with pytest.raises(CertificateError, match=r"junk\.pem"):
         load_trust_anchors(tmp_path)
     empty = tmp_path / "empty"
     empty.mkdir()
