@@ -1,0 +1,1 @@
+"""End-to-end tests through real pcscd, vpcd, OpenSC and TCP bridges."""

@@ -1,0 +1,101 @@
+"""The JPKI session through pyscard → pcscd → vpcd → our simulator's card side."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from jpki.card.jpki_ap import JpkiAp
+from jpki.cli import main
+from jpki.errors import (
+    AmbiguousReaderError,
+    CardRemovedError,
+    NoCardError,
+    SecurityStatusError,
+    SharingViolationError,
+    TransportError,
+)
+from jpki.secret import Secret
+from jpki.transport.base import Connection
+from jpki.transport.pcsc import PcscConnection, list_readers
+
+from .conftest import AUTH_PIN, InsertedCard
+
+pytestmark = pytest.mark.pcscd
+
+JPKI_ATR = bytes.fromhex("3BE000FF8131FE4514")
+
+
+def test_readers_lists_the_inserted_card(inserted_card: InsertedCard) -> None:
+    info = {r.name: r for r in list_readers()}[inserted_card.reader]
+    assert info.card_present and info.atr == JPKI_ATR
+    result = CliRunner().invoke(main, ["readers", "--json"])
+    assert result.exit_code == 0, result.output
+    entry = next(r for r in json.loads(result.output)["readers"] if r["name"] == info.name)
+    assert entry == {"name": info.name, "card_present": True, "atr": "3B E0 00 FF 81 31 FE 45 14"}
+
+
+def test_whole_jpki_session(
+    inserted_card: InsertedCard, check_jpki_session: Callable[[Connection, Any], None]
+) -> None:
+    with PcscConnection.connect(inserted_card.reader, timeout=10) as conn:
+        assert conn.atr == JPKI_ATR
+        check_jpki_session(conn, inserted_card.card.profile)
+
+
+def test_substring_and_ambiguous_names(inserted_card: InsertedCard) -> None:
+    with PcscConnection.connect(inserted_card.reader[-5:], timeout=5) as conn:
+        assert conn.reader == inserted_card.reader
+    with pytest.raises(AmbiguousReaderError):
+        PcscConnection.connect("Virtual PCD", timeout=5)
+
+
+def test_reset_clears_the_security_state(inserted_card: InsertedCard) -> None:
+    with PcscConnection.connect(inserted_card.reader, timeout=10) as conn:
+        ap = JpkiAp(conn)
+        ap.verify_pin("auth", Secret(AUTH_PIN))
+        ap.sign_data("auth", b"before reset")
+        assert conn.reset() == JPKI_ATR  # SCardReconnect(SCARD_RESET_CARD) → vpcd 02
+        ap = JpkiAp(conn)
+        with pytest.raises(SecurityStatusError):
+            ap.sign_data("auth", b"after reset")
+
+
+def test_card_removed_mid_session_then_inserted_again(
+    inserted_card: InsertedCard, check_jpki_session: Callable[[Connection, Any], None]
+) -> None:
+    conn = PcscConnection.connect(inserted_card.reader, timeout=10)
+    ap = JpkiAp(conn)
+    ap.verify_pin("auth", Secret(AUTH_PIN))
+    inserted_card.remove()
+    with pytest.raises(CardRemovedError):
+        ap.token_info()
+    conn.close()
+    conn.close()  # idempotent
+    with pytest.raises(NoCardError):
+        PcscConnection.connect(inserted_card.reader, timeout=0.5)
+    inserted_card.insert()
+    with PcscConnection.connect(inserted_card.reader, timeout=10) as again:
+        # A new insertion is a new power-up: the PIN verified before is forgotten.
+        with pytest.raises(SecurityStatusError):
+            JpkiAp(again).sign_data("auth", b"x")
+        check_jpki_session(again, inserted_card.card.profile)
+
+
+def test_transport_errors_are_jpki_errors(inserted_card: InsertedCard) -> None:
+    conn = PcscConnection.connect(inserted_card.reader, timeout=10)
+    conn.close()
+    with pytest.raises(TransportError, match="closed"):
+        conn.transmit(b"\x00\xa4\x04\x0c")
+
+
+def test_exclusive_share_blocks_a_second_connection(inserted_card: InsertedCard) -> None:
+    with (
+        PcscConnection.connect(inserted_card.reader, timeout=10, share="exclusive"),
+        pytest.raises(SharingViolationError),
+    ):
+        PcscConnection.connect(inserted_card.reader, timeout=2)
