@@ -1,7 +1,385 @@
-"""`jpki` commands: verify."""
+"""`jpki verify`: signatures, CMS, certificate chains and batches (docs/verify.md).
+
+Exit codes: 0 valid, 1 invalid, 2 usage error or malformed input, 3 indeterminate.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
 import click
 
-commands: list[click.Command] = []
+from jpki.cli._common import Exit, emit, handle_errors, read_input_file
+from jpki.errors import UsageError
+from jpki.verify.batch import BatchItem, verify_batch
+from jpki.verify.cms import verify_cms
+from jpki.verify.digest import HashAlgorithm
+from jpki.verify.path import (
+    RevocationCheck,
+    load_certificates,
+    load_trust_anchors,
+    revocation_checker,
+    validate_chain,
+)
+from jpki.verify.result import Status, VerificationResult, worst
+from jpki.verify.signature import Purpose, verify_signature
+
+_EXIT = {
+    Status.VALID: Exit.OK,
+    Status.INVALID: Exit.INVALID,
+    Status.INDETERMINATE: Exit.INDETERMINATE,
+}
+_PURPOSES = click.Choice([p.value for p in Purpose])
+_HASHES = click.Choice([h.value for h in HashAlgorithm], case_sensitive=False)
+
+
+def parse_time(value: str | None) -> datetime:
+    """ISO 8601 time with a zone ('Z' allowed); a bare date means 00:00 UTC; None means now."""
+    if value is None:
+        return datetime.now(UTC)
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(
+            f"bad time {value!r}: use ISO 8601, e.g. 2026-06-01T09:00:00+09:00"
+        ) from None
+    if t.tzinfo is None:
+        if len(text) == 10:  # a date alone
+            return t.replace(tzinfo=UTC)
+        raise UsageError(f"time {value!r} has no timezone: add Z or an offset like +09:00")
+    return t
+
+
+def decode_blob(raw: bytes) -> bytes:
+    """Binary as is; a text file holding hex or base64 is decoded."""
+    text = raw.strip()
+    if not text or any((b < 0x20 and b not in b"\r\n\t") or b > 0x7E for b in text):
+        return raw
+    compact = b"".join(text.split())
+    try:
+        return binascii.unhexlify(compact)
+    except (binascii.Error, ValueError):
+        pass
+    try:
+        return base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError):
+        return raw
+
+
+def _finish(result: VerificationResult, as_json: bool, extra: dict[str, Any] | None = None) -> None:
+    data = result.to_dict()
+    if extra:
+        data.update(extra)
+    emit(data, as_json, lambda: _text(result))
+    sys.exit(int(_EXIT[result.status]))
+
+
+def _text(result: VerificationResult) -> str:
+    lines = [result.status.value.upper()]
+    if result.subject:
+        lines.append(f"  certificate: {result.subject} ({result.certificate_kind})")
+    if result.signing_time:
+        lines.append(f"  signing time (claimed): {result.signing_time.isoformat()}")
+    if result.account_key:
+        lines.append(f"  account key: {result.account_key}")
+    lines += [f"  - {r}" for r in result.reasons]
+    return "\n".join(lines)
+
+
+def _anchors(paths: Sequence[str]) -> tuple[Any, ...]:
+    return load_trust_anchors(*paths) if paths else ()
+
+
+def _revocation(
+    crl_files: Sequence[str], ocsp_url: str | None, soft_fail: bool
+) -> RevocationCheck | None:
+    if not crl_files and ocsp_url is None:
+        if soft_fail:
+            raise UsageError("--soft-fail needs a revocation source (--crl or --ocsp)")
+        return None
+    crls = [read_input_file(f) for f in crl_files]
+    return revocation_checker(crls=crls, ocsp_url=ocsp_url, soft_fail=soft_fail)
+
+
+def revocation_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option(
+        "--soft-fail",
+        is_flag=True,
+        help="Accept when revocation status cannot be found (default: indeterminate).",
+    )(fn)
+    fn = click.option("--ocsp", "ocsp_url", metavar="URL", help="OCSP responder to ask.")(fn)
+    fn = click.option(
+        "--crl",
+        "crl_files",
+        multiple=True,
+        metavar="FILE",
+        help="CRL (DER or PEM) to check revocation against; repeatable.",
+    )(fn)
+    return fn
+
+
+@click.group("verify")
+def verify_group() -> None:
+    """Verify signatures, CMS files, certificate chains and batches (relying party)."""
+
+
+@verify_group.command("signature")
+@click.option("--cert", "cert_file", required=True, metavar="FILE", help="Signer certificate.")
+@click.option("--data", "data_file", metavar="FILE", help="The signed data ('-' for stdin).")
+@click.option("--digest", "digest_hex", metavar="HEX", help="The signed digest, in hex.")
+@click.option(
+    "--sig", "sig_file", required=True, metavar="FILE", help="Signature (binary/hex/base64)."
+)
+@click.option("--hash", "hash_name", type=_HASHES, default="sha256", show_default=True)
+@click.option("--purpose", type=_PURPOSES, default="sign", show_default=True,
+              help="sign: signing certificate needed; login: authentication certificate; "
+                   "any: override the key-usage policy (reported).")  # fmt: skip
+@click.option("--at", "at", metavar="TIME", help="Also check the certificate is valid then.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def signature_cmd(
+    cert_file: str,
+    data_file: str | None,
+    digest_hex: str | None,
+    sig_file: str,
+    hash_name: str,
+    purpose: str,
+    at: str | None,
+    as_json: bool,
+) -> None:
+    """Verify an RSA PKCS#1 v1.5 signature over a file or a digest."""
+    if (data_file is None) == (digest_hex is None):
+        raise UsageError("give exactly one of --data FILE or --digest HEX")
+    digest = None
+    if digest_hex is not None:
+        try:
+            digest = bytes.fromhex(digest_hex.strip())
+        except ValueError:
+            raise UsageError("--digest must be hexadecimal") from None
+    data = read_input_file(data_file) if data_file is not None else None
+    certs = load_certificates(read_input_file(cert_file))
+    result = verify_signature(
+        certs[0],
+        decode_blob(read_input_file(sig_file)),
+        data=data,
+        digest=digest,
+        hash_alg=hash_name,
+        purpose=purpose,
+        at=parse_time(at) if at else None,
+    )
+    _finish(result, as_json)
+
+
+@verify_group.command("cms")
+@click.argument("cms_file", metavar="FILE")
+@click.option("--content", "content_file", metavar="FILE", help="Content of a detached signature.")
+@click.option("--cert", "cert_files", multiple=True, metavar="FILE",
+              help="Certificates not embedded (signer, intermediates); repeatable.")  # fmt: skip
+@click.option("--trust", "trust", multiple=True, metavar="CA",
+              help="Trusted CA certificate file or directory; repeatable. Without it only "
+                   "the signatures are checked, not the chain.")  # fmt: skip
+@click.option("--at", "at", metavar="TIME", help="Validation time (ISO 8601; default now).")
+@click.option("--purpose", type=_PURPOSES, default="sign", show_default=True)
+@revocation_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def cms_cmd(
+    cms_file: str,
+    content_file: str | None,
+    cert_files: tuple[str, ...],
+    trust: tuple[str, ...],
+    at: str | None,
+    purpose: str,
+    crl_files: tuple[str, ...],
+    ocsp_url: str | None,
+    soft_fail: bool,
+    as_json: bool,
+) -> None:
+    """Verify a CMS SignedData file (PEM or DER, attached or detached)."""
+    extra = [c for f in cert_files for c in load_certificates(read_input_file(f))]
+    revocation = _revocation(crl_files, ocsp_url, soft_fail)
+    if revocation is not None and not trust:
+        raise UsageError("revocation checking needs --trust (the issuer comes from the chain)")
+    result = verify_cms(
+        read_input_file(cms_file),
+        content=read_input_file(content_file) if content_file else None,
+        certificates=extra,
+        trust_anchors=_anchors(trust) or None,
+        at=parse_time(at),
+        purpose=purpose,
+        revocation=revocation,
+        soft_fail=soft_fail,
+    )
+    _finish(result, as_json)
+
+
+@verify_group.command("chain")
+@click.argument("cert_file", metavar="CERT")
+@click.option("--trust", "trust", multiple=True, required=True, metavar="CA",
+              help="Trusted CA certificate file or directory; repeatable.")  # fmt: skip
+@click.option("--intermediate", "intermediates", multiple=True, metavar="FILE",
+              help="Untrusted intermediate CA certificates; repeatable.")  # fmt: skip
+@click.option("--at", "at", metavar="TIME", help="Validation time (ISO 8601; default now).")
+@click.option("--purpose", type=_PURPOSES, default="sign", show_default=True)
+@click.option("--policy", "policies", multiple=True, metavar="OID",
+              help="Require one of these certificate policies; repeatable.")  # fmt: skip
+@revocation_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def chain_cmd(
+    cert_file: str,
+    trust: tuple[str, ...],
+    intermediates: tuple[str, ...],
+    at: str | None,
+    purpose: str,
+    policies: tuple[str, ...],
+    crl_files: tuple[str, ...],
+    ocsp_url: str | None,
+    soft_fail: bool,
+    as_json: bool,
+) -> None:
+    """Validate a certificate up to trusted CA certificates (no system roots, ever)."""
+    cert = load_certificates(read_input_file(cert_file))[0]
+    inter = [c for f in intermediates for c in load_certificates(read_input_file(f))]
+    result = validate_chain(
+        cert,
+        _anchors(trust),
+        at=parse_time(at),
+        intermediates=inter,
+        purpose=purpose,
+        policies=policies or None,
+        revocation=_revocation(crl_files, ocsp_url, soft_fail),
+        soft_fail=soft_fail,
+    )
+    _finish(result, as_json)
+
+
+# --- batch ----------------------------------------------------------------------------------
+
+
+def _field_bytes(
+    entry: dict[str, Any], name: str, base: Path, cache: dict[Path, bytes], line: int
+) -> bytes | None:
+    """``name`` (a file path, relative to the manifest) or ``name_hex`` / ``name_b64``."""
+    if name in entry:
+        value = entry[name]
+        if not isinstance(value, str):
+            raise UsageError(f"manifest line {line}: {name!r} must be a file path")
+        path = base / value
+        if path not in cache:
+            try:
+                cache[path] = path.read_bytes()
+            except OSError as exc:
+                raise UsageError(
+                    f"manifest line {line}: cannot read {path}: {exc.strerror}"
+                ) from None
+        return cache[path]
+    for suffix, decode in (("_hex", bytes.fromhex), ("_b64", base64.b64decode)):
+        key = name + suffix
+        if key in entry:
+            try:
+                return bytes(decode(entry[key]))
+            except (ValueError, TypeError, binascii.Error):
+                raise UsageError(f"manifest line {line}: {key} is not valid") from None
+    return None
+
+
+def read_manifest(path: str) -> list[BatchItem]:
+    """JSON Lines; see docs/verify.md for the fields."""
+    raw = read_input_file(path)
+    base = Path(path).parent if path != "-" else Path.cwd()
+    cache: dict[Path, bytes] = {}
+    certs: dict[bytes, bytes] = {}
+    items: list[BatchItem] = []
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not UTF-8 JSON Lines") from None
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"manifest line {n}: not JSON ({exc.msg})") from None
+        if not isinstance(entry, dict):
+            raise UsageError(f"manifest line {n}: expected a JSON object")
+        cert = _field_bytes(entry, "cert", base, cache, n)
+        sig = _field_bytes(entry, "sig", base, cache, n)
+        if cert is None or sig is None:
+            raise UsageError(f"manifest line {n}: needs cert and sig")
+        # Certificates as DER, converted once per distinct file content.
+        if cert not in certs:
+            certs[cert] = load_certificates(cert)[0].der
+        data = _field_bytes(entry, "data", base, cache, n)
+        digest = entry.get("digest")
+        if digest is not None:
+            try:
+                digest = bytes.fromhex(digest)
+            except (ValueError, TypeError):
+                raise UsageError(f"manifest line {n}: digest must be hex") from None
+        items.append(
+            BatchItem(
+                certs[cert],
+                decode_blob(sig),
+                data=data,
+                digest=digest,
+                hash_alg=str(entry.get("hash", "sha256")),
+                purpose=str(entry.get("purpose", "sign")),
+            )
+        )
+    return items
+
+
+@verify_group.command("batch")
+@click.argument("manifest", metavar="MANIFEST.jsonl")
+@click.option("--workers", type=click.IntRange(1, 256), default=None,
+              help="Processes to use (default: all cores for large batches).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def batch_cmd(manifest: str, workers: int | None, as_json: bool) -> None:
+    """Verify many signatures listed in a JSON Lines manifest (results in input order)."""
+    items = read_manifest(manifest)
+    if sys.stdout.isatty() and not as_json and items:
+        with click.progressbar(length=len(items), label="verifying") as bar:
+            results = verify_batch(items, workers=workers, progress=bar.update)
+    else:
+        results = verify_batch(items, workers=workers)
+    counts = {s: sum(1 for r in results if r.status is s) for s in Status}
+    overall = worst(r.status for r in results)
+    summary = (
+        f"{len(results)} signatures: {counts[Status.VALID]} valid, "
+        f"{counts[Status.INVALID]} invalid, {counts[Status.INDETERMINATE]} indeterminate"
+    )
+    data = {
+        "status": overall.value,
+        "reasons": [summary],
+        "count": len(results),
+        "valid": counts[Status.VALID],
+        "invalid": counts[Status.INVALID],
+        "indeterminate": counts[Status.INDETERMINATE],
+        "results": [{"index": i, **r.to_dict()} for i, r in enumerate(results)],
+    }
+
+    def text() -> str:
+        lines = [f"{overall.value.upper()}: {summary}"]
+        for i, r in enumerate(results):
+            if r.status is not Status.VALID:
+                lines.append(f"  #{i}: {r.status.value}: {'; '.join(r.reasons)}")
+        return "\n".join(lines)
+
+    emit(data, as_json, text)
+    sys.exit(int(_EXIT[overall]))
+
+
+commands: list[click.Command] = [verify_group]

@@ -257,7 +257,8 @@ def _revocation(
     detail = getattr(outcome, "detail", None) or getattr(outcome, "reason", None)
     src = f" (from {getattr(source, 'value', source)})" if source else ""
     if name == "GOOD":
-        return Status.VALID, f"{who}: not revoked{src}"
+        note = getattr(outcome, "detail", None)
+        return Status.VALID, f"{who}: not revoked{src}" + (f" ({note})" if note else "")
     if name == "REVOKED":
         reason = getattr(outcome, "reason", None)
         when = getattr(outcome, "revoked_at", None)
