@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
