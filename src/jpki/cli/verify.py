@@ -45,17 +45,18 @@ def parse_time(value: str | None) -> datetime:
     if value is None:
         return datetime.now(UTC)
     text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
+    zulu = text.endswith(("Z", "z"))
+    if zulu:
+        text = text[:-1]
     try:
-        t = datetime.fromisoformat(text)
+        if len(text) == 10:  # a date alone: midnight UTC
+            return datetime.fromisoformat(text).replace(tzinfo=UTC)
+        t = datetime.fromisoformat(text + ("+00:00" if zulu else ""))
     except ValueError:
         raise UsageError(
             f"bad time {value!r}: use ISO 8601, e.g. 2026-06-01T09:00:00+09:00"
         ) from None
     if t.tzinfo is None:
-        if len(text) == 10:  # a date alone
-            return t.replace(tzinfo=UTC)
         raise UsageError(f"time {value!r} has no timezone: add Z or an offset like +09:00")
     return t
 

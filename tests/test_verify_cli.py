@@ -1,0 +1,232 @@
+"""`jpki verify ...`: exit codes 0/1/2/3, JSON with status and reasons, manifests, revocation."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import shutil
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+
+from jpki.cli import main
+from jpki.testpki import TestPki, sample_person
+
+DOC = b"order #42\n"
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory, test_pki: TestPki) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("cli")
+    signing = test_pki.issue_signing(sample_person(0))
+    auth = test_pki.issue_auth()
+    out = {"dir": d}
+
+    def put(name: str, data: bytes) -> None:
+        (d / name).write_bytes(data)
+        out[name] = d / name
+
+    put("sign.pem", signing.pem)
+    put("auth.der", auth.der)
+    put("doc.txt", DOC)
+    put("doc.sig", signing.key.sign(DOC, padding.PKCS1v15(), hashes.SHA256()))
+    put("doc.sig.b64", base64.b64encode((d / "doc.sig").read_bytes()) + b"\n")
+    put("auth.sig", auth.key.sign(DOC, padding.PKCS1v15(), hashes.SHA256()))
+    put("bad.sig", bytes(256))
+    put("ca.pem", test_pki.sign_ca.pem)
+    put(
+        "sign.key",
+        signing.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
+    anchors = d / "anchors"
+    anchors.mkdir()
+    (anchors / "sign.pem").write_bytes(test_pki.sign_ca.pem)
+    (anchors / "auth.pem").write_bytes(test_pki.auth_ca.pem)
+    out["anchors"] = anchors
+    return out
+
+
+def run(*args: str | Path) -> tuple[Result, dict[str, object] | None]:
+    res = CliRunner().invoke(main, ["verify", *map(str, args)])
+    data = None
+    if "--json" in args and res.exit_code in (0, 1, 3):
+        data = json.loads(res.output)
+    return res, data
+
+
+def test_signature_valid_and_invalid(files: dict[str, Path]) -> None:
+    f = files
+    res, data = run(
+        "signature",
+        "--cert",
+        f["sign.pem"],
+        "--data",
+        f["doc.txt"],
+        "--sig",
+        f["doc.sig"],
+        "--json",
+    )
+    assert res.exit_code == 0, res.output
+    assert data is not None and data["status"] == "valid" and data["reasons"]
+    res, _ = run(
+        "signature",
+        "--cert",
+        f["sign.pem"],
+        "--digest",
+        hashlib.sha256(DOC).hexdigest(),
+        "--sig",
+        f["doc.sig.b64"],
+    )
+    assert res.exit_code == 0 and res.output.startswith("VALID")
+    res, data = run(
+        "signature",
+        "--cert",
+        f["sign.pem"],
+        "--data",
+        f["doc.txt"],
+        "--sig",
+        f["bad.sig"],
+        "--json",
+    )
+    assert res.exit_code == 1 and data is not None and data["status"] == "invalid"
+
+
+def test_signature_purpose(files: dict[str, Path]) -> None:
+    f = files
+    base = ["signature", "--cert", f["auth.der"], "--data", f["doc.txt"], "--sig", f["auth.sig"]]
+    res, _ = run(*base)
+    assert res.exit_code == 1 and "signing certificate" in res.output
+    res, _ = run(*base, "--purpose", "login")
+    assert res.exit_code == 0
+    res, data = run(*base, "--purpose", "any", "--json")
+    assert res.exit_code == 0 and data is not None
+    assert any("overridden" in str(r) for r in data["reasons"])  # type: ignore[attr-defined]
+
+
+def test_usage_errors_exit_2(files: dict[str, Path]) -> None:
+    f = files
+    res, _ = run("signature", "--cert", f["sign.pem"], "--sig", f["doc.sig"])
+    assert res.exit_code == 2 and "exactly one" in res.output
+    res, _ = run("signature", "--cert", f["doc.txt"], "--data", f["doc.txt"], "--sig", f["doc.sig"])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    res, _ = run("chain", f["sign.pem"], "--trust", f["ca.pem"], "--at", "2026-06-01T00:00:00")
+    assert res.exit_code == 2 and "timezone" in res.output
+    res, _ = run("cms", f["doc.txt"])
+    assert res.exit_code == 2 and "CMS" in res.output
+    res, _ = run("chain", f["sign.pem"], "--trust", f["dir"] / "nope.pem")
+    assert res.exit_code == 2
+
+
+def test_chain(files: dict[str, Path], test_pki_2015: TestPki, tmp_path: Path) -> None:
+    f = files
+    res, data = run(
+        "chain", f["sign.pem"], "--trust", f["anchors"], "--at", "2026-06-01Z", "--json"
+    )
+    assert res.exit_code == 0, res.output
+    assert data is not None and len(data["chain"]) == 2  # type: ignore[arg-type]
+    res, _ = run("chain", f["sign.pem"], "--trust", f["ca.pem"], "--at", "2045-01-01")
+    assert res.exit_code == 1 and "expired" in res.output
+    old = tmp_path / "old.pem"
+    old.write_bytes(test_pki_2015.sign_ca.pem)
+    res, _ = run("chain", f["sign.pem"], "--trust", old)
+    assert res.exit_code == 1 and "does not chain" in res.output
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
+def test_cms(files: dict[str, Path]) -> None:
+    f = files
+    sig = f["dir"] / "doc.p7s"
+    subprocess.run(
+        [
+            "openssl",
+            "cms",
+            "-sign",
+            "-binary",
+            "-in",
+            f["doc.txt"],
+            "-signer",
+            f["sign.pem"],
+            "-inkey",
+            f["sign.key"],
+            "-outform",
+            "PEM",
+            "-out",
+            sig,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    res, _ = run("cms", sig)
+    assert res.exit_code == 3 and "content must be supplied" in res.output
+    res, data = run("cms", sig, "--content", f["doc.txt"], "--trust", f["anchors"], "--json")
+    assert res.exit_code == 0, res.output
+    assert data is not None and data["signing_time"]
+    res, _ = run("cms", sig, "--content", f["sign.pem"])
+    assert res.exit_code == 1 and "messageDigest" in res.output
+
+
+def test_batch_manifest(files: dict[str, Path]) -> None:
+    f = files
+    sig = f["doc.sig"].read_bytes()
+    lines = [
+        {"cert": "sign.pem", "sig": "doc.sig", "data": "doc.txt"},
+        {
+            "cert": "sign.pem",
+            "sig_b64": base64.b64encode(sig).decode(),
+            "digest": hashlib.sha256(DOC).hexdigest(),
+        },
+        {"cert": "auth.der", "sig": "auth.sig", "data": "doc.txt", "purpose": "login"},
+        {"cert": "sign.pem", "sig": "bad.sig", "data_b64": base64.b64encode(DOC).decode()},
+    ]
+    manifest = f["dir"] / "m.jsonl"
+    manifest.write_text("# comment\n" + "\n".join(json.dumps(x) for x in lines) + "\n")
+    res, data = run("batch", manifest, "--json")
+    assert res.exit_code == 1, res.output
+    assert data is not None and data["count"] == 4 and data["valid"] == 3
+    assert [r["status"] for r in data["results"]] == ["valid"] * 3 + ["invalid"]  # type: ignore[attr-defined]
+    manifest.write_text("\n".join(json.dumps(x) for x in lines[:3]))
+    res, _ = run("batch", manifest, "--workers", "2")
+    assert res.exit_code == 0 and res.output.startswith("VALID: 3 signatures")
+    manifest.write_text('{"cert": "sign.pem"}\n')
+    res, _ = run("batch", manifest)
+    assert res.exit_code == 2 and "line 1" in res.output
+    manifest.write_text("not json\n")
+    assert run("batch", manifest)[0].exit_code == 2
+
+
+def test_revocation_options(files: dict[str, Path], test_pki: TestPki, tmp_path: Path) -> None:
+    pytest.importorskip("jpki.revocation.policy")
+    f = files
+    leaf = x509.load_pem_x509_certificate(f["sign.pem"].read_bytes())
+    person = sample_person(0)
+    at = datetime(2026, 6, 1, tzinfo=UTC)
+    dp = test_pki.crl_dp_name(person)
+    good = tmp_path / "good.crl"
+    good.write_bytes(test_pki.make_crl("sign", (), this_update=at, number=1, idp_name=dp))
+    bad = tmp_path / "revoked.crl"
+    revoked = [(leaf.serial_number, x509.ReasonFlags.affiliation_changed, at)]
+    bad.write_bytes(test_pki.make_crl("sign", revoked, this_update=at, number=2, idp_name=dp))
+    common = ["chain", f["sign.pem"], "--trust", f["anchors"], "--at", "2026-06-01T12:00Z"]
+    res, _ = run(*common, "--crl", good)
+    assert res.exit_code == 0, res.output
+    res, _ = run(*common, "--crl", bad)
+    assert res.exit_code == 1 and "REVOKED" in res.output
+    # A stale CRL decides nothing: indeterminate (hard-fail), accepted with --soft-fail.
+    stale = ["chain", f["sign.pem"], "--trust", f["anchors"], "--at", "2026-06-20Z"]
+    res, _ = run(*stale, "--crl", good)
+    assert res.exit_code == 3 and "stale" in res.output
+    res, _ = run(*stale, "--crl", good, "--soft-fail")
+    assert res.exit_code == 0, res.output
+    res, _ = run(*common, "--soft-fail")
+    assert res.exit_code == 2  # soft-fail without a source is a usage error
