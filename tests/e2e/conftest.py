@@ -45,13 +45,18 @@ def unavailable(why: str) -> None:
     pytest.skip(why)
 
 
-def _pcscd_pid() -> int | None:
-    pidfile = PCSCD_SOCKET.parent / "pcscd.pid"
-    with contextlib.suppress(OSError, ValueError):
-        pid = int(pidfile.read_text().split()[0])
-        os.kill(pid, 0)
-        return pid
-    return None
+def _pcscd_answers() -> bool:
+    """A pcscd (ours, the machine's or systemd-activated) answers on its socket."""
+    from jpki.errors import TransportError
+    from jpki.transport.pcsc import list_readers
+
+    if not PCSCD_SOCKET.is_socket():
+        return False
+    try:
+        list_readers()
+    except TransportError:
+        return False
+    return True
 
 
 def _wait(predicate: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:
@@ -73,8 +78,8 @@ def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not VPCD_DRIVER.exists():
         unavailable(f"vpcd driver {VPCD_DRIVER} missing (apt-get install vsmartcard-vpcd)")
     proc: subprocess.Popen[bytes] | None = None
-    if PCSCD_SOCKET.is_socket() and _pcscd_pid() is not None:
-        pass  # the machine's pcscd (.ci/run or a developer's): only one may run
+    if _pcscd_answers():
+        pass  # the machine's pcscd (.ci/run's or a developer's): only one may run
     else:
         exe = shutil.which("pcscd") or next(
             (p for p in ("/usr/sbin/pcscd", "/sbin/pcscd") if os.path.exists(p)), None
