@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import json
 import os
 import tempfile
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -133,6 +135,7 @@ class CardProfile:
         return collation_b(self.person.birth_date, self.expiry_date.year, self.security_code)
 
     def private_key(self, which: str) -> rsa.RSAPrivateKey:
+        """One of the profile's keys: ``auth``, ``sign``, ``issuer``, ``cvc_root``."""
         pem = {
             "auth": self.auth_key_pem,
             "sign": self.sign_key_pem,
@@ -140,12 +143,9 @@ class CardProfile:
             "cvc_root": self.cvc_root_key_pem,
         }[which]
         try:
-            key = serialization.load_pem_private_key(pem, None)
-        except (ValueError, TypeError) as exc:
-            raise ProfileError(f"profile {which} key is not a valid PEM private key") from exc
-        if not isinstance(key, rsa.RSAPrivateKey):
-            raise ProfileError(f"profile {which} key is not an RSA key")
-        return key
+            return _load_key(pem)
+        except ValueError as exc:
+            raise ProfileError(f"profile {which} key: {exc}") from None
 
     # --- JSON ------------------------------------------------------------------------------
 
@@ -249,6 +249,18 @@ class CardProfile:
         if len(profile.token_label.encode("ascii", "replace")) > 32:
             raise ProfileError("token_label longer than 32 characters")
         return profile
+
+
+@functools.lru_cache(maxsize=64)
+def _load_key(pem: bytes) -> rsa.RSAPrivateKey:
+    # Parsing (with OpenSSL's key check) costs ~50 ms; simulator sessions reopen profiles often.
+    try:
+        key = serialization.load_pem_private_key(pem, None)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise ValueError("not a valid PEM private key") from exc
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError("not an RSA key")
+    return key
 
 
 def _str(v: object) -> str:
