@@ -1,0 +1,637 @@
+"""Conformance suite: checks any My Number card, simulator or bridge must pass.
+
+``run_conformance(conn)`` runs every check over one ``Connection`` and returns a
+``ConformanceReport``; each check has a status (pass/fail/skip), a one-line detail and the APDU
+transcript it caused (commands with PIN data blanked by ``redact_command``; responses as status
+word and length only, since answers can carry personal data).
+
+PIN safety: without ``with_pin`` no VERIFY with data is ever sent (the recording connection
+refuses it); with it, the PIN checks are skipped unless the card reports at least two tries
+left, exactly one VERIFY is sent per PIN, and a wrong PIN ends the PIN checks.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from jpki.apdu import SECRET_INS, SW, CommandApdu, ResponseApdu, redact_command
+from jpki.card.constants import CONTACT_ATR, TOKEN_LABELS, Aid, JpkiFile, TextFile, VisualFile
+from jpki.card.jpki_ap import CertSlot, JpkiAp, KeyKind
+from jpki.card.protocol import CardProtocol
+from jpki.cert import CertKind, JpkiCertificate
+from jpki.digestinfo import digest_info_for
+from jpki.errors import CardError, JpkiError, TlvError, TransportError
+from jpki.secret import Secret
+from jpki.tlv import der_total_length
+from jpki.transport.base import Connection
+
+#: An AID no JPKI card has (the JPKI AID with its last byte changed).
+UNKNOWN_AID = bytes.fromhex("D392F000260100000099")
+#: A file id no JPKI AP holds (all of its FIDs are <= 001E).
+UNKNOWN_FID = 0x0FFF
+#: An INS ISO 7816-4 does not define, and a CLA value outside the interindustry/proprietary
+#: classes the card uses.
+UNKNOWN_INS = 0x5A
+UNKNOWN_CLA = 0xA0
+
+
+class CheckStatus(enum.StrEnum):
+    PASS = "pass"  # noqa: S105 - a check status, not a password
+    FAIL = "fail"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One APDU of a transcript: the command for logs, the response's SW and length."""
+
+    command: str
+    sw: str
+    response_length: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"command": self.command, "sw": self.sw, "response_length": self.response_length}
+
+    def __str__(self) -> str:
+        return f">> {self.command}\n<< {self.sw} ({self.response_length} data bytes)"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    title: str
+    status: CheckStatus
+    detail: str
+    transcript: tuple[Exchange, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "status": self.status.value,
+            "detail": self.detail,
+            "transcript": [e.as_dict() for e in self.transcript],
+        }
+
+
+@dataclass(frozen=True)
+class ConformanceReport:
+    atr: bytes
+    with_pin: bool
+    checks: tuple[CheckResult, ...]
+    #: Set when a transport error stopped the run (the card went away): the CLI exits 4.
+    aborted: str | None = None
+
+    def count(self, status: CheckStatus) -> int:
+        return sum(1 for c in self.checks if c.status is status)
+
+    @property
+    def failed(self) -> tuple[CheckResult, ...]:
+        return tuple(c for c in self.checks if c.status is CheckStatus.FAIL)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and self.aborted is None
+
+    def check(self, name: str) -> CheckResult:
+        for c in self.checks:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "atr": self.atr.hex().upper(),
+            "with_pin": self.with_pin,
+            "aborted": self.aborted,
+            "summary": {s.value: self.count(s) for s in CheckStatus},
+            "checks": [c.as_dict() for c in self.checks],
+        }
+
+
+# --- recording -------------------------------------------------------------------------------
+
+
+class PinSpendRefused(JpkiError):
+    """The suite tried to send PIN data while PIN checks were not allowed (a suite bug)."""
+
+
+class RecordingConnection(Connection):
+    """Wraps a connection: records every exchange; refuses PIN data unless ``allow_pin``."""
+
+    def __init__(self, inner: Connection) -> None:
+        self.inner = inner
+        self.allow_pin = False
+        self.log: list[Exchange] = []
+
+    @property
+    def atr(self) -> bytes:
+        return self.inner.atr
+
+    def _transmit(self, command: bytes) -> bytes:
+        # Belt and braces: a VERIFY/CHANGE with data could spend a try; only the PIN checks
+        # may send one, and they switch ``allow_pin`` on for exactly that exchange.
+        if len(command) > 5 and command[1] in SECRET_INS and not self.allow_pin:
+            raise PinSpendRefused("refused to send PIN data outside the PIN checks")
+        text = redact_command(command)
+        try:
+            response = self.inner.transmit(command)
+        except TransportError as exc:
+            self.log.append(Exchange(text, f"no answer: {exc}", 0))
+            raise
+        sw = response[-2:].hex().upper() if len(response) >= 2 else "(none)"
+        self.log.append(Exchange(text, sw, max(0, len(response) - 2)))
+        return response
+
+    def reset(self) -> bytes:
+        return self.inner.reset()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+# --- the suite -------------------------------------------------------------------------------
+
+
+class _Fail(Exception):
+    """A check's verdict: failed, with a reason."""
+
+
+class _Skip(Exception):
+    """A check's verdict: not applicable here, with a reason."""
+
+
+def _expect_sw(response: ResponseApdu, *expected: int, what: str) -> None:
+    if response.sw not in expected:
+        want = " or ".join(f"{e:04X}" for e in expected)
+        raise _Fail(f"{what}: expected {want}, card answered {response.sw:04X}")
+
+
+@dataclass
+class _Suite:
+    conn: RecordingConnection
+    with_pin: bool
+    pin: Secret | None
+    sign_pin: Secret | None
+    results: list[CheckResult] = field(default_factory=list)
+    certs: dict[CertSlot, JpkiCertificate] = field(default_factory=dict)
+    aborted: str | None = None
+    auth_verified: bool = False
+
+    def __post_init__(self) -> None:
+        self.proto = CardProtocol(self.conn)
+
+    # plumbing
+
+    def run(self, name: str, title: str, fn: Callable[[], str]) -> CheckResult:
+        if self.aborted is not None:
+            result = CheckResult(name, title, CheckStatus.SKIP, "not run: the card went away")
+            self.results.append(result)
+            return result
+        start = len(self.conn.log)
+        try:
+            status, detail = CheckStatus.PASS, fn()
+        except _Fail as exc:
+            status, detail = CheckStatus.FAIL, str(exc)
+        except _Skip as exc:
+            status, detail = CheckStatus.SKIP, str(exc)
+        except TransportError as exc:
+            status, detail = CheckStatus.FAIL, f"transport error: {exc}"
+            self.aborted = str(exc)
+        except JpkiError as exc:
+            status, detail = CheckStatus.FAIL, f"{type(exc).__name__}: {exc}"
+        result = CheckResult(name, title, status, detail, tuple(self.conn.log[start:]))
+        self.results.append(result)
+        return result
+
+    def send(self, apdu: CommandApdu) -> ResponseApdu:
+        """One raw exchange (no GET RESPONSE / re-send: the check sees what the card says)."""
+        raw = self.conn.transmit(apdu.encode())
+        if len(raw) < 2:
+            raise CardError(f"card answer of {len(raw)} bytes has no status word")
+        return ResponseApdu.decode(raw)
+
+    def select_df(self, aid: bytes) -> ResponseApdu:
+        return self.send(CommandApdu(0x00, 0xA4, 0x04, 0x0C, aid))
+
+    def select_ef(self, fid: int) -> ResponseApdu:
+        return self.send(CommandApdu(0x00, 0xA4, 0x02, 0x0C, fid.to_bytes(2, "big")))
+
+    def read(self, offset: int, le: int) -> ResponseApdu:
+        return self.send(CommandApdu(0x00, 0xB0, offset >> 8, offset & 0xFF, le=le))
+
+    def in_app(self, aid: bytes, what: str) -> None:
+        _expect_sw(self.select_df(aid), SW.OK, what=f"SELECT {what}")
+
+    @contextmanager
+    def pin_allowed(self) -> Iterator[None]:
+        self.conn.allow_pin = True
+        try:
+            yield
+        finally:
+            self.conn.allow_pin = False
+
+    # checks without a PIN
+
+    def atr(self) -> str:
+        atr = self.conn.atr
+        if not atr:
+            raise _Fail("the reader reports no ATR")
+        if atr == CONTACT_ATR:
+            return f"{atr.hex().upper()} (the contact ATR of the spec)"
+        # Contactless readers synthesise their own ATR: detect by SELECT, never by ATR.
+        return f"{atr.hex().upper()} (not the contact ATR; fine for contactless readers)"
+
+    def select_app(self, aid: Aid) -> Callable[[], str]:
+        def check() -> str:
+            _expect_sw(self.select_df(aid.value), SW.OK, what=f"SELECT {aid.name}")
+            return "9000"
+
+        return check
+
+    def select_unknown_aid(self) -> str:
+        _expect_sw(self.select_df(UNKNOWN_AID), SW.FILE_NOT_FOUND, what="SELECT unknown AID")
+        return "6A82"
+
+    def token_info(self) -> str:
+        self.in_app(Aid.JPKI.value, "JPKI AP")
+        _expect_sw(self.select_ef(JpkiFile.TOKEN_INFO), SW.OK, what="SELECT EF 0006")
+        r = self.read(0, 32)
+        _expect_sw(r, SW.OK, SW.END_OF_FILE, what="READ EF 0006")
+        try:
+            label = r.data[:32].decode("ascii").rstrip(" \x00")
+        except UnicodeDecodeError:
+            raise _Fail("token label is not ASCII") from None
+        if label not in TOKEN_LABELS:
+            raise _Fail(f"unknown token label {label!r} (known: {', '.join(TOKEN_LABELS)})")
+        return f"label {label} ({TOKEN_LABELS[label].value})"
+
+    def read_cert(self, slot: CertSlot) -> Callable[[], str]:
+        def check() -> str:
+            self.in_app(Aid.JPKI.value, "JPKI AP")
+            _expect_sw(self.select_ef(slot.fid), SW.OK, what=f"SELECT EF {slot.fid:04X}")
+            return self._read_der_consistently(slot)
+
+        return check
+
+    def _read_der_consistently(self, slot: CertSlot) -> str:
+        # As OpenSC does: 4 bytes first, then 256-byte chunks up to the size the header gives.
+        head = self.read(0, 4)
+        _expect_sw(head, SW.OK, what="READ 4 bytes")
+        if len(head.data) != 4:
+            raise _Fail(f"asked for 4 bytes, got {len(head.data)}")
+        data = bytearray(head.data)
+        try:
+            total = der_total_length(bytes(data))
+            while total is None and len(data) < 16:
+                more = self.read(len(data), 1)
+                _expect_sw(more, SW.OK, what="READ header byte")
+                data += more.data
+                total = der_total_length(bytes(data))
+        except TlvError as exc:
+            raise _Fail(f"file does not start with a DER header: {exc}") from None
+        if total is None:
+            raise _Fail("DER header longer than 16 bytes")
+        while len(data) < total:
+            want = min(256, total - len(data))
+            r = self.read(len(data), want)
+            _expect_sw(r, SW.OK, what=f"READ at {len(data)}")
+            if len(r.data) != want:
+                raise _Fail(f"READ at {len(data)} of {want} bytes returned {len(r.data)}")
+            data += r.data
+        try:
+            cert = JpkiCertificate.load(bytes(data[:total]))
+        except JpkiError as exc:
+            raise _Fail(
+                f"{total} bytes as the DER header says, but not a certificate: {exc}"
+            ) from None
+        self.certs[slot] = cert
+        return f"{total} bytes, DER header and certificate agree"
+
+    def cert_kinds(self) -> str:
+        expected = {
+            CertSlot.AUTH: (CertKind.AUTHENTICATION, CertKind.PHONE_AUTHENTICATION),
+            CertSlot.AUTH_CA: (CertKind.AUTHENTICATION_CA,),
+            CertSlot.SIGNING_CA: (CertKind.SIGNING_CA,),
+            CertSlot.SIGNING: (CertKind.SIGNING, CertKind.PHONE_SIGNING),
+        }
+        seen = [s for s in expected if s in self.certs]
+        if not seen:
+            raise _Skip("no certificate could be read")
+        problems = []
+        for slot in seen:
+            kind = self.certs[slot].kind
+            if kind not in expected[slot]:
+                problems.append(f"EF {slot.fid:04X} ({slot.value}) holds a {kind.value} cert")
+        for leaf, ca in (
+            (CertSlot.AUTH, CertSlot.AUTH_CA),
+            (CertSlot.SIGNING, CertSlot.SIGNING_CA),
+        ):
+            if leaf in self.certs and ca in self.certs:
+                why = _issued_by(self.certs[leaf], self.certs[ca])
+                if why:
+                    problems.append(f"{leaf.value} certificate not issued by {ca.value}: {why}")
+        if problems:
+            raise _Fail("; ".join(problems))
+        return ", ".join(f"{s.value}={self.certs[s].kind.value}" for s in seen)
+
+    def sign_cert_protected(self) -> str:
+        self.in_app(Aid.JPKI.value, "JPKI AP")
+        _expect_sw(self.select_ef(JpkiFile.SIGNING_CERT), SW.OK, what="SELECT EF 0001")
+        r = self.read(0, 4)
+        _expect_sw(r, SW.SECURITY_STATUS_NOT_SATISFIED, what="READ signing certificate")
+        if r.data:
+            raise _Fail("6982 came with data")
+        return "6982 without the signing password"
+
+    def pin_status(self, kind: KeyKind) -> Callable[[], str]:
+        def check() -> str:
+            self.in_app(Aid.JPKI.value, "JPKI AP")
+            first = self._empty_verify(kind.pin_fid, kind.max_tries, kind.pin_name)
+            second = self._empty_verify(kind.pin_fid, kind.max_tries, kind.pin_name)
+            if first != second:
+                raise _Fail(f"empty VERIFY changed the counter: {first} then {second} tries")
+            return f"{first} of {kind.max_tries} tries left; the empty VERIFY spent none"
+
+        return check
+
+    def _empty_verify(self, fid: int, max_tries: int, name: str) -> int:
+        _expect_sw(self.select_ef(fid), SW.OK, what=f"SELECT EF {fid:04X}")
+        r = self.send(CommandApdu(0x00, 0x20, 0x00, 0x80))
+        if r.sw == SW.REFERENCE_DATA_BLOCKED:
+            return 0
+        if r.sw1 != 0x63 or r.sw2 & 0xF0 != 0xC0:
+            raise _Fail(f"empty VERIFY of the {name}: expected 63Cx, card answered {r.sw:04X}")
+        tries = r.sw2 & 0x0F
+        if tries > max_tries:
+            raise _Fail(f"{name}: {tries} tries left is more than the maximum {max_tries}")
+        return tries
+
+    def text_pin_status(self) -> str:
+        self.in_app(Aid.TEXT.value, "text AP")
+        tries = self._empty_verify(TextFile.PIN, 3, "input-support PIN")
+        return f"{tries} of 3 tries left"
+
+    def key_ef_unreadable(self) -> str:
+        self.in_app(Aid.JPKI.value, "JPKI AP")
+        for fid in (JpkiFile.AUTH_KEY, JpkiFile.SIGNING_KEY):
+            _expect_sw(self.select_ef(fid), SW.OK, what=f"SELECT key EF {fid:04X}")
+            r = self.read(0, 1)
+            _expect_sw(r, SW.COMMAND_INCOMPATIBLE_WITH_FILE, what=f"READ key EF {fid:04X}")
+        return "6981 for both private key EFs"
+
+    def sign_without_pin(self) -> str:
+        self.in_app(Aid.JPKI.value, "JPKI AP")
+        for key in (KeyKind.AUTH, KeyKind.SIGNING):
+            _expect_sw(self.select_ef(key.key_fid), SW.OK, what=f"SELECT key EF {key.key_fid:04X}")
+            di = digest_info_for(b"jpki conformance", "sha256")
+            r = self.send(CommandApdu(0x80, 0x2A, 0x00, 0x80, di, le=256))
+            _expect_sw(r, SW.SECURITY_STATUS_NOT_SATISFIED, what=f"sign with {key.value} key")
+        return "6982 for both keys"
+
+    def protected_card_info(self) -> str:
+        for aid, fid, what in (
+            (Aid.TEXT, TextFile.MY_NUMBER, "text AP My Number (EF 0001)"),
+            (Aid.TEXT, TextFile.BASIC_INFO, "text AP basic information (EF 0002)"),
+            (Aid.VISUAL, VisualFile.SURFACE, "visual AP card surface (EF 0002)"),
+        ):
+            self.in_app(aid.value, aid.name)
+            _expect_sw(self.select_ef(fid), SW.OK, what=f"SELECT {what}")
+            r = self.read(0, 1)
+            _expect_sw(r, SW.SECURITY_STATUS_NOT_SATISFIED, what=f"READ {what}")
+            if r.data:
+                raise _Fail(f"READ {what}: data came with 6982")
+        return "6982 for My Number, basic information and card surface"
+
+    def unknown_ins(self) -> str:
+        self.in_app(Aid.JPKI.value, "JPKI AP")
+        r = self.send(CommandApdu(0x00, UNKNOWN_INS, 0x00, 0x00))
+        _expect_sw(r, SW.INS_NOT_SUPPORTED, what=f"INS {UNKNOWN_INS:02X}")
+        return "6D00"
+
+    def unknown_cla(self) -> str:
+        self.in_app(Aid.JPKI.value, "JPKI AP")
+        r = self.send(CommandApdu(UNKNOWN_CLA, 0xB0, 0x00, 0x00, le=1))
+        _expect_sw(r, SW.CLA_NOT_SUPPORTED, what=f"CLA {UNKNOWN_CLA:02X}")
+        return "6E00"
+
+    def unknown_file(self) -> str:
+        self.in_app(Aid.JPKI.value, "JPKI AP")
+        _expect_sw(self.select_ef(UNKNOWN_FID), SW.FILE_NOT_FOUND, what="SELECT unknown EF")
+        return "6A82"
+
+    def read_past_end(self) -> str:
+        cert = self.certs.get(CertSlot.AUTH_CA)
+        if cert is None:
+            raise _Skip("the auth CA certificate could not be read (its size is needed)")
+        size = len(cert.der)
+        self.in_app(Aid.JPKI.value, "JPKI AP")
+        _expect_sw(self.select_ef(JpkiFile.AUTH_CA_CERT), SW.OK, what="SELECT EF 000B")
+        tail = self.read(size - 1, 256)
+        # Spec: a short tail comes back with 9000 (6282 is the ISO warning some cards use).
+        _expect_sw(tail, SW.OK, SW.END_OF_FILE, what=f"READ the last byte (offset {size - 1})")
+        if len(tail.data) < 1:
+            raise _Fail("READ of the last byte returned no data")
+        for offset in (size + 0x100, 0x7FFF):
+            r = self.read(offset, 1)
+            _expect_sw(r, SW.WRONG_P1P2, what=f"READ at offset {offset} (file has {size})")
+        return f"short tail {tail.sw:04X}; past the end 6B00 (file of {size} bytes)"
+
+    # checks with a PIN
+
+    def pin_guard(self, kind: KeyKind, secret: Secret | None) -> None:
+        if not self.with_pin:
+            raise _Skip("needs --with-pin")
+        if secret is None:
+            raise _Skip(f"no {kind.pin_name} given")
+        self.in_app(Aid.JPKI.value, "JPKI AP")
+        tries = self._empty_verify(kind.pin_fid, kind.max_tries, kind.pin_name)
+        if tries <= 1:
+            # Never risk blocking: a wrong PIN now would block it (or it already is).
+            raise _Skip(f"{kind.pin_name} has {tries} tries left; PIN checks need at least 2")
+
+    def verify(self, kind: KeyKind, secret: Secret | None) -> Callable[[], str]:
+        def check() -> str:
+            self.pin_guard(kind, secret)
+            assert secret is not None
+            ap = JpkiAp(self.proto, select=False)
+            with self.pin_allowed():
+                # jpki_ap checks the format, reads the counter, guards, then one VERIFY.
+                ap.verify_pin(kind, secret)
+            after = self._empty_verify(kind.pin_fid, kind.max_tries, kind.pin_name)
+            if after != kind.max_tries:
+                raise _Fail(f"after a good VERIFY the counter is {after}, not {kind.max_tries}")
+            return f"accepted; counter back to {after}"
+
+        return check
+
+    def sign_round_trip(self, kind: KeyKind, slot: CertSlot) -> Callable[[], str]:
+        def check() -> str:
+            verified = self.check_passed(f"verify_{kind.value}_pin")
+            if not verified:
+                raise _Skip(f"the {kind.pin_name} was not verified")
+            cert = self.certs.get(slot)
+            if cert is None:
+                raise _Skip(f"the {slot.value} certificate could not be read")
+            key = cert.public_key
+            if not isinstance(key, rsa.RSAPublicKey):
+                raise _Fail(f"the {slot.value} certificate does not hold an RSA key")
+            ap = JpkiAp(self.proto, select=False)
+            done = []
+            for alg, h in (
+                ("sha256", hashes.SHA256()),
+                ("sha1", hashes.SHA1()),  # noqa: S303 - cards in the wild are asked for it
+                ("sha384", hashes.SHA384()),
+                ("sha512", hashes.SHA512()),
+            ):
+                message = f"jpki conformance {kind.value} {alg}".encode()
+                signature = ap.sign_data(kind, message, alg)
+                if len(signature) != key.key_size // 8:
+                    raise _Fail(f"{alg}: signature of {len(signature)} bytes")
+                try:
+                    key.verify(signature, message, padding.PKCS1v15(), h)
+                except InvalidSignature:
+                    raise _Fail(f"{alg}: signature does not verify with the certificate") from None
+                done.append(alg)
+            return f"signatures ({', '.join(done)}) verify with the {slot.value} certificate"
+
+        return check
+
+    def read_signing_cert(self) -> str:
+        if not self.check_passed("verify_sign_pin"):
+            raise _Skip("the signing password was not verified")
+        # Same DF: the verified password still holds (SELECT EF keeps security state).
+        _expect_sw(self.select_ef(JpkiFile.SIGNING_CERT), SW.OK, what="SELECT EF 0001")
+        return self._read_der_consistently(CertSlot.SIGNING)
+
+    def security_cleared_by_df_select(self) -> str:
+        if not self.check_passed("verify_auth_pin"):
+            raise _Skip("the auth PIN was not verified")
+        self.in_app(Aid.TEXT.value, "text AP")
+        self.in_app(Aid.JPKI.value, "JPKI AP")
+        _expect_sw(self.select_ef(JpkiFile.AUTH_KEY), SW.OK, what="SELECT EF 0017")
+        di = digest_info_for(b"jpki conformance", "sha256")
+        r = self.send(CommandApdu(0x80, 0x2A, 0x00, 0x80, di, le=256))
+        _expect_sw(r, SW.SECURITY_STATUS_NOT_SATISFIED, what="sign after selecting another DF")
+        return "6982: selecting another application cleared the verified PIN"
+
+    def check_passed(self, name: str) -> bool:
+        return any(r.name == name and r.status is CheckStatus.PASS for r in self.results)
+
+
+def _issued_by(leaf: JpkiCertificate, ca: JpkiCertificate) -> str | None:
+    """None if ``ca`` signed ``leaf`` (RSA PKCS#1 v1.5), else why not."""
+    if leaf.issuer != ca.subject:
+        return "issuer name differs from the CA subject"
+    key = ca.public_key
+    alg = leaf.certificate.signature_hash_algorithm
+    if not isinstance(key, rsa.RSAPublicKey) or alg is None:
+        return "not an RSA PKCS#1 v1.5 signature"
+    try:
+        key.verify(leaf.certificate.signature, leaf.tbs_der, padding.PKCS1v15(), alg)
+    except InvalidSignature:
+        return "signature does not verify with the CA key"
+    return None
+
+
+#: (name, title) of every check in the order they run; docs/cli.md lists them.
+CHECKS: tuple[tuple[str, str], ...] = (
+    ("atr", "card reports an ATR"),
+    ("select_jpki", "SELECT JPKI AP"),
+    ("select_text", "SELECT text AP (券面入力補助AP)"),
+    ("select_visual", "SELECT visual AP (券面事項確認AP)"),
+    ("select_unknown_aid", "unknown AID answered 6A82"),
+    ("token_info", "token info label (EF 0006)"),
+    ("read_auth_cert", "auth certificate read, DER size consistent (EF 000A)"),
+    ("read_auth_ca_cert", "auth CA certificate read, DER size consistent (EF 000B)"),
+    ("read_sign_ca_cert", "signing CA certificate read, DER size consistent (EF 0002)"),
+    ("sign_cert_protected", "signing certificate needs the password (6982)"),
+    ("pin_status_auth", "auth PIN tries reported by empty VERIFY, none spent"),
+    ("pin_status_sign", "signing password tries reported by empty VERIFY, none spent"),
+    ("pin_status_text", "input-support PIN tries reported (text AP)"),
+    ("key_ef_unreadable", "private key EFs refuse READ BINARY (6981)"),
+    ("sign_without_pin", "signing without a verified PIN refused (6982)"),
+    ("card_info_protected", "My Number, basic info and surface need a PIN (6982)"),
+    ("unknown_ins", "unknown INS answered 6D00"),
+    ("unknown_cla", "unknown CLA answered 6E00"),
+    ("unknown_file", "unknown EF answered 6A82"),
+    ("read_past_end", "short tail 9000, read past the end 6B00"),
+    ("verify_auth_pin", "auth PIN VERIFY (with --with-pin)"),
+    ("sign_auth_round_trip", "auth key signs; signature verifies with the auth certificate"),
+    ("security_cleared_by_df_select", "selecting another DF clears the verified PIN"),
+    ("verify_sign_pin", "signing password VERIFY (with a signing password)"),
+    ("read_sign_cert", "signing certificate read after the password (EF 0001)"),
+    ("sign_sign_round_trip", "signing key signs; signature verifies with the certificate"),
+    ("cert_kinds", "certificate kinds right and issued by their CAs (jpki.cert)"),
+)
+
+
+def run_conformance(
+    conn: Connection,
+    *,
+    with_pin: bool = False,
+    pin: Secret | None = None,
+    sign_pin: Secret | None = None,
+) -> ConformanceReport:
+    """Run every check over ``conn``; see the module docstring for the PIN rules.
+
+    ``pin`` is the auth PIN (4 digits), ``sign_pin`` the signing password (optional: it
+    adds the signing-certificate and signing-key checks). Both are used only with
+    ``with_pin``. A transport error ends the run (``report.aborted``).
+    """
+    rec = RecordingConnection(conn)
+    s = _Suite(rec, with_pin, pin, sign_pin)
+    fns: dict[str, Callable[[], str]] = {
+        "atr": s.atr,
+        "select_jpki": s.select_app(Aid.JPKI),
+        "select_text": s.select_app(Aid.TEXT),
+        "select_visual": s.select_app(Aid.VISUAL),
+        "select_unknown_aid": s.select_unknown_aid,
+        "token_info": s.token_info,
+        "read_auth_cert": s.read_cert(CertSlot.AUTH),
+        "read_auth_ca_cert": s.read_cert(CertSlot.AUTH_CA),
+        "read_sign_ca_cert": s.read_cert(CertSlot.SIGNING_CA),
+        "sign_cert_protected": s.sign_cert_protected,
+        "pin_status_auth": s.pin_status(KeyKind.AUTH),
+        "pin_status_sign": s.pin_status(KeyKind.SIGNING),
+        "pin_status_text": s.text_pin_status,
+        "key_ef_unreadable": s.key_ef_unreadable,
+        "sign_without_pin": s.sign_without_pin,
+        "card_info_protected": s.protected_card_info,
+        "unknown_ins": s.unknown_ins,
+        "unknown_cla": s.unknown_cla,
+        "unknown_file": s.unknown_file,
+        "read_past_end": s.read_past_end,
+        "verify_auth_pin": s.verify(KeyKind.AUTH, pin),
+        "sign_auth_round_trip": s.sign_round_trip(KeyKind.AUTH, CertSlot.AUTH),
+        "security_cleared_by_df_select": s.security_cleared_by_df_select,
+        "verify_sign_pin": s.verify(KeyKind.SIGNING, sign_pin),
+        "read_sign_cert": s.read_signing_cert,
+        "sign_sign_round_trip": s.sign_round_trip(KeyKind.SIGNING, CertSlot.SIGNING),
+        "cert_kinds": s.cert_kinds,
+    }
+    for name, title in CHECKS:
+        s.run(name, title, fns[name])
+    if s.aborted is None:
+        # Leave the card as a fresh session would find it: no PIN verified.
+        with suppress(JpkiError):
+            s.select_df(Aid.JPKI.value)
+    return ConformanceReport(
+        atr=_atr(conn), with_pin=with_pin, checks=tuple(s.results), aborted=s.aborted
+    )
+
+
+def _atr(conn: Connection) -> bytes:
+    try:
+        return conn.atr
+    except JpkiError:
+        return b""
