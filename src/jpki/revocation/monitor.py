@@ -1,0 +1,166 @@
+"""現況確認 (status monitoring): which stored signing certificates were revoked since last time.
+
+A relying party keeps its customers' signing certificates; a revocation of one usually means the
+customer's basic 4 information changed (move, name change) or the customer died. Each newly
+revoked certificate is reported once; what was reported is remembered in the store's database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+from jpki.errors import CertificateError, UsageError
+from jpki.revocation.index import RevocationReason
+from jpki.revocation.policy import RevocationStatus
+from jpki.revocation.store import RevocationStore
+
+# What a JPKI signing-certificate revocation reason means to a relying party (CPS reasons).
+REASON_MEANING: dict[RevocationReason, str] = {
+    RevocationReason.AFFILIATION_CHANGED: "basic information changed (move, name change)",
+    RevocationReason.CESSATION_OF_OPERATION: "no longer needed (e.g. death, card returned)",
+    RevocationReason.KEY_COMPROMISE: "key compromise (e.g. card lost or stolen)",
+    RevocationReason.SUPERSEDED: "renewed (a new certificate was issued)",
+    RevocationReason.CERTIFICATE_HOLD: "suspended",
+    RevocationReason.UNSPECIFIED: "unspecified (e.g. destroyed before delivery)",
+    RevocationReason.CA_COMPROMISE: "CA compromise",
+    RevocationReason.PRIVILEGE_WITHDRAWN: "privilege withdrawn",
+    RevocationReason.REMOVE_FROM_CRL: "released from hold",
+    RevocationReason.AA_COMPROMISE: "attribute authority compromise",
+}
+
+CERT_SUFFIXES = (".pem", ".der", ".cer", ".crt")
+
+
+@dataclass(frozen=True)
+class MonitorEvent:
+    path: str
+    serial: int
+    subject: str
+    fingerprint: str
+    status: RevocationStatus
+    reason: RevocationReason | None
+    meaning: str
+    revoked_at: datetime | None
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "serial": f"{self.serial:x}",
+            "subject": self.subject,
+            "fingerprint_sha256": self.fingerprint,
+            "status": self.status.value,
+            "reason": self.reason.value if self.reason else None,
+            "meaning": self.meaning,
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class MonitorReport:
+    checked: int
+    newly_revoked: tuple[MonitorEvent, ...]
+    already_reported: int
+    unknown: tuple[MonitorEvent, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "checked": self.checked,
+            "newly_revoked": [e.to_json() for e in self.newly_revoked],
+            "already_reported": self.already_reported,
+            "unknown": [e.to_json() for e in self.unknown],
+        }
+
+
+def _load_cert(path: Path) -> x509.Certificate:
+    data = path.read_bytes()
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_certificate(data)
+        return x509.load_der_x509_certificate(data)
+    except ValueError as exc:
+        raise CertificateError(f"{path}: not a certificate ({exc})") from None
+
+
+def _issuer_for(cert: x509.Certificate, issuers: list[x509.Certificate]) -> x509.Certificate | None:
+    for ca in issuers:
+        if ca.subject != cert.issuer:
+            continue
+        try:
+            cert.verify_directly_issued_by(ca)
+        except Exception:  # noqa: S112 - wrong generation or key type: try the next candidate
+            continue
+        return ca
+    return None
+
+
+def monitor(
+    store: RevocationStore,
+    cert_dir: Path,
+    *,
+    at: datetime,
+    issuers: list[x509.Certificate] | None = None,
+) -> MonitorReport:
+    """Check every certificate file in ``cert_dir`` against the store's current CRLs.
+
+    ``issuers`` are the candidate CA certificates (several generations share a DN: the one
+    whose key verifies the certificate is used); by default the signers of the stored CRLs.
+    """
+    if not cert_dir.is_dir():
+        raise UsageError(f"not a directory: {cert_dir}")
+    paths = sorted(p for p in cert_dir.iterdir() if p.suffix.lower() in CERT_SUFFIXES)
+    cands = list(issuers) if issuers else store.signers()
+    new: list[MonitorEvent] = []
+    unknown: list[MonitorEvent] = []
+    seen = 0
+    for path in paths:
+        cert = _load_cert(path)
+        fp = cert.fingerprint(hashes.SHA256()).hex()
+        ca = _issuer_for(cert, cands)
+        if ca is None:
+            unknown.append(
+                _event(path, cert, fp, RevocationStatus.UNKNOWN, None, None, "no issuer")
+            )
+            continue
+        res = store.check(cert, ca, at=at)
+        if res.status is RevocationStatus.UNKNOWN:
+            unknown.append(_event(path, cert, fp, res.status, None, None, res.detail))
+        elif res.status is RevocationStatus.REVOKED:
+            if store.already_reported(fp):
+                seen += 1
+                continue
+            new.append(_event(path, cert, fp, res.status, res.reason, res.revoked_at, res.source))
+            store.mark_reported(
+                fp, cert.serial_number, res.reason.value if res.reason else None, res.revoked_at
+            )
+    return MonitorReport(len(paths), tuple(new), seen, tuple(unknown))
+
+
+def _event(
+    path: Path,
+    cert: x509.Certificate,
+    fp: str,
+    status: RevocationStatus,
+    reason: RevocationReason | None,
+    revoked_at: datetime | None,
+    detail: str,
+) -> MonitorEvent:
+    meaning = REASON_MEANING.get(reason, "") if reason else ""
+    return MonitorEvent(
+        str(path),
+        cert.serial_number,
+        cert.subject.rfc4514_string(),
+        fp,
+        status,
+        reason,
+        meaning,
+        revoked_at,
+        detail,
+    )

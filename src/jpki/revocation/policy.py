@@ -1,0 +1,175 @@
+"""Revocation policy: which sources to ask, in which order, and what "unknown" means.
+
+Hard-fail by default: without fresh, trusted revocation information the answer is UNKNOWN
+(callers treat it as not valid). Soft-fail turns UNKNOWN into GOOD, saying so in ``detail``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Literal
+
+from jpki.errors import CrlError, RevocationError, UsageError
+from jpki.revocation.crl import CertLike, Crl, as_x509, lookup_with_delta, select_crls
+from jpki.revocation.index import RevocationReason, RevokedEntry
+
+if TYPE_CHECKING:
+    from jpki.revocation.store import RevocationStore
+
+__all__ = [
+    "RevocationPolicy",
+    "RevocationReason",
+    "RevocationResult",
+    "RevocationStatus",
+    "check_revocation",
+    "result_from_entry",
+]
+
+
+class RevocationStatus(StrEnum):
+    GOOD = "good"
+    REVOKED = "revoked"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class RevocationResult:
+    """One answer: status, and for REVOKED the reason and time; ``source`` names where from."""
+
+    status: RevocationStatus
+    reason: RevocationReason | None = None
+    revoked_at: datetime | None = None
+    source: str = ""
+    detail: str = ""
+
+    @property
+    def is_good(self) -> bool:
+        return self.status is RevocationStatus.GOOD
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status.value,
+            "reason": self.reason.value if self.reason else None,
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+            "source": self.source,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class RevocationPolicy:
+    """``prefer``: which source is asked first when several are given."""
+
+    soft_fail: bool = False
+    max_crl_age: timedelta | None = None
+    prefer: Literal["crl", "ocsp"] = "crl"
+    ocsp_timeout: float = 10.0
+    clock_skew: timedelta = field(default=timedelta(minutes=5))
+
+    def __post_init__(self) -> None:
+        if self.prefer not in ("crl", "ocsp"):
+            raise UsageError("prefer must be 'crl' or 'ocsp'")
+        if self.ocsp_timeout <= 0:
+            raise UsageError("ocsp_timeout must be positive")
+
+
+# Reasons that make a certificate untrustworthy even for signatures made before revocation.
+_BACKDATING_REASONS = frozenset({RevocationReason.KEY_COMPROMISE, RevocationReason.CA_COMPROMISE})
+
+
+def result_from_entry(entry: RevokedEntry | None, at: datetime, source: str) -> RevocationResult:
+    """GOOD when absent, or revoked only after ``at`` for a reason that does not reach back."""
+    if entry is None:
+        return RevocationResult(RevocationStatus.GOOD, source=source, detail="not listed")
+    when = entry.invalidity_date or entry.revocation_date
+    if when > at and entry.reason not in _BACKDATING_REASONS:
+        return RevocationResult(
+            RevocationStatus.GOOD,
+            source=source,
+            detail=f"revoked only later, at {entry.revocation_date.isoformat()}",
+        )
+    return RevocationResult(
+        RevocationStatus.REVOKED,
+        reason=entry.reason or RevocationReason.UNSPECIFIED,
+        revoked_at=entry.revocation_date,
+        source=source,
+        detail=f"listed ({(entry.reason or RevocationReason.UNSPECIFIED).value})",
+    )
+
+
+def _from_crls(
+    crls: Sequence[Crl | bytes], cert: CertLike, issuer: CertLike, at: datetime, p: RevocationPolicy
+) -> RevocationResult:
+    loaded = [c if isinstance(c, Crl) else Crl.load(c) for c in crls]
+    usable: list[Crl] = []
+    problems: list[str] = []
+    for crl in loaded:
+        if not crl.covers(cert):
+            continue
+        try:
+            if (
+                crl.verified_by is None
+                or crl.verified_by.public_key() != as_x509(issuer).public_key()
+            ):
+                crl.verify([issuer])
+            crl.check_fresh(at, max_age=p.max_crl_age)
+        except CrlError as exc:
+            problems.append(str(exc))
+            continue
+        usable.append(crl)
+    base, delta = select_crls(usable, cert)
+    if base is None:
+        why = "; ".join(problems) or "no CRL covers this certificate (issuer / distribution point)"
+        return RevocationResult(RevocationStatus.UNKNOWN, source="crl", detail=why)
+    serial = as_x509(cert).serial_number
+    entry = lookup_with_delta(base, delta, serial)
+    source = f"crl#{base.number}" + (f"+delta#{delta.number}" if delta else "")
+    return result_from_entry(entry, at, source)
+
+
+def check_revocation(
+    cert: CertLike,
+    issuer: CertLike,
+    *,
+    crls: Sequence[Crl | bytes] = (),
+    ocsp_url: str | None = None,
+    store: RevocationStore | None = None,
+    at: datetime,
+    policy: RevocationPolicy | None = None,
+) -> RevocationResult:
+    """Ask the given sources in policy order; the first GOOD/REVOKED answer wins."""
+    p = policy or RevocationPolicy()
+    if at.tzinfo is None:
+        raise UsageError("the validation time must be timezone-aware")
+    if not crls and ocsp_url is None and store is None:
+        raise UsageError("no revocation source given (CRL, OCSP URL or store)")
+    order = ["crl", "store", "ocsp"] if p.prefer == "crl" else ["ocsp", "crl", "store"]
+    unknown: list[RevocationResult] = []
+    for name in order:
+        try:
+            if name == "crl" and crls:
+                res = _from_crls(crls, cert, issuer, at, p)
+            elif name == "store" and store is not None:
+                res = store.check(cert, issuer, at=at, max_age=p.max_crl_age)
+            elif name == "ocsp" and ocsp_url is not None:
+                from jpki.revocation.ocsp import check_ocsp
+
+                res = check_ocsp(
+                    cert, issuer, ocsp_url, at=at, timeout=p.ocsp_timeout, skew=p.clock_skew
+                )
+            else:
+                continue
+        except RevocationError as exc:
+            res = RevocationResult(RevocationStatus.UNKNOWN, source=name, detail=str(exc))
+        if res.status is not RevocationStatus.UNKNOWN:
+            return res
+        unknown.append(res)
+    detail = "; ".join(f"{r.source}: {r.detail}" for r in unknown)
+    if p.soft_fail:
+        return RevocationResult(
+            RevocationStatus.GOOD, source="soft-fail", detail=f"treated as good: {detail}"
+        )
+    return RevocationResult(RevocationStatus.UNKNOWN, source=unknown[0].source, detail=detail)

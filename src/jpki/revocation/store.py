@@ -1,0 +1,389 @@
+"""SQLite revocation store: verified CRLs with their serial index, swapped in atomically.
+
+A load verifies the CRL and builds the index first, then writes a new generation row (index
+blobs + the DER) and moves the ``crl_current`` pointer in the same transaction: readers see the
+old CRL until the commit, and a crash before it leaves the old one in place. CRL numbers per
+(issuer, scope, full/delta) only go forward. Lookups binary-search the stored key blob with
+incremental blob reads, so a new process answers without loading anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from jpki.errors import CrlError, RevocationError
+from jpki.revocation.crl import CertLike, Crl, as_x509, cert_dp_names
+from jpki.revocation.index import RevokedEntry, _magnitude, decode_entry, serial_key_bytes
+from jpki.revocation.policy import RevocationResult, RevocationStatus, result_from_entry
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS crl_generation (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    issuer BLOB NOT NULL,
+    scope BLOB NOT NULL,
+    is_delta INTEGER NOT NULL,
+    number INTEGER,
+    base_number INTEGER,
+    this_update TEXT NOT NULL,
+    next_update TEXT,
+    signer_spki_sha256 BLOB NOT NULL,
+    signer_der BLOB NOT NULL,
+    crl_sha256 BLOB NOT NULL,
+    entries INTEGER NOT NULL,
+    key_width INTEGER NOT NULL,
+    keys BLOB NOT NULL,
+    offsets BLOB NOT NULL,
+    region_end INTEGER NOT NULL,
+    der BLOB NOT NULL,
+    loaded_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS crl_current (
+    issuer BLOB NOT NULL,
+    scope BLOB NOT NULL,
+    is_delta INTEGER NOT NULL,
+    generation INTEGER NOT NULL REFERENCES crl_generation(id),
+    PRIMARY KEY (issuer, scope, is_delta)
+);
+CREATE TABLE IF NOT EXISTS monitor_reported (
+    fingerprint TEXT PRIMARY KEY,
+    serial TEXT NOT NULL,
+    reason TEXT,
+    revoked_at TEXT,
+    reported_at TEXT NOT NULL
+);
+"""
+
+
+def _scope_blob(names: Iterable[x509.Name]) -> bytes:
+    """Canonical scope: the sorted DER of the IDP directoryNames (empty = whole issuer)."""
+    ders = sorted(n.public_bytes() for n in names)
+    return b"".join(len(d).to_bytes(4, "big") + d for d in ders)
+
+
+def _scope_names(blob: bytes) -> set[bytes]:
+    out: set[bytes] = set()
+    p = 0
+    while p < len(blob):
+        n = int.from_bytes(blob[p : p + 4], "big")
+        out.add(blob[p + 4 : p + 4 + n])
+        p += 4 + n
+    return out
+
+
+def _spki_hash(cert: x509.Certificate) -> bytes:
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(spki).digest()
+
+
+@dataclass(frozen=True)
+class StoredCrl:
+    generation: int
+    issuer: bytes
+    scope: bytes
+    is_delta: bool
+    number: int | None
+    base_number: int | None
+    this_update: datetime
+    next_update: datetime | None
+    signer_spki_sha256: bytes
+    entries: int
+    key_width: int
+    region_end: int
+
+    def check_fresh(self, at: datetime, max_age: timedelta | None) -> str | None:
+        """Why this CRL is unusable at ``at``, or None."""
+        if self.this_update > at:
+            return "stored CRL not yet valid"
+        if self.next_update is not None and at >= self.next_update:
+            return f"stored CRL is stale (nextUpdate {self.next_update.isoformat()})"
+        if max_age is not None and at - self.this_update > max_age:
+            return f"stored CRL older than the maximum age {max_age}"
+        if self.next_update is None and max_age is None:
+            return "stored CRL has no nextUpdate and no maximum age was set"
+        return None
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    generation: int
+    issuer: str
+    number: int | None
+    entries: int
+    is_delta: bool
+    replaced: int | None  # previous CRL number, if any
+
+
+class RevocationStore:
+    """Open (creating if needed) the SQLite store at ``path``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self._db = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise RevocationError(f"cannot open revocation store {self.path}: {exc}") from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> RevocationStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # --- loading ------------------------------------------------------------------------------
+
+    def load(
+        self, crl: Crl | bytes, issuers: Iterable[CertLike], *, _fail_before_commit: bool = False
+    ) -> LoadResult:
+        """Verify ``crl`` against ``issuers``, index it, and make it current for its scope."""
+        c = crl if isinstance(crl, Crl) else Crl.load(crl)
+        signer = c.verify(issuers)
+        index = c.index
+        issuer = c.issuer.public_bytes()
+        scope = _scope_blob(c.idp_names)
+        is_delta = 1 if c.is_delta else 0
+        cols = index.columns
+        width = 8 * len(cols)
+        keys = np.stack([col.astype(">u8") for col in cols], axis=1).tobytes()
+        offsets = index.offsets.astype("<i8").tobytes()
+        der = c.der
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT g.number, g.crl_sha256 FROM crl_current c JOIN crl_generation g "
+                "ON g.id = c.generation WHERE c.issuer=? AND c.scope=? AND c.is_delta=?",
+                (issuer, scope, is_delta),
+            ).fetchone()
+            digest = hashlib.sha256(der).digest()
+            previous: int | None = None
+            if row is not None:
+                previous = row[0]
+                if c.number is None or previous is None or c.number < previous:
+                    raise CrlError(
+                        f"refusing to go backwards: stored CRL number {previous}, "
+                        f"new CRL number {c.number}"
+                    )
+                if c.number == previous and row[1] != digest:
+                    raise CrlError(f"a different CRL with the same number {previous} is stored")
+            cur = db.execute(
+                "INSERT INTO crl_generation (issuer, scope, is_delta, number, base_number, "
+                "this_update, next_update, signer_spki_sha256, signer_der, crl_sha256, entries, "
+                "key_width, keys, offsets, region_end, der, loaded_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    issuer,
+                    scope,
+                    is_delta,
+                    c.number,
+                    c.base_number,
+                    c.this_update.isoformat(),
+                    c.next_update.isoformat() if c.next_update else None,
+                    _spki_hash(signer),
+                    signer.public_bytes(serialization.Encoding.DER),
+                    digest,
+                    len(index),
+                    width,
+                    keys,
+                    offsets,
+                    index.region_end,
+                    der,
+                    datetime.now(UTC).isoformat(),
+                ),
+            )
+            gen = int(cur.lastrowid or 0)
+            if _fail_before_commit:  # test hook: simulate a crash mid-load
+                raise RevocationError("simulated crash before commit")
+            db.execute(
+                "INSERT INTO crl_current (issuer, scope, is_delta, generation) VALUES (?,?,?,?) "
+                "ON CONFLICT (issuer, scope, is_delta) "
+                "DO UPDATE SET generation=excluded.generation",
+                (issuer, scope, is_delta, gen),
+            )
+            # Old generations are no longer reachable: drop them in the same transaction.
+            db.execute(
+                "DELETE FROM crl_generation WHERE id NOT IN (SELECT generation FROM crl_current)"
+            )
+        return LoadResult(
+            gen, c.issuer.rfc4514_string(), c.number, len(index), c.is_delta, previous
+        )
+
+    # --- queries ------------------------------------------------------------------------------
+
+    def current(self) -> list[StoredCrl]:
+        rows = self._db.execute(
+            "SELECT g.id, g.issuer, g.scope, g.is_delta, g.number, g.base_number, g.this_update, "
+            "g.next_update, g.signer_spki_sha256, g.entries, g.key_width, g.region_end "
+            "FROM crl_current c JOIN crl_generation g ON g.id = c.generation ORDER BY g.id"
+        ).fetchall()
+        return [
+            StoredCrl(
+                r[0],
+                r[1],
+                r[2],
+                bool(r[3]),
+                r[4],
+                r[5],
+                datetime.fromisoformat(r[6]),
+                datetime.fromisoformat(r[7]) if r[7] else None,
+                r[8],
+                r[9],
+                r[10],
+                r[11],
+            )
+            for r in rows
+        ]
+
+    def signers(self) -> list[x509.Certificate]:
+        """The CA certificates that signed the current CRLs (one per key)."""
+        rows = self._db.execute(
+            "SELECT DISTINCT g.signer_der FROM crl_current c JOIN crl_generation g "
+            "ON g.id = c.generation"
+        ).fetchall()
+        return [x509.load_der_x509_certificate(r[0]) for r in rows]
+
+    def _covering(self, cert: x509.Certificate) -> list[StoredCrl]:
+        issuer = cert.issuer.public_bytes()
+        dps = {n.public_bytes() for n in cert_dp_names(cert)}
+        return [
+            s
+            for s in self.current()
+            if s.issuer == issuer and (not s.scope or bool(_scope_names(s.scope) & dps))
+        ]
+
+    def lookup(self, stored: StoredCrl, serial: int) -> RevokedEntry | None:
+        """Binary search the stored keys blob; decode the one hit from the stored DER."""
+        raw = _magnitude(serial_key_bytes(serial))
+        w = stored.key_width
+        if len(raw) > w or stored.entries == 0:
+            return None
+        key = raw.rjust(w, b"\x00")
+        with closing(
+            self._db.blobopen("crl_generation", "keys", stored.generation, readonly=True)
+        ) as kb:
+            lo, hi = 0, stored.entries
+            while lo < hi:
+                mid = (lo + hi) // 2
+                kb.seek(mid * w)
+                if kb.read(w) < key:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            if lo >= stored.entries:
+                return None
+            kb.seek(lo * w)
+            if kb.read(w) != key:
+                return None
+        with closing(
+            self._db.blobopen("crl_generation", "offsets", stored.generation, readonly=True)
+        ) as ob:
+            ob.seek(lo * 8)
+            off = int.from_bytes(ob.read(8), "little")
+        with closing(
+            self._db.blobopen("crl_generation", "der", stored.generation, readonly=True)
+        ) as db:
+            db.seek(off)
+            head = db.read(4)
+            size = (
+                2 + head[1]
+                if head[1] < 0x80
+                else 2 + (head[1] & 0x7F) + int.from_bytes(head[2 : 2 + (head[1] & 0x7F)], "big")
+            )
+            db.seek(off)
+            entry = db.read(size)
+        e = decode_entry(memoryview(entry), 0, len(entry))
+        return RevokedEntry(e.serial, e.revocation_date, e.reason, e.invalidity_date, off)
+
+    def check(
+        self, cert: CertLike, issuer: CertLike, *, at: datetime, max_age: timedelta | None = None
+    ) -> RevocationResult:
+        c = as_x509(cert)
+        want = _spki_hash(as_x509(issuer))
+        covering = [s for s in self._covering(c) if s.signer_spki_sha256 == want]
+        bases = [s for s in covering if not s.is_delta]
+        if not bases:
+            return RevocationResult(
+                RevocationStatus.UNKNOWN,
+                source="store",
+                detail="no stored CRL from this issuer key covers the certificate",
+            )
+        problems = []
+        for base in sorted(bases, key=lambda s: s.number or -1, reverse=True):
+            why = base.check_fresh(at, max_age)
+            if why:
+                problems.append(why)
+                continue
+            deltas = [
+                d
+                for d in covering
+                if d.is_delta
+                and d.scope == base.scope
+                and d.base_number is not None
+                and base.number is not None
+                and d.base_number <= base.number
+                and (d.number or 0) > base.number
+                and d.check_fresh(at, max_age) is None
+            ]
+            source = f"store:crl#{base.number}"
+            if deltas:
+                delta = max(deltas, key=lambda d: d.number or 0)
+                source += f"+delta#{delta.number}"
+                hit = self.lookup(delta, c.serial_number)
+                if hit is not None:
+                    if hit.reason is not None and hit.reason.value == "removeFromCRL":
+                        return result_from_entry(None, at, source)
+                    return result_from_entry(hit, at, source)
+            hit = self.lookup(base, c.serial_number)
+            if hit is not None and hit.reason is not None and hit.reason.value == "removeFromCRL":
+                hit = None
+            return result_from_entry(hit, at, source)
+        return RevocationResult(
+            RevocationStatus.UNKNOWN, source="store", detail="; ".join(problems)
+        )
+
+    # --- monitoring bookkeeping -----------------------------------------------------------------
+
+    def already_reported(self, fingerprint: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM monitor_reported WHERE fingerprint=?", (fingerprint,)
+        ).fetchone()
+        return row is not None
+
+    def mark_reported(
+        self, fingerprint: str, serial: int, reason: str | None, revoked_at: datetime | None
+    ) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO monitor_reported VALUES (?,?,?,?,?)",
+                (
+                    fingerprint,
+                    f"{serial:x}",
+                    reason,
+                    revoked_at.isoformat() if revoked_at else None,
+                    datetime.now(UTC).isoformat(),
+                ),
+            )
