@@ -34,7 +34,7 @@ from jpki.errors import (
 from jpki.secret import Secret
 from jpki.sim import Corruption, FaultConfig, open_simulated_card
 from jpki.sim.create import create_profile
-from jpki.sim.profile import ProfileStore
+from jpki.sim.profile import KeyId, ProfileStore
 from jpki.transport.simulated import SimulatedConnection
 
 AUTH_PIN, SIGN_PIN, SUPPORT_PIN = Secret("1234"), Secret("JPKITEST01"), Secret("5678")
@@ -149,18 +149,7 @@ def test_wrong_pins_guard_and_block_persist(sim_profile: Path) -> None:
     with pytest.raises(PinBlocked):
         jpki.verify_pin(KeyKind.AUTH, AUTH_PIN, force=True)
     proto.connection.close()
-    assert (
-        ProfileStore(sim_profile)
-        .load_state()
-        .tries_left[
-            next(
-                k
-                for k in ProfileStore(sim_profile).load_state().tries_left
-                if k.value == "auth_pin"
-            )
-        ]
-        == 0
-    )
+    assert ProfileStore(sim_profile).load_state().tries_left[KeyId.AUTH_PIN] == 0
     # The signing password is a separate counter.
     proto = connect(sim_profile)
     assert JpkiAp(proto).pin_status(KeyKind.SIGNING).tries_left == 5
