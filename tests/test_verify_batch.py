@@ -103,3 +103,22 @@ def test_usage_errors(items: list[BatchItem]) -> None:
         verify_batch([BatchItem(it.certificate, it.signature, data=b"x", hash_alg="md5")])
     with pytest.raises(UsageError):
         verify_batch([BatchItem(it.certificate, it.signature, data=b"x", purpose="nope")])
+
+
+def test_bench_parses_openssl_speed_output() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "bench_verify.py"
+    spec = importlib.util.spec_from_file_location("bench_verify", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = (
+        "version: 3.0.19\n"
+        "                  sign    verify    sign/s verify/s\n"
+        "rsa 2048 bits 0.000282s 0.000015s   3552.0  64677.4\n"
+    )
+    assert mod.parse_openssl_speed(out) == pytest.approx(64677.4)
+    with pytest.raises(ValueError):
+        mod.parse_openssl_speed("nothing here")

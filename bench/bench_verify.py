@@ -1,0 +1,153 @@
+"""Signature-verification throughput: jpki's verify_batch against `openssl speed rsa2048`.
+
+Measured in the same run (absolute numbers drift between machines and runs; the ratios are
+what to compare):
+
+* openssl  : ``openssl speed -seconds N rsa2048`` verify/s, and with ``-multi 2``
+* crypto   : plain ``cryptography`` ``public_key.verify(sig, data, PKCS1v15(), SHA256())`` loop
+* jpki x1  : ``verify_batch(items, workers=1)`` (in process: hash, RSA, compare, results)
+* jpki x2  : ``verify_batch(items, executor=<warm 2-process pool>)``, and cold
+             (``workers=2``: pool start-up included)
+
+Usage: ``python bench/bench_verify.py [--quick] [--json] [--seconds N] [--items N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+
+from jpki.testpki import TestPki, sample_person
+from jpki.verify import BatchItem, Status, verify_batch
+
+_ROW = re.compile(r"^rsa\s+2048\s+bits\s+\S+\s+\S+\s+([\d.]+)\s+([\d.]+)\s*$", re.MULTILINE)
+
+
+def parse_openssl_speed(output: str) -> float:
+    """verify/s from the table row ``rsa 2048 bits <sign s> <verify s> <sign/s> <verify/s>``."""
+    rows = _ROW.findall(output)
+    if not rows:
+        raise ValueError("no 'rsa 2048 bits' row in openssl speed output")
+    return float(rows[-1][1])
+
+
+def openssl_verify_rate(seconds: int, multi: int = 1) -> float:
+    cmd = ["openssl", "speed", "-seconds", str(seconds)]
+    if multi > 1:
+        cmd += ["-multi", str(multi)]
+    out = subprocess.run(
+        [*cmd, "rsa2048"], check=True, capture_output=True, text=True, timeout=seconds * 4 + 60
+    ).stdout
+    return parse_openssl_speed(out)
+
+
+def make_items(n: int, certs: int = 4, distinct: int = 256) -> list[BatchItem]:
+    pki = TestPki()
+    issued = [pki.issue_signing(sample_person(i)) for i in range(certs)]
+    base = []
+    for i in range(distinct):
+        who = issued[i % certs]
+        data = f"document {i} ".encode() * 4
+        sig = who.key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        base.append(BatchItem(who.der, sig, data=data))
+    return [base[i % distinct] for i in range(n)]
+
+
+def rate(fn: Callable[[], int], repeat: int) -> float:
+    """Best of ``repeat`` runs, items per second (best: least disturbed by other load)."""
+    best = 0.0
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        count = fn()
+        dt = time.perf_counter() - t0
+        best = max(best, count / dt)
+    return best
+
+
+def crypto_loop(items: list[BatchItem]) -> Callable[[], int]:
+    from cryptography import x509
+
+    keys = {it.certificate: x509.load_der_x509_certificate(it.certificate).public_key()
+            for it in items}  # fmt: skip
+    pad, h = padding.PKCS1v15(), hashes.SHA256()
+    plain = [(keys[it.certificate], it.signature, it.data) for it in items]
+
+    def run() -> int:
+        for key, sig, data in plain:
+            key.verify(sig, data, pad, h)  # type: ignore[union-attr, arg-type]
+        return len(plain)
+
+    return run
+
+
+def batch_run(items: list[BatchItem], **kw: Any) -> Callable[[], int]:
+    def run() -> int:
+        results = verify_batch(items, **kw)
+        assert all(r.status is Status.VALID for r in results)
+        return len(results)
+
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="short run (CI smoke)")
+    ap.add_argument("--json", action="store_true", help="print JSON")
+    ap.add_argument("--seconds", type=int, default=None, help="openssl speed seconds")
+    ap.add_argument("--items", type=int, default=None, help="signatures per jpki run")
+    args = ap.parse_args(argv)
+    seconds = args.seconds or (1 if args.quick else 3)
+    n = args.items or (4000 if args.quick else 30000)
+    repeat = 1 if args.quick else 3
+    items = make_items(n)
+
+    r: dict[str, Any] = {"items": n, "openssl_seconds": seconds, "cpus": os.cpu_count()}
+    r["openssl_1"] = openssl_verify_rate(seconds)
+    r["jpki_1"] = rate(batch_run(items, workers=1), repeat)
+    r["crypto_1"] = rate(crypto_loop(items), repeat)
+    r["openssl_2"] = openssl_verify_rate(seconds, multi=2)
+    with ProcessPoolExecutor(2) as ex:
+        batch_run(items[:1000], executor=ex)()  # warm the workers (imports, key cache)
+        r["jpki_2_warm"] = rate(batch_run(items, executor=ex), repeat)
+    r["jpki_2_cold"] = rate(batch_run(items, workers=2), 1)
+    r["ratio_1core"] = r["jpki_1"] / r["openssl_1"]
+    r["ratio_crypto_1core"] = r["crypto_1"] / r["openssl_1"]
+    r["ratio_2proc_vs_openssl_multi2"] = r["jpki_2_warm"] / r["openssl_2"]
+    r["ratio_per_core_2proc"] = r["jpki_2_warm"] / 2 / r["openssl_1"]
+    r["scaling_2proc"] = r["jpki_2_warm"] / r["jpki_1"]
+
+    if args.json:
+        print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()}))
+        return 0
+    print(f"items per jpki run: {n}; openssl speed -seconds {seconds}; cpus {r['cpus']}")
+    print(f"{'':28}{'verify/s':>12}{'vs openssl 1 core':>20}")
+    rows = [
+        ("openssl speed rsa2048", r["openssl_1"]),
+        ("cryptography verify loop", r["crypto_1"]),
+        ("jpki verify_batch, 1 proc", r["jpki_1"]),
+        ("openssl speed -multi 2", r["openssl_2"]),
+        ("jpki verify_batch, 2 warm", r["jpki_2_warm"]),
+        ("jpki verify_batch, 2 cold", r["jpki_2_cold"]),
+    ]
+    for label, v in rows:
+        print(f"{label:28}{v:12.0f}{v / r['openssl_1']:19.2f}x")
+    print(f"ratio jpki/openssl, one core:            {r['ratio_1core']:.2f} (aim >= 0.80)")
+    print(f"ratio jpki 2 procs / openssl -multi 2:   {r['ratio_2proc_vs_openssl_multi2']:.2f}")
+    print(f"per core with 2 procs vs openssl 1 core: {r['ratio_per_core_2proc']:.2f}")
+    print(f"scaling 1 -> 2 processes:                {r['scaling_2proc']:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
