@@ -99,3 +99,15 @@ def test_exclusive_share_blocks_a_second_connection(inserted_card: InsertedCard)
         pytest.raises(SharingViolationError),
     ):
         PcscConnection.connect(inserted_card.reader, timeout=2)
+
+
+def test_card_command_with_reader_option(inserted_card: InsertedCard) -> None:
+    # The user-facing path: `jpki card status --reader NAME` through pcscd.
+    result = CliRunner().invoke(
+        main, ["card", "status", "--reader", inserted_card.reader, "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["token_label"] == "JPKIAPICCTOKEN2"
+    ambiguous = CliRunner().invoke(main, ["card", "status", "--reader", "Virtual", "--json"])
+    assert ambiguous.exit_code == 2
+    assert "ambiguous" in ambiguous.output
