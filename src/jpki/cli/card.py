@@ -87,6 +87,13 @@ def _write(path: Path, data: bytes) -> None:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
+def _mkdir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create {path}: {exc.strerror or exc}") from None
+
+
 def _cert_bytes(der: bytes, pem: bool) -> bytes:
     if not pem:
         return der
@@ -206,10 +213,7 @@ def certs_cmd(
     """Write the certificates to DIR as auth.der, auth-ca.der, sign-ca.der (and sign.der)."""
     slots = [CertSlot.AUTH, CertSlot.AUTH_CA, CertSlot.SIGNING_CA]
     written: dict[str, dict[str, str]] = {}
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot create {out}: {exc.strerror or exc}") from None
+    _mkdir(out)
     with _card(_card_kwargs(kwargs)) as proto:
         jpki = JpkiAp(proto)
         if with_sign:
@@ -455,10 +459,7 @@ def surface_cmd(
     """
     if collation_b_env and (pin_env or pin_stdin):
         raise UsageError("give either the input-support PIN or --collation-b-env, not both")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot create {out}: {exc.strerror or exc}") from None
+    _mkdir(out)
     with _card(_card_kwargs(kwargs)) as proto:
         issuer = _issuer_key(proto)
         my_number_png: bytes | None = None
