@@ -13,6 +13,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
+from cryptography.x509 import ocsp
 
 from jpki.apdu import CommandApdu, ResponseApdu
 from jpki.sim.layout import VisualImages, text_ap_files, visual_ap_files
@@ -24,6 +25,49 @@ JPKI_AID = bytes.fromhex("D392F000260100000001")
 
 def _join(*parts: bytes) -> bytes:
     return b"".join(len(p).to_bytes(2, "big") + p for p in parts)
+
+
+def _ocsp_seeds(pki: TestPki) -> dict[str, bytes]:
+    """Answers about the signing certificate of person 0 (what fuzz_ocsp.context() asks)."""
+    cert = pki.issue_signing(sample_person(0)).cert
+    ca = pki.ca("sign")
+    responder = pki.issue_ocsp_responder("sign")
+    now = pki.now
+
+    def build(
+        status: ocsp.OCSPCertStatus, signer: str = "ca", nonce: bytes | None = None
+    ) -> bytes:
+        revoked = status is ocsp.OCSPCertStatus.REVOKED
+        b = ocsp.OCSPResponseBuilder().add_response(
+            cert=cert,
+            issuer=ca.cert,
+            algorithm=hashes.SHA1(),  # noqa: S303 - the CertID hash responders use
+            cert_status=status,
+            this_update=now - timedelta(hours=1),
+            next_update=now + timedelta(hours=23),
+            revocation_time=now - timedelta(days=1) if revoked else None,
+            revocation_reason=x509.ReasonFlags.key_compromise if revoked else None,
+        )
+        if nonce is not None:
+            b = b.add_extension(x509.OCSPNonce(nonce), critical=False)
+        if signer == "ca":
+            b = b.responder_id(ocsp.OCSPResponderEncoding.HASH, ca.cert)
+            resp = b.sign(ca.key, hashes.SHA256())
+        else:
+            b = b.responder_id(ocsp.OCSPResponderEncoding.NAME, responder.cert)
+            resp = b.certificates([responder.cert]).sign(responder.key, hashes.SHA256())
+        return resp.public_bytes(serialization.Encoding.DER)
+
+    return {
+        "good.der": build(ocsp.OCSPCertStatus.GOOD),
+        "revoked.der": build(ocsp.OCSPCertStatus.REVOKED),
+        "unknown.der": build(ocsp.OCSPCertStatus.UNKNOWN),
+        "delegated.der": build(ocsp.OCSPCertStatus.GOOD, signer="responder"),
+        "nonce.der": build(ocsp.OCSPCertStatus.GOOD, nonce=b"\x01" * 16),
+        "try_later.der": ocsp.OCSPResponseBuilder.build_unsuccessful(
+            ocsp.OCSPResponseStatus.TRY_LATER
+        ).public_bytes(serialization.Encoding.DER),
+    }
 
 
 def seeds() -> dict[str, dict[str, bytes]]:
@@ -105,6 +149,8 @@ def seeds() -> dict[str, dict[str, bytes]]:
         ),
         "attached.pem": signer.sign(serialization.Encoding.PEM, []),
     }
+
+    out["ocsp"] = _ocsp_seeds(pki)
 
     images = VisualImages(
         name_png=b"\x89PNG name",
