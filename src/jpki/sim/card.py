@@ -124,7 +124,11 @@ MAX_SIGN_INPUT = 245  # RSA-2048: k - 11
 
 
 class SimulatedCard:
-    """A My Number card chip in memory, its counters persisted in a profile directory."""
+    """A My Number card chip in memory, its counters persisted in a profile directory.
+
+    ``faults`` replaces the profile's faults.json; ``durable=False`` skips fsync when
+    persisting counters (see ``ProfileStore``); ``sleep`` is used for injected delays.
+    """
 
     def __init__(
         self,
@@ -132,8 +136,12 @@ class SimulatedCard:
         *,
         faults: FaultConfig | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        durable: bool = True,
     ) -> None:
-        self._store = profile if isinstance(profile, ProfileStore) else ProfileStore(profile)
+        if isinstance(profile, ProfileStore):
+            self._store = profile
+        else:
+            self._store = ProfileStore(profile, durable=durable)
         self.profile: CardProfile = self._store.profile
         self._state: CardState = self._store.load_state()
         self.faults = faults if faults is not None else FaultConfig.load(self._store.faults_path)
@@ -499,6 +507,8 @@ class SimulatedCard:
         return pkcs1_type1_sign(key, apdu.data) + _OK
 
 
-def open_simulated_card(path: Path | str, *, faults: FaultConfig | None = None) -> SimulatedCard:
+def open_simulated_card(
+    path: Path | str, *, faults: FaultConfig | None = None, durable: bool = True
+) -> SimulatedCard:
     """Open the simulated card stored in profile directory ``path``."""
-    return SimulatedCard(path, faults=faults)
+    return SimulatedCard(path, faults=faults, durable=durable)

@@ -324,21 +324,27 @@ class CardState:
         return cls(tries, changed)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves either the old or the new file."""
+def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Replace ``path`` with ``data`` so that a crash leaves either the old or the new file.
+
+    ``os.replace`` alone protects against a crashing process; ``durable`` (fsync of the file
+    and the directory) also against a crashing machine, at a few ms per write on real disks.
+    """
     directory = path.parent
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(directory)
+    if durable:
+        _fsync_dir(directory)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -377,10 +383,15 @@ def _read_json(path: Path, what: str) -> Any:
 
 
 class ProfileStore:
-    """A profile directory: loads ``profile.json``, loads and saves ``state.json``."""
+    """A profile directory: loads ``profile.json``, loads and saves ``state.json``.
 
-    def __init__(self, path: Path | str) -> None:
+    ``durable=False`` skips the fsyncs (still atomic against a crashing process): for
+    benchmarks and throw-away profiles.
+    """
+
+    def __init__(self, path: Path | str, *, durable: bool = True) -> None:
         self.path = Path(path)
+        self.durable = durable
         if not self.path.is_dir():
             raise ProfileError(f"no simulator profile at {self.path} (create one: jpki sim init)")
         self.profile = CardProfile.from_json(_read_json(self.path / PROFILE_FILE, "profile"))
@@ -398,7 +409,7 @@ class ProfileStore:
 
     def save_state(self, state: CardState) -> None:
         try:
-            write_atomic(self.state_path, _dump(state.to_json()))
+            write_atomic(self.state_path, _dump(state.to_json()), durable=self.durable)
         except OSError as exc:
             raise ProfileError(f"cannot write state file {self.state_path}: {exc}") from exc
 
