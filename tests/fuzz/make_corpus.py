@@ -34,14 +34,12 @@ def _ocsp_seeds(pki: TestPki) -> dict[str, bytes]:
     responder = pki.issue_ocsp_responder("sign")
     now = pki.now
 
-    def build(
-        status: ocsp.OCSPCertStatus, signer: str = "ca", nonce: bytes | None = None
-    ) -> bytes:
+    def build(status: ocsp.OCSPCertStatus, signer: str = "ca", nonce: bytes | None = None) -> bytes:
         revoked = status is ocsp.OCSPCertStatus.REVOKED
         b = ocsp.OCSPResponseBuilder().add_response(
             cert=cert,
             issuer=ca.cert,
-            algorithm=hashes.SHA1(),  # noqa: S303 - the CertID hash responders use
+            algorithm=hashes.SHA1(),
             cert_status=status,
             this_update=now - timedelta(hours=1),
             next_update=now + timedelta(hours=23),
@@ -131,9 +129,7 @@ def seeds() -> dict[str, dict[str, bytes]]:
     out["crl"] = {
         "three.der": pki.make_crl("sign", entries, number=7),
         "empty.der": pki.make_crl("auth", (), number=1),
-        "idp.der": pki.make_crl(
-            "sign", entries[:1], number=8, idp_name=pki.crl_dp_name(person)
-        ),
+        "idp.der": pki.make_crl("sign", entries[:1], number=8, idp_name=pki.crl_dp_name(person)),
     }
 
     content = b"jpki fuzz seed\n"
@@ -144,9 +140,7 @@ def seeds() -> dict[str, dict[str, bytes]]:
     out["cms"] = {
         "attached.der": signer.sign(serialization.Encoding.DER, []),
         "detached.der": signer.sign(serialization.Encoding.DER, opts_detached),
-        "no_attrs.der": signer.sign(
-            serialization.Encoding.DER, [pkcs7.PKCS7Options.NoAttributes]
-        ),
+        "no_attrs.der": signer.sign(serialization.Encoding.DER, [pkcs7.PKCS7Options.NoAttributes]),
         "attached.pem": signer.sign(serialization.Encoding.PEM, []),
     }
 
@@ -166,8 +160,10 @@ def seeds() -> dict[str, dict[str, bytes]]:
         images=images,
         issuer=pki.key("fuzz-visual-issuer"),
     )
-    spki = pki.key("fuzz-visual-issuer").public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    spki = (
+        pki.key("fuzz-visual-issuer")
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     out["cardinfo"] = {
         "0_my_number": b"\x00" + files.ef0001,
@@ -176,8 +172,7 @@ def seeds() -> dict[str, dict[str, bytes]]:
         "2_cvc": b"\x02" + files.ef0004,
         "3_surface": b"\x03" + vis2,
         "4_my_number_image": b"\x04" + vis5,
-        "5_integrity": b"\x05"
-        + _join(files.ef0001, files.ef0002, files.ef0003, files.ef0004),
+        "5_integrity": b"\x05" + _join(files.ef0001, files.ef0002, files.ef0003, files.ef0004),
         "6_spki": b"\x06" + spki,
     }
     return out
