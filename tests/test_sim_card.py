@@ -548,3 +548,14 @@ def test_connection_through_the_in_process_transport(sim_profile: Path) -> None:
     with SimulatedConnection(open_simulated_card(sim_profile)) as conn:
         assert conn.atr == bytes.fromhex("3BE000FF8131FE4514")
         assert conn.transmit(bytes.fromhex(f"00A4040C0A{JPKI}")) == b"\x90\x00"
+
+
+def test_model_bug_answers_6f00_not_an_exception(
+    card: SimulatedCard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom(_apdu: object) -> bytes:
+        raise KeyError("bug")
+
+    monkeypatch.setitem(card._handlers, 0xB0, (0x00, boom))  # type: ignore[index]
+    assert tx(card, "00 B0 00 00 00") == b"\x6f\x00"
+    assert sw(card, f"00 A4 04 0C 0A {JPKI}") == "9000"  # the card keeps working

@@ -237,3 +237,15 @@ def test_state_survives_restart(sim_profile: Path) -> None:
     assert again.tries_left(KeyId.AUTH_PIN) == 3
     ProfileStore(sim_profile).reset_state()
     assert open_simulated_card(sim_profile).tries_left(KeyId.SIGN_PIN) == 5
+
+
+def test_non_durable_store_skips_fsync_but_stays_atomic(
+    sim_profile: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(profile_mod.os, "fsync", _failing)
+    card = open_simulated_card(sim_profile, durable=False)
+    card.process(bytes.fromhex("00A4040C0AD392F000260100000001"))
+    assert card.process(bytes.fromhex("002000980439393939")) == b"\x63\xc2"
+    monkeypatch.undo()
+    assert ProfileStore(sim_profile).load_state().tries_left[KeyId.AUTH_PIN] == 2
+    assert sorted(p.name for p in sim_profile.iterdir()) == ["profile.json", "state.json"]
