@@ -157,8 +157,10 @@ def _header_only(buf: memoryview, lay: CrlLayout) -> x509.CertificateRevocationL
     try:
         crl = x509.load_der_x509_crl(der)
         _ = crl.extensions, crl.issuer, crl.last_update_utc, crl.next_update_utc
-    except ValueError as exc:
-        raise CrlError(f"malformed CRL header: {exc}") from None
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        # cryptography raises more than ValueError on some malformed extensions (e.g. KeyError
+        # inside an IssuingDistributionPoint): all of them mean "malformed input" here.
+        raise CrlError(f"malformed CRL header: {exc!r}") from None
     return crl
 
 

@@ -173,6 +173,9 @@ def _entry_layout(buf: bytes | memoryview, pos: int, region_end: int) -> _EntryL
         raise CrlError(f"bad serial number length in entry at offset {pos}")
     if slen == MAX_SERIAL_OCTETS and buf[s + 2] != 0:
         raise CrlError(f"serial number longer than 20 octets in entry at offset {pos}")
+    if slen >= 2 and buf[s + 2] == 0xFF and buf[s + 3] >= 0x80:
+        # A redundant sign octet on a negative serial would defeat key matching; it is not DER.
+        raise CrlError(f"non-minimal negative serial number in entry at offset {pos}")
     d = s + 2 + slen
     if d + 2 > e:
         raise CrlError(f"missing revocationDate in entry at offset {pos}")
@@ -259,10 +262,9 @@ def decode_entry(buf: bytes | memoryview, pos: int, region_end: int) -> RevokedE
 
 
 def serial_key_bytes(serial: int) -> bytes:
-    """The DER INTEGER content octets of ``serial`` (what the index keys are made of)."""
-    n = max(1, (serial.bit_length() + 8) // 8) if serial >= 0 else (serial.bit_length() + 8) // 8
-    raw = serial.to_bytes(n, "big", signed=True)
-    return raw
+    """The minimal DER INTEGER content octets of ``serial`` (what the index keys are made of)."""
+    n = (serial if serial >= 0 else ~serial).bit_length() // 8 + 1
+    return serial.to_bytes(n, "big", signed=True)
 
 
 def _magnitude(raw: bytes) -> bytes:
@@ -449,6 +451,9 @@ def _validate_entries(a: U8, pos: I64, region_end: int) -> _Layout:
     long_serial = np.flatnonzero(slen == MAX_SERIAL_OCTETS)
     if len(long_serial) and (a[s[long_serial]] != 0).any():
         raise CrlError("serial number longer than 20 octets in a CRL entry")
+    neg = np.flatnonzero((a[s] == 0xFF) & (slen >= 2))
+    if len(neg) and (a[s[neg] + 1] >= 0x80).any():
+        raise CrlError("non-minimal negative serial number in a CRL entry")
     has_ext = np.flatnonzero(x < end)
     if len(has_ext):
         xe = x[has_ext]
@@ -568,13 +573,13 @@ class SerialIndex:
         raw = raw.rjust(width, b"\x00")
         return [int.from_bytes(raw[i : i + 8], "big") for i in range(0, width, 8)]
 
-    def find(self, serial: int) -> int | None:
-        """Entry offset for ``serial`` or None."""
+    def _range(self, serial: int) -> tuple[int, int]:
+        """Index range of entries whose key equals the key of ``serial``."""
         if not len(self._offsets):
-            return None
+            return 0, 0
         key = self._key_cols(serial)
         if key is None:
-            return None
+            return 0, 0
         lo, hi = 0, len(self._offsets)
         for col, k in zip(self._cols, key, strict=True):
             seg = col[lo:hi]
@@ -583,14 +588,24 @@ class SerialIndex:
             b = int(np.searchsorted(seg, kk, side="right"))
             lo, hi = lo + a, lo + b
             if lo >= hi:
-                return None
-        return int(self._offsets[lo])
+                return 0, 0
+        return lo, hi
+
+    def find(self, serial: int) -> int | None:
+        """Entry offset for ``serial`` or None."""
+        hit = self.lookup(serial)
+        return hit.offset if hit is not None else None
 
     def lookup(self, serial: int) -> RevokedEntry | None:
-        off = self.find(serial)
-        if off is None:
-            return None
-        return decode_entry(memoryview(self._buf.data).cast("B"), off, self._region_end)
+        lo, hi = self._range(serial)
+        buf = memoryview(self._buf.data).cast("B")
+        # Keys are value bytes, so a negative serial (invalid, but seen in the wild) shares a key
+        # with a positive one: the decoded serial decides.
+        for i in range(lo, hi):
+            entry = decode_entry(buf, int(self._offsets[i]), self._region_end)
+            if entry.serial == serial:
+                return entry
+        return None
 
     def __contains__(self, serial: object) -> bool:
         return isinstance(serial, int) and self.find(serial) is not None

@@ -23,7 +23,13 @@ from cryptography.hazmat.primitives import serialization
 
 from jpki.errors import CrlError, RevocationError
 from jpki.revocation.crl import CertLike, Crl, as_x509, cert_dp_names
-from jpki.revocation.index import RevokedEntry, _magnitude, decode_entry, serial_key_bytes
+from jpki.revocation.index import (
+    RevokedEntry,
+    _magnitude,
+    decode_entry,
+    read_header,
+    serial_key_bytes,
+)
 from jpki.revocation.policy import RevocationResult, RevocationStatus, result_from_entry
 
 _SCHEMA = """
@@ -170,7 +176,12 @@ class RevocationStore:
         is_delta = 1 if c.is_delta else 0
         cols = index.columns
         width = 8 * len(cols)
-        keys = np.stack([col.astype(">u8") for col in cols], axis=1).tobytes()
+        # Big-endian rows of ``width`` bytes: byte order = numeric order (np.stack would drop
+        # the non-native byte order, so fill a typed array explicitly).
+        rows = np.empty((len(index), len(cols)), dtype=">u8")
+        for i, col in enumerate(cols):
+            rows[:, i] = col
+        keys = rows.tobytes()
         offsets = index.offsets.astype("<i8").tobytes()
         der = c.der
         with self._tx() as db:
@@ -282,9 +293,7 @@ class RevocationStore:
         if len(raw) > w or stored.entries == 0:
             return None
         key = raw.rjust(w, b"\x00")
-        with closing(
-            self._db.blobopen("crl_generation", "keys", stored.generation, readonly=True)
-        ) as kb:
+        with closing(self._blob("keys", stored.generation)) as kb:
             lo, hi = 0, stored.entries
             while lo < hi:
                 mid = (lo + hi) // 2
@@ -293,30 +302,38 @@ class RevocationStore:
                     lo = mid + 1
                 else:
                     hi = mid
-            if lo >= stored.entries:
-                return None
-            kb.seek(lo * w)
-            if kb.read(w) != key:
-                return None
-        with closing(
-            self._db.blobopen("crl_generation", "offsets", stored.generation, readonly=True)
-        ) as ob:
-            ob.seek(lo * 8)
-            off = int.from_bytes(ob.read(8), "little")
-        with closing(
-            self._db.blobopen("crl_generation", "der", stored.generation, readonly=True)
-        ) as db:
-            db.seek(off)
-            head = db.read(4)
-            size = (
-                2 + head[1]
-                if head[1] < 0x80
-                else 2 + (head[1] & 0x7F) + int.from_bytes(head[2 : 2 + (head[1] & 0x7F)], "big")
-            )
-            db.seek(off)
-            entry = db.read(size)
-        e = decode_entry(memoryview(entry), 0, len(entry))
-        return RevokedEntry(e.serial, e.revocation_date, e.reason, e.invalidity_date, off)
+            matches = []
+            i = lo
+            while i < stored.entries:
+                kb.seek(i * w)
+                if kb.read(w) != key:
+                    break
+                matches.append(i)
+                i += 1
+        if not matches:
+            return None
+        with (
+            closing(self._blob("offsets", stored.generation)) as ob,
+            closing(self._blob("der", stored.generation)) as db,
+        ):
+            for i in matches:
+                ob.seek(i * 8)
+                off = int.from_bytes(ob.read(8), "little")
+                db.seek(off)
+                head = db.read(6)
+                _, _, end = read_header(head + bytes(4), 0, 1 << 40)
+                db.seek(off)
+                raw = db.read(end)
+                e = decode_entry(memoryview(raw), 0, len(raw))
+                # Keys are value bytes: a negative serial shares a key with a positive one.
+                if e.serial == serial:
+                    return RevokedEntry(
+                        e.serial, e.revocation_date, e.reason, e.invalidity_date, off
+                    )
+        return None
+
+    def _blob(self, column: str, row: int) -> sqlite3.Blob:
+        return self._db.blobopen("crl_generation", column, row, readonly=True)
 
     def check(
         self, cert: CertLike, issuer: CertLike, *, at: datetime, max_age: timedelta | None = None

@@ -1,0 +1,419 @@
+"""Revocation store (atomic generations, CRL numbers), policy, monitoring and the CLI."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from cryptography import x509
+
+from jpki.cli import main
+from jpki.errors import CrlError, RevocationError, UsageError
+from jpki.revocation.crl import Crl
+from jpki.revocation.index import RevocationReason
+from jpki.revocation.monitor import REASON_MEANING, monitor
+from jpki.revocation.policy import (
+    RevocationPolicy,
+    RevocationStatus,
+    check_revocation,
+)
+from jpki.revocation.store import RevocationStore
+from jpki.testpki import Issued, TestPki, sample_person
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+R = x509.ReasonFlags
+
+
+@pytest.fixture(scope="module")
+def pki() -> TestPki:
+    return TestPki(now=NOW)
+
+
+@pytest.fixture(scope="module")
+def pki_2015() -> TestPki:
+    return TestPki(generation=2015, now=datetime(2024, 3, 1, tzinfo=UTC))
+
+
+@pytest.fixture(scope="module")
+def leaves(pki: TestPki) -> list[Issued]:
+    return [pki.issue_signing(sample_person(i % 2), label=f"store-{i}") for i in range(4)]
+
+
+def _crl(
+    pki: TestPki, entries: list[tuple[int, x509.ReasonFlags | None]], number: int, **kw: object
+) -> bytes:
+    return pki.make_crl(
+        "sign",
+        [(s, r, NOW - timedelta(days=1)) for s, r in entries],
+        this_update=NOW,
+        number=number,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+# --- store ------------------------------------------------------------------------------------
+
+
+def test_store_load_and_check(pki: TestPki, leaves: list[Issued], tmp_path: Path) -> None:
+    db = tmp_path / "rev.db"
+    with RevocationStore(db) as st:
+        r = st.load(
+            _crl(pki, [(leaves[0].cert.serial_number, R.affiliation_changed)], 3),
+            [pki.sign_ca.cert],
+        )
+        assert r.number == 3 and r.entries == 1 and r.replaced is None
+    # a new process (new connection) answers from the persisted index
+    with RevocationStore(db) as st:
+        res = st.check(leaves[0].cert, pki.sign_ca.cert, at=NOW + timedelta(hours=1))
+        assert res.status is RevocationStatus.REVOKED
+        assert res.reason is RevocationReason.AFFILIATION_CHANGED
+        assert st.check(leaves[1].cert, pki.sign_ca.cert, at=NOW).status is RevocationStatus.GOOD
+        stale = st.check(leaves[1].cert, pki.sign_ca.cert, at=NOW + timedelta(days=2))
+        assert stale.status is RevocationStatus.UNKNOWN and "stale" in stale.detail
+
+
+def test_store_numbers_never_go_backwards(pki: TestPki, tmp_path: Path) -> None:
+    with RevocationStore(tmp_path / "rev.db") as st:
+        st.load(_crl(pki, [(1, None)], 5), [pki.sign_ca.cert])
+        with pytest.raises(CrlError, match="backwards"):
+            st.load(_crl(pki, [(1, None)], 4), [pki.sign_ca.cert])
+        with pytest.raises(CrlError, match="same number"):
+            st.load(_crl(pki, [(2, None)], 5), [pki.sign_ca.cert])
+        r = st.load(_crl(pki, [(1, None), (2, None)], 6), [pki.sign_ca.cert])
+        assert r.replaced == 5
+        assert [c.number for c in st.current()] == [6]
+
+
+def test_store_rejects_unverified_crl(pki: TestPki, pki_2015: TestPki, tmp_path: Path) -> None:
+    with RevocationStore(tmp_path / "rev.db") as st, pytest.raises(CrlError):
+        st.load(_crl(pki, [(1, None)], 1), [pki_2015.sign_ca.cert])
+
+
+def test_crash_mid_load_keeps_old_crl(pki: TestPki, leaves: list[Issued], tmp_path: Path) -> None:
+    db = tmp_path / "rev.db"
+    serial = leaves[0].cert.serial_number
+    with RevocationStore(db) as st:
+        st.load(_crl(pki, [(serial, R.key_compromise)], 1), [pki.sign_ca.cert])
+        with pytest.raises(RevocationError, match="simulated crash"):
+            st.load(_crl(pki, [], 2), [pki.sign_ca.cert], _fail_before_commit=True)
+        assert [c.number for c in st.current()] == [1]
+    # a crash in another process that dies mid-transaction: the database stays at #1
+    script = (
+        "import os, sys\n"
+        "from jpki.revocation.store import RevocationStore\n"
+        "from jpki.revocation.crl import Crl\n"
+        "from cryptography import x509\n"
+        "st = RevocationStore(sys.argv[1])\n"
+        "st._db.execute('BEGIN IMMEDIATE')\n"
+        "st._db.execute(\"INSERT INTO crl_current VALUES (x'00', x'', 0, 999)\")\n"
+        "os._exit(9)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(db)], capture_output=True)
+    assert proc.returncode == 9
+    with RevocationStore(db) as st:
+        assert [c.number for c in st.current()] == [1]
+        res = st.check(leaves[0].cert, pki.sign_ca.cert, at=NOW)
+        assert res.status is RevocationStatus.REVOKED
+
+
+def test_readers_see_old_crl_until_commit(
+    pki: TestPki, leaves: list[Issued], tmp_path: Path
+) -> None:
+    db = tmp_path / "rev.db"
+    serial = leaves[2].cert.serial_number
+    with RevocationStore(db) as st:
+        st.load(_crl(pki, [], 1), [pki.sign_ca.cert])
+    writer = RevocationStore(db)
+    reader = RevocationStore(db)
+    try:
+        new = Crl.load(_crl(pki, [(serial, R.superseded)], 2))
+        # Hold the writer's transaction open at the moment just before commit.
+        tx = writer._tx()
+        conn = tx.__enter__()
+        conn.execute("SELECT 1")
+        assert (
+            reader.check(leaves[2].cert, pki.sign_ca.cert, at=NOW).status is RevocationStatus.GOOD
+        )
+        tx.__exit__(None, None, None)
+        writer.load(new, [pki.sign_ca.cert])
+        assert (
+            reader.check(leaves[2].cert, pki.sign_ca.cert, at=NOW).status
+            is RevocationStatus.REVOKED
+        )
+    finally:
+        writer.close()
+        reader.close()
+
+
+def test_store_scopes_and_deltas(pki: TestPki, leaves: list[Issued], tmp_path: Path) -> None:
+    from jpki.revocation.gen import header_crl, splice_entries
+
+    p0 = sample_person(0)
+    dp0 = pki.crl_dp_name(p0)
+    in_scope = [lf for lf in leaves if dp0 in _dps(lf.cert)]
+    out_scope = [lf for lf in leaves if dp0 not in _dps(lf.cert)]
+    assert in_scope and out_scope
+    a = in_scope[0].cert.serial_number
+    base = _crl(pki, [(a, R.certificate_hold)], 10, idp_name=dp0)
+    header = header_crl(
+        pki.sign_ca.key,
+        pki.sign_ca.cert.subject,
+        this_update=NOW,
+        next_update=NOW + timedelta(days=1),
+        number=11,
+        extensions=[
+            x509.DeltaCRLIndicator(10),
+            x509.IssuingDistributionPoint(
+                [x509.DirectoryName(dp0)], None, False, False, None, False, False
+            ),
+        ],
+    )
+    body = Crl.load(_crl(pki, [(a, R.remove_from_crl)], 1))
+    assert body.layout.revoked is not None
+    _, s, e = body.layout.revoked
+    delta = splice_entries(header, body.der[s:e], pki.sign_ca.key)
+    with RevocationStore(tmp_path / "rev.db") as st:
+        st.load(base, [pki.sign_ca.cert])
+        held = st.check(in_scope[0].cert, pki.sign_ca.cert, at=NOW)
+        assert held.status is RevocationStatus.REVOKED
+        assert held.reason is RevocationReason.CERTIFICATE_HOLD
+        # no CRL covers the other municipality
+        assert (
+            st.check(out_scope[0].cert, pki.sign_ca.cert, at=NOW).status is RevocationStatus.UNKNOWN
+        )
+        st.load(delta, [pki.sign_ca.cert])
+        released = st.check(in_scope[0].cert, pki.sign_ca.cert, at=NOW)
+        assert released.status is RevocationStatus.GOOD and "delta#11" in released.source
+
+
+def _dps(cert: x509.Certificate) -> list[x509.Name]:
+    from jpki.revocation.crl import cert_dp_names
+
+    return list(cert_dp_names(cert))
+
+
+# --- policy -----------------------------------------------------------------------------------
+
+
+def test_policy_hard_and_soft_fail(pki: TestPki, leaves: list[Issued]) -> None:
+    crl = _crl(pki, [(leaves[0].cert.serial_number, R.superseded)], 1)
+    good = check_revocation(leaves[1].cert, pki.sign_ca.cert, crls=[crl], at=NOW)
+    assert good.status is RevocationStatus.GOOD and good.source == "crl#1"
+    revoked = check_revocation(leaves[0].cert, pki.sign_ca.cert, crls=[crl], at=NOW)
+    assert revoked.status is RevocationStatus.REVOKED
+    assert revoked.reason is RevocationReason.SUPERSEDED
+    late = NOW + timedelta(days=3)
+    stale = check_revocation(leaves[0].cert, pki.sign_ca.cert, crls=[crl], at=late)
+    assert stale.status is RevocationStatus.UNKNOWN and "stale" in stale.detail
+    soft = check_revocation(
+        leaves[0].cert,
+        pki.sign_ca.cert,
+        crls=[crl],
+        at=late,
+        policy=RevocationPolicy(soft_fail=True),
+    )
+    assert soft.status is RevocationStatus.GOOD and soft.source == "soft-fail"
+    aged = check_revocation(
+        leaves[1].cert,
+        pki.sign_ca.cert,
+        crls=[crl],
+        at=NOW + timedelta(hours=5),
+        policy=RevocationPolicy(max_crl_age=timedelta(hours=2)),
+    )
+    assert aged.status is RevocationStatus.UNKNOWN
+    # revoked after the validation time (superseded): good at that time
+    before = check_revocation(
+        leaves[0].cert,
+        pki.sign_ca.cert,
+        crls=[crl],
+        at=NOW - timedelta(days=2) + timedelta(hours=1),
+    )
+    assert before.status is RevocationStatus.UNKNOWN  # CRL not yet valid then
+    with pytest.raises(UsageError):
+        check_revocation(leaves[0].cert, pki.sign_ca.cert, at=NOW)
+    with pytest.raises(UsageError):
+        RevocationPolicy(prefer="ldap")  # type: ignore[arg-type]
+
+
+def test_policy_wrong_generation_is_unknown(
+    pki: TestPki, pki_2015: TestPki, leaves: list[Issued]
+) -> None:
+    crl = _crl(pki, [], 1)
+    res = check_revocation(leaves[0].cert, pki_2015.sign_ca.cert, crls=[crl], at=NOW)
+    assert res.status is RevocationStatus.UNKNOWN and "verify" in res.detail
+
+
+# --- monitoring -------------------------------------------------------------------------------
+
+
+def test_monitor_reports_each_revocation_once(
+    pki: TestPki, leaves: list[Issued], tmp_path: Path
+) -> None:
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    for i, lf in enumerate(leaves):
+        (certs / f"c{i}.pem").write_bytes(lf.pem)
+    db = tmp_path / "rev.db"
+    with RevocationStore(db) as st:
+        st.load(
+            _crl(pki, [(leaves[0].cert.serial_number, R.affiliation_changed)], 1),
+            [pki.sign_ca.cert],
+        )
+        first = monitor(st, certs, at=NOW)
+        assert first.checked == 4
+        assert [e.reason for e in first.newly_revoked] == [RevocationReason.AFFILIATION_CHANGED]
+        assert first.newly_revoked[0].meaning == "basic information changed (move, name change)"
+        again = monitor(st, certs, at=NOW)
+        assert again.newly_revoked == () and again.already_reported == 1
+        st.load(
+            _crl(
+                pki,
+                [
+                    (leaves[0].cert.serial_number, R.affiliation_changed),
+                    (leaves[3].cert.serial_number, R.cessation_of_operation),
+                ],
+                2,
+            ),
+            [pki.sign_ca.cert],
+        )
+        third = monitor(st, certs, at=NOW)
+        assert [e.path.endswith("c3.pem") for e in third.newly_revoked] == [True]
+        assert "death" in third.newly_revoked[0].meaning
+    assert REASON_MEANING[RevocationReason.CERTIFICATE_HOLD] == "suspended"
+
+
+# --- CLI --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def files(pki: TestPki, leaves: list[Issued], tmp_path: Path) -> dict[str, Path]:
+    out = {
+        "ca": tmp_path / "ca.pem",
+        "leaf0": tmp_path / "leaf0.pem",
+        "leaf1": tmp_path / "leaf1.der",
+        "crl": tmp_path / "crl.der",
+        "bad": tmp_path / "bad.crl",
+    }
+    out["ca"].write_bytes(pki.sign_ca.pem)
+    out["leaf0"].write_bytes(leaves[0].pem)
+    out["leaf1"].write_bytes(leaves[1].der)
+    out["crl"].write_bytes(_crl(pki, [(leaves[0].cert.serial_number, R.key_compromise)], 7))
+    out["bad"].write_bytes(b"\x30\x03\x02\x01")
+    return out
+
+
+def _run(*args: str) -> tuple[int, str]:
+    r = CliRunner().invoke(main, list(args))
+    return r.exit_code, r.output
+
+
+def test_cli_crl_info(files: dict[str, Path]) -> None:
+    code, out = _run(
+        "crl",
+        "info",
+        str(files["crl"]),
+        "--issuer",
+        str(files["ca"]),
+        "--at",
+        "2026-03-01T13:00:00Z",
+        "--json",
+    )
+    assert code == 0, out
+    d = json.loads(out)
+    assert d["entries"] == 1 and d["number"] == 7 and d["signature"] == "valid" and d["fresh"]
+    code, out = _run("crl", "info", str(files["crl"]))
+    assert code == 0 and "unchecked" in out
+    code, out = _run("crl", "info", str(files["bad"]))
+    assert code == 2 and "Traceback" not in out
+    code, out = _run("crl", "info", str(files["crl"]), "--issuer", str(files["leaf0"]))
+    assert code == 1 and "invalid" in out
+
+
+def test_cli_check_exit_codes(files: dict[str, Path]) -> None:
+    base = [
+        "revocation",
+        "check",
+        "--issuer",
+        str(files["ca"]),
+        "--crl",
+        str(files["crl"]),
+        "--json",
+    ]
+    code, out = _run(*base, str(files["leaf0"]), "--at", "2026-03-01T13:00:00Z")
+    assert code == 1, out
+    d = json.loads(out)
+    assert d["status"] == "revoked" and d["reason"] == "keyCompromise" and d["revoked_at"]
+    assert d["source"] == "crl#7"
+    code, out = _run(*base, str(files["leaf1"]), "--at", "2026-03-01T13:00:00Z")
+    assert code == 0 and json.loads(out)["status"] == "good"
+    code, out = _run(*base, str(files["leaf1"]), "--at", "2026-03-05T00:00:00Z")
+    assert code == 3 and json.loads(out)["status"] == "unknown"
+    code, out = _run(*base, str(files["leaf1"]), "--at", "2026-03-05T00:00:00Z", "--soft-fail")
+    assert code == 0
+    code, _ = _run("revocation", "check", str(files["leaf1"]), "--issuer", str(files["ca"]))
+    assert code == 2
+    code, _ = _run(
+        "revocation",
+        "check",
+        str(files["leaf1"]),
+        "--issuer",
+        str(files["ca"]),
+        "--crl",
+        str(files["bad"]),
+    )
+    assert code == 2
+    code, _ = _run(*base, str(files["leaf1"]), "--at", "yesterday")
+    assert code == 2
+
+
+def test_cli_store_and_monitor(files: dict[str, Path], tmp_path: Path) -> None:
+    db = tmp_path / "cli.db"
+    code, out = _run(
+        "revocation", "store", "load", str(db), str(files["crl"]), "--issuer", str(files["ca"])
+    )
+    assert code == 0 and "#7" in out, out
+    code, out = _run("revocation", "store", "load", str(db), str(files["crl"]), "--json")
+    assert code == 0 and json.loads(out)[0]["number"] == 7
+    code, out = _run(
+        "revocation",
+        "check",
+        str(files["leaf0"]),
+        "--issuer",
+        str(files["ca"]),
+        "--store",
+        str(db),
+        "--at",
+        "2026-03-01T13:00:00Z",
+        "--json",
+    )
+    assert code == 1 and json.loads(out)["source"].startswith("store:")
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    (certs / "a.pem").write_bytes(files["leaf0"].read_bytes())
+    (certs / "b.der").write_bytes(files["leaf1"].read_bytes())
+    code, out = _run(
+        "revocation", "monitor", str(db), str(certs), "--at", "2026-03-01T13:00:00Z", "--json"
+    )
+    assert code == 1, out
+    d = json.loads(out)
+    assert d["checked"] == 2 and len(d["newly_revoked"]) == 1
+    assert d["newly_revoked"][0]["reason"] == "keyCompromise"
+    code, out = _run("revocation", "monitor", str(db), str(certs), "--at", "2026-03-01T13:00:00Z")
+    assert code == 0 and "0 newly revoked" in out
+    code, _ = _run("revocation", "monitor", str(tmp_path / "none.db"), str(certs))
+    assert code == 2
+
+
+def test_store_file_is_sqlite(tmp_path: Path) -> None:
+    with RevocationStore(tmp_path / "x.db"):
+        pass
+    tables = {
+        r[0] for r in sqlite3.connect(tmp_path / "x.db").execute("SELECT name FROM sqlite_master")
+    }
+    assert {"crl_generation", "crl_current", "monitor_reported"} <= tables
