@@ -22,10 +22,12 @@ from typing import Any
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from jpki.cert import JpkiCertificate
 from jpki.digestinfo import DIGEST_SIZES, PREFIXES
 from jpki.errors import JpkiError
+from jpki.verify._fastrsa import FastRsaKey
 from jpki.verify.digest import HashAlgorithm, hash_algorithm
 from jpki.verify.result import Status, VerificationResult
 from jpki.verify.signature import (
@@ -72,6 +74,7 @@ class _KeyEntry:
     meta: tuple[str, str, str]  # fingerprint, kind, subject
     error: str | None
     policy: dict[str, tuple[tuple[str, ...], tuple[str, ...]]]  # purpose -> problems, notes
+    fast: FastRsaKey | None = None
 
 
 _CACHE: dict[bytes, _KeyEntry] = {}
@@ -130,10 +133,16 @@ def _verify_chunk(
             continue
         expected = PREFIXES[h] + digest  # type: ignore[index]
         problems, notes = e.policy[purpose]
-        try:
-            ok = hmac.compare_digest(key.recover_data_from_signature(sig, _PKCS1, None), expected)
-        except (InvalidSignature, ValueError):
-            ok = False
+        fast = e.fast
+        if fast is not None:
+            recovered = fast.recover(sig)
+            ok = recovered is not None and hmac.compare_digest(recovered, expected)
+        else:
+            try:
+                recovered = key.recover_data_from_signature(sig, _PKCS1, None)
+                ok = hmac.compare_digest(recovered, expected)
+            except (InvalidSignature, ValueError):
+                ok = False
         if ok and not problems and not notes:
             append((0, None))
             continue
@@ -152,12 +161,7 @@ def _to_der(cert: bytes | JpkiCertificate | x509.Certificate, memo: dict[int, by
         return cert
     der = memo.get(id(cert))
     if der is None:
-        if isinstance(cert, JpkiCertificate):
-            der = cert.der
-        else:
-            from cryptography.hazmat.primitives.serialization import Encoding
-
-            der = cert.public_bytes(Encoding.DER)
+        der = cert.der if isinstance(cert, JpkiCertificate) else cert.public_bytes(Encoding.DER)
         memo[id(cert)] = der
     return der
 
@@ -173,36 +177,35 @@ _PURPOSE_NAMES: dict[object, str] = {p: p.value for p in Purpose}
 
 
 def _norm(table: dict[object, str], value: object, slow: Callable[[Any], str]) -> str:
-    # Memoised normalisation: the per-item cost of the enum constructors is measurable.
-    got = table.get(value)
-    if got is None:
-        got = table[value] = slow(value)
+    # Memoised normalisation of the few hash/purpose spellings in use.
+    got = table[value] = slow(value)
     return got
 
 
 def _chunks(items: Sequence[BatchItem], size: int) -> list[tuple[list[bytes], list[_Row]]]:
     memo: dict[int, bytes] = {}
+    hashes_, purposes = _HASH_NAMES, _PURPOSE_NAMES
     out = []
     for start in range(0, len(items), size):
         index: dict[bytes, int] = {}
         certs: list[bytes] = []
         rows: list[_Row] = []
+        append = rows.append
         for it in items[start : start + size]:
-            der = _to_der(it.certificate, memo)
+            cert = it.certificate
+            der = cert if type(cert) is bytes else _to_der(cert, memo)
             ci = index.get(der)
             if ci is None:
                 ci = index[der] = len(certs)
                 certs.append(der)
-            rows.append(
-                (
-                    ci,
-                    bytes(it.signature),
-                    it.data,
-                    it.digest,
-                    _norm(_HASH_NAMES, it.hash_alg, lambda v: hash_algorithm(v).value),
-                    _norm(_PURPOSE_NAMES, it.purpose, lambda v: purpose_of(v).value),
-                )
+            sig = it.signature
+            h = hashes_.get(it.hash_alg) or _norm(
+                hashes_, it.hash_alg, lambda v: hash_algorithm(v).value
             )
+            p = purposes.get(it.purpose) or _norm(
+                purposes, it.purpose, lambda v: purpose_of(v).value
+            )
+            append((ci, sig if type(sig) is bytes else bytes(sig), it.data, it.digest, h, p))
         out.append((certs, rows))
     return out
 
