@@ -223,8 +223,17 @@ def test_other_rsa_hashes(pki: TestPki, oid_hex: str, tmp_path: Path) -> None:
     (tmp_path / "c.der").write_bytes(der)
     (tmp_path / "ca.pem").write_bytes(pki.sign_ca.pem)
     out = subprocess.run(
-        ["openssl", "crl", "-inform", "DER", "-in", str(tmp_path / "c.der"), "-noout"]
-        + ["-CAfile", str(tmp_path / "ca.pem")],  # noqa: RUF005
+        [
+            "openssl",
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            str(tmp_path / "c.der"),
+            "-noout",
+            "-CAfile",
+            str(tmp_path / "ca.pem"),
+        ],
         capture_output=True,
         text=True,
     )

@@ -1,0 +1,387 @@
+"""OCSP against a real `openssl ocsp` responder on 127.0.0.1, plus parser property tests."""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509 import ocsp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from jpki.errors import OcspError
+from jpki.revocation.index import RevocationReason
+from jpki.revocation.ocsp import build_request, check_ocsp, parse_response
+from jpki.revocation.policy import RevocationPolicy, RevocationStatus, check_revocation
+from jpki.testpki import Issued, TestPki, sample_person
+
+# openssl ocsp stamps responses with the real clock, so these tests use it too.
+REAL_NOW = datetime.now(UTC)
+
+
+@pytest.fixture(scope="module")
+def pki() -> TestPki:
+    return TestPki(now=REAL_NOW - timedelta(days=1))
+
+
+@pytest.fixture(scope="module")
+def pki_2015() -> TestPki:
+    return TestPki(generation=2015, now=datetime(2024, 3, 1, tzinfo=UTC))
+
+
+@pytest.fixture(scope="module")
+def certs(pki: TestPki) -> dict[str, Issued]:
+    return {
+        "good": pki.issue_signing(sample_person(0), label="ocsp-good"),
+        "revoked": pki.issue_signing(sample_person(1), label="ocsp-revoked"),
+        "unknown": pki.issue_signing(sample_person(2), label="ocsp-unknown"),
+    }
+
+
+def _hex(serial: int) -> str:
+    h = f"{serial:X}"
+    return h if len(h) % 2 == 0 else "0" + h
+
+
+def _key_pem(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_listening(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    # openssl announces the listening socket on stderr. (A probe connection would block its
+    # single-threaded accept loop, so none is made.)
+    assert proc.stderr is not None
+    deadline = time.monotonic() + timeout
+    seen = b""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stderr], [], [], 0.1)
+        if ready:
+            chunk = os.read(proc.stderr.fileno(), 4096)
+            if not chunk:
+                break
+            seen += chunk
+            if b"waiting for OCSP client connections" in seen:
+                return
+    raise RuntimeError(f"openssl ocsp did not start: {seen!r}")
+
+
+@pytest.fixture(scope="module")
+def responder_dir(
+    tmp_path_factory: pytest.TempPathFactory, pki: TestPki, certs: dict[str, Issued]
+) -> Path:
+    d = tmp_path_factory.mktemp("ocsp")
+    (d / "ca.pem").write_bytes(pki.sign_ca.pem)
+    (d / "ca.key").write_bytes(_key_pem(pki.sign_ca.key))
+    resp = pki.issue_ocsp_responder("sign")
+    (d / "resp.pem").write_bytes(resp.pem)
+    (d / "resp.key").write_bytes(_key_pem(resp.key))
+    subj = "/C=JP/CN=x"
+    (d / "index.txt").write_text(
+        f"V\t301231000000Z\t\t{_hex(certs['good'].cert.serial_number)}\tunknown\t{subj}\n"
+        f"R\t301231000000Z\t250101000000Z,affiliationChanged\t"
+        f"{_hex(certs['revoked'].cert.serial_number)}\tunknown\t{subj}\n"
+    )
+    return d
+
+
+def _start(d: Path, rsigner: Path, rkey: Path) -> Iterator[str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            *("openssl", "ocsp", "-index", str(d / "index.txt"), "-CA", str(d / "ca.pem")),
+            *("-rsigner", str(rsigner), "-rkey", str(rkey), "-port", str(port), "-nmin", "30"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _wait_listening(proc)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def delegated_url(responder_dir: Path) -> Iterator[str]:
+    yield from _start(responder_dir, responder_dir / "resp.pem", responder_dir / "resp.key")
+
+
+@pytest.fixture(scope="module")
+def ca_signed_url(responder_dir: Path) -> Iterator[str]:
+    yield from _start(responder_dir, responder_dir / "ca.pem", responder_dir / "ca.key")
+
+
+@pytest.fixture(scope="module")
+def wrong_key_url(responder_dir: Path, pki_2015: TestPki) -> Iterator[str]:
+    # The 2015 CA has the same DN as the 2023 CA, so openssl happily signs as "the CA" with it.
+    d = responder_dir
+    (d / "old.pem").write_bytes(pki_2015.sign_ca.pem)
+    (d / "old.key").write_bytes(_key_pem(pki_2015.sign_ca.key))
+    yield from _start(d, d / "old.pem", d / "old.key")
+
+
+@pytest.fixture(scope="module")
+def foreign_responder_url(responder_dir: Path, pki_2015: TestPki) -> Iterator[str]:
+    # A delegated responder with OCSPSigning, but issued by the other CA generation.
+    d = responder_dir
+    other = pki_2015.issue_ocsp_responder("sign")
+    (d / "foreign.pem").write_bytes(other.pem)
+    (d / "foreign.key").write_bytes(_key_pem(other.key))
+    yield from _start(d, d / "foreign.pem", d / "foreign.key")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def test_good_via_delegated_responder(
+    delegated_url: str, pki: TestPki, certs: dict[str, Issued]
+) -> None:
+    res = check_ocsp(certs["good"].cert, pki.sign_ca.cert, delegated_url, at=_now(), timeout=10)
+    assert res.status is RevocationStatus.GOOD
+    assert res.source.startswith("ocsp:")
+
+
+def test_revoked_with_reason(delegated_url: str, pki: TestPki, certs: dict[str, Issued]) -> None:
+    res = check_ocsp(certs["revoked"].cert, pki.sign_ca.cert, delegated_url, at=_now())
+    assert res.status is RevocationStatus.REVOKED
+    assert res.reason is RevocationReason.AFFILIATION_CHANGED
+    assert res.revoked_at == datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def test_unknown(delegated_url: str, pki: TestPki, certs: dict[str, Issued]) -> None:
+    res = check_ocsp(certs["unknown"].cert, pki.sign_ca.cert, delegated_url, at=_now())
+    assert res.status is RevocationStatus.UNKNOWN
+
+
+def test_signed_by_the_ca_itself(
+    ca_signed_url: str, pki: TestPki, certs: dict[str, Issued]
+) -> None:
+    res = check_ocsp(certs["revoked"].cert, pki.sign_ca.cert, ca_signed_url, at=_now())
+    assert res.status is RevocationStatus.REVOKED
+
+
+def test_wrong_key_is_rejected(wrong_key_url: str, pki: TestPki, certs: dict[str, Issued]) -> None:
+    with pytest.raises(OcspError, match="signature"):
+        check_ocsp(certs["good"].cert, pki.sign_ca.cert, wrong_key_url, at=_now())
+
+
+def test_responder_from_other_generation_rejected(
+    foreign_responder_url: str, pki: TestPki, certs: dict[str, Issued]
+) -> None:
+    with pytest.raises(OcspError, match=r"not signed by the CA|not issued|authorised"):
+        check_ocsp(certs["good"].cert, pki.sign_ca.cert, foreign_responder_url, at=_now())
+
+
+def test_stale_response_rejected(
+    delegated_url: str, pki: TestPki, certs: dict[str, Issued]
+) -> None:
+    # nextUpdate is 30 minutes out: two hours later the answer is too old
+    with pytest.raises(OcspError, match="expired"):
+        check_ocsp(
+            certs["good"].cert, pki.sign_ca.cert, delegated_url, at=_now() + timedelta(hours=2)
+        )
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """Accepts connections and never answers."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(5)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def run() -> None:
+        srv.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+                held.append(conn)
+            except OSError:
+                continue
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{srv.getsockname()[1]}/"
+    finally:
+        stop.set()
+        t.join(timeout=2)
+        for c in held:
+            c.close()
+        srv.close()
+
+
+def test_timeout(silent_server: str, pki: TestPki, certs: dict[str, Issued]) -> None:
+    t0 = time.monotonic()
+    with pytest.raises(OcspError, match="did not answer"):
+        check_ocsp(certs["good"].cert, pki.sign_ca.cert, silent_server, at=_now(), timeout=0.5)
+    assert time.monotonic() - t0 < 30  # generous: only guards against hanging forever
+    res = check_revocation(
+        certs["good"].cert,
+        pki.sign_ca.cert,
+        ocsp_url=silent_server,
+        at=_now(),
+        policy=RevocationPolicy(ocsp_timeout=0.5),
+    )
+    assert res.status is RevocationStatus.UNKNOWN
+
+
+def test_connection_refused(pki: TestPki, certs: dict[str, Issued]) -> None:
+    with pytest.raises(OcspError, match="cannot reach"):
+        check_ocsp(
+            certs["good"].cert, pki.sign_ca.cert, f"http://127.0.0.1:{_free_port()}/", at=_now()
+        )
+
+
+def test_policy_prefers_ocsp(delegated_url: str, pki: TestPki, certs: dict[str, Issued]) -> None:
+    stale_crl = pki.make_crl("sign", [], this_update=_now() - timedelta(days=3))
+    res = check_revocation(
+        certs["revoked"].cert,
+        pki.sign_ca.cert,
+        crls=[stale_crl],
+        ocsp_url=delegated_url,
+        at=_now(),
+        policy=RevocationPolicy(prefer="ocsp"),
+    )
+    assert res.status is RevocationStatus.REVOKED and res.source.startswith("ocsp")
+    # CRL first: stale -> falls through to OCSP
+    res2 = check_revocation(
+        certs["good"].cert, pki.sign_ca.cert, crls=[stale_crl], ocsp_url=delegated_url, at=_now()
+    )
+    assert res2.status is RevocationStatus.GOOD and res2.source.startswith("ocsp")
+
+
+def test_cli_check_ocsp(
+    delegated_url: str, responder_dir: Path, certs: dict[str, Issued], tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from jpki.cli import main
+
+    leaf = tmp_path / "leaf.pem"
+    leaf.write_bytes(certs["revoked"].pem)
+    r = CliRunner().invoke(
+        main,
+        [
+            "revocation",
+            "check",
+            str(leaf),
+            "--issuer",
+            str(responder_dir / "ca.pem"),
+            "--ocsp",
+            delegated_url,
+            "--json",
+        ],
+    )
+    assert r.exit_code == 1, r.output
+    assert '"affiliationChanged"' in r.output
+
+
+# --- response parsing (no network) ----------------------------------------------------------------
+
+
+def _response(
+    pki: TestPki, cert: x509.Certificate, nonce: bytes, *, signer: Issued | None = None
+) -> bytes:
+    ca = pki.sign_ca
+    signer = signer or ca
+    now = _now()
+    b = (
+        ocsp.OCSPResponseBuilder()
+        .add_response(
+            cert=cert,
+            issuer=ca.cert,
+            algorithm=hashes.SHA1(),
+            cert_status=ocsp.OCSPCertStatus.REVOKED,
+            this_update=now - timedelta(minutes=1),
+            next_update=now + timedelta(hours=1),
+            revocation_time=now - timedelta(days=1),
+            revocation_reason=x509.ReasonFlags.cessation_of_operation,
+        )
+        .responder_id(ocsp.OCSPResponderEncoding.HASH, signer.cert)
+        .add_extension(x509.OCSPNonce(nonce), critical=False)
+    )
+    if signer is not ca:
+        b = b.certificates([signer.cert])
+    return b.sign(signer.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+def test_parse_built_response_and_nonce(pki: TestPki, certs: dict[str, Issued]) -> None:
+    nonce = os.urandom(16)
+    der = _response(pki, certs["good"].cert, nonce)
+    res = parse_response(der, certs["good"].cert, pki.sign_ca.cert, at=_now(), nonce=nonce)
+    assert res.status is RevocationStatus.REVOKED
+    assert res.reason is RevocationReason.CESSATION_OF_OPERATION
+    with pytest.raises(OcspError, match="nonce"):
+        parse_response(der, certs["good"].cert, pki.sign_ca.cert, at=_now(), nonce=b"x" * 16)
+    with pytest.raises(OcspError, match="does not cover"):
+        parse_response(der, certs["revoked"].cert, pki.sign_ca.cert, at=_now(), nonce=nonce)
+    assert build_request(certs["good"].cert, pki.sign_ca.cert, nonce)[:1] == b"\x30"
+
+
+def test_delegated_without_ocsp_signing_rejected(pki: TestPki, certs: dict[str, Issued]) -> None:
+    # a signing certificate of a person is issued by the CA but is no OCSP responder
+    nonce = os.urandom(8)
+    der = _response(pki, certs["good"].cert, nonce, signer=certs["unknown"])
+    with pytest.raises(OcspError, match="OCSPSigning"):
+        parse_response(der, certs["good"].cert, pki.sign_ca.cert, at=_now(), nonce=nonce)
+
+
+@pytest.fixture(scope="module")
+def sample_response(pki: TestPki, certs: dict[str, Issued]) -> bytes:
+    return _response(pki, certs["good"].cert, b"N" * 16)
+
+
+@settings(
+    max_examples=200,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    deadline=None,
+)
+@given(data=st.data())
+def test_mutated_responses_raise_only_ocsp_error(
+    sample_response: bytes, pki: TestPki, certs: dict[str, Issued], data: st.DataObject
+) -> None:
+    der = bytearray(sample_response)
+    for _ in range(data.draw(st.integers(1, 4))):
+        der[data.draw(st.integers(0, len(der) - 1))] = data.draw(st.integers(0, 255))
+    if data.draw(st.booleans()):
+        del der[data.draw(st.integers(0, len(der))) :]
+    try:
+        res = parse_response(
+            bytes(der), certs["good"].cert, pki.sign_ca.cert, at=_now(), nonce=b"N" * 16
+        )
+    except OcspError:
+        return
+    # anything accepted must still be the genuine answer (the signature covers it)
+    assert res.status is RevocationStatus.REVOKED
+
+
+@given(st.binary(max_size=300))
+@settings(
+    max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None
+)
+def test_random_bytes_are_ocsp_errors(pki: TestPki, certs: dict[str, Issued], blob: bytes) -> None:
+    with pytest.raises(OcspError):
+        parse_response(blob, certs["good"].cert, pki.sign_ca.cert, at=_now(), nonce=None)
