@@ -15,9 +15,14 @@ from click.testing import CliRunner, Result
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jpki.cli import main
+from jpki.cli.verify import decode_blob, parse_time, read_manifest
+from jpki.errors import JpkiError
 from jpki.testpki import TestPki, sample_person
+from jpki.verify import Status
 
 DOC = b"order #42\n"
 
@@ -230,3 +235,58 @@ def test_revocation_options(files: dict[str, Path], test_pki: TestPki, tmp_path:
     assert res.exit_code == 0, res.output
     res, _ = run(*common, "--soft-fail")
     assert res.exit_code == 2  # soft-fail without a source is a usage error
+
+
+# --- property tests for the CLI's small parsers -------------------------------------------------
+
+
+@given(st.text(max_size=40))
+@settings(max_examples=300)
+def test_parse_time_total(text: str) -> None:
+    try:
+        t = parse_time(text)
+    except JpkiError:
+        return
+    assert t.tzinfo is not None and t.utcoffset() is not None
+
+
+@given(st.binary(max_size=600))
+@settings(max_examples=200)
+def test_decode_blob_round_trips(blob: bytes) -> None:
+    b64 = base64.b64encode(blob)
+    # Hex is tried first: base64 text made only of hex digits (e.g. "AAAA") is ambiguous.
+    if blob and not all(c in b"0123456789abcdefABCDEF" for c in b64):
+        assert decode_blob(b64) == blob
+    assert decode_blob(blob.hex().encode()) == blob
+    out = decode_blob(blob)
+    assert isinstance(out, bytes)
+
+
+@given(st.lists(st.text(max_size=60), max_size=5))
+@settings(max_examples=150, deadline=None)
+def test_read_manifest_garbage(lines: list[str]) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "m.jsonl"
+        path.write_text("\n".join(lines), encoding="utf-8")
+        try:
+            items = read_manifest(str(path))
+        except JpkiError:
+            return
+        assert len(items) <= len(lines)
+
+
+async def _in_event_loop(cert: Path, ca: Path) -> Status:
+    from jpki.verify import load_trust_anchors, validate_chain
+    from jpki.verify.path import load_certificates
+
+    leaf = load_certificates(cert.read_bytes())[0]
+    r = validate_chain(leaf, load_trust_anchors(ca), at=datetime(2026, 6, 1, tzinfo=UTC))
+    return r.status
+
+
+def test_validate_chain_inside_a_running_event_loop(files: dict[str, Path]) -> None:
+    import asyncio
+
+    assert asyncio.run(_in_event_loop(files["sign.pem"], files["ca.pem"])) is Status.VALID
