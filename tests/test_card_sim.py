@@ -272,3 +272,32 @@ def test_corrupted_answers_raise_only_jpki_errors(
         text_ap.read_card_info()
     except JpkiError:
         pass
+
+
+# --- the same client over a real socket: vpcd reader side ↔ simulator card side ---------------
+
+
+def test_client_over_vpcd_bridge(sim_profile: Path) -> None:
+    from jpki.sim.vpcd_card import VpcdCardSide
+    from jpki.transport.vpcd import VpcdListener
+
+    with VpcdListener("127.0.0.1", 0, timeout=5.0) as listener:
+        side = VpcdCardSide(
+            open_simulated_card(sim_profile), *listener.address, retry_interval=0.05
+        )
+        side.start()
+        try:
+            with listener.accept_connection(timeout=5) as conn:
+                jpki = JpkiAp(conn)
+                assert jpki.token_info().kind is TokenKind.MY_NUMBER_CARD
+                der = jpki.read_certificate(CertSlot.AUTH)
+                jpki.verify_pin(KeyKind.AUTH, AUTH_PIN)
+                signature = jpki.sign_data(KeyKind.AUTH, b"over the bridge")
+                rsa_pub(der).verify(
+                    signature, b"over the bridge", padding.PKCS1v15(), hashes.SHA256()
+                )
+                text_ap = TextAp(conn)
+                text_ap.verify_pin(SUPPORT_PIN)
+                assert text_ap.read_card_info().integrity.valid
+        finally:
+            side.stop()
