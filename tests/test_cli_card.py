@@ -171,7 +171,14 @@ def test_sign_digest_json(sim_profile: Path) -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [["--digest", "zz"], ["--digest", "00"], [], ["--digest", "00" * 32, "--in", "x"]],
+    [
+        ["--digest", "zz"],
+        ["--digest", "00"],
+        [],
+        ["--digest", "00" * 32, "--in", "x"],
+        ["--in", "-", "--pin-stdin"],
+        ["--in", "/nonexistent/file"],
+    ],
 )
 def test_sign_bad_input_is_usage_error(sim_profile: Path, args: list[str]) -> None:
     result = run("card", "sign", "auth", *sim(sim_profile), *args, "--pin-env", "P",

@@ -332,6 +332,8 @@ def sign_cmd(
     key = KeyKind(kind)
     if (data_file is None) == (digest_hex is None):
         raise UsageError("give exactly one of --in/--data FILE or --digest HEX")
+    if data_file == "-" and pin_stdin:
+        raise UsageError("stdin cannot carry both the data (--in -) and the PIN (--pin-stdin)")
     if digest_hex is not None:
         try:
             digest = bytes.fromhex(digest_hex)
