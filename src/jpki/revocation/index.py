@@ -133,16 +133,29 @@ def parse_time(buf: bytes | memoryview, pos: int, end: int) -> tuple[datetime, i
     tag, s, e = read_header(buf, pos, end)
     raw = bytes(buf[s:e])
     if tag == 0x17 and len(raw) == 13:
-        fmt, text = "%y%m%d%H%M%SZ", raw
+        digits = raw[:12]
     elif tag == 0x18 and len(raw) == 15:
-        fmt, text = "%Y%m%d%H%M%SZ", raw
+        digits = raw[:14]
     else:
         raise CrlError(f"bad time at offset {pos}")
+    if not digits.isdigit() or raw[-1:] != b"Z":
+        raise CrlError(f"bad time {raw!r} at offset {pos}")
+    if tag == 0x17:
+        yy = int(digits[:2])
+        year, rest = (1900 + yy if yy >= 50 else 2000 + yy), digits[2:]  # RFC 5280 4.1.2.5.1
+    else:
+        year, rest = int(digits[:4]), digits[4:]
     try:
-        if not text[:-1].isdigit() or text[-1:] != b"Z":
-            raise ValueError
-        value = datetime.strptime(text.decode("ascii"), fmt).replace(tzinfo=UTC)
-    except (ValueError, UnicodeDecodeError):
+        value = datetime(
+            year,
+            int(rest[0:2]),
+            int(rest[2:4]),
+            int(rest[4:6]),
+            int(rest[6:8]),
+            int(rest[8:10]),
+            tzinfo=UTC,
+        )
+    except ValueError:
         raise CrlError(f"bad time {raw!r} at offset {pos}") from None
     return value, e
 
@@ -257,7 +270,11 @@ def decode_entry(buf: bytes | memoryview, pos: int, region_end: int) -> RevokedE
     reason: RevocationReason | None = None
     invalidity: datetime | None = None
     if lay.ext_pos < lay.end:
-        reason, invalidity = _parse_entry_extensions(buf, lay.ext_pos, lay.end)
+        ext = bytes(buf[lay.ext_pos : lay.end])
+        if _is_template(ext):  # the usual lone reasonCode: no need for the general parser
+            reason = RevocationReason.from_code(ext[-1])
+        else:
+            reason, invalidity = _parse_entry_extensions(buf, lay.ext_pos, lay.end)
     return RevokedEntry(serial, date, reason, invalidity, pos)
 
 
@@ -486,6 +503,7 @@ def _check_extensions(a: U8, x: I64, end: I64) -> None:
             _parse_entry_extensions(buf, int(x[i]), int(end[i]))
 
 
+_U64_MAX = (1 << 64) - 1
 _MASKS = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [(1 << 64) - 1], dtype=np.uint64)
 
 
@@ -523,6 +541,7 @@ class SerialIndex:
         self._cols = cols
         self._offsets = offsets
         self._region_end = region_end
+        self._view = memoryview(buf.data).cast("B") if buf.ndim == 1 else memoryview(b"")
 
     @classmethod
     def build(cls, buf: U8, start: int, end: int) -> SerialIndex:
@@ -566,8 +585,14 @@ class SerialIndex:
         return sum(int(c.nbytes) for c in self._cols) + int(self._offsets.nbytes)
 
     def _key_cols(self, serial: int) -> list[int] | None:
+        ncols = len(self._cols)
+        if serial >= 0:
+            # A non-negative serial's key is its value, right-aligned in the columns.
+            if serial >> (64 * ncols):
+                return None
+            return [(serial >> (64 * (ncols - 1 - i))) & _U64_MAX for i in range(ncols)]
         raw = _magnitude(serial_key_bytes(serial))
-        width = len(self._cols) * 8
+        width = ncols * 8
         if len(raw) > width:
             return None
         raw = raw.rjust(width, b"\x00")
@@ -575,17 +600,24 @@ class SerialIndex:
 
     def _range(self, serial: int) -> tuple[int, int]:
         """Index range of entries whose key equals the key of ``serial``."""
-        if not len(self._offsets):
-            return 0, 0
-        key = self._key_cols(serial)
+        n = len(self._offsets)
+        key = self._key_cols(serial) if n else None
         if key is None:
             return 0, 0
-        lo, hi = 0, len(self._offsets)
-        for col, k in zip(self._cols, key, strict=True):
+        if len(key) == 1:  # the common case: one column, one binary search
+            col = self._cols[0]
+            k = np.uint64(key[0])
+            lo = int(col.searchsorted(k))
+            hi = lo
+            while hi < n and col[hi] == k:
+                hi += 1
+            return lo, hi
+        lo, hi = 0, n
+        for col, kk in zip(self._cols, key, strict=True):
             seg = col[lo:hi]
-            kk = np.uint64(k)
-            a = int(np.searchsorted(seg, kk, side="left"))
-            b = int(np.searchsorted(seg, kk, side="right"))
+            k = np.uint64(kk)
+            a = int(np.searchsorted(seg, k, side="left"))
+            b = int(np.searchsorted(seg, k, side="right"))
             lo, hi = lo + a, lo + b
             if lo >= hi:
                 return 0, 0
@@ -598,7 +630,7 @@ class SerialIndex:
 
     def lookup(self, serial: int) -> RevokedEntry | None:
         lo, hi = self._range(serial)
-        buf = memoryview(self._buf.data).cast("B")
+        buf = self._view
         # Keys are value bytes, so a negative serial (invalid, but seen in the wild) shares a key
         # with a positive one: the decoded serial decides.
         for i in range(lo, hi):
