@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -23,7 +24,9 @@ import numpy.typing as npt
 from jpki.errors import CrlError
 
 U8 = npt.NDArray[np.uint8]
-I64 = npt.NDArray[np.int64]
+# Positions and node ids: int32 while the buffer is under 1 GiB (halves the temporaries at
+# 10^7 entries), else int64.
+I64 = npt.NDArray[np.signedinteger[Any]]
 U64 = npt.NDArray[np.uint64]
 
 # A serial is at most 20 octets (RFC 5280 4.1.2.2), 21 with the DER sign octet.
@@ -348,11 +351,16 @@ def _candidates(a: U8, start: int, end: int) -> I64:
         mm &= tt
         p = np.flatnonzero(mm)
         p += cs
-        out.append(p.astype(np.int64, copy=False))
-    return np.concatenate(out) if out else np.zeros(0, np.int64)
+        out.append(p.astype(_pos_dtype(a), copy=False))
+    return np.concatenate(out) if out else np.zeros(0, _pos_dtype(a))
 
 
-def _tlv_at(a: U8, p: I64) -> tuple[I64, I64]:
+def _pos_dtype(a: U8) -> type[np.signedinteger[Any]]:
+    # Sums like pos + len(a) must not overflow: int32 only below 1 GiB.
+    return np.int32 if len(a) < (1 << 30) - (1 << 17) else np.int64
+
+
+def _tlv_at(a: U8, p: I64) -> tuple[I64 | int, I64]:
     """(header length, content length) of the short/81/82-form TLVs at positions ``p``.
 
     Positions must leave 3 readable bytes (callers clip); other length forms get a header
@@ -360,13 +368,15 @@ def _tlv_at(a: U8, p: I64) -> tuple[I64, I64]:
     """
     l1 = a[p + 1]
     if not (l1 >= 0x80).any():  # the common case: every entry in short form
-        return np.full(len(p), 2, np.int64), l1.astype(np.int64)
+        return 2, l1.astype(p.dtype)
     n = len(a)
-    l1 = l1.astype(np.int64)
-    b2 = a[np.minimum(p + 2, n - 1)].astype(np.int64)
-    b3 = a[np.minimum(p + 3, n - 1)].astype(np.int64)
-    hdr = np.where(l1 < 0x80, 2, np.where(l1 == 0x81, 3, np.where(l1 == 0x82, 4, 1 << 40)))
-    length = np.where(l1 < 0x80, l1, np.where(l1 == 0x81, b2, (b2 << 8) | b3))
+    dt = p.dtype
+    l1 = l1.astype(dt)
+    b2 = a[np.minimum(p + 2, n - 1)].astype(dt)
+    b3 = a[np.minimum(p + 3, n - 1)].astype(dt)
+    # Other length forms get header length len(a): every range check after that fails.
+    hdr = np.where(l1 < 0x80, 2, np.where(l1 == 0x81, 3, np.where(l1 == 0x82, 4, n))).astype(dt)
+    length = np.where(l1 < 0x80, l1, np.where(l1 == 0x81, b2, (b2 << 8) | b3)).astype(dt)
     return hdr, length
 
 
@@ -376,7 +386,7 @@ def fast_walk(a: U8, start: int, end: int) -> I64:
     Raises CrlError unless the entries chain from ``start`` exactly to ``end``.
     """
     if start == end:
-        return np.zeros(0, np.int64)
+        return np.zeros(0, _pos_dtype(a))
     if end + 3 > len(a):
         raise CrlError("revokedCertificates runs to the end of the data")
     cand = _candidates(a, start, end)
@@ -388,7 +398,7 @@ def fast_walk(a: U8, start: int, end: int) -> I64:
     del hdr, length
     end_node, bad_node = m, m + 1
     # Successor as a node id: usually simply the next candidate; search only where it is not.
-    jump = np.arange(1, m + 1, dtype=np.intp)
+    jump = np.arange(1, m + 1, dtype=cand.dtype)
     miss = np.flatnonzero(nxt[:-1] != cand[1:])
     if nxt[-1] != end:
         miss = np.append(miss, m - 1)
@@ -397,19 +407,19 @@ def fast_walk(a: U8, start: int, end: int) -> I64:
         idx = np.minimum(np.searchsorted(cand, tgt), m - 1)
         jump[miss] = np.where(cand[idx] == tgt, idx, np.where(tgt == end, end_node, bad_node))
     del nxt
-    jump = np.concatenate([jump, np.array([end_node, bad_node], np.intp)])
+    jump = np.concatenate([jump, np.array([end_node, bad_node], cand.dtype)])
     path = _chain_from_first(jump, m)
     return cand[path]
 
 
-def _chain_from_first(jump: npt.NDArray[np.intp], m: int) -> npt.NDArray[np.intp]:
+def _chain_from_first(jump: I64, m: int) -> I64:
     """Node ids on the path from node 0 to the end node (m); CrlError if it ends at m + 1.
 
     Honest CRLs have few false candidates and each is pointed to by nobody, so pruning nodes
     with no kept predecessor yields the chain in a round or two. Adversarial input falls back
     to pointer doubling (log2 m rounds).
     """
-    sub = np.arange(m, dtype=np.intp)
+    sub = np.arange(m, dtype=jump.dtype)
     for _ in range(6):
         nx = jump[sub]
         if nx[-1] == m and bool((nx[:-1] == sub[1:]).all()):
@@ -448,7 +458,7 @@ def _validate_entries(a: U8, pos: I64, region_end: int) -> _Layout:
     hdr, _ = _tlv_at(a, pos)
     s = pos + hdr  # INTEGER tag (0x02 guaranteed by the candidate filter)
     del hdr
-    slen = a[np.minimum(s + 1, n - 1)].astype(np.int64)
+    slen = a[np.minimum(s + 1, n - 1)].astype(pos.dtype)
     ok = (slen >= 1) & (slen <= MAX_SERIAL_OCTETS)
     s += 2  # serial content start
     d = s + slen

@@ -47,11 +47,13 @@ CREATE TABLE IF NOT EXISTS crl_generation (
     crl_sha256 BLOB NOT NULL,
     entries INTEGER NOT NULL,
     key_width INTEGER NOT NULL,
+    region_end INTEGER NOT NULL,
+    loaded_at TEXT NOT NULL,
+    -- blobs last: SQLite reads a row's columns in order, so metadata queries never walk the
+    -- overflow pages of the index or the DER
     keys BLOB NOT NULL,
     offsets BLOB NOT NULL,
-    region_end INTEGER NOT NULL,
-    der BLOB NOT NULL,
-    loaded_at TEXT NOT NULL
+    der BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS crl_current (
     issuer BLOB NOT NULL,
@@ -204,7 +206,7 @@ class RevocationStore:
             cur = db.execute(
                 "INSERT INTO crl_generation (issuer, scope, is_delta, number, base_number, "
                 "this_update, next_update, signer_spki_sha256, signer_der, crl_sha256, entries, "
-                "key_width, keys, offsets, region_end, der, loaded_at) "
+                "key_width, region_end, loaded_at, keys, offsets, der) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     issuer,
@@ -219,11 +221,11 @@ class RevocationStore:
                     digest,
                     len(index),
                     width,
+                    index.region_end,
+                    datetime.now(UTC).isoformat(),
                     keys,
                     offsets,
-                    index.region_end,
                     der,
-                    datetime.now(UTC).isoformat(),
                 ),
             )
             gen = int(cur.lastrowid or 0)
