@@ -136,16 +136,28 @@ def _fmt(v: object) -> str:
 
 def table(rows: list[Row]) -> str:
     """A Markdown table (also readable as plain text)."""
-    head = "| benchmark | value | reference (same run) | reference value | ratio |"
-    lines = [head, "|---|---:|---|---:|---:|"]
+    head = "| benchmark | value | reference (same run) | reference value | ratio | better |"
+    lines = [head, "|---|---:|---|---:|---:|:-:|"]
     for r in rows:
         unit = f" {r['unit']}" if r.get("unit") else ""
         ref_value = _fmt(r.get("reference_value"))
+        ratio = r.get("ratio")
+        shown = f"**{ratio:.3f}**" if isinstance(ratio, int | float) else "n/a"
         lines.append(
             f"| {r['name']} | {_fmt(r.get('value'))}{unit} | {r.get('reference', '')} | "
-            f"{ref_value} | **{r['ratio']:.3f}** |"
+            f"{ref_value} | {shown} | {_better(r)} |"
         )
     return "\n".join(lines)
+
+
+def _better(row: Row) -> str:
+    """Which way the ratio should go: rates (…/s) higher, times and sizes lower."""
+    if "better" in row:
+        return str(row["better"])
+    unit = str(row.get("unit", ""))
+    if not unit:
+        return ""
+    return "higher" if unit.endswith("/s") or "/s" in unit or "/CPU s" in unit else "lower"
 
 
 def main(argv: list[str] | None = None) -> int:
