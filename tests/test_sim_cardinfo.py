@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jpki import tlv
 from jpki.sim import SimulatedCard, open_simulated_card
@@ -316,3 +318,51 @@ def test_era_yymmdd(d: date, want: str) -> None:
 
 def test_collation_b_shape() -> None:
     assert collation_b(date(1985, 4, 1), 2035, "0427") == "60040120350427"
+
+
+@pytest.fixture(scope="module")
+def layout_keys(sim_template: Path) -> tuple[rsa.RSAPrivateKey, rsa.RSAPrivateKey]:
+    from jpki.sim import ProfileStore
+
+    p = ProfileStore(sim_template).profile
+    return p.private_key("issuer"), p.private_key("cvc_root")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    name=st.text(min_size=1, max_size=90),
+    address=st.text(min_size=1, max_size=200),
+    birth=st.dates(min_value=date(1868, 10, 23), max_value=date(2030, 12, 31)),
+    sex=st.sampled_from([1, 2, 9]),
+    long_form=st.booleans(),
+)
+def test_text_ap_layout_for_any_person(
+    layout_keys: tuple[rsa.RSAPrivateKey, rsa.RSAPrivateKey],
+    name: str,
+    address: str,
+    birth: date,
+    sex: int,
+    long_form: bool,
+) -> None:
+    from jpki.sim.layout import text_ap_files
+
+    issuer, root = layout_keys
+    t = text_ap_files(
+        my_number="123456789018", name=name, address=address, birth_date=birth, sex=sex,
+        issuer=issuer, cvc_root=root, long_form=long_form,
+    )  # fmt: skip
+    top, end = tlv.decode_one(t.ef0002)
+    assert top.tag == 0xFF20 and end == len(t.ef0002)
+    v = {x.tag: x.value for x in tlv.decode_all(top.value)}
+    assert v[0xDF22].decode() == name and v[0xDF23].decode() == address
+    assert v[0xDF24] == f"{birth:%Y%m%d}".encode() and v[0xDF25] == str(sex).encode()
+    offsets = [int.from_bytes(v[0xDF21][i : i + 2], "big") for i in range(0, 8, 2)]
+    assert [tlv.parse_tag(t.ef0002, o)[0] for o in offsets] == [0xDF22, 0xDF23, 0xDF24, 0xDF25]
+    h = {x.tag: x for x in tlv.decode_all(tlv.decode_one(t.ef0003)[0].value)}
+    assert h[0xDF32].value == hashlib.sha256(t.ef0002[offsets[0] :]).digest()
+    issuer.public_key().verify(
+        h[0xDF33].value,
+        h[0xDF31].encode() + h[0xDF32].encode(),
+        padding.PKCS1v15(),
+        hashes.SHA256(),
+    )
