@@ -387,3 +387,68 @@ def test_trailing_bytes_after_der_rejected(test_pki: TestPki) -> None:
     with pytest.raises(CertificateError, match="header says"):
         JpkiCertificate.load(test_pki.sign_ca.der + b"\x00")
     assert issubclass(CertificateError, JpkiError)
+
+
+# --- the raw-DER fast path agrees with cryptography's full decode -----------------------------
+
+
+def _reference(c: JpkiCertificate) -> dict[str, object]:
+    """The same fields computed through cryptography's extension objects."""
+    cert = c.certificate
+    exts = {e.oid: e for e in cert.extensions}
+    ku = exts.get(x509.oid.ExtensionOID.KEY_USAGE)
+    names = (("digital_signature", "digitalSignature"), ("content_commitment", "nonRepudiation"),
+             ("key_encipherment", "keyEncipherment"), ("data_encipherment", "dataEncipherment"),
+             ("key_agreement", "keyAgreement"), ("key_cert_sign", "keyCertSign"),
+             ("crl_sign", "cRLSign"))  # fmt: skip
+    ku_names: tuple[str, ...] = ()
+    if ku is not None and isinstance(ku.value, x509.KeyUsage):
+        ku_names = tuple(rfc for attr, rfc in names if getattr(ku.value, attr))
+    bc = exts.get(x509.oid.ExtensionOID.BASIC_CONSTRAINTS)
+    pol = exts.get(x509.oid.ExtensionOID.CERTIFICATE_POLICIES)
+    ski = exts.get(x509.oid.ExtensionOID.SUBJECT_KEY_IDENTIFIER)
+    aki = exts.get(x509.oid.ExtensionOID.AUTHORITY_KEY_IDENTIFIER)
+    eku = exts.get(x509.oid.ExtensionOID.EXTENDED_KEY_USAGE)
+    san = exts.get(x509.oid.ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+    return {
+        "is_ca": bool(bc and bc.value.ca),  # type: ignore[attr-defined]
+        "key_usage": ku_names,
+        "key_usage_critical": bool(ku and ku.critical),
+        "policies": tuple(p.policy_identifier.dotted_string for p in pol.value)  # type: ignore[attr-defined]
+        if pol else (),
+        "subject_key_id": ski.value.digest if ski else None,  # type: ignore[attr-defined]
+        "authority_key_id": aki.value.key_identifier if aki else None,  # type: ignore[attr-defined]
+        "eku": tuple(o.dotted_string for o in eku.value) if eku else (),  # type: ignore[attr-defined]
+        "other_names": [(o.type_id.dotted_string, o.value)
+                        for o in san.value.get_values_for_type(x509.OtherName)]  # type: ignore[attr-defined]
+        if san else [],
+    }  # fmt: skip
+
+
+def _fast(c: JpkiCertificate) -> dict[str, object]:
+    from jpki.cert import _EXT_SAN, _other_names
+
+    san = c._raw.extensions.get(_EXT_SAN)
+    return {
+        "is_ca": c.is_ca,
+        "key_usage": c.key_usage,
+        "key_usage_critical": c.key_usage_critical,
+        "policies": c.policies,
+        "subject_key_id": c.subject_key_id,
+        "authority_key_id": c.authority_key_id,
+        "eku": c.extended_key_usage,
+        "other_names": _other_names(c.der, san[1], san[2]) if san is not None else [],
+    }
+
+
+def test_raw_fields_match_cryptography(
+    test_pki: TestPki, jlis_roots_dir: Path, tmp_path: Path
+) -> None:
+    ders = [p.read_bytes() for p in sorted(jlis_roots_dir.glob("*.pem"))]
+    ders += [i.der for i in (test_pki.sign_ca, test_pki.auth_ca, test_pki.issue_auth(),
+                             test_pki.issue_ocsp_responder("auth"))]  # fmt: skip
+    ders += [test_pki.issue_signing(sample_person(i)).der for i in range(6)]
+    ders.append(_openssl_cert(test_pki, tmp_path))
+    for der in ders:
+        c = JpkiCertificate.load(der)
+        assert _fast(c) == _reference(c)

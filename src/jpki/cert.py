@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import warnings
 from collections.abc import Callable, Mapping
@@ -50,7 +51,7 @@ from cryptography.x509.oid import (
 )
 
 from jpki.errors import CertificateError, TlvError
-from jpki.tlv import decode_one, parse_length, parse_tag
+from jpki.tlv import parse_length, parse_tag
 
 __all__ = [
     "BasicInfo",
@@ -213,16 +214,6 @@ def name_to_text(name: x509.Name) -> str:
     return ", ".join(parts)
 
 
-_KU_NAMES = (
-    ("digital_signature", "digitalSignature"),
-    ("content_commitment", "nonRepudiation"),
-    ("key_encipherment", "keyEncipherment"),
-    ("data_encipherment", "dataEncipherment"),
-    ("key_agreement", "keyAgreement"),
-    ("key_cert_sign", "keyCertSign"),
-    ("crl_sign", "cRLSign"),
-)
-
 T = TypeVar("T")
 
 
@@ -279,6 +270,192 @@ def _b64(body: bytes) -> bytes:
         raise CertificateError("certificate is neither DER, PEM nor valid base64") from None
 
 
+# --- raw DER reading ----------------------------------------------------------------------
+# cryptography decodes *all* extensions and names into Python objects on first access (~50-80
+# µs for a signing certificate); the fields that classify a certificate are read here straight
+# from the DER by offsets (no copies, no objects per element), strictly: anything unexpected is
+# a CertificateError. tests/test_cert.py checks these fields against cryptography's decode.
+
+_OID_O = "2.5.4.10"
+_OID_OU = "2.5.4.11"
+_EXT_BC = "2.5.29.19"
+_EXT_KU = "2.5.29.15"
+_EXT_EKU = "2.5.29.37"
+_EXT_POLICIES = "2.5.29.32"
+_EXT_SKI = "2.5.29.14"
+_EXT_AKI = "2.5.29.35"
+_EXT_SAN = "2.5.29.17"
+_KU_BITS = (
+    "digitalSignature",
+    "nonRepudiation",
+    "keyEncipherment",
+    "dataEncipherment",
+    "keyAgreement",
+    "keyCertSign",
+    "cRLSign",
+    "encipherOnly",
+    "decipherOnly",
+)
+
+_Item = tuple[int, int, int]  # (tag, value start, value end) within the certificate DER
+
+
+def _items(data: bytes, start: int, end: int, what: str) -> list[_Item]:
+    """The DER elements between ``start`` and ``end`` (single-byte tags, as X.509 uses)."""
+    out: list[_Item] = []
+    pos = start
+    while pos < end:
+        if pos + 2 > end:
+            raise CertificateError(f"malformed certificate ({what}): truncated element")
+        tag = data[pos]
+        if tag & 0x1F == 0x1F:
+            raise CertificateError(f"malformed certificate ({what}): unexpected multi-byte tag")
+        n = data[pos + 1]
+        pos += 2
+        if n & 0x80:
+            k = n & 0x7F
+            if k == 0 or k > 4 or pos + k > end:
+                raise CertificateError(f"malformed certificate ({what}): bad length")
+            n = int.from_bytes(data[pos : pos + k], "big")
+            pos += k
+        if pos + n > end:
+            raise CertificateError(f"malformed certificate ({what}): element runs past its end")
+        out.append((tag, pos, pos + n))
+        pos += n
+    return out
+
+
+def _expect(item: _Item, tag: int, what: str) -> _Item:
+    if item[0] != tag:
+        raise CertificateError(
+            f"malformed certificate ({what}): expected tag 0x{tag:02X}, found 0x{item[0]:02X}"
+        )
+    return item
+
+
+def _only(data: bytes, start: int, end: int, tag: int, what: str) -> _Item:
+    """The single element of tag ``tag`` that must fill ``start..end``."""
+    items = _items(data, start, end, what)
+    if len(items) != 1:
+        raise CertificateError(f"malformed certificate ({what}): expected one element")
+    return _expect(items[0], tag, what)
+
+
+def _inside(data: bytes, item: _Item, what: str) -> list[_Item]:
+    return _items(data, item[1], item[2], what)
+
+
+@functools.lru_cache(maxsize=1024)
+def _oid_text(raw: bytes) -> str:
+    if not raw or raw[-1] & 0x80:
+        raise CertificateError("malformed certificate: bad OBJECT IDENTIFIER")
+    arcs: list[int] = []
+    value = 0
+    for b in raw:
+        value = (value << 7) | (b & 0x7F)
+        if not b & 0x80:
+            arcs.append(value)
+            value = 0
+    first = arcs[0]
+    head = [first // 40, first % 40] if first < 80 else [2, first - 80]
+    return ".".join(str(a) for a in head + arcs[1:])
+
+
+def _oid(data: bytes, item: _Item, what: str) -> str:
+    _, a, b = _expect(item, 0x06, what)
+    return _oid_text(data[a:b])
+
+
+def _string(data: bytes, item: _Item) -> str:
+    tag, a, b = item
+    raw = data[a:b]
+    try:
+        if tag == 0x0C:
+            return raw.decode("utf-8")
+        if tag in (0x13, 0x16, 0x14):  # Printable, IA5, Teletex
+            return raw.decode("latin-1")
+        if tag == 0x1E:
+            return raw.decode("utf-16-be")
+        if tag == 0x1C:
+            return raw.decode("utf-32-be")
+    except UnicodeDecodeError:
+        raise CertificateError("malformed certificate: undecodable name attribute") from None
+    return raw.hex()
+
+
+def _name_values(data: bytes, name: _Item, wanted: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(OID, text) of the attributes of a Name whose OID is in ``wanted``, in order."""
+    out: list[tuple[str, str]] = []
+    for rdn in _inside(data, name, "name"):
+        for atv in _inside(data, _expect(rdn, 0x31, "name"), "name"):
+            parts = _inside(data, _expect(atv, 0x30, "name"), "name")
+            if len(parts) != 2:
+                raise CertificateError("malformed certificate (name): bad attribute")
+            oid = _oid(data, parts[0], "name")
+            if oid in wanted:
+                out.append((oid, _string(data, parts[1])))
+    return out
+
+
+@dataclass(frozen=True)
+class _RawTbs:
+    tbs: _Item  # the TBSCertificate element (its header starts at ``tbs_start``)
+    tbs_start: int
+    issuer: _Item
+    subject: _Item
+    extensions: dict[str, tuple[bool, int, int]]  # OID -> (critical, extnValue start, end)
+
+
+def _raw_tbs(der: bytes) -> _RawTbs:
+    outer = _only(der, 0, len(der), 0x30, "Certificate")
+    top = _inside(der, outer, "Certificate")
+    if len(top) != 3:
+        raise CertificateError("malformed certificate: expected tbs, algorithm and signature")
+    tbs = _expect(top[0], 0x30, "TBSCertificate")
+    fields = _inside(der, tbs, "TBSCertificate")
+    i = 1 if fields and fields[0][0] == 0xA0 else 0
+    if len(fields) < i + 6:
+        raise CertificateError("malformed certificate: TBSCertificate is missing fields")
+    issuer = _expect(fields[i + 2], 0x30, "issuer")
+    subject = _expect(fields[i + 4], 0x30, "subject")
+    extensions: dict[str, tuple[bool, int, int]] = {}
+    for f in fields[i + 6 :]:
+        if f[0] != 0xA3:
+            continue
+        for ext in _inside(der, _only(der, f[1], f[2], 0x30, "extensions"), "extensions"):
+            parts = _inside(der, _expect(ext, 0x30, "extension"), "extension")
+            if len(parts) not in (2, 3):
+                raise CertificateError("malformed certificate: bad extension")
+            oid = _oid(der, parts[0], "extension")
+            critical = False
+            if len(parts) == 3:
+                _, a, b = _expect(parts[1], 0x01, "critical")
+                critical = der[a:b] != b"\x00"
+            if oid in extensions:
+                raise CertificateError(f"malformed certificate: extension {oid} appears twice")
+            _, a, b = _expect(parts[-1], 0x04, f"extension {oid}")
+            extensions[oid] = (critical, a, b)
+    return _RawTbs(tbs, outer[1], issuer, subject, extensions)
+
+
+def _other_names(der: bytes, start: int, end: int) -> list[tuple[str, bytes]]:
+    """(type-id, DER of the value inside [0] EXPLICIT) of each otherName in a SAN value."""
+    out: list[tuple[str, bytes]] = []
+    for gn in _inside(der, _only(der, start, end, 0x30, "subjectAltName"), "subjectAltName"):
+        if gn[0] != 0xA0:
+            continue
+        parts = _inside(der, gn, "otherName")
+        if len(parts) != 2:
+            raise CertificateError("malformed certificate: otherName needs type-id and value")
+        oid = _oid(der, parts[0], "otherName")
+        _, a, b = _expect(parts[1], 0xA0, f"otherName {oid}")
+        # exactly one element inside [0] EXPLICIT; its full encoding is the value
+        if len(_items(der, a, b, f"otherName {oid}")) != 1:
+            raise CertificateError(f"otherName {oid}: [0] must hold exactly one value")
+        out.append((oid, der[a:b]))
+    return out
+
+
 class JpkiCertificate:
     """A certificate of the JPKI hierarchies (or any X.509 certificate, kind ``unknown``)."""
 
@@ -330,13 +507,8 @@ class JpkiCertificate:
     @cached_property
     def tbs_der(self) -> bytes:
         """The signed part (TBSCertificate), sliced from the raw DER without re-encoding."""
-        try:
-            _, pos = parse_tag(self.der)
-            _, pos = parse_length(self.der, pos)
-            _, end = decode_one(self.der, pos)
-        except TlvError as exc:
-            raise CertificateError(f"malformed certificate: {exc}") from None
-        return self.der[pos:end]
+        raw = self._raw
+        return self.der[raw.tbs_start : raw.tbs[2]]
 
     @cached_property
     @_decoding
@@ -403,48 +575,87 @@ class JpkiCertificate:
         return ext.value
 
     @cached_property
+    def _raw(self) -> _RawTbs:
+        return _raw_tbs(self.der)
+
+    def _raw_ext(self, oid: str) -> list[_Item] | None:
+        """The elements inside an extension's extnValue, or None if it is absent."""
+        found = self._raw.extensions.get(oid)
+        return None if found is None else _items(self.der, found[1], found[2], oid)
+
+    def _raw_ext_single(self, oid: str, tag: int, what: str) -> _Item | None:
+        items = self._raw_ext(oid)
+        if items is None:
+            return None
+        if len(items) != 1:
+            raise CertificateError(f"malformed certificate ({what}): expected one element")
+        return _expect(items[0], tag, what)
+
+    @cached_property
     def is_ca(self) -> bool:
-        bc = self._ext(ExtensionOID.BASIC_CONSTRAINTS, x509.BasicConstraints)
-        return bool(bc and bc.ca)
+        bc = self._raw_ext_single(_EXT_BC, 0x30, "basicConstraints")
+        if bc is None:
+            return False
+        parts = _inside(self.der, bc, "basicConstraints")
+        if not parts or parts[0][0] != 0x01:
+            return False
+        return self.der[parts[0][1] : parts[0][2]] != b"\x00"
 
     @cached_property
     def key_usage(self) -> tuple[str, ...]:
         """KeyUsage bits set, by their RFC 5280 names, in RFC order (empty if absent)."""
-        ku = self._ext(ExtensionOID.KEY_USAGE, x509.KeyUsage)
+        ku = self._raw_ext_single(_EXT_KU, 0x03, "keyUsage")
         if ku is None:
             return ()
-        names = [rfc for attr, rfc in _KU_NAMES if getattr(ku, attr)]
-        if ku.key_agreement:
-            names += [rfc for attr, rfc in (("encipher_only", "encipherOnly"),
-                                            ("decipher_only", "decipherOnly"))
-                      if getattr(ku, attr)]  # fmt: skip
-        return tuple(names)
+        bits = self.der[ku[1] : ku[2]]
+        if not bits or bits[0] > 7:
+            raise CertificateError("malformed certificate: bad keyUsage BIT STRING")
+        value = int.from_bytes(bits[1:], "big")
+        width = 8 * (len(bits) - 1)
+        return tuple(
+            name for i, name in enumerate(_KU_BITS) if i < width and value >> (width - 1 - i) & 1
+        )
 
     @cached_property
     def key_usage_critical(self) -> bool:
-        ext = self._extensions.get(ExtensionOID.KEY_USAGE.dotted_string)
-        return bool(ext and ext.critical)
+        found = self._raw.extensions.get(_EXT_KU)
+        return bool(found and found[0])
 
     @cached_property
     def extended_key_usage(self) -> tuple[str, ...]:
-        eku = self._ext(ExtensionOID.EXTENDED_KEY_USAGE, x509.ExtendedKeyUsage)
-        return tuple(oid.dotted_string for oid in eku) if eku else ()
+        eku = self._raw_ext_single(_EXT_EKU, 0x30, "extKeyUsage")
+        if eku is None:
+            return ()
+        return tuple(_oid(self.der, t, "extKeyUsage") for t in _inside(self.der, eku, "EKU"))
 
     @cached_property
     def policies(self) -> tuple[str, ...]:
         """Certificate policy OIDs (dotted strings)."""
-        pol = self._ext(ExtensionOID.CERTIFICATE_POLICIES, x509.CertificatePolicies)
-        return tuple(p.policy_identifier.dotted_string for p in pol) if pol else ()
+        pol = self._raw_ext_single(_EXT_POLICIES, 0x30, "certificatePolicies")
+        if pol is None:
+            return ()
+        out = []
+        for info in _inside(self.der, pol, "certificatePolicies"):
+            parts = _inside(self.der, _expect(info, 0x30, "policyInformation"), "policy")
+            if not parts:
+                raise CertificateError("malformed certificate: empty policyInformation")
+            out.append(_oid(self.der, parts[0], "policyIdentifier"))
+        return tuple(out)
 
     @cached_property
     def subject_key_id(self) -> bytes | None:
-        ski = self._ext(ExtensionOID.SUBJECT_KEY_IDENTIFIER, x509.SubjectKeyIdentifier)
-        return ski.digest if ski else None
+        ski = self._raw_ext_single(_EXT_SKI, 0x04, "subjectKeyIdentifier")
+        return None if ski is None else self.der[ski[1] : ski[2]]
 
     @cached_property
     def authority_key_id(self) -> bytes | None:
-        aki = self._ext(ExtensionOID.AUTHORITY_KEY_IDENTIFIER, x509.AuthorityKeyIdentifier)
-        return aki.key_identifier if aki else None
+        aki = self._raw_ext_single(_EXT_AKI, 0x30, "authorityKeyIdentifier")
+        if aki is None:
+            return None
+        for tag, a, b in _inside(self.der, aki, "authorityKeyIdentifier"):
+            if tag == 0x80:
+                return self.der[a:b]
+        return None
 
     @cached_property
     def crl_distribution_points(self) -> tuple[DistributionPointName, ...]:
@@ -475,20 +686,34 @@ class JpkiCertificate:
 
     # --- classification -------------------------------------------------------------------
 
-    @staticmethod
-    def _orgs(name: x509.Name) -> list[str]:
-        return [str(a.value) for a in name.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
+    def _name_mentions(self, name: _Item, text: str) -> bool:
+        """Cheap pre-check: could an attribute of ``name`` contain ``text`` (ASCII)?"""
+        chunk = self.der[name[1] : name[2]]
+        return any(text.encode(enc) in chunk for enc in ("latin-1", "utf-16-be", "utf-32-be"))
+
+    def _org_units(self, name: _Item) -> list[tuple[str, str]]:
+        # every O/OU we look for contains "JPKI": most other names need no walk
+        if not self._name_mentions(name, "JPKI"):
+            return []
+        return _name_values(self.der, name, (_OID_O, _OID_OU))
+
+    @cached_property
+    def _subject_org_units(self) -> list[tuple[str, str]]:
+        return self._org_units(self._raw.subject)
+
+    @cached_property
+    def _issuer_org_units(self) -> list[tuple[str, str]]:
+        return self._org_units(self._raw.issuer)
 
     @staticmethod
-    def _hierarchy(name: x509.Name) -> str | None:
+    def _hierarchy(attrs: list[tuple[str, str]]) -> str | None:
         """'sign' / 'auth' from an ``OU`` of a JPKI (or JPKI-TEST) name, else None."""
-        if not any(o in _JPKI_ORGS for o in JpkiCertificate._orgs(name)):
+        if not any(oid == _OID_O and v in _JPKI_ORGS for oid, v in attrs):
             return None
-        for attr in name.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME):
-            ou = str(attr.value)
-            if ou.endswith(_SIGN_OU):
+        for oid, ou in attrs:
+            if oid == _OID_OU and ou.endswith(_SIGN_OU):
                 return "sign"
-            if ou.endswith(_AUTH_OU):
+            if oid == _OID_OU and ou.endswith(_AUTH_OU):
                 return "auth"
         return None
 
@@ -498,14 +723,14 @@ class JpkiCertificate:
             if "keyCertSign" not in self.key_usage:
                 return CertKind.UNKNOWN
             return {"sign": CertKind.SIGNING_CA, "auth": CertKind.AUTHENTICATION_CA}.get(
-                self._hierarchy(self.subject) or "", CertKind.UNKNOWN
+                self._hierarchy(self._subject_org_units) or "", CertKind.UNKNOWN
             )
         if ExtendedKeyUsageOID.OCSP_SIGNING.dotted_string in self.extended_key_usage:
             return CertKind.OCSP_RESPONDER
         candidate = self._kind_from_policy()
         if candidate is None:
             candidate = {"sign": CertKind.SIGNING, "auth": CertKind.AUTHENTICATION}.get(
-                self._hierarchy(self.issuer) or "", CertKind.UNKNOWN
+                self._hierarchy(self._issuer_org_units) or "", CertKind.UNKNOWN
             )
         ku = self.key_usage
         if candidate in (CertKind.SIGNING, CertKind.PHONE_SIGNING):
@@ -535,26 +760,28 @@ class JpkiCertificate:
     def is_test(self) -> bool:
         if any(p.startswith(_TEST_POLICY_ARC) for p in self.policies):
             return True
-        return "JPKI-TEST" in self._orgs(self.subject) + self._orgs(self.issuer)
+        raw = self._raw
+        if self._name_mentions(raw.subject, "JPKI-TEST") and _test_org(self._subject_org_units):
+            return True
+        return self._name_mentions(raw.issuer, "JPKI-TEST") and _test_org(self._issuer_org_units)
 
     # --- basic 4 information --------------------------------------------------------------
 
     @cached_property
     def basic_info(self) -> BasicInfo | None:
         """Basic 4 information from the subjectAltName otherNames; None if there is none."""
-        san = self._ext(ExtensionOID.SUBJECT_ALTERNATIVE_NAME, x509.SubjectAlternativeName)
-        if san is None:
+        found = self._raw.extensions.get(_EXT_SAN)
+        if found is None:
             return None
         values: dict[str, str] = {}
         other: dict[str, str] = {}
-        for on in san.get_values_for_type(x509.OtherName):
-            oid = on.type_id.dotted_string
+        for oid, value in _other_names(self.der, found[1], found[2]):
             if oid in _BASIC_OIDS:
                 if oid in values:
                     raise CertificateError(f"otherName {oid} appears twice")
-                values[oid] = _utf8_value(oid, on.value)
+                values[oid] = _utf8_value(oid, value)
             else:
-                other[oid] = _other_value(on.value)
+                other[oid] = _other_value(value)
         if not values:
             return None
         return _basic_info(values, other)
@@ -583,6 +810,10 @@ class JpkiCertificate:
             "subject_key_id": _hex_or_none(self.subject_key_id),
             "basic_info": basic.as_dict() if basic else None,
         }
+
+
+def _test_org(attrs: list[tuple[str, str]]) -> bool:
+    return any(oid == _OID_O and v == "JPKI-TEST" for oid, v in attrs)
 
 
 def _hex_or_none(b: bytes | None) -> str | None:
