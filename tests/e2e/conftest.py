@@ -10,10 +10,12 @@ Env: ``JPKI_E2E_VPCD_PORT`` picks the vpcd slot (35963 = "Virtual PCD 00 00", 35
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -69,7 +71,31 @@ def _wait(predicate: Callable[[], bool], timeout: float, step: float = 0.05) -> 
 
 
 @pytest.fixture(scope="session")
-def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def vpcd_slot() -> Iterator[None]:
+    """Take the vpcd slot for this test session (a lock file shared by all test runs).
+
+    pcscd and each vpcd port are machine-wide: two test runs at once would plug their cards
+    into the same slot (and one might stop the pcscd the other uses).
+    """
+    path = Path(tempfile.gettempdir()) / f"jpki-e2e-vpcd-{VPCD_PORT}.lock"
+    with path.open("a") as fh:
+        deadline = time.monotonic() + 900
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"another test run holds {path} for over 15 minutes")
+                time.sleep(0.5)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="session")
+def pcscd(vpcd_slot: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A running pcscd (reused if one is up, else started here and stopped by PID)."""
     try:
         import smartcard.scard  # noqa: F401
@@ -178,9 +204,13 @@ class InsertedCard:
         self.recorder = Recorder(self.card)
         self.side = VpcdCardSide(self.recorder, "127.0.0.1", VPCD_PORT, retry_interval=0.1)
         self.side.start()
-        if not _wait(lambda: card_present(self.reader) is True, timeout, 0.1):
+        side = self.side
+        if not _wait(lambda: side.messages > 0 and card_present(self.reader) is True, timeout):
             self.remove()
-            pytest.fail(f"pcscd did not see the simulated card in {self.reader!r}")
+            pytest.fail(
+                f"pcscd did not take the simulated card in {self.reader!r}: is another card "
+                f"side connected to port {VPCD_PORT}?"
+            )
 
     def remove(self, timeout: float = 15.0) -> None:
         side, self.side = self.side, None

@@ -18,8 +18,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from jpki.apdu import CommandApdu
+from jpki.sim import KeyId
 
-from .conftest import AUTH_PIN, InsertedCard, unavailable
+from .conftest import AUTH_PIN, SIGN_PASSWORD, InsertedCard, unavailable
 
 pytestmark = [pytest.mark.pcscd, pytest.mark.opensc]
 
@@ -95,59 +96,86 @@ def test_pkcs15_tool_lists_and_reads_the_certificates(
     ):
         assert label in listing
     profile = inserted_card.card.profile
-    for cert_id in ("01", "03", "04"):  # 02 is private: it needs the signing password
+    for cert_id in ("01", "03", "04"):
         out = run([pkcs15, "--reader", inserted_card.reader, "--read-certificate", cert_id], env)
         assert pem_der(out.stdout) == getattr(profile, CERT_IDS[cert_id]), cert_id
+    # 02 is private: OpenSC verifies the signing password (auth id 02) before reading it.
+    out = run(
+        [pkcs15, "--reader", inserted_card.reader, "--read-certificate", "02",
+         "--auth-id", "02", "--verify-pin", "--pin", SIGN_PASSWORD],
+        env,
+    )  # fmt: skip
+    assert pem_der(out.stdout) == profile.sign_cert
     # OpenSC sized every certificate by reading its first 4 bytes (card-protocol.md §8).
     assert inserted_card.recorder is not None
     reads = [c for c, _ in inserted_card.recorder.exchanges if c[1] == 0xB0]
     assert any(c[2:4] == b"\x00\x00" and c[4:] == b"\x04" for c in reads)
 
 
+@pytest.mark.parametrize(
+    ("key_id", "token", "pin", "cert_field"),
+    [
+        ("01", "JPKI (User Authentication PIN)", AUTH_PIN, "auth_cert"),
+        ("02", "JPKI (Digital Signature PIN)", SIGN_PASSWORD, "sign_cert"),
+    ],
+)
 def test_pkcs11_tool_signs_and_openssl_verifies(
-    inserted_card: InsertedCard, opensc_env: dict[str, str], pkcs11_module: str, tmp_path: Path
+    inserted_card: InsertedCard,
+    opensc_env: dict[str, str],
+    pkcs11_module: str,
+    tmp_path: Path,
+    key_id: str,
+    token: str,
+    pin: str,
+    cert_field: str,
 ) -> None:
+    pkcs11 = [tool("pkcs11-tool"), "--module", pkcs11_module]
     data = tmp_path / "data.bin"
-    data.write_bytes("JPKI 利用者証明 end-to-end".encode())
+    data.write_bytes("JPKI 公的個人認証 end-to-end".encode())
     signature = tmp_path / "sig.bin"
-    slots = run([tool("pkcs11-tool"), "--module", pkcs11_module, "-L"], opensc_env).stdout
+    slots = run([*pkcs11, "-L"], opensc_env).stdout
     assert "JPKI (User Authentication PIN)" in slots
     assert "JPKI (Digital Signature PIN)" in slots
     # The PIN on argv is the simulated card's test PIN; pkcs11-tool has no other batch way.
     run(
-        [
-            tool("pkcs11-tool"),
-            "--module", pkcs11_module,
-            "--token-label", "JPKI (User Authentication PIN)",
-            "--login", "--pin", AUTH_PIN,
-            "--sign", "--mechanism", "SHA256-RSA-PKCS", "--id", "01",
-            "--input-file", str(data), "--output-file", str(signature),
-        ],
+        [*pkcs11, "--token-label", token, "--login", "--pin", pin,
+         "--sign", "--mechanism", "SHA256-RSA-PKCS", "--id", key_id,
+         "--input-file", str(data), "--output-file", str(signature)],
         opensc_env,
     )  # fmt: skip
     assert len(signature.read_bytes()) == 256
-    cert = x509.load_der_x509_certificate(inserted_card.card.profile.auth_cert)
-    pubkey = tmp_path / "auth_pub.pem"
+    cert = x509.load_der_x509_certificate(getattr(inserted_card.card.profile, cert_field))
+    pubkey = tmp_path / "pub.pem"
     pubkey.write_bytes(
         cert.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     )
-    openssl = tool("openssl")
-    ok = run(
-        [openssl, "dgst", "-sha256", "-verify", str(pubkey), "-signature", str(signature),
-         str(data)],
-        opensc_env,
-    )  # fmt: skip
-    assert "Verified OK" in ok.stdout
-    # And a tampered message must not verify (the check above can fail).
+    verify = [tool("openssl"), "dgst", "-sha256", "-verify", str(pubkey),
+              "-signature", str(signature), str(data)]  # fmt: skip
+    assert "Verified OK" in run(verify, opensc_env).stdout
+    # A tampered message must not verify (so the check above can fail).
     data.write_bytes(data.read_bytes() + b"!")
-    bad = subprocess.run(
-        [openssl, "dgst", "-sha256", "-verify", str(pubkey), "-signature", str(signature),
-         str(data)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    bad = subprocess.run(verify, capture_output=True, text=True, timeout=60, check=False)
     assert bad.returncode != 0 and "Verification failure" in bad.stdout
+
+
+def test_wrong_pin_through_pkcs11_spends_one_try(
+    inserted_card: InsertedCard, opensc_env: dict[str, str], pkcs11_module: str
+) -> None:
+    # OpenSC must read the simulator's 63Cx as "PIN incorrect", and the counter must show it.
+    login = [tool("pkcs11-tool"), "--module", pkcs11_module,
+             "--token-label", "JPKI (User Authentication PIN)", "--login", "--test"]  # fmt: skip
+    wrong = subprocess.run(
+        [*login, "--pin", "0000"], env=opensc_env, capture_output=True, text=True, timeout=120
+    )
+    assert wrong.returncode != 0
+    assert "CKR_PIN_INCORRECT" in wrong.stdout + wrong.stderr, wrong.stdout + wrong.stderr
+    assert inserted_card.card.tries_left(KeyId.AUTH_PIN) == 2
+    dump = run([tool("pkcs15-tool"), "--reader", inserted_card.reader, "-D"], opensc_env).stdout
+    assert "Tries left     : 2" in dump
+    run([*login, "--pin", AUTH_PIN], opensc_env)
+    assert inserted_card.card.tries_left(KeyId.AUTH_PIN) == 3  # a good VERIFY resets it
 
 
 def test_probes_of_other_drivers_get_errors_and_jpki_still_binds(

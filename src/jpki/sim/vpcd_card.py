@@ -48,7 +48,9 @@ class _Closed(Exception):
 class VpcdCardSide:
     """Serves one card model to one vpcd reader slot; reconnects until ``stop()``.
 
-    ``connected`` is set while a reader side is attached; ``sessions`` counts connections.
+    ``connected`` is set while a reader side is attached; ``sessions`` counts connections and
+    ``messages`` the messages received (a TCP connect alone can sit in the peer's backlog: vpcd
+    serves one card side per port, so only traffic proves we are the inserted card).
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class VpcdCardSide:
         self.retry_interval = retry_interval
         self.connected = threading.Event()
         self.sessions = 0
+        self.messages = 0
         self._stop = threading.Event()
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
@@ -132,6 +135,7 @@ class VpcdCardSide:
                     log.warning("vpcd reader side sent an empty frame; ignored")
                     continue
                 reply = self.handle(self._recv(sock, size))
+                self.messages += 1
                 if reply is not None:
                     sock.settimeout(_SEND_TIMEOUT)
                     sock.sendall(len(reply).to_bytes(2, "big") + reply)
