@@ -14,6 +14,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE / "corpus"
@@ -82,3 +84,21 @@ def test_guard_lets_only_jpki_errors_pass() -> None:
     raises_jpki(b"")
     with pytest.raises(IndexError):
         raises_other(b"")
+
+
+@st.composite
+def _mutated(draw: st.DrawFn, seeds: list[bytes]) -> bytes:
+    """A seed with a hypothesis-chosen slice replaced by hypothesis-chosen bytes."""
+    data = draw(st.sampled_from(seeds)) if seeds else b""
+    start = draw(st.integers(0, len(data)))
+    end = draw(st.integers(start, min(len(data), start + 8)))
+    return data[:start] + draw(st.binary(max_size=8)) + data[end:]
+
+
+@pytest.mark.parametrize("stem", HARNESSES)
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_hypothesis_mutations(stem: str, data: st.DataObject) -> None:
+    mod = _load(stem)
+    seeds = [p.read_bytes() for p in sorted((CORPUS / mod.NAME).iterdir())]
+    mod.target(data.draw(_mutated(seeds) | st.binary(max_size=64)))
