@@ -157,7 +157,14 @@ def _header_only(buf: memoryview, lay: CrlLayout) -> x509.CertificateRevocationL
     try:
         crl = x509.load_der_x509_crl(der)
         _ = crl.extensions, crl.issuer, crl.last_update_utc, crl.next_update_utc
-    except (ValueError, KeyError, TypeError, IndexError, x509.InvalidVersion) as exc:
+    except (
+        ValueError,
+        KeyError,
+        TypeError,
+        IndexError,
+        x509.InvalidVersion,
+        x509.UnsupportedGeneralNameType,  # x400Address/EDIPartyName in an extension (fuzz)
+    ) as exc:
         # cryptography raises more than ValueError on some malformed extensions (e.g. KeyError
         # inside an IssuingDistributionPoint): all of them mean "malformed input" here.
         # InvalidVersion (a bad version INTEGER) is not a ValueError: found by tests/fuzz.

@@ -174,8 +174,16 @@ def parse_response(
         status = single.certificate_status
         reason_flag = single.revocation_reason if status is ocsp.OCSPCertStatus.REVOKED else None
         revoked_at = single.revocation_time_utc if status is ocsp.OCSPCertStatus.REVOKED else None
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise OcspError(f"malformed OCSP response: {exc}") from None
+    # KeyError / UnsupportedGeneralNameType: cryptography decoding a malformed responder Name
+    # or extension (found by tests/fuzz/fuzz_ocsp).
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+        UnsupportedAlgorithm,
+        x509.UnsupportedGeneralNameType,
+    ) as exc:
+        raise OcspError(f"malformed OCSP response: {exc!r}") from None
     if this_update > at + skew:
         raise OcspError(f"OCSP response thisUpdate {this_update.isoformat()} is in the future")
     if next_update is not None and next_update < at - skew:

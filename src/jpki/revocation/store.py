@@ -3,8 +3,9 @@
 A load verifies the CRL and builds the index first, then writes a new generation row (index
 blobs + the DER) and moves the ``crl_current`` pointer in the same transaction: readers see the
 old CRL until the commit, and a crash before it leaves the old one in place. CRL numbers per
-(issuer, scope, full/delta) only go forward. Lookups binary-search the stored key blob with
-incremental blob reads, so a new process answers without loading anything.
+(issuer, scope, full/delta) only go forward. The index is stored in chunks of sorted keys with
+their entries' DER: a lookup reads one small row, so a new process answers without loading
+anything.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections.abc import Iterable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,9 +26,11 @@ from jpki.errors import CrlError, RevocationError
 from jpki.revocation.crl import CertLike, Crl, as_x509, cert_dp_names
 from jpki.revocation.index import (
     RevokedEntry,
+    SerialIndex,
     _magnitude,
+    _tlv_at,
+    as_array,
     decode_entry,
-    read_header,
     serial_key_bytes,
 )
 from jpki.revocation.policy import RevocationResult, RevocationStatus, result_from_entry
@@ -48,13 +51,20 @@ CREATE TABLE IF NOT EXISTS crl_generation (
     entries INTEGER NOT NULL,
     key_width INTEGER NOT NULL,
     region_end INTEGER NOT NULL,
-    loaded_at TEXT NOT NULL,
-    -- blobs last: SQLite reads a row's columns in order, so metadata queries never walk the
-    -- overflow pages of the index or the DER
-    keys BLOB NOT NULL,
-    offsets BLOB NOT NULL,
-    der BLOB NOT NULL
+    loaded_at TEXT NOT NULL
 );
+-- The index, in chunks of ~1024 entries sorted by serial key: a lookup finds its chunk through
+-- the SQL index on first_key and reads one small row. (Offsets into one big blob would not do:
+-- SQLite walks a blob's overflow pages from the start on every read.) Each chunk carries the
+-- DER of its entries, so dates and reasons are decoded from the store alone.
+CREATE TABLE IF NOT EXISTS crl_chunk (
+    generation INTEGER NOT NULL REFERENCES crl_generation(id),
+    first_key BLOB NOT NULL,
+    keys BLOB NOT NULL,
+    ends BLOB NOT NULL,
+    entries BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS crl_chunk_key ON crl_chunk (generation, first_key);
 CREATE TABLE IF NOT EXISTS crl_current (
     issuer BLOB NOT NULL,
     scope BLOB NOT NULL,
@@ -93,6 +103,43 @@ def _spki_hash(cert: x509.Certificate) -> bytes:
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     return hashlib.sha256(spki).digest()
+
+
+_CHUNK = 256
+
+
+def _chunks(index: SerialIndex, der: bytes) -> Iterator[tuple[bytes, bytes, bytes, bytes]]:
+    """(first key, keys, entry end offsets, entries DER) per chunk of the sorted index."""
+    n = len(index)
+    if n == 0:
+        return
+    cols = index.columns
+    w = 8 * len(cols)
+    rows = np.empty((n, len(cols)), dtype=">u8")  # big-endian: byte order = numeric order
+    for i, col in enumerate(cols):
+        rows[:, i] = col
+    keys = rows.view(np.uint8).reshape(n, w)
+    a = as_array(der)
+    offs = index.offsets.astype(np.int64)
+    hdr, length = _tlv_at(a, offs)
+    lens = (hdr + length).astype(np.int64)
+    start = 0
+    while start < n:
+        end = min(n, start + _CHUNK)
+        # equal keys (duplicate or negative/positive twins) stay in one chunk
+        while end < n and bool((keys[end] == keys[end - 1]).all()):
+            end += 1
+        ln = lens[start:end]
+        ends = np.cumsum(ln)
+        firsts = ends - ln
+        idx = np.repeat(offs[start:end] - firsts, ln) + np.arange(int(ends[-1]))
+        yield (
+            keys[start].tobytes(),
+            keys[start:end].tobytes(),
+            ends.astype("<u4").tobytes(),
+            a[idx].tobytes(),
+        )
+        start = end
 
 
 @dataclass(frozen=True)
@@ -176,15 +223,7 @@ class RevocationStore:
         issuer = c.issuer.public_bytes()
         scope = _scope_blob(c.idp_names)
         is_delta = 1 if c.is_delta else 0
-        cols = index.columns
-        width = 8 * len(cols)
-        # Big-endian rows of ``width`` bytes: byte order = numeric order (np.stack would drop
-        # the non-native byte order, so fill a typed array explicitly).
-        rows = np.empty((len(index), len(cols)), dtype=">u8")
-        for i, col in enumerate(cols):
-            rows[:, i] = col
-        keys = rows.tobytes()
-        offsets = index.offsets.astype("<i8").tobytes()
+        width = 8 * len(index.columns)
         der = c.der
         with self._tx() as db:
             row = db.execute(
@@ -206,8 +245,8 @@ class RevocationStore:
             cur = db.execute(
                 "INSERT INTO crl_generation (issuer, scope, is_delta, number, base_number, "
                 "this_update, next_update, signer_spki_sha256, signer_der, crl_sha256, entries, "
-                "key_width, region_end, loaded_at, keys, offsets, der) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "key_width, region_end, loaded_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     issuer,
                     scope,
@@ -223,12 +262,14 @@ class RevocationStore:
                     width,
                     index.region_end,
                     datetime.now(UTC).isoformat(),
-                    keys,
-                    offsets,
-                    der,
                 ),
             )
             gen = int(cur.lastrowid or 0)
+            db.executemany(
+                "INSERT INTO crl_chunk (generation, first_key, keys, ends, entries) "
+                "VALUES (?,?,?,?,?)",
+                ((gen, *chunk) for chunk in _chunks(index, der)),
+            )
             if _fail_before_commit:  # test hook: simulate a crash mid-load
                 raise RevocationError("simulated crash before commit")
             db.execute(
@@ -238,6 +279,9 @@ class RevocationStore:
                 (issuer, scope, is_delta, gen),
             )
             # Old generations are no longer reachable: drop them in the same transaction.
+            db.execute(
+                "DELETE FROM crl_chunk WHERE generation NOT IN (SELECT generation FROM crl_current)"
+            )
             db.execute(
                 "DELETE FROM crl_generation WHERE id NOT IN (SELECT generation FROM crl_current)"
             )
@@ -289,53 +333,38 @@ class RevocationStore:
         ]
 
     def lookup(self, stored: StoredCrl, serial: int) -> RevokedEntry | None:
-        """Binary search the stored keys blob; decode the one hit from the stored DER."""
+        """Find the chunk through the SQL index, binary-search it, decode the hit's DER."""
         raw = _magnitude(serial_key_bytes(serial))
         w = stored.key_width
         if len(raw) > w or stored.entries == 0:
             return None
         key = raw.rjust(w, b"\x00")
-        with closing(self._blob("keys", stored.generation)) as kb:
-            lo, hi = 0, stored.entries
-            while lo < hi:
-                mid = (lo + hi) // 2
-                kb.seek(mid * w)
-                if kb.read(w) < key:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            matches = []
-            i = lo
-            while i < stored.entries:
-                kb.seek(i * w)
-                if kb.read(w) != key:
-                    break
-                matches.append(i)
-                i += 1
-        if not matches:
+        row = self._db.execute(
+            "SELECT keys, ends, entries FROM crl_chunk WHERE generation=? AND first_key<=? "
+            "ORDER BY first_key DESC LIMIT 1",
+            (stored.generation, key),
+        ).fetchone()
+        if row is None:
             return None
-        with (
-            closing(self._blob("offsets", stored.generation)) as ob,
-            closing(self._blob("der", stored.generation)) as db,
-        ):
-            for i in matches:
-                ob.seek(i * 8)
-                off = int.from_bytes(ob.read(8), "little")
-                db.seek(off)
-                head = db.read(6)
-                _, _, end = read_header(head + bytes(4), 0, 1 << 40)
-                db.seek(off)
-                raw = db.read(end)
-                e = decode_entry(memoryview(raw), 0, len(raw))
-                # Keys are value bytes: a negative serial shares a key with a positive one.
-                if e.serial == serial:
-                    return RevokedEntry(
-                        e.serial, e.revocation_date, e.reason, e.invalidity_date, off
-                    )
+        keys, ends, entries = bytes(row[0]), bytes(row[1]), memoryview(bytes(row[2]))
+        count = len(keys) // w
+        lo, hi = 0, count
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if keys[mid * w : mid * w + w] < key:
+                lo = mid + 1
+            else:
+                hi = mid
+        i = lo
+        while i < count and keys[i * w : i * w + w] == key:
+            start = int.from_bytes(ends[4 * i - 4 : 4 * i], "little") if i else 0
+            end = int.from_bytes(ends[4 * i : 4 * i + 4], "little")
+            e = decode_entry(entries[start:end], 0, end - start)
+            # Keys are value bytes: a negative serial shares a key with a positive one.
+            if e.serial == serial:
+                return e
+            i += 1
         return None
-
-    def _blob(self, column: str, row: int) -> sqlite3.Blob:
-        return self._db.blobopen("crl_generation", column, row, readonly=True)
 
     def check(
         self, cert: CertLike, issuer: CertLike, *, at: datetime, max_age: timedelta | None = None
