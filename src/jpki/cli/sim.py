@@ -101,15 +101,6 @@ def _text(info: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _init(
-    profile: Path, seed: str, person: int, force: bool, long_form: bool, as_json: bool
-) -> None:
-    from jpki.sim.create import create_profile  # needs the test PKI: import only when used
-
-    store = create_profile(profile, seed=seed, person=person, force=force, text_long_form=long_form)
-    emit(describe(store), as_json, lambda: f"created simulated card profile {store.path}")
-
-
 def _init_options(fn: Any) -> Any:
     fn = click.option("--json", "as_json", is_flag=True, help="Print the new profile as JSON.")(fn)
     fn = click.option(
@@ -134,17 +125,13 @@ def init_cmd(
     profile: Path, seed: str, person: int, force: bool, long_form: bool, as_json: bool
 ) -> None:
     """Create a simulated card profile directory PROFILE from the test PKI."""
-    _init(profile, seed, person, force, long_form, as_json)
+    from jpki.sim.create import create_profile  # needs the test PKI: import only when used
+
+    store = create_profile(profile, seed=seed, person=person, force=force, text_long_form=long_form)
+    emit(describe(store), as_json, lambda: f"created simulated card profile {store.path}")
 
 
-@sim_group.command("create")
-@_init_options
-@handle_errors
-def create_cmd(
-    profile: Path, seed: str, person: int, force: bool, long_form: bool, as_json: bool
-) -> None:
-    """Same as `init`."""
-    _init(profile, seed, person, force, long_form, as_json)
+sim_group.add_command(init_cmd, name="create")  # the name issue 2 uses
 
 
 @sim_group.command("show")
