@@ -17,6 +17,7 @@ import contextlib
 import logging
 import socket
 import threading
+import time
 from typing import Protocol
 
 log = logging.getLogger("jpki.sim.vpcd")
@@ -28,6 +29,8 @@ _SW_NO_PRECISE_DIAGNOSIS = b"\x6f\x00"
 # How often a blocked read wakes up to look at the stop event.
 _POLL = 0.2
 _SEND_TIMEOUT = 10.0
+# A reader side that says nothing this long after we connected is not serving us.
+_SILENCE = 5.0
 
 
 class CardModel(Protocol):
@@ -68,6 +71,7 @@ class VpcdCardSide:
         self.connected = threading.Event()
         self.sessions = 0
         self.messages = 0
+        self._messages_at_connect = 0
         self._stop = threading.Event()
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
@@ -126,11 +130,11 @@ class VpcdCardSide:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock = sock
+        self._messages_at_connect = self.messages
         self.connected.set()
         try:
             while True:
-                header = self._recv(sock, 2)
-                size = int.from_bytes(header, "big")
+                size = int.from_bytes(self._recv(sock, 2), "big")
                 if size == 0:
                     log.warning("vpcd reader side sent an empty frame; ignored")
                     continue
@@ -147,12 +151,22 @@ class VpcdCardSide:
 
     def _recv(self, sock: socket.socket, n: int) -> bytes:
         buf = bytearray()
+        silent_since = time.monotonic() if self.messages == self._messages_at_connect else None
         while len(buf) < n:
             if self._stop.is_set():
                 raise _Closed("stopped")
             try:
                 chunk = sock.recv(n - len(buf))
             except TimeoutError:
+                if silent_since is not None and time.monotonic() - silent_since > _SILENCE:
+                    # vpcd serves one card side per port; a second one waits in its backlog.
+                    log.warning(
+                        "connected to vpcd %s:%d but it sends nothing: is another card side "
+                        "using this port?",
+                        self.host,
+                        self.port,
+                    )
+                    silent_since = None
                 continue
             if not chunk:
                 raise _Closed("reader side closed the connection")
