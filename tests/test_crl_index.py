@@ -216,3 +216,23 @@ def test_keys_numpy_dtypes() -> None:
     assert idx.columns[0].dtype == np.uint64
     assert idx.offsets.dtype in (np.int32, np.int64)
     assert idx.nbytes() == 3 * (8 + idx.offsets.dtype.itemsize)
+
+
+@pytest.mark.parametrize(
+    ("raw", "year"),
+    [(b"490102030405Z", 2049), (b"500102030405Z", 1950), (b"991231235959Z", 1999)],
+)
+def test_utctime_two_digit_years_follow_rfc5280(raw: bytes, year: int) -> None:
+    e = _tlv(0x30, _tlv(0x02, b"\x01") + _tlv(0x17, raw))
+    data, start, end = _wrap(e)
+    hit = SerialIndex.build(as_array(data), start, end).lookup(1)
+    assert hit is not None and hit.revocation_date.year == year
+
+
+@pytest.mark.parametrize("raw", [b"260230000000Z", b"260102030405", b"26010203040aZ"])
+def test_bad_times_are_crl_errors_on_decode(raw: bytes) -> None:
+    e = _tlv(0x30, _tlv(0x02, b"\x01") + _tlv(0x17, raw))
+    data, start, end = _wrap(e)
+    # a wrong length fails the bulk layout check; a bad value fails when the hit is decoded
+    with pytest.raises(CrlError, match=r"time|revokedCertificates"):
+        SerialIndex.build(as_array(data), start, end).lookup(1)
