@@ -27,6 +27,7 @@ LENGTH_SIZE = 2
 MAX_PAYLOAD = 0xFFFF  # what a 2-byte length can say
 MIN_RESPONSE = 2  # an R-APDU carries at least SW1 SW2
 MAX_ATR = 33  # ISO 7816-3: TS + at most 32 bytes
+_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 
 
 class Control(enum.IntEnum):
@@ -92,6 +93,11 @@ def recv_exactly(sock: socket.socket, n: int) -> bytes:
         if not chunk:
             raise CardRemovedError("vpcd card side closed the connection (card removed)")
         buf += chunk
+        if _QUICKACK is not None:
+            # Peers that write length and payload separately with Nagle on (vpcd, Java relay
+            # apps) would otherwise wait for our delayed ACK: ~40 ms per message.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
     return bytes(buf)
 
 
