@@ -215,7 +215,11 @@ class PcscConnection(Connection):
                 ctx.handle, name, mode, sc.SCARD_PROTOCOL_T0 | sc.SCARD_PROTOCOL_T1
             )
             _check(rc, "connecting to the card", name)
-            return cls(ctx, hcard, protocol, name, mode)
+            try:
+                return cls(ctx, hcard, protocol, name, mode)
+            except BaseException:
+                sc.SCardDisconnect(hcard, sc.SCARD_LEAVE_CARD)
+                raise
         except BaseException:
             ctx.release()
             raise
