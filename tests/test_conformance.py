@@ -400,3 +400,24 @@ def test_cli_pin_options_need_with_pin(sim_profile: Path) -> None:
     code, out = _cli("--sim", str(sim_profile), "--pin-env", "X")
     assert code == 2
     assert "--with-pin" in out
+
+
+# --- over the vpcd bridge (TCP on 127.0.0.1, no pcscd) ----------------------------------------
+
+
+def test_clean_over_vpcd_bridge(sim_profile: Path) -> None:
+    from jpki.sim.vpcd_card import VpcdCardSide
+    from jpki.transport.vpcd import VpcdListener
+
+    with VpcdListener("127.0.0.1", 0, timeout=10.0) as listener:
+        host, port = listener.address
+        side = VpcdCardSide(SimulatedCard(sim_profile), host, port, retry_interval=0.05)
+        side.start()
+        try:
+            with listener.accept_connection() as conn:
+                report = run_conformance(conn, with_pin=True, pin=AUTH_PIN)
+        finally:
+            side.stop()
+    assert report.ok, [(c.name, c.detail) for c in report.failed]
+    assert report.check("sign_auth_round_trip").status is CheckStatus.PASS
+    assert _tries(sim_profile)[KeyId.AUTH_PIN] == 3
