@@ -170,6 +170,7 @@ def test_certificates_are_byte_identical_across_instances(test_pki: TestPki) -> 
     assert other.sign_ca.der == test_pki.sign_ca.der
     assert other.issue_signing(sample_person(1)).der == test_pki.issue_signing(sample_person(1)).der
     assert other.issue_auth().der == test_pki.issue_auth().der
+    assert other.issue_auth().jpki.der == test_pki.issue_auth().der
     assert TestPki("another-seed").sign_ca.der != test_pki.sign_ca.der
 
 

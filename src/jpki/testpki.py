@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
-from jpki.cert import era_for_date
+from jpki.cert import JpkiCertificate, era_for_date
 
 __all__ = [
     "AUTH_POLICY_OID",
@@ -374,6 +374,11 @@ class Issued:
     @property
     def pem(self) -> bytes:
         return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    @property
+    def jpki(self) -> JpkiCertificate:
+        """The certificate as a ``jpki.cert.JpkiCertificate``."""
+        return JpkiCertificate.from_cryptography(self.cert)
 
 
 def _utf8_othername(oid: x509.ObjectIdentifier, text: str) -> x509.OtherName:
