@@ -8,8 +8,8 @@ from types import FrameType
 
 import click
 
-from jpki.cli import sim as sim_cli
 from jpki.cli._common import emit, handle_errors, parse_host_port
+from jpki.cli.sim import sim_group
 
 
 @click.command("readers")
@@ -75,8 +75,6 @@ def serve(profile: Path, vpcd: str, retry: float) -> None:
 
 
 # `sim serve` joins the simulator's command group (cli/__init__ imports "sim" before us).
-_sim_group = getattr(sim_cli, "sim_group", None)
-if isinstance(_sim_group, click.Group):
-    _sim_group.add_command(serve)
+sim_group.add_command(serve)
 
 commands: list[click.Command] = [readers]
