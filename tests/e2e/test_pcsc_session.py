@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,12 +22,15 @@ from jpki.errors import (
     SecurityStatusError,
     SharingViolationError,
     TransportError,
+    WrongPin,
 )
 from jpki.secret import Secret
+from jpki.sim import open_simulated_card
 from jpki.transport.base import Connection
 from jpki.transport.pcsc import PcscConnection, list_readers
+from jpki.transport.simulated import SimulatedConnection
 
-from .conftest import AUTH_PIN, InsertedCard
+from .conftest import AUTH_PIN, VPCD_PORT, InsertedCard, card_present, sim_card
 
 pytestmark = pytest.mark.pcscd
 
@@ -111,3 +118,40 @@ def test_card_command_with_reader_option(inserted_card: InsertedCard) -> None:
     ambiguous = CliRunner().invoke(main, ["card", "status", "--reader", "Virtual", "--json"])
     assert ambiguous.exit_code == 2
     assert "ambiguous" in ambiguous.output
+
+
+def test_sim_serve_process_into_pcscd_keeps_state(pcscd: str, tmp_path: Path) -> None:
+    """`jpki sim serve PROFILE` as pcscd's card; a wrong PIN outlives the server process."""
+    profile = tmp_path / "card"
+    sim_card(profile).close()
+    assert card_present(pcscd) is False
+    server = subprocess.Popen(
+        [sys.executable, "-c", "from jpki.cli import main; main()", "sim", "serve", str(profile),
+         "--vpcd", f"127.0.0.1:{VPCD_PORT}", "--retry", "0.1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        with PcscConnection.connect(pcscd, timeout=15) as conn:
+            with pytest.raises(WrongPin) as wrong:
+                JpkiAp(conn).verify_pin("auth", Secret("0000"))
+            assert wrong.value.retries_left == 2
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=20)
+    assert server.returncode == 0, err.decode()
+    assert b"Traceback" not in err
+    reopened = open_simulated_card(profile)
+    try:
+        assert JpkiAp(SimulatedConnection(reopened)).pin_status("auth").tries_left == 2
+    finally:
+        reopened.close()
+    assert _wait_absent(pcscd)
+
+
+def _wait_absent(reader: str, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while card_present(reader) is not False:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
