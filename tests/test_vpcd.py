@@ -276,3 +276,8 @@ def test_card_side_retries_until_reader_appears() -> None:
     finally:
         side.stop()
     assert side.sessions == 1
+
+
+def test_port_in_use_is_a_transport_error(listener: VpcdListener) -> None:
+    with pytest.raises(TransportError, match="another port"):
+        VpcdListener(*listener.address)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import errno
 import ipaddress
 import logging
 import socket
@@ -252,7 +253,15 @@ class VpcdListener:
             sock.listen(1)
         except OSError as exc:
             sock.close()
-            raise TransportError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+            hint = ""
+            if exc.errno == errno.EADDRINUSE:
+                hint = (
+                    " (pcscd's vpcd driver holds 35963/35964: pick another port, or let the card"
+                    " side connect to vpcd and use --reader 'Virtual PCD 00 00')"
+                )
+            raise TransportError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}"
+            ) from None
         self._sock: socket.socket | None = sock
 
     @property
