@@ -517,15 +517,12 @@ _U64_MAX = (1 << 64) - 1
 _MASKS = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [(1 << 64) - 1], dtype=np.uint64)
 
 
-def _keys(a: U8, serial_end: I64, serial_len: I64) -> list[U64]:
+def _keys(a: U8, serial_end: I64, serial_len: I64, ncols: int) -> list[U64]:
     """Serials as big-endian magnitudes right-aligned in uint64 columns, most significant
     column first. Each column is one 8-byte window read ending at the serial's last octets;
     octets in front of the serial are masked off, and leading zero octets cost nothing."""
     n = len(a)
-    if len(serial_end) == 0:
-        return [np.zeros(0, np.uint64)]
     windows = np.lib.stride_tricks.as_strided(a, shape=(n - 7, 8), strides=(1, 1))
-    ncols = (int(serial_len.max()) + 7) // 8
     cols: list[U64] = []
     for c in range(ncols):
         start = serial_end - 8 * (c + 1)
@@ -538,6 +535,32 @@ def _keys(a: U8, serial_end: I64, serial_len: I64) -> list[U64]:
         col &= _MASKS[inside]
         cols.append(col)
     cols.reverse()
+    return cols
+
+
+_BATCH = 1 << 18  # entries validated and keyed per step: bounds the temporaries
+
+
+def _all_keys(a: U8, pos: I64, region_end: int) -> list[U64]:
+    """Validate every entry and extract its key columns, a batch at a time."""
+    n = len(pos)
+    if n == 0:
+        return [np.zeros(0, np.uint64)]
+    serial_end = np.empty(n, pos.dtype)
+    serial_len = np.empty(n, np.uint8)
+    for i in range(0, n, _BATCH):
+        j = min(n, i + _BATCH)
+        lay = _validate_entries(a, pos[i:j], int(pos[j]) if j < n else region_end)
+        serial_end[i:j] = lay.serial_end
+        serial_len[i:j] = lay.serial_len
+    ncols = (int(serial_len.max()) + 7) // 8
+    cols = [np.empty(n, np.uint64) for _ in range(ncols)]
+    for i in range(0, n, _BATCH):
+        j = min(n, i + _BATCH)
+        part = _keys(a, serial_end[i:j], serial_len[i:j].astype(pos.dtype), ncols)
+        for c in range(ncols):
+            cols[c][i:j] = part[c]
+    # leading zero octets (e.g. a 00 sign octet) never need a column of their own
     while len(cols) > 1 and not cols[0].any():
         cols.pop(0)
     return cols
@@ -559,12 +582,7 @@ class SerialIndex:
         if not 0 <= start <= end <= len(buf):
             raise CrlError("revokedCertificates outside the CRL")
         pos = fast_walk(buf, start, end)
-        if len(pos):
-            lay = _validate_entries(buf, pos, end)
-            cols = _keys(buf, lay.serial_end, lay.serial_len)
-            del lay
-        else:
-            cols = [np.zeros(0, np.uint64)]
+        cols = _all_keys(buf, pos, end)
         if len(pos) > 1:
             order = _sort_order(cols)
             if order is not None:
@@ -665,9 +683,14 @@ def _sort_order(cols: list[U64]) -> npt.NDArray[np.intp] | None:
         c = cols[0]
         if bool((c[1:] >= c[:-1]).all()):
             return None
-        # Flipping the top bit maps uint64 order onto int64 order; int64 argsort is much faster.
-        signed = (c ^ np.uint64(1 << 63)).view(np.int64)
-        return np.argsort(signed)
+        # Flipping the top bit maps uint64 order onto int64 order; int64 argsort is much
+        # faster. Flipped in place (and back) so no second copy of the keys is needed.
+        top = np.uint64(1 << 63)
+        c ^= top
+        try:
+            return np.argsort(c.view(np.int64))
+        finally:
+            c ^= top
     return np.lexsort(tuple(reversed(cols)))
 
 
@@ -681,8 +704,7 @@ def fast_listing(a: U8, start: int, end: int) -> list[tuple[bytes, int]]:
     pos = fast_walk(a, start, end)
     if not len(pos):
         return []
-    lay = _validate_entries(a, pos, end)
-    cols = _keys(a, lay.serial_end, lay.serial_len)
+    cols = _all_keys(a, pos, end)
     width = 8 * len(cols)
     out: list[tuple[bytes, int]] = []
     for i, off in enumerate(pos.tolist()):
