@@ -417,3 +417,13 @@ def test_store_file_is_sqlite(tmp_path: Path) -> None:
         r[0] for r in sqlite3.connect(tmp_path / "x.db").execute("SELECT name FROM sqlite_master")
     }
     assert {"crl_generation", "crl_current", "monitor_reported"} <= tables
+
+
+def test_policy_indexes_the_same_crl_bytes_once(pki: TestPki, leaves: list[Issued]) -> None:
+    from jpki.revocation.policy import _load_cached
+
+    crl = _crl(pki, [(leaves[0].cert.serial_number, R.superseded)], 42)
+    before = _load_cached.cache_info().hits
+    for lf in leaves:
+        check_revocation(lf.cert, pki.sign_ca.cert, crls=[crl], at=NOW)
+    assert _load_cached.cache_info().hits >= before + len(leaves) - 1

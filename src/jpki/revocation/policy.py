@@ -6,6 +6,7 @@ Hard-fail by default: without fresh, trusted revocation information the answer i
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -100,10 +101,17 @@ def result_from_entry(entry: RevokedEntry | None, at: datetime, source: str) -> 
     )
 
 
+@functools.lru_cache(maxsize=8)
+def _load_cached(der: bytes) -> Crl:
+    # Callers (e.g. the path validator) pass the same CRL bytes for every check: index once.
+    # (A bytes object caches its hash, so the lookup does not rehash a 300 MB CRL.)
+    return Crl.load(der)
+
+
 def _from_crls(
     crls: Sequence[Crl | bytes], cert: CertLike, issuer: CertLike, at: datetime, p: RevocationPolicy
 ) -> RevocationResult:
-    loaded = [c if isinstance(c, Crl) else Crl.load(c) for c in crls]
+    loaded = [c if isinstance(c, Crl) else _load_cached(bytes(c)) for c in crls]
     usable: list[Crl] = []
     problems: list[str] = []
     for crl in loaded:
