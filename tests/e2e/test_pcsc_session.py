@@ -78,7 +78,11 @@ def test_card_removed_mid_session_then_inserted_again(
     conn = PcscConnection.connect(inserted_card.reader, timeout=10)
     ap = JpkiAp(conn)
     ap.verify_pin("auth", Secret(AUTH_PIN))
-    inserted_card.remove()
+    assert inserted_card.side is not None
+    inserted_card.side.stop()  # pulled out; pcscd's presence poll has not noticed yet
+    with pytest.raises(CardRemovedError):
+        ap.token_info()
+    inserted_card.remove()  # now pcscd has seen the slot empty
     with pytest.raises(CardRemovedError):
         ap.token_info()
     conn.close()
