@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jpki.errors import CardRemovedError, JpkiError, TransportError, TransportTimeoutError
+from jpki.errors import (
+    CardRemovedError,
+    JpkiError,
+    ProfileError,
+    TransportError,
+    TransportTimeoutError,
+)
+from jpki.sim import FaultConfig, SimulatedCard
 from jpki.sim.vpcd_card import VpcdCardSide
 from jpki.transport.vpcd import (
     MAX_PAYLOAD,
@@ -281,3 +291,100 @@ def test_card_side_retries_until_reader_appears() -> None:
 def test_port_in_use_is_a_transport_error(listener: VpcdListener) -> None:
     with pytest.raises(TransportError, match="another port"):
         VpcdListener(*listener.address)
+
+
+# --- the simulated chip's removal and state errors over the socket ----------------------------
+
+SELECT_JPKI = bytes.fromhex("00A4040C0AD392F000260100000001")
+
+
+def _wait(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_removal_fault_closes_the_connection_then_the_card_comes_back(
+    listener: VpcdListener, sim_profile: Path
+) -> None:
+    card = SimulatedCard(sim_profile, faults=FaultConfig(remove_at=2))
+    side = VpcdCardSide(card, *listener.address, retry_interval=0.05)
+    side.start()
+    try:
+        conn = listener.accept_connection(timeout=5)
+        assert conn.transmit(SELECT_JPKI) == b"\x90\x00"
+        # The 2nd APDU meets the removal: the reader sees the socket close, not a 6F00.
+        with pytest.raises(CardRemovedError):
+            conn.transmit(SELECT_JPKI)
+        assert conn.closed
+        assert side.removals == 1
+        # Retry policy: the card side reconnects; power-on re-inserts the card.
+        with listener.accept_connection(timeout=5) as conn2:
+            assert conn2.transmit(SELECT_JPKI) == b"\x90\x00"
+        assert side.sessions == 2 and side.error is None
+    finally:
+        side.stop()
+        card.close()
+
+
+def test_corrupt_state_on_reset_stops_the_card_side(
+    listener: VpcdListener, sim_profile: Path
+) -> None:
+    card = SimulatedCard(sim_profile)
+    side = VpcdCardSide(card, *listener.address, retry_interval=0.05)
+    thread = side.start()
+    try:
+        conn = listener.accept_connection(timeout=5)
+        assert conn.transmit(SELECT_JPKI) == b"\x90\x00"
+        (sim_profile / "state.json").write_text("{ not json")
+        with pytest.raises(CardRemovedError):
+            conn.reset()  # RESET makes the model re-read its state file
+        thread.join(5)
+        assert not thread.is_alive()
+        assert isinstance(side.error, ProfileError) and "corrupt" in str(side.error)
+        assert side.sessions == 1  # it does not reconnect with counters it cannot trust
+        with pytest.raises(TransportTimeoutError):
+            listener.accept_connection(timeout=0.3)
+    finally:
+        side.stop()
+        card.close()
+
+
+def test_closed_card_model_stops_the_card_side(listener: VpcdListener, sim_profile: Path) -> None:
+    card = SimulatedCard(sim_profile)
+    card.close()
+    side = VpcdCardSide(card, *listener.address, retry_interval=0.05)
+    thread = side.start()
+    with pytest.raises(TransportError):
+        listener.accept_connection(timeout=1)
+    thread.join(5)
+    assert not thread.is_alive() and isinstance(side.error, CardRemovedError)
+
+
+def test_sim_serve_corrupt_state_exits_2_without_traceback(sim_profile: Path) -> None:
+    with VpcdListener("127.0.0.1", 0, timeout=5.0) as lst:
+        host, port = lst.address
+        argv = ["sim", "serve", str(sim_profile), "--vpcd", f"{host}:{port}", "--retry", "0.05"]
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from jpki.cli import main; main()", *argv],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert proc.stderr is not None
+            assert "serving" in proc.stderr.readline()  # the card is loaded
+            (sim_profile / "state.json").write_bytes(b"\xff garbage")
+            with pytest.raises(TransportError):
+                lst.accept_connection(timeout=3)  # power-on re-reads the state: refused
+            rc = proc.wait(10)
+            err = proc.stderr.read()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert rc == 2, err
+    assert "error:" in err and "state file" in err and "corrupt" in err
+    assert "Traceback" not in err

@@ -6,6 +6,19 @@ with it), power off/on and reset (a reset clears the chip's security state) and 
 other message to the card model as a C-APDU. When the reader side goes away it reconnects
 until told to stop.
 
+Errors of the card model:
+
+- ``CardRemovedError`` (fault injection "removed at the n-th APDU", power loss in VERIFY, a
+  closed card) closes the connection, which is what a removed card looks like to the reader
+  side. The card side then follows its retry policy: after ``retry_interval`` it connects
+  again, the reader side powers the card on (``reset()``) and the card is back, i.e. the card
+  was pulled out and put back in. A closed card model (``close()``) cannot come back: its
+  ``reset()`` raises again and serving stops.
+- ``ProfileError`` (the state file could not be read or is corrupt, e.g. on ``reset()``) ends
+  serving: the connection is closed and ``serve_forever`` raises it (``error`` holds it when
+  serving in a thread). A card whose counters cannot be trusted must not keep answering.
+- Any other exception is a model bug: answered with 6F00, as a chip never goes silent.
+
 Written from the wire description in card-protocol.md §7 on purpose, without sharing code with
 the reader side in ``jpki.transport.vpcd``: each side is tested against pcscd's real vpcd and
 against the other, so a framing mistake cannot hide in shared code.
@@ -19,6 +32,8 @@ import socket
 import threading
 import time
 from typing import Protocol
+
+from jpki.errors import CardRemovedError, ProfileError
 
 log = logging.getLogger("jpki.sim.vpcd")
 
@@ -49,12 +64,18 @@ class _Closed(Exception):
     """The reader side closed the connection, or we were told to stop."""
 
 
+class _Removed(Exception):
+    """The card model says the card left the reader: close the connection."""
+
+
 class VpcdCardSide:
     """Serves one card model to one vpcd reader slot; reconnects until ``stop()``.
 
     ``connected`` is set while a reader side is attached; ``sessions`` counts connections and
     ``messages`` the messages received (a TCP connect alone can sit in the peer's backlog: vpcd
-    serves one card side per port, so only traffic proves we are the inserted card).
+    serves one card side per port, so only traffic proves we are the inserted card);
+    ``removals`` counts connections closed because the card model reported the card removed;
+    ``error`` is the error that ended serving, if any.
     """
 
     def __init__(
@@ -72,6 +93,8 @@ class VpcdCardSide:
         self.connected = threading.Event()
         self.sessions = 0
         self.messages = 0
+        self.removals = 0
+        self.error: ProfileError | CardRemovedError | None = None
         self._messages_at_connect = 0
         self._stop = threading.Event()
         self._sock: socket.socket | None = None
@@ -82,7 +105,11 @@ class VpcdCardSide:
     # --- running -------------------------------------------------------------------------
 
     def serve_forever(self) -> None:
-        """Connect, serve, and reconnect after the reader side drops us, until ``stop()``."""
+        """Connect, serve, and reconnect after the reader side drops us, until ``stop()``.
+
+        Raises ``ProfileError`` (after closing the connection) when the card's state cannot be
+        read, and ``CardRemovedError`` when the card model was closed.
+        """
         while not self._stop.is_set():
             try:
                 sock = socket.create_connection((self.host, self.port), timeout=5.0)
@@ -94,6 +121,12 @@ class VpcdCardSide:
             log.info("card inserted into vpcd %s:%d", self.host, self.port)
             try:
                 self._serve(sock)
+            except (ProfileError, CardRemovedError) as exc:
+                # The state file is unusable, or the model was closed: stop, do not reconnect.
+                self.error = exc
+                self._stop.set()
+                log.error("card side stopped serving vpcd %s:%d: %s", self.host, self.port, exc)
+                raise
             finally:
                 self.connected.clear()
                 with contextlib.suppress(OSError):
@@ -102,9 +135,9 @@ class VpcdCardSide:
             self._stop.wait(self.retry_interval)
 
     def start(self) -> threading.Thread:
-        """Serve in a daemon thread (for tests and embedding)."""
+        """Serve in a daemon thread (for tests and embedding); see ``error`` if it ends."""
         self._stop.clear()
-        thread = threading.Thread(target=self.serve_forever, name="vpcd-card", daemon=True)
+        thread = threading.Thread(target=self._serve_in_thread, name="vpcd-card", daemon=True)
         self._thread = thread
         thread.start()
         return thread
@@ -119,6 +152,10 @@ class VpcdCardSide:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
             self._thread = None
+
+    def _serve_in_thread(self) -> None:
+        with contextlib.suppress(ProfileError, CardRemovedError):  # kept in self.error, logged
+            self.serve_forever()
 
     @property
     def stopping(self) -> bool:
@@ -145,6 +182,11 @@ class VpcdCardSide:
                     sock.settimeout(_SEND_TIMEOUT)
                     sock.sendall(len(reply).to_bytes(2, "big") + reply)
                     sock.settimeout(_POLL)
+        except _Removed as exc:
+            # Closing the socket is how a card leaves a vpcd reader; serve_forever reconnects
+            # after retry_interval (the card is put back in) unless told to stop.
+            self.removals += 1
+            log.info("card removed from vpcd %s:%d: %s", self.host, self.port, exc)
         except (_Closed, OSError) as exc:
             log.debug("vpcd connection ended: %s", exc)
         finally:
@@ -180,12 +222,22 @@ class VpcdCardSide:
         return bytes(buf)
 
     def handle(self, message: bytes) -> bytes | None:
-        """Answer one message from the reader side (None: no reply is due)."""
+        """Answer one message from the reader side (None: no reply is due).
+
+        Raises ``_Removed`` when the card model reports the card removed and lets
+        ``ProfileError`` through (see the module docstring).
+        """
         with self._lock:
             if len(message) == 1:
+                # reset() raises CardRemovedError only for a closed model, which never comes
+                # back: that (like ProfileError) ends serving instead of reconnecting.
                 return self._control(message[0])
             try:
                 response = self.card.process(message)
+            except CardRemovedError as exc:
+                raise _Removed(str(exc)) from None
+            except ProfileError:
+                raise
             except Exception:
                 # A chip never goes silent: a model bug must not hang the reader for its timeout.
                 log.exception("card model failed on a command; answering 6F00")
