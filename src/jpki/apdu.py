@@ -144,6 +144,10 @@ class CommandApdu:
             return cls(cla, ins, p1, p2, bytes(body[3 : 3 + lc]), le)
         raise ApduFormatError(f"extended Lc={lc} does not match {b - 3} bytes of body")
 
+    def __repr__(self) -> str:
+        # The dataclass repr would show a VERIFY's PIN bytes (tracebacks, %r in logs).
+        return f"CommandApdu({self.redacted()})"
+
     def redacted(self) -> str:
         """Hex for logs, with VERIFY / CHANGE REFERENCE DATA data blanked."""
         head = f"{self.cla:02X} {self.ins:02X} {self.p1:02X} {self.p2:02X}"
