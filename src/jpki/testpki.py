@@ -24,7 +24,7 @@ import math
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
 from pathlib import Path
@@ -114,7 +114,7 @@ class TestPerson:
     address_substitutes: str
     birth_date: date
     sex: int
-    my_number: str
+    my_number: str = field(repr=False)  # specific personal information, even when fictional
     prefecture: str
     municipality: str
 

@@ -284,7 +284,7 @@ class CardState:
     """Tries left per key and PINs changed since issue (``state.json``)."""
 
     tries_left: dict[KeyId, int]
-    changed_pins: dict[KeyId, str] = field(default_factory=dict)
+    changed_pins: dict[KeyId, str] = field(default_factory=dict, repr=False)  # PINs: no repr
 
     @classmethod
     def fresh(cls, profile: CardProfile) -> CardState:
