@@ -586,8 +586,10 @@ class SerialIndex:
         if len(pos) > 1:
             order = _sort_order(cols)
             if order is not None:
-                cols = [c[order] for c in cols]
+                for i in range(len(cols)):  # one column at a time: the old one is freed
+                    cols[i] = cols[i][order]
                 pos = pos[order]
+                del order
         return cls(buf, cols, pos, end)
 
     @classmethod
