@@ -210,7 +210,13 @@ def test_surface_with_pin_and_with_collation_b(sim_profile: Path, tmp_path: Path
     data = json.loads(result.stdout)
     assert data["integrity"] == "valid"
     assert (tmp_path / "a" / "face.jp2").read_bytes()[4:8] == b"jP  "
-    assert (tmp_path / "a" / "my_number.png").exists()
+    # The My Number image is written only when asked for, like `card info --show-my-number`.
+    assert not (tmp_path / "a" / "my_number.png").exists()
+    assert "my_number_image" not in data["files"]
+    result = run("card", "surface", *sim(sim_profile), "--out", str(tmp_path / "m"),
+                 "--show-my-number", "--pin-env", "S", env={"S": "5678"})  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "m" / "my_number.png").read_bytes()[:4] == b"\x89PNG"
     profile = ProfileStore(sim_profile).profile
     from jpki.card import collation_b
 
@@ -220,3 +226,15 @@ def test_surface_with_pin_and_with_collation_b(sim_profile: Path, tmp_path: Path
     assert result.exit_code == 0, result.output
     assert (tmp_path / "b" / "name.png").read_bytes()[:4] == b"\x89PNG"
     assert not (tmp_path / "b" / "my_number.png").exists()
+    refused = run("card", "surface", *sim(sim_profile), "--out", str(tmp_path / "c"),
+                  "--show-my-number", "--collation-b-env", "B",
+                  env={"B": b.reveal().decode()})  # fmt: skip
+    assert refused.exit_code == 2 and "needs the input-support PIN" in refused.output
+
+
+def test_version_matches_the_installed_package() -> None:
+    from importlib.metadata import version
+
+    result = run("--version")
+    assert result.exit_code == 0
+    assert result.output.strip().endswith(version("jpki"))

@@ -443,6 +443,11 @@ def _issuer_key(proto: CardProtocol) -> rsa.RSAPublicKey | None:
     metavar="VAR",
     help="Unlock with collation B (14 digits: era birth date YYMMDD + expiry year + code).",
 )
+@click.option(
+    "--show-my-number",
+    is_flag=True,
+    help="Also write my_number.png, the My Number as printed (only with the PIN).",
+)
 @click.option("--force", is_flag=True, help="Try even when only one try is left.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @handle_errors
@@ -451,6 +456,7 @@ def surface_cmd(
     pin_env: str | None,
     pin_stdin: bool,
     collation_b_env: str | None,
+    show_my_number: bool,
     force: bool,
     as_json: bool,
     **kwargs: Any,
@@ -459,6 +465,8 @@ def surface_cmd(
 
     Exit 0 if the signature verifies, 1 if not, 3 if it could not be checked.
     """
+    if show_my_number and collation_b_env:
+        raise UsageError("--show-my-number needs the input-support PIN (collation A)")
     if collation_b_env and (pin_env or pin_stdin):
         raise UsageError("give either the input-support PIN or --collation-b-env, not both")
     _mkdir(out)
@@ -477,8 +485,9 @@ def surface_cmd(
             my_number = text_ap.read_my_number()
             visual = VisualAp(proto)  # selecting it clears the text AP PIN, as on a real card
             visual.unlock_collation_a(my_number, force=force)
-            with contextlib.suppress(JpkiError):
-                my_number_png = visual.read_my_number_image().png
+            if show_my_number:  # specific personal information: only when asked, like `info`
+                with contextlib.suppress(JpkiError):
+                    my_number_png = visual.read_my_number_image().png
         surface = visual.read_surface()
     result = surface.verify(issuer)
     files = {
