@@ -137,7 +137,9 @@ def _fmt(v: object) -> str:
     if v is None:
         return ""
     if isinstance(v, float):
-        return f"{v:,.3f}" if abs(v) < 10 else f"{v:,.0f}"
+        if abs(v) >= 1000:
+            return f"{v:,.0f}"
+        return f"{v:.1f}" if abs(v) >= 10 else f"{v:.4g}"
     return str(v)
 
 
