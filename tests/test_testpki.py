@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -329,7 +330,8 @@ def test_crl(test_pki: TestPki) -> None:
     leaf = test_pki.issue_signing(person)
     at = datetime(2026, 6, 1, tzinfo=UTC)
     entries = [(leaf.cert.serial_number, x509.ReasonFlags.affiliation_changed, at), (7, None, at)]
-    kwargs = {"this_update": at, "next_update": at + timedelta(days=1), "number": 99}
+    nxt = at + timedelta(days=1)
+    kwargs: dict[str, Any] = {"this_update": at, "next_update": nxt, "number": 99}
     der = test_pki.make_crl("sign", entries, **kwargs, idp_name=test_pki.crl_dp_name(person))
     crl = x509.load_der_x509_crl(der)
     assert crl.is_signature_valid(test_pki.sign_ca.key.public_key())
@@ -384,3 +386,53 @@ def test_openssl_accepts_chain_and_crl(test_pki: TestPki, tmp_path: Path) -> Non
     )
     assert revoked.returncode != 0
     assert "revoked" in (revoked.stdout + revoked.stderr).lower()
+
+
+# --- committed vectors (vectors/make_pki_vectors.py) -----------------------------------------
+
+VECTORS = Path(__file__).resolve().parents[1] / "vectors"
+
+
+def _pki_vectors_module() -> object:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "make_pki_vectors", VECTORS / "make_pki_vectors.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pki_vectors_are_what_the_generator_makes() -> None:
+    files: dict[str, bytes] = _pki_vectors_module().build()  # type: ignore[attr-defined]
+    assert len(files) == 8
+    for name, data in files.items():
+        assert (VECTORS / name).read_bytes() == data, f"{name}: run vectors/make_pki_vectors.py"
+
+
+def test_pki_vectors_are_usable(tmp_path: Path) -> None:
+    import shutil
+
+    from jpki.cert import CertKind, JpkiCertificate
+    from jpki.sim import SimulatedCard
+
+    def load(name: str) -> JpkiCertificate:
+        return JpkiCertificate.load((VECTORS / "pki" / name).read_bytes())
+
+    sign, sign_ca = load("sign.pem"), load("sign-ca.pem")
+    assert sign.kind is CertKind.SIGNING and sign_ca.kind is CertKind.SIGNING_CA
+    assert load("auth.pem").kind is CertKind.AUTHENTICATION
+    assert load("ocsp-responder.pem").kind is CertKind.OCSP_RESPONDER
+    sign.certificate.verify_directly_issued_by(sign_ca.certificate)
+    crl = x509.load_der_x509_crl((VECTORS / "pki" / "sign-ca.crl").read_bytes())
+    assert crl.is_signature_valid(sign_ca.public_key)  # type: ignore[arg-type]
+    entry = crl.get_revoked_certificate_by_serial_number(sign.serial)
+    assert entry is not None
+    reason = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
+    assert reason is x509.ReasonFlags.key_compromise
+    # The committed profile is a working simulated card holding the same certificates.
+    card = SimulatedCard(shutil.copytree(VECTORS / "sim" / "profile", tmp_path / "card"))
+    assert card.profile.sign_cert == sign.der
+    card.close()
