@@ -137,6 +137,11 @@ class RecordingConnection(Connection):
     def atr(self) -> bytes:
         return self.inner.atr
 
+    def transmit(self, command: bytes) -> bytes:
+        # The inner connection logs the exchange (PIN data blanked); logging here too would
+        # print every APDU twice in `jpki -vv`.
+        return self._transmit(command)
+
     def _transmit(self, command: bytes) -> bytes:
         # Belt and braces: a VERIFY/CHANGE with data could spend a try; only the PIN checks
         # may send one, and they switch ``allow_pin`` on for exactly that exchange.
