@@ -8,8 +8,6 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from jpki.errors import UsageError
 from jpki.testpki import TestPki, sample_person
@@ -124,57 +122,3 @@ def test_bench_parses_openssl_speed_output() -> None:
     assert mod.parse_openssl_speed(out) == pytest.approx(64677.4)
     with pytest.raises(ValueError):
         mod.parse_openssl_speed("nothing here")
-
-
-# --- the optional libcrypto fast path agrees with cryptography ----------------------------------
-
-
-def _spki(key: object) -> bytes:
-    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
-    return key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)  # type: ignore[attr-defined]
-
-
-@given(st.data())
-@settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-def test_fast_path_equals_cryptography(test_pki: TestPki, data: st.DataObject) -> None:
-    from cryptography.exceptions import InvalidSignature
-
-    from jpki.verify._fastrsa import fast_key
-
-    key = test_pki.key("batch-fast")
-    pub = key.public_key()
-    fast = fast_key(_spki(pub))
-    if fast is None:
-        pytest.skip("no system libcrypto 3.x: fast path not in use")
-    msg = data.draw(st.binary(max_size=64))
-    sig = bytearray(key.sign(msg, padding.PKCS1v15(), hashes.SHA256()))
-    mode = data.draw(st.sampled_from(["valid", "flip", "random", "short", "max"]))
-    if mode == "flip":
-        i = data.draw(st.integers(0, len(sig) - 1))
-        sig[i] ^= 1 << data.draw(st.integers(0, 7))
-    elif mode == "random":
-        sig = bytearray(data.draw(st.binary(min_size=256, max_size=256)))
-    elif mode == "short":
-        sig = sig[: data.draw(st.integers(0, 255))]
-    elif mode == "max":
-        sig = bytearray(b"\xff" * 256)  # larger than the modulus
-    try:
-        want: bytes | None = pub.recover_data_from_signature(bytes(sig), padding.PKCS1v15(), None)
-    except (InvalidSignature, ValueError):
-        want = None
-    assert fast.recover(bytes(sig)) == want
-    if mode == "valid":
-        assert want is not None
-
-
-def test_fast_key_rejects_non_rsa() -> None:
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    from jpki.verify._fastrsa import fast_key
-
-    assert fast_key(_spki(ec.generate_private_key(ec.SECP256R1()).public_key())) is None
-    assert fast_key(b"\x30\x03\x02\x01\x00") is None
-    assert fast_key(b"") is None

@@ -27,7 +27,6 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from jpki.cert import JpkiCertificate
 from jpki.digestinfo import DIGEST_SIZES, PREFIXES
 from jpki.errors import JpkiError
-from jpki.verify._fastrsa import FastRsaKey
 from jpki.verify.digest import HashAlgorithm, hash_algorithm
 from jpki.verify.result import Status, VerificationResult
 from jpki.verify.signature import (
@@ -74,7 +73,6 @@ class _KeyEntry:
     meta: tuple[str, str, str]  # fingerprint, kind, subject
     error: str | None
     policy: dict[str, tuple[tuple[str, ...], tuple[str, ...]]]  # purpose -> problems, notes
-    fast: FastRsaKey | None = None
 
 
 _CACHE: dict[bytes, _KeyEntry] = {}
@@ -133,16 +131,13 @@ def _verify_chunk(
             continue
         expected = PREFIXES[h] + digest  # type: ignore[index]
         problems, notes = e.policy[purpose]
-        fast = e.fast
-        if fast is not None:
-            recovered = fast.recover(sig)
-            ok = recovered is not None and hmac.compare_digest(recovered, expected)
-        else:
-            try:
-                recovered = key.recover_data_from_signature(sig, _PKCS1, None)
-                ok = hmac.compare_digest(recovered, expected)
-            except (InvalidSignature, ValueError):
-                ok = False
+        # recover + compare is ~15% faster than cryptography's verify(): no second hash pass
+        # and no EVP digest context per call.
+        try:
+            recovered = key.recover_data_from_signature(sig, _PKCS1, None)
+            ok = hmac.compare_digest(recovered, expected)
+        except (InvalidSignature, ValueError):
+            ok = False
         if ok and not problems and not notes:
             append((0, None))
             continue
