@@ -134,3 +134,43 @@ def test_cli_does_not_load_pyscard() -> None:
     proc = _run("import sys, jpki.cli; print('smartcard' in sys.modules)")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
+
+
+class _FakeScard:
+    """Just enough of pyscard's scard module for one PcscConnection."""
+
+    SCARD_PROTOCOL_T1 = 2
+    SCARD_LEAVE_CARD = 0
+
+    def __init__(self, answer: list[int]) -> None:
+        self.answer = answer
+
+    def SCardStatus(self, hcard: int) -> tuple[int, str, int, int, list[int]]:
+        return 0, "Virtual PCD 00 00", 0, 2, [0x3B, 0x00]
+
+    def SCardTransmit(self, hcard: int, proto: int, cmd: list[int]) -> tuple[int, list[int]]:
+        return 0, self.answer
+
+    def SCardDisconnect(self, hcard: int, disposition: int) -> int:
+        return 0
+
+
+class _FakeContext:
+    def __init__(self, sc: _FakeScard) -> None:
+        self.sc = sc
+
+    def release(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("answer", "ok"), [([0x90, 0x00], True), ([], False)])
+def test_empty_answer_is_a_removal_not_a_card_answer(answer: list[int], ok: bool) -> None:
+    # pcscd's vpcd driver reports a card side that hung up mid-command as success, 0 bytes.
+    ctx = _FakeContext(_FakeScard(answer))
+    conn = pcsc.PcscConnection(ctx, 1, 2, "Virtual PCD 00 00", 2)  # type: ignore[arg-type]
+    if ok:
+        assert conn.transmit(b"\x00\xa4\x04\x00") == b"\x90\x00"
+    else:
+        with pytest.raises(CardRemovedError, match="went away during the command"):
+            conn.transmit(b"\x00\xa4\x04\x00")
+    conn.close()

@@ -388,3 +388,28 @@ def test_sim_serve_corrupt_state_exits_2_without_traceback(sim_profile: Path) ->
     assert rc == 2, err
     assert "error:" in err and "state file" in err and "corrupt" in err
     assert "Traceback" not in err
+
+
+def test_reinserted_card_is_powered_up_even_without_power_on(sim_profile: Path) -> None:
+    """pcscd may miss a short removal and send no power-on to the new connection."""
+    card = SimulatedCard(sim_profile, faults=FaultConfig(remove_at=1))
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.settimeout(5)
+        side = VpcdCardSide(card, *server.getsockname()[:2], retry_interval=0.05)
+        side.reinsert_delay = 0.3
+        side.start()
+        try:
+            first, _ = server.accept()
+            with first:
+                first.settimeout(5)
+                write_frame(first, SELECT_JPKI)
+                assert first.recv(10) == b""  # removed: the card side hung up
+            second, _ = server.accept()
+            with second:
+                second.settimeout(5)
+                write_frame(second, SELECT_JPKI)  # straight to an APDU: no 01 power-on
+                assert read_frame(second) == b"\x90\x00"
+            assert side.removals == 1
+        finally:
+            side.stop()
+            card.close()

@@ -159,3 +159,53 @@ def _wait_absent(reader: str, timeout: float = 15.0) -> bool:
             return False
         time.sleep(0.1)
     return True
+
+
+def test_injected_removal_reaches_pyscard_then_the_card_comes_back(
+    pcscd: str, tmp_path: Path, check_jpki_session: Callable[[Connection, Any], None]
+) -> None:
+    """The simulator's "removed at the n-th APDU" fault is a removal for pcscd, not a 6F00."""
+    from jpki.sim import FaultConfig, SimulatedCard
+    from jpki.sim.create import create_profile
+
+    create_profile(tmp_path / "card")
+    card = SimulatedCard(tmp_path / "card", faults=FaultConfig(remove_at=3))
+    plugged = InsertedCard(pcscd, card, tmp_path / "card")
+    plugged.insert()
+    try:
+        conn = PcscConnection.connect(pcscd, timeout=10)
+        ap = JpkiAp(conn)  # APDU 1: SELECT
+        with pytest.raises(CardRemovedError):
+            ap.token_info()  # APDU 2: SELECT EF, APDU 3: READ BINARY -> removed
+        conn.close()
+        side = plugged.side
+        assert side is not None and side.removals == 1
+        # The card side's retry policy puts the card back. Wait until pcscd has talked to the
+        # new connection (power-up, ATR): before its presence poll it still holds the old one.
+        seen = side.messages
+        deadline = time.monotonic() + 15
+        while not (side.sessions >= 2 and side.messages > seen):
+            assert time.monotonic() < deadline, "pcscd did not take the card back"
+            time.sleep(0.05)
+        with PcscConnection.connect(pcscd, timeout=10) as again:
+            check_jpki_session(again, card.profile)
+    finally:
+        plugged.remove()
+        card.close()
+
+
+def test_connect_waits_for_a_card_inserted_meanwhile(pcscd: str, tmp_path: Path) -> None:
+    import threading
+
+    plugged = InsertedCard(pcscd, sim_card(tmp_path / "card"), tmp_path / "card")
+    assert card_present(pcscd) is False
+    timer = threading.Timer(1.0, plugged.insert)
+    timer.start()
+    try:
+        with PcscConnection.connect(pcscd, timeout=15) as conn:
+            assert conn.atr == JPKI_ATR
+            assert JpkiAp(conn).token_info().label == "JPKIAPICCTOKEN2"
+    finally:
+        timer.join()
+        plugged.remove()
+        plugged.card.close()

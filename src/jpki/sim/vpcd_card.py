@@ -10,9 +10,11 @@ Errors of the card model:
 
 - ``CardRemovedError`` (fault injection "removed at the n-th APDU", power loss in VERIFY, a
   closed card) closes the connection, which is what a removed card looks like to the reader
-  side. The card side then follows its retry policy: after ``retry_interval`` it connects
-  again, the reader side powers the card on (``reset()``) and the card is back, i.e. the card
-  was pulled out and put back in. A closed card model (``close()``) cannot come back: its
+  side. The card side then follows its retry policy: after ``reinsert_delay`` (at least
+  ``retry_interval``; default 1 s, longer than pcscd's 400 ms presence poll, so the reader
+  sees the slot empty) it connects again and resets the model itself: the card was pulled
+  out and put back in, and a re-inserted card is freshly powered even if the reader side
+  does not send power-on. A closed card model (``close()``) cannot come back: its
   ``reset()`` raises again and serving stops.
 - ``ProfileError`` (the state file could not be read or is corrupt, e.g. on ``reset()``) ends
   serving: the connection is closed and ``serve_forever`` raises it (``error`` holds it when
@@ -85,11 +87,14 @@ class VpcdCardSide:
         port: int = DEFAULT_PORT,
         *,
         retry_interval: float = 0.5,
+        reinsert_delay: float = 1.0,
     ) -> None:
         self.card = card
         self.host = host
         self.port = port
         self.retry_interval = retry_interval
+        self.reinsert_delay = reinsert_delay
+        self._reinsert = False  # the last connection ended in a removal
         self.connected = threading.Event()
         self.sessions = 0
         self.messages = 0
@@ -132,7 +137,10 @@ class VpcdCardSide:
                 with contextlib.suppress(OSError):
                     sock.close()
             log.info("card left vpcd %s:%d", self.host, self.port)
-            self._stop.wait(self.retry_interval)
+            pause = self.retry_interval
+            if self._reinsert:
+                pause = max(pause, self.reinsert_delay)  # let the reader see the slot empty
+            self._stop.wait(pause)
 
     def start(self) -> threading.Thread:
         """Serve in a daemon thread (for tests and embedding); see ``error`` if it ends."""
@@ -169,8 +177,14 @@ class VpcdCardSide:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock = sock
         self._messages_at_connect = self.messages
-        self.connected.set()
         try:
+            if self._reinsert:
+                # Put back in after a removal: a fresh power-up (clears the removal and the
+                # security state) even if the reader side sends no power-on.
+                with self._lock:
+                    self.card.reset()
+                self._reinsert = False
+            self.connected.set()
             while True:
                 size = int.from_bytes(self._recv(sock, 2), "big")
                 if size == 0:
@@ -184,8 +198,9 @@ class VpcdCardSide:
                     sock.settimeout(_POLL)
         except _Removed as exc:
             # Closing the socket is how a card leaves a vpcd reader; serve_forever reconnects
-            # after retry_interval (the card is put back in) unless told to stop.
+            # after reinsert_delay (the card is put back in) unless told to stop.
             self.removals += 1
+            self._reinsert = True
             log.info("card removed from vpcd %s:%d: %s", self.host, self.port, exc)
         except (_Closed, OSError) as exc:
             log.debug("vpcd connection ended: %s", exc)

@@ -247,6 +247,14 @@ class PcscConnection(Connection):
         sc = self._context().sc
         rc, response = sc.SCardTransmit(self._hcard, self._protocol, list(command))
         _check(rc, "sending a command", self.reader)
+        if not response:
+            # Every R-APDU has a status word. pcscd's vpcd driver reports a card side that
+            # hung up during the command (a relay losing the card over NFC, the simulator's
+            # removal fault) as success with no bytes: that is a removal, not a card's answer.
+            raise CardRemovedError(
+                f"reader {self.reader!r} returned no answer: the card (or the vpcd card side) "
+                "went away during the command"
+            )
         return bytes(response)
 
     def reset(self) -> bytes:
