@@ -14,12 +14,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from jpki.cli._common import Exit, exit_code_for
 from jpki.errors import (
+    BadAddressError,
     CardRemovedError,
     JpkiError,
     ProfileError,
     TransportError,
     TransportTimeoutError,
+    UsageError,
 )
 from jpki.sim import FaultConfig, SimulatedCard
 from jpki.sim.vpcd_card import VpcdCardSide
@@ -413,3 +416,30 @@ def test_reinserted_card_is_powered_up_even_without_power_on(sim_profile: Path) 
         finally:
             side.stop()
             card.close()
+
+
+@pytest.mark.parametrize("host", ["nohost.invalid", "999.1.1.1"])
+def test_unresolvable_host_is_a_usage_error_on_both_sides(host: str) -> None:
+    with pytest.raises(BadAddressError) as info:
+        VpcdListener(host, 5000)
+    assert isinstance(info.value, UsageError) and exit_code_for(info.value) == Exit.USAGE
+    side = VpcdCardSide(FakeCard(), host, 5000, retry_interval=0.05)
+    with pytest.raises(BadAddressError):
+        side.serve_forever()  # does not retry forever against a name that cannot resolve
+    assert isinstance(side.error, BadAddressError) and side.stopping
+
+
+def test_cli_bad_bridge_and_vpcd_addresses_exit_2(sim_profile: Path) -> None:
+    from click.testing import CliRunner
+
+    from jpki.cli import main
+
+    for argv in (
+        ["card", "status", "--bridge", "nohost.invalid:5000", "--timeout", "1"],
+        ["card", "status", "--bridge", "127.0.0.1:http"],
+        ["sim", "serve", str(sim_profile), "--vpcd", "nohost.invalid:35963"],
+        ["sim", "serve", str(sim_profile), "--vpcd", "127.0.0.1:70000"],
+    ):
+        result = CliRunner().invoke(main, argv)
+        assert result.exit_code == 2, (argv, result.output)
+        assert isinstance(result.exception, SystemExit) and "error:" in result.output

@@ -181,3 +181,7 @@ class MyNumberError(ParseError):
 
 class AmbiguousReaderError(ReaderNotFoundError, UsageError):
     """A reader name matches several readers; the user must say which (exit code 2)."""
+
+
+class BadAddressError(TransportError, UsageError):
+    """A HOST:PORT the user gave cannot be resolved or used (exit code 2, not a card error)."""

@@ -35,7 +35,7 @@ import threading
 import time
 from typing import Protocol
 
-from jpki.errors import CardRemovedError, ProfileError
+from jpki.errors import BadAddressError, CardRemovedError, ProfileError
 
 log = logging.getLogger("jpki.sim.vpcd")
 
@@ -99,7 +99,7 @@ class VpcdCardSide:
         self.sessions = 0
         self.messages = 0
         self.removals = 0
-        self.error: ProfileError | CardRemovedError | None = None
+        self.error: ProfileError | CardRemovedError | BadAddressError | None = None
         self._messages_at_connect = 0
         self._stop = threading.Event()
         self._sock: socket.socket | None = None
@@ -113,11 +113,18 @@ class VpcdCardSide:
         """Connect, serve, and reconnect after the reader side drops us, until ``stop()``.
 
         Raises ``ProfileError`` (after closing the connection) when the card's state cannot be
-        read, and ``CardRemovedError`` when the card model was closed.
+        read, ``CardRemovedError`` when the card model was closed, and ``BadAddressError``
+        when the host does not resolve.
         """
         while not self._stop.is_set():
             try:
                 sock = socket.create_connection((self.host, self.port), timeout=5.0)
+            except (socket.gaierror, UnicodeError, OverflowError) as exc:
+                # A host that does not resolve (or a bad port) will not start working: stop.
+                err = BadAddressError(f"cannot connect to vpcd {self.host}:{self.port}: {exc}")
+                self.error = err
+                self._stop.set()
+                raise err from None
             except OSError as exc:
                 log.debug("vpcd %s:%d not reachable (%s); retrying", self.host, self.port, exc)
                 self._stop.wait(self.retry_interval)
@@ -162,7 +169,8 @@ class VpcdCardSide:
             self._thread = None
 
     def _serve_in_thread(self) -> None:
-        with contextlib.suppress(ProfileError, CardRemovedError):  # kept in self.error, logged
+        # Kept in self.error (and logged, except a bad address, which the caller gave).
+        with contextlib.suppress(ProfileError, CardRemovedError, BadAddressError):
             self.serve_forever()
 
     @property

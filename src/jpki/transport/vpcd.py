@@ -18,7 +18,12 @@ import socket
 import time
 from types import TracebackType
 
-from jpki.errors import CardRemovedError, TransportError, TransportTimeoutError
+from jpki.errors import (
+    BadAddressError,
+    CardRemovedError,
+    TransportError,
+    TransportTimeoutError,
+)
 from jpki.transport.base import Connection
 
 log = logging.getLogger("jpki.transport.vpcd")
@@ -239,14 +244,19 @@ class VpcdListener:
     ) -> None:
         self.timeout = timeout
         self.apdu_timeout = timeout if apdu_timeout is None else apdu_timeout
-        if not is_loopback(host):
-            log.warning("vpcd listener on %s: reachable from the network", host)
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        except (OSError, UnicodeError, OverflowError) as exc:
+            # A host name that does not resolve, or a port out of range: the user's argument.
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise BadAddressError(f"cannot listen on {host}:{port}: {why}") from None
+        try:
             family, _, _, _, sockaddr = infos[0]
             sock = socket.socket(family, socket.SOCK_STREAM)
         except OSError as exc:
             raise TransportError(f"cannot listen on {host}:{port}: {exc}") from None
+        if not is_loopback(host):
+            log.warning("vpcd listener on %s: reachable from the network", host)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(sockaddr)
