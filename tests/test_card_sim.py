@@ -301,3 +301,52 @@ def test_client_over_vpcd_bridge(sim_profile: Path) -> None:
                 assert text_ap.read_card_info().integrity.valid
         finally:
             side.stop()
+
+
+def test_support_pin_guard_block_and_persistence(sim_profile: Path) -> None:
+    """Issue 7: the input-support PIN has 3 tries and the same guard as the JPKI PINs."""
+    proto = connect(sim_profile)
+    text_ap = TextAp(proto)
+    assert text_ap.pin_status().tries_left == 3
+    for left in (2, 1):
+        with pytest.raises(WrongPin) as wrong:
+            text_ap.verify_pin(Secret("0000"))
+        assert wrong.value.retries_left == left
+    with pytest.raises(PinGuardError):
+        text_ap.verify_pin(SUPPORT_PIN)  # refused before anything is sent
+    assert text_ap.pin_status().tries_left == 1
+    proto.connection.close()
+    proto = connect(sim_profile)  # a restarted simulator remembers the counter
+    text_ap = TextAp(proto)
+    assert text_ap.pin_status().tries_left == 1
+    text_ap.verify_pin(SUPPORT_PIN, force=True)  # a good VERIFY restores the counter
+    assert text_ap.pin_status().tries_left == 3
+    for _ in range(2):
+        with pytest.raises(WrongPin):
+            text_ap.verify_pin(Secret("0000"))
+    with pytest.raises(LastTryWrongPin):
+        text_ap.verify_pin(Secret("0000"), force=True)
+    with pytest.raises(PinBlocked):
+        text_ap.verify_pin(SUPPORT_PIN, force=True)
+    proto.connection.close()
+    assert ProfileStore(sim_profile).load_state().tries_left[KeyId.SUPPORT_PIN] == 0
+    # The JPKI PINs are separate counters.
+    assert JpkiAp(connect(sim_profile)).pin_status(KeyKind.AUTH).tries_left == 3
+
+
+def test_visual_collation_guard(sim_profile: Path) -> None:
+    profile = ProfileStore(sim_profile).profile
+    proto = connect(sim_profile)
+    visual = VisualAp(proto)
+    wrong = Secret("0" * 14)
+    tries = visual.collation_status("B").tries_left
+    assert tries is not None and tries > 1
+    for _ in range(tries - 1):
+        with pytest.raises(WrongPin):
+            visual.unlock_collation_b(wrong)
+    with pytest.raises(PinGuardError):
+        visual.unlock_collation_b(
+            collation_b(profile.person.birth_date, profile.expiry_date.year, profile.security_code)
+        )
+    visual.unlock_collation_a(profile.person.my_number)  # a separate counter
+    assert visual.read_surface().verify().valid
