@@ -148,6 +148,16 @@ def test_chain(files: dict[str, Path], test_pki_2015: TestPki, tmp_path: Path) -
     assert res.exit_code == 1 and "does not chain" in res.output
 
 
+def test_chain_purpose_follows_the_certificate_kind(files: dict[str, Path]) -> None:
+    f = files
+    res, data = run("chain", f["auth.der"], "--trust", f["anchors"], "--json")
+    assert res.exit_code == 0, res.output
+    assert data is not None and data["certificate_kind"] == "authentication"
+    # An explicit purpose still wins: an auth certificate cannot sign documents.
+    res, _ = run("chain", f["auth.der"], "--trust", f["anchors"], "--purpose", "sign")
+    assert res.exit_code == 1 and "signing certificate" in res.output
+
+
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 def test_cms(files: dict[str, Path]) -> None:
     f = files

@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from jpki.cert import CertKind
 from jpki.cli._common import Exit, emit, handle_errors, read_input_file
 from jpki.errors import UsageError
 from jpki.verify.batch import BatchItem, verify_batch
@@ -231,7 +232,9 @@ def cms_cmd(
 @click.option("--intermediate", "intermediates", multiple=True, metavar="FILE",
               help="Untrusted intermediate CA certificates; repeatable.")  # fmt: skip
 @click.option("--at", "at", metavar="TIME", help="Validation time (ISO 8601; default now).")
-@click.option("--purpose", type=_PURPOSES, default="sign", show_default=True)
+@click.option("--purpose", type=click.Choice(["auto", *(p.value for p in Purpose)]),
+              default="auto", show_default=True,
+              help="auto: login for authentication certificates, sign otherwise.")  # fmt: skip
 @click.option("--policy", "policies", multiple=True, metavar="OID",
               help="Require one of these certificate policies; repeatable.")  # fmt: skip
 @revocation_options
@@ -252,6 +255,10 @@ def chain_cmd(
     """Validate a certificate up to trusted CA certificates (no system roots, ever)."""
     cert = load_certificates(read_input_file(cert_file))[0]
     inter = [c for f in intermediates for c in load_certificates(read_input_file(f))]
+    if purpose == "auto":
+        # A chain check asks "is this certificate good for what it is for": the kind decides.
+        login_kinds = (CertKind.AUTHENTICATION, CertKind.PHONE_AUTHENTICATION)
+        purpose = Purpose.LOGIN.value if cert.kind in login_kinds else Purpose.SIGN.value
     result = validate_chain(
         cert,
         _anchors(trust),
