@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import mmap
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -13,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jpki.errors import CrlError
+from jpki.revocation import crl as crl_module
 from jpki.revocation.crl import Crl, lookup_with_delta, select_crls
-from jpki.revocation.gen import header_crl, splice_entries, synthetic_crl
+from jpki.revocation.gen import Synthetic, header_crl, splice_entries, synthetic_crl
 from jpki.revocation.index import RevocationReason
 from jpki.testpki import Issued, TestPki, sample_person
 
@@ -241,15 +244,21 @@ def test_other_rsa_hashes(pki: TestPki, oid_hex: str, tmp_path: Path) -> None:
     assert crl.lookup(42) is not None
 
 
-def test_synthetic_crl_matches_cryptography(pki: TestPki) -> None:
-    syn = synthetic_crl(
-        300,
-        pki.sign_ca.key,
-        pki.sign_ca.cert.subject,
+def _synthetic(pki: TestPki, n: int, *, seed: int = 0, serial_bits: int = 63) -> Synthetic:
+    ca, nu = pki.sign_ca, NOW + timedelta(days=1)
+    return synthetic_crl(
+        n,
+        ca.key,
+        ca.cert.subject,
         this_update=NOW,
-        next_update=NOW + timedelta(days=1),
-        serial_bits=63,
+        next_update=nu,
+        seed=seed,
+        serial_bits=serial_bits,
     )
+
+
+def test_synthetic_crl_matches_cryptography(pki: TestPki) -> None:
+    syn = _synthetic(pki, 300, serial_bits=63)
     ref = x509.load_der_x509_crl(syn.der)
     assert ref.is_signature_valid(pki.sign_ca.key.public_key())
     crl = Crl.load(syn.der)
@@ -363,3 +372,52 @@ def test_mutated_crl_raises_only_crl_error(
 def test_random_bytes_raise_crl_error(data: bytes) -> None:
     with pytest.raises(CrlError):
         Crl.load(data)
+
+
+# --- memory-mapped files ------------------------------------------------------------------
+
+
+def test_big_file_is_mapped_and_walked_in_chunks(
+    pki: TestPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 200k entries (~6 MB): several 1 MiB walk chunks, entries straddling their boundaries;
+    # mapped (threshold lowered) with pages dropped as the walk passes, and read from bytes.
+    syn = _synthetic(pki, 200_000, seed=3, serial_bits=40)  # packed in-place sort
+    path = tmp_path / "big.crl"
+    path.write_bytes(syn.der)
+    monkeypatch.setattr(crl_module, "MAP_THRESHOLD", 1 << 20)
+    mapped = Crl.from_file(path)
+    from_bytes = Crl.load(syn.der)
+    assert isinstance(mapped._der, mmap.mmap)  # the lean path was taken
+    assert mapped.verify([pki.sign_ca.cert]) == pki.sign_ca.cert
+    assert mapped.tbs_digest() == from_bytes.tbs_digest()
+    assert len(mapped) == len(from_bytes) == 200_000
+    for a, b in zip(mapped.index.columns, from_bytes.index.columns, strict=True):
+        assert np.array_equal(a, b)
+    assert np.array_equal(mapped.index.offsets, from_bytes.index.offsets)
+    for s, code in zip(syn.serials[::997].tolist(), syn.reasons[::997].tolist(), strict=True):
+        hit = mapped.lookup(s)
+        assert hit is not None and hit.serial == s
+        assert (hit.reason.code if hit.reason else -1) == code
+    assert mapped.lookup(1 << 62) is None
+    assert mapped.der == syn.der
+
+
+def test_mapped_file_errors_and_pem(
+    pki: TestPki, small_crl: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(crl_module, "MAP_THRESHOLD", 1)
+    der = tmp_path / "small.der"
+    der.write_bytes(small_crl)
+    crl = Crl.from_file(der)
+    assert isinstance(crl._der, mmap.mmap)
+    crl.verify([pki.sign_ca.cert])
+    assert crl.lookup(7919) is not None
+    pem = tmp_path / "small.pem"
+    pem.write_bytes(x509.load_der_x509_crl(small_crl).public_bytes(serialization.Encoding.PEM))
+    assert Crl.from_file(pem).lookup(7919 * 2) is not None
+    (tmp_path / "empty.der").write_bytes(b"")
+    (tmp_path / "cut.der").write_bytes(small_crl[:-10])
+    for name in ("empty.der", "cut.der", "missing.der"):
+        with pytest.raises(CrlError):
+            Crl.from_file(tmp_path / name)

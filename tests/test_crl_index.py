@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import numpy as np
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from jpki.errors import CrlError
 from jpki.revocation.index import (
     REASON_TEMPLATE,
+    WALK_CHUNK,
     SerialIndex,
     as_array,
     decode_entry,
@@ -77,12 +79,18 @@ def _wrap(body: bytes, prefix: bytes = b"\x30\x03\x02\x01\x01") -> tuple[bytes, 
     return data, start, start + len(body)
 
 
-def _both(data: bytes, start: int, end: int) -> tuple[object, object]:
+# Walk chunk sizes: tiny ones make entries straddle chunk boundaries everywhere (1: every
+# chunk holds a single entry start; 20: the shortest possible entry).
+chunks = st.sampled_from([1, 2, 5, 19, 20, 21, 33, 64, 127, 500, WALK_CHUNK])
+
+
+def _both(data: bytes, start: int, end: int, chunk: int = WALK_CHUNK) -> tuple[object, object]:
     results: list[object] = []
-    for fn in (
+    walks: list[Callable[[], object]] = [
         lambda: reference_walk(memoryview(data), start, end),
-        lambda: fast_listing(as_array(data), start, end),
-    ):
+        lambda: fast_listing(as_array(data), start, end, chunk=chunk),
+    ]
+    for fn in walks:
         try:
             results.append(fn())
         except CrlError as exc:
@@ -92,10 +100,10 @@ def _both(data: bytes, start: int, end: int) -> tuple[object, object]:
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
-@given(st.lists(entry(), max_size=30))
-def test_fast_walk_equals_reference(entries: list[bytes]) -> None:
+@given(st.lists(entry(), max_size=30), chunks)
+def test_fast_walk_equals_reference(entries: list[bytes], chunk: int) -> None:
     data, start, end = _wrap(b"".join(entries))
-    ref, fast = _both(data, start, end)
+    ref, fast = _both(data, start, end, chunk)
     assert ref == fast
     if ref is not CrlError:
         assert isinstance(ref, list)
@@ -115,13 +123,13 @@ def test_mutations_agree_and_raise_only_crl_error(
         cut = data.draw(st.integers(0, len(body)))
         del body[cut:]
     raw, start, end = _wrap(bytes(body))
-    ref, fast = _both(raw, start, end)
+    ref, fast = _both(raw, start, end, data.draw(chunks))
     assert ref == fast
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow], deadline=None)
-@given(st.lists(entry(), max_size=25, unique=True))
-def test_index_finds_every_serial_with_its_entry(entries: list[bytes]) -> None:
+@given(st.lists(entry(), max_size=25, unique=True), chunks)
+def test_index_finds_every_serial_with_its_entry(entries: list[bytes], chunk: int) -> None:
     data, start, end = _wrap(b"".join(entries))
     buf = memoryview(data)
     try:
@@ -129,7 +137,7 @@ def test_index_finds_every_serial_with_its_entry(entries: list[bytes]) -> None:
     except CrlError:
         assume(False)
         return
-    idx = SerialIndex.build(as_array(data), start, end)
+    idx = SerialIndex.build(as_array(data), start, end, chunk=chunk)
     assert len(idx) == len(entries)
     for _, off in ref:
         e = decode_entry(buf, off, end)
@@ -187,7 +195,8 @@ def test_template_reason_is_decoded_lazily() -> None:
     assert hit.reason.value == "affiliationChanged" and hit.reason.code == 3
 
 
-def test_false_candidates_inside_serials_are_skipped() -> None:
+@pytest.mark.parametrize("chunk", [1, 7, 64, WALK_CHUNK])
+def test_false_candidates_inside_serials_are_skipped(chunk: int) -> None:
     # serial bytes that look like entry headers ("30 05 02 ...") must not be taken as entries
     tricky = bytes.fromhex("3005020130")
     entries = [
@@ -195,10 +204,12 @@ def test_false_candidates_inside_serials_are_skipped() -> None:
         for _ in range(50)
     ]
     data, start, end = _wrap(b"".join(entries))
-    assert fast_listing(as_array(data), start, end) == reference_walk(memoryview(data), start, end)
+    got = fast_listing(as_array(data), start, end, chunk=chunk)
+    assert got == reference_walk(memoryview(data), start, end)
 
 
-def test_adversarial_false_chains_use_pointer_doubling() -> None:
+@pytest.mark.parametrize("chunk", [1, 3, 50, WALK_CHUNK])
+def test_adversarial_false_chains_use_pointer_doubling(chunk: int) -> None:
     # A serial full of a repeated fake entry header makes long false chains: pruning gives up
     # and the doubling fallback must still find the true chain.
     fake = bytes.fromhex("300002")  # 30 00 -> successor two bytes on, 02 keeps it a candidate
@@ -206,7 +217,8 @@ def test_adversarial_false_chains_use_pointer_doubling() -> None:
     entries = [_tlv(0x30, _tlv(0x02, serial) + _tlv(0x17, b"260102030405Z")) for _ in range(20)]
     data, start, end = _wrap(b"".join(entries))
     assert fake in data
-    assert fast_listing(as_array(data), start, end) == reference_walk(memoryview(data), start, end)
+    got = fast_listing(as_array(data), start, end, chunk=chunk)
+    assert got == reference_walk(memoryview(data), start, end)
 
 
 def test_keys_numpy_dtypes() -> None:
@@ -214,8 +226,47 @@ def test_keys_numpy_dtypes() -> None:
     data, start, end = _wrap(e * 3)
     idx = SerialIndex.build(as_array(data), start, end)
     assert idx.columns[0].dtype == np.uint64
-    assert idx.offsets.dtype in (np.int32, np.int64)
+    assert idx.offsets.dtype == np.uint32  # 4 bytes an entry below 4 GiB
     assert idx.nbytes() == 3 * (8 + idx.offsets.dtype.itemsize)
+
+
+def _serial_list(serials: list[int], chunk: int) -> tuple[SerialIndex, bytes, int]:
+    body = b"".join(
+        _tlv(0x30, _tlv(0x02, serial_key_bytes(s)) + _tlv(0x17, b"260102030405Z")) for s in serials
+    )
+    data, start, end = _wrap(body)
+    return SerialIndex.build(as_array(data), start, end, chunk=chunk), data, end
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(
+    st.one_of(
+        st.lists(st.integers(0, 2**12), max_size=60),  # narrow range: packed in-place sort
+        st.lists(st.integers(0, 2**64 - 1), max_size=60),  # too wide to pack: argsort
+        st.lists(st.integers(0, 2**159), max_size=40),  # several key columns: lexsort
+        st.lists(st.integers(-(2**70), 2**70), max_size=40),  # negative serials share keys
+    ),
+    chunks,
+)
+def test_sorted_index_keeps_keys_and_offsets_together(serials: list[int], chunk: int) -> None:
+    idx, data, end = _serial_list(serials, chunk)
+    assert len(idx) == len(serials)
+    cols = idx.columns
+    keys = [tuple(int(c[i]) for c in cols) for i in range(len(idx))]
+    assert keys == sorted(keys)
+    buf = memoryview(data)
+    # every key row belongs to the entry its offset points at
+    for i, off in enumerate(idx.offsets.tolist()):
+        s = decode_entry(buf, off, end).serial
+        raw = serial_key_bytes(s).lstrip(b"\x00") or b"\x00"
+        assert int.from_bytes(raw, "big") == sum(
+            k << (64 * (len(cols) - 1 - j)) for j, k in enumerate(keys[i])
+        )
+    for s in serials:
+        hit = idx.lookup(s)
+        assert hit is not None and hit.serial == s
+    for s in {s + 1 for s in serials} - set(serials):
+        assert idx.lookup(s) is None
 
 
 @pytest.mark.parametrize(

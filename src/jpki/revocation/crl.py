@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import mmap
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -185,11 +187,46 @@ def _pem_or_der(data: bytes) -> bytes:
     return data
 
 
+# Files at least this big are memory-mapped by ``Crl.from_file`` (smaller ones are read: a
+# mapping holds a file descriptor, and thousands of small per-municipality CRLs may be open).
+MAP_THRESHOLD = 16 << 20
+_HASH_CHUNK = 4 << 20
+
+
+class _PageDropper:
+    """Drops already-processed pages of a read-only file mapping from the resident set.
+
+    The pages stay in the page cache (clean, file-backed, evictable) and fault back in on the
+    next access, so a walk over a 300 MB CRL does not keep 300 MB resident in this process.
+    """
+
+    def __init__(self, mm: mmap.mmap) -> None:
+        self._mm = mm
+        self._done = 0
+
+    def __call__(self, upto: int) -> None:
+        upto -= upto % mmap.PAGESIZE
+        if upto > self._done:
+            self._mm.madvise(mmap.MADV_DONTNEED, self._done, upto - self._done)
+            self._done = upto
+
+    def restart(self) -> None:
+        self._done = 0
+
+
+DerSource = bytes | bytearray | memoryview | mmap.mmap
+
+
 class Crl:
     """A loaded CRL: header fields decoded, revoked serials indexed, signature checked on demand."""
 
-    def __init__(self, der: bytes | bytearray | memoryview, *, index: bool = True) -> None:
+    def __init__(self, der: DerSource, *, index: bool = True) -> None:
         self._der = der
+        self._dropper = (
+            _PageDropper(der)
+            if isinstance(der, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED")
+            else None
+        )
         buf = memoryview(der).cast("B") if not isinstance(der, bytes) else memoryview(der)
         try:
             self.layout = parse_layout(buf)
@@ -215,11 +252,18 @@ class Crl:
 
     @classmethod
     def from_file(cls, path: str | Path, *, index: bool = True) -> Crl:
+        """DER or PEM file. A big DER file is memory-mapped, not read: its pages are
+        file-backed and dropped from the resident set as the walk passes them."""
         try:
-            data = Path(path).read_bytes()
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size < MAP_THRESHOLD or f.read(1) != b"\x30":
+                    f.seek(0)
+                    return cls.load(f.read(), index=index)
+                mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         except OSError as exc:
             raise CrlError(f"cannot read CRL {path}: {exc.strerror or exc}") from None
-        return cls.load(data, index=index)
+        return cls(mm, index=index)
 
     def build_index(self) -> SerialIndex:
         if self._index is None:
@@ -227,7 +271,7 @@ class Crl:
                 self._index = SerialIndex.build(as_array(b""), 0, 0)
             else:
                 _, s, e = self.layout.revoked
-                self._index = SerialIndex.build(as_array(self._der), s, e)
+                self._index = SerialIndex.build(as_array(self._der), s, e, release=self._dropper)
         return self._index
 
     @property
@@ -330,7 +374,14 @@ class Crl:
         _, hash_cls = self.signature_algorithm
         a, b = self.layout.tbs
         h = hashlib.new(hash_cls().name)
-        h.update(memoryview(self._der)[a:b])
+        view = memoryview(self._der)
+        if self._dropper is not None:
+            self._dropper.restart()
+        for lo in range(a, b, _HASH_CHUNK):
+            hi = min(b, lo + _HASH_CHUNK)
+            h.update(view[lo:hi])
+            if self._dropper is not None:
+                self._dropper(hi)
         return h.digest()
 
     # --- trust --------------------------------------------------------------------------------

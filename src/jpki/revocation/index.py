@@ -12,7 +12,8 @@ shows both agree on random CRLs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import mmap
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -24,9 +25,10 @@ import numpy.typing as npt
 from jpki.errors import CrlError
 
 U8 = npt.NDArray[np.uint8]
-# Positions and node ids: int32 while the buffer is under 1 GiB (halves the temporaries at
-# 10^7 entries), else int64.
+# Positions and node ids inside one walk chunk (small: int64 costs nothing).
 I64 = npt.NDArray[np.signedinteger[Any]]
+# Stored entry offsets: uint32 below 4 GiB, else int64.
+Offsets = npt.NDArray[np.integer[Any]]
 U64 = npt.NDArray[np.uint64]
 
 # A serial is at most 20 octets (RFC 5280 4.1.2.2), 21 with the DER sign octet.
@@ -322,7 +324,7 @@ def _candidates(a: U8, start: int, end: int) -> I64:
     """Positions p in [start, end) that look like an entry header followed by an INTEGER tag:
     ``30 LL 02``, ``30 81 LL 02`` or ``30 82 HH LL 02``."""
     out: list[I64] = []
-    # Small chunks and reused buffers: the temporaries stay in cache and never page-fault.
+    # Small slices and reused buffers: the temporaries stay in cache and never page-fault.
     w = min(_CAND_CHUNK, max(end - start, 1))
     is02 = np.empty(w + 4, bool)
     m = np.empty(w, bool)
@@ -351,13 +353,13 @@ def _candidates(a: U8, start: int, end: int) -> I64:
         mm &= tt
         p = np.flatnonzero(mm)
         p += cs
-        out.append(p.astype(_pos_dtype(a), copy=False))
-    return np.concatenate(out) if out else np.zeros(0, _pos_dtype(a))
+        out.append(p)
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
-def _pos_dtype(a: U8) -> type[np.signedinteger[Any]]:
-    # Sums like pos + len(a) must not overflow: int32 only below 1 GiB.
-    return np.int32 if len(a) < (1 << 30) - (1 << 17) else np.int64
+def _offset_dtype(n: int) -> type[np.unsignedinteger[Any]] | type[np.signedinteger[Any]]:
+    # Stored entry offsets: 4 bytes an entry for any file under 4 GiB.
+    return np.uint32 if n < (1 << 32) else np.int64
 
 
 def _tlv_at(a: U8, p: I64) -> tuple[I64 | int, I64]:
@@ -380,40 +382,35 @@ def _tlv_at(a: U8, p: I64) -> tuple[I64 | int, I64]:
     return hdr, length
 
 
-def fast_walk(a: U8, start: int, end: int) -> I64:
-    """Offsets of the entries of ``revokedCertificates`` content ``a[start:end]``, in order.
-
-    Raises CrlError unless the entries chain from ``start`` exactly to ``end``.
-    """
-    if start == end:
-        return np.zeros(0, _pos_dtype(a))
-    if end + 3 > len(a):
-        raise CrlError("revokedCertificates runs to the end of the data")
-    cand = _candidates(a, start, end)
+def _walk_chunk(a: U8, p: int, ce: int) -> tuple[I64, int]:
+    """The entries chained from ``p`` that start before ``ce`` (the last one may run past it)
+    and the position just after the last one, where the next chunk starts."""
+    cand = _candidates(a, p, ce)
     m = len(cand)
-    if m == 0 or cand[0] != start:
-        raise CrlError(f"bad revokedCertificates entry at offset {start}")
+    if m == 0 or cand[0] != p:
+        raise CrlError(f"bad revokedCertificates entry at offset {p}")
     hdr, length = _tlv_at(a, cand)
     nxt = cand + hdr + length
     del hdr, length
-    end_node, bad_node = m, m + 1
+    exit_node, bad_node = m, m + 1
     # Successor as a node id: usually simply the next candidate; search only where it is not.
-    jump = np.arange(1, m + 1, dtype=cand.dtype)
+    # Anything at or past ``ce`` leaves the chunk (the exit node); the last candidate's
+    # successor is the exit unless it lands inside the chunk on a non-candidate.
+    jump = np.arange(1, m + 1, dtype=np.int64)
     miss = np.flatnonzero(nxt[:-1] != cand[1:])
-    if nxt[-1] != end:
+    if nxt[-1] < ce:
         miss = np.append(miss, m - 1)
     if len(miss):
         tgt = nxt[miss]
         idx = np.minimum(np.searchsorted(cand, tgt), m - 1)
-        jump[miss] = np.where(cand[idx] == tgt, idx, np.where(tgt == end, end_node, bad_node))
-    del nxt
-    jump = np.concatenate([jump, np.array([end_node, bad_node], cand.dtype)])
+        jump[miss] = np.where(tgt >= ce, exit_node, np.where(cand[idx] == tgt, idx, bad_node))
+    jump = np.concatenate([jump, np.array([exit_node, bad_node], np.int64)])
     path = _chain_from_first(jump, m)
-    return cand[path]
+    return cand[path], int(nxt[path[-1]])
 
 
 def _chain_from_first(jump: I64, m: int) -> I64:
-    """Node ids on the path from node 0 to the end node (m); CrlError if it ends at m + 1.
+    """Node ids on the path from node 0 to the exit node (m); CrlError if it ends at m + 1.
 
     Honest CRLs have few false candidates and each is pointed to by nobody, so pruning nodes
     with no kept predecessor yields the chain in a round or two. Adversarial input falls back
@@ -450,7 +447,7 @@ class _Layout:
 
 
 def _validate_entries(a: U8, pos: I64, region_end: int) -> _Layout:
-    """Vectorised ``_entry_layout`` for all entries (already known to tile the list)."""
+    """Vectorised ``_entry_layout`` for entries already known to tile ``[pos[0], region_end)``."""
     n = len(a)
     end = np.empty_like(pos)
     end[:-1] = pos[1:]
@@ -538,38 +535,115 @@ def _keys(a: U8, serial_end: I64, serial_len: I64, ncols: int) -> list[U64]:
     return cols
 
 
-_BATCH = 1 << 18  # entries validated and keyed per step: bounds the temporaries
+WALK_CHUNK = 1 << 20  # DER bytes walked per step: every temporary is bounded by this
+MIN_ENTRY_BYTES = 20  # 30 LL | 02 01 XX | 17 0D <13 octets>: bounds the entry count
 
 
-def _all_keys(a: U8, pos: I64, region_end: int) -> list[U64]:
-    """Validate every entry and extract its key columns, a batch at a time."""
-    n = len(pos)
-    if n == 0:
-        return [np.zeros(0, np.uint64)]
-    serial_end = np.empty(n, pos.dtype)
-    serial_len = np.empty(n, np.uint8)
-    for i in range(0, n, _BATCH):
-        j = min(n, i + _BATCH)
-        lay = _validate_entries(a, pos[i:j], int(pos[j]) if j < n else region_end)
-        serial_end[i:j] = lay.serial_end
-        serial_len[i:j] = lay.serial_len
-    ncols = (int(serial_len.max()) + 7) // 8
-    cols = [np.empty(n, np.uint64) for _ in range(ncols)]
-    for i in range(0, n, _BATCH):
-        j = min(n, i + _BATCH)
-        part = _keys(a, serial_end[i:j], serial_len[i:j].astype(pos.dtype), ncols)
-        for c in range(ncols):
-            cols[c][i:j] = part[c]
+def _walk_and_key(
+    a: U8, start: int, end: int, chunk: int, release: Callable[[int], None] | None
+) -> tuple[list[U64], Offsets]:
+    """One pass over ``a[start:end]`` a chunk at a time: chain, validate and key the entries.
+
+    Returns the key columns (most significant first) and the entry offsets, in DER order.
+    The output arrays are sized for the most entries the list could hold; only the pages
+    written become resident. ``release(pos)`` is told when the bytes before ``pos`` are done.
+    """
+    if start == end:
+        return [np.zeros(0, np.uint64)], np.zeros(0, _offset_dtype(len(a)))
+    if end + 3 > len(a):
+        raise CrlError("revokedCertificates runs to the end of the data")
+    cap = (end - start) // MIN_ENTRY_BYTES + 1
+    offs = np.empty(cap, _offset_dtype(len(a)))
+    cols: list[U64] = []  # least significant first; a wider serial adds a (zeroed) column
+    n = 0
+    p = start
+    while p < end:
+        pos, nxt = _walk_chunk(a, p, min(end, p + max(chunk, 1)))
+        if nxt > end:
+            raise CrlError("revokedCertificates entries do not chain to the end of the list")
+        lay = _validate_entries(a, pos, nxt)
+        k = len(pos)
+        if n + k > cap:  # pragma: no cover - validated entries are >= MIN_ENTRY_BYTES long
+            raise CrlError("revokedCertificates entries shorter than possible")
+        offs[n : n + k] = pos
+        width = (int(lay.serial_len.max()) + 7) // 8
+        part = _keys(a, lay.serial_end, lay.serial_len, width)
+        while len(cols) < width:
+            cols.append(np.zeros(cap, np.uint64))
+        for c in range(width):
+            cols[c][n : n + k] = part[width - 1 - c]
+        del pos, lay, part
+        n += k
+        p = nxt
+        if release is not None:
+            release(p)
+    out = [c[:n] for c in reversed(cols)]
     # leading zero octets (e.g. a 00 sign octet) never need a column of their own
-    while len(cols) > 1 and not cols[0].any():
-        cols.pop(0)
-    return cols
+    while len(out) > 1 and not out[0].any():
+        out.pop(0)
+    return out, offs[:n]
+
+
+def fast_walk(a: U8, start: int, end: int, *, chunk: int = WALK_CHUNK) -> Offsets:
+    """Offsets of the entries of ``revokedCertificates`` content ``a[start:end]``, in order.
+
+    Raises CrlError unless the entries chain from ``start`` exactly to ``end``.
+    """
+    return _walk_and_key(a, start, end, chunk, None)[1]
+
+
+_STEP = 1 << 20  # entries per step of the in-place passes over the sorted keys
+
+
+def _sort_index(cols: list[U64], offs: Offsets) -> tuple[list[U64], Offsets]:
+    """Sort the keys, permuting the offsets alongside, with as few extra bytes as possible."""
+    n = len(offs)
+    if n < 2:
+        return cols, offs
+    if len(cols) == 1:
+        c = cols[0]
+        if bool((c[1:] >= c[:-1]).all()):
+            return cols, offs
+        kmin = int(c.min())
+        ibits = (n - 1).bit_length()
+        if (int(c.max()) - kmin).bit_length() + ibits <= 64:
+            return [c], _packed_sort(c, offs, kmin, ibits)
+    order = _sort_order(cols)
+    if order is None:
+        return cols, offs
+    for i in range(len(cols)):  # one column at a time: the old one is freed
+        cols[i] = cols[i][order]
+    return cols, offs[order]
+
+
+def _packed_sort(c: U64, offs: Offsets, kmin: int, ibits: int) -> Offsets:
+    """Sort ``c`` in place as ``(key - kmin) << ibits | entry number`` words, then unpack.
+
+    No argsort permutation (8 bytes an entry) and no second key column: the only extra
+    array is the permuted offsets.
+    """
+    n = len(c)
+    lo, sh = np.uint64(kmin), np.uint64(ibits)
+    for i in range(0, n, _STEP):
+        s = c[i : i + _STEP]
+        s -= lo
+        s <<= sh
+        s |= np.arange(i, i + len(s), dtype=np.uint64)
+    c.sort()  # in place
+    mask = np.uint64((1 << ibits) - 1)
+    out = np.empty(n, offs.dtype)
+    for i in range(0, n, _STEP):
+        s = c[i : i + _STEP]
+        out[i : i + len(s)] = offs[s & mask]
+        s >>= sh
+        s += lo
+    return out
 
 
 class SerialIndex:
     """Sorted fixed-width serial keys plus entry offsets into the CRL DER."""
 
-    def __init__(self, buf: U8, cols: list[U64], offsets: I64, region_end: int) -> None:
+    def __init__(self, buf: U8, cols: list[U64], offsets: Offsets, region_end: int) -> None:
         self._buf = buf
         self._cols = cols
         self._offsets = offsets
@@ -577,23 +651,30 @@ class SerialIndex:
         self._view = memoryview(buf.data).cast("B") if buf.ndim == 1 else memoryview(b"")
 
     @classmethod
-    def build(cls, buf: U8, start: int, end: int) -> SerialIndex:
-        """Walk ``buf[start:end]`` (the content of revokedCertificates) and index it."""
+    def build(
+        cls,
+        buf: U8,
+        start: int,
+        end: int,
+        *,
+        chunk: int = WALK_CHUNK,
+        release: Callable[[int], None] | None = None,
+    ) -> SerialIndex:
+        """Walk ``buf[start:end]`` (the content of revokedCertificates) and index it.
+
+        ``chunk`` bytes are walked per step; ``release(pos)`` is called as the walk passes
+        ``pos`` (a memory-mapped caller drops those pages from its resident set).
+        """
         if not 0 <= start <= end <= len(buf):
             raise CrlError("revokedCertificates outside the CRL")
-        pos = fast_walk(buf, start, end)
-        cols = _all_keys(buf, pos, end)
-        if len(pos) > 1:
-            order = _sort_order(cols)
-            if order is not None:
-                for i in range(len(cols)):  # one column at a time: the old one is freed
-                    cols[i] = cols[i][order]
-                pos = pos[order]
-                del order
+        cols, pos = _walk_and_key(buf, start, end, chunk, release)
+        cols, pos = _sort_index(cols, pos)
         return cls(buf, cols, pos, end)
 
     @classmethod
-    def from_arrays(cls, buf: U8, cols: list[U64], offsets: I64, region_end: int) -> SerialIndex:
+    def from_arrays(
+        cls, buf: U8, cols: list[U64], offsets: Offsets, region_end: int
+    ) -> SerialIndex:
         return cls(buf, cols, offsets, region_end)
 
     @property
@@ -601,7 +682,7 @@ class SerialIndex:
         return self._cols
 
     @property
-    def offsets(self) -> I64:
+    def offsets(self) -> Offsets:
         return self._offsets
 
     @property
@@ -696,17 +777,16 @@ def _sort_order(cols: list[U64]) -> npt.NDArray[np.intp] | None:
     return np.lexsort(tuple(reversed(cols)))
 
 
-def as_array(data: bytes | bytearray | memoryview) -> U8:
+def as_array(data: bytes | bytearray | memoryview | mmap.mmap) -> U8:
     """Zero-copy uint8 view of a buffer."""
     return np.frombuffer(data, dtype=np.uint8)
 
 
-def fast_listing(a: U8, start: int, end: int) -> list[tuple[bytes, int]]:
+def fast_listing(
+    a: U8, start: int, end: int, *, chunk: int = WALK_CHUNK
+) -> list[tuple[bytes, int]]:
     """The fast path's result in ``reference_walk``'s shape (for parity tests and debugging)."""
-    pos = fast_walk(a, start, end)
-    if not len(pos):
-        return []
-    cols = _all_keys(a, pos, end)
+    cols, pos = _walk_and_key(a, start, end, chunk, None)
     width = 8 * len(cols)
     out: list[tuple[bytes, int]] = []
     for i, off in enumerate(pos.tolist()):
