@@ -166,6 +166,7 @@ def _header_only(buf: memoryview, lay: CrlLayout) -> x509.CertificateRevocationL
         IndexError,
         x509.InvalidVersion,
         x509.UnsupportedGeneralNameType,  # x400Address/EDIPartyName in an extension (fuzz)
+        x509.DuplicateExtension,  # the same extension twice (fuzz)
     ) as exc:
         # cryptography raises more than ValueError on some malformed extensions (e.g. KeyError
         # inside an IssuingDistributionPoint): all of them mean "malformed input" here.
