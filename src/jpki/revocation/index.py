@@ -595,59 +595,70 @@ def fast_walk(a: U8, start: int, end: int, *, chunk: int = WALK_CHUNK) -> Offset
 _STEP = 1 << 20  # entries per step of the in-place passes over the sorted keys
 
 
-def _sort_index(cols: list[U64], offs: Offsets) -> tuple[list[U64], Offsets]:
-    """Sort the keys, permuting the offsets alongside, with as few extra bytes as possible."""
+def _sort_index(
+    cols: list[U64], offs: Offsets
+) -> tuple[list[U64], Offsets, tuple[int, int] | None]:
+    """Sort the keys with as few extra bytes as possible: ``(cols, offsets, packed)``.
+
+    ``packed`` is ``(kmin, ibits)`` when the packed layout was used (see ``SerialIndex``): the
+    column was sorted in place and the offsets stay in DER order. Otherwise (keys too wide to
+    pack) an argsort permutation is applied to each column and the offsets.
+    """
     n = len(offs)
     if n < 2:
-        return cols, offs
+        return cols, offs, None
     if len(cols) == 1:
         c = cols[0]
         if bool((c[1:] >= c[:-1]).all()):
-            return cols, offs
+            return cols, offs, None
         kmin = int(c.min())
         ibits = (n - 1).bit_length()
         if (int(c.max()) - kmin).bit_length() + ibits <= 64:
-            return [c], _packed_sort(c, offs, kmin, ibits)
+            _pack_sort(c, kmin, ibits)
+            return cols, offs, (kmin, ibits)
     order = _sort_order(cols)
     if order is None:
-        return cols, offs
+        return cols, offs, None
     for i in range(len(cols)):  # one column at a time: the old one is freed
         cols[i] = cols[i][order]
-    return cols, offs[order]
+    return cols, offs[order], None
 
 
-def _packed_sort(c: U64, offs: Offsets, kmin: int, ibits: int) -> Offsets:
-    """Sort ``c`` in place as ``(key - kmin) << ibits | entry number`` words, then unpack.
-
-    No argsort permutation (8 bytes an entry) and no second key column: the only extra
-    array is the permuted offsets.
-    """
-    n = len(c)
+def _pack_sort(c: U64, kmin: int, ibits: int) -> None:
+    """Sort ``c`` in place as ``(key - kmin) << ibits | entry number`` words: no argsort
+    permutation (8 bytes an entry), no second key column, no permuted offsets."""
     lo, sh = np.uint64(kmin), np.uint64(ibits)
-    for i in range(0, n, _STEP):
+    for i in range(0, len(c), _STEP):
         s = c[i : i + _STEP]
         s -= lo
         s <<= sh
         s |= np.arange(i, i + len(s), dtype=np.uint64)
     c.sort()  # in place
-    mask = np.uint64((1 << ibits) - 1)
-    out = np.empty(n, offs.dtype)
-    for i in range(0, n, _STEP):
-        s = c[i : i + _STEP]
-        out[i : i + len(s)] = offs[s & mask]
-        s >>= sh
-        s += lo
-    return out
 
 
 class SerialIndex:
-    """Sorted fixed-width serial keys plus entry offsets into the CRL DER."""
+    """Sorted fixed-width serial keys plus entry offsets into the CRL DER.
 
-    def __init__(self, buf: U8, cols: list[U64], offsets: Offsets, region_end: int) -> None:
+    Two layouts. Plain: key columns and offsets permuted together. Packed (one key column whose
+    range leaves room for an entry number): each word is ``(key - kmin) << ibits | entry
+    number`` sorted in place, and the offsets stay in DER order, indexed by that number; no
+    permutation array is ever built. ``columns``/``offsets`` present both as the plain layout.
+    """
+
+    def __init__(
+        self,
+        buf: U8,
+        cols: list[U64],
+        offsets: Offsets,
+        region_end: int,
+        *,
+        packed: tuple[int, int] | None = None,
+    ) -> None:
         self._buf = buf
         self._cols = cols
         self._offsets = offsets
         self._region_end = region_end
+        self._packed = packed  # (kmin, ibits)
         self._view = memoryview(buf.data).cast("B") if buf.ndim == 1 else memoryview(b"")
 
     @classmethod
@@ -668,8 +679,8 @@ class SerialIndex:
         if not 0 <= start <= end <= len(buf):
             raise CrlError("revokedCertificates outside the CRL")
         cols, pos = _walk_and_key(buf, start, end, chunk, release)
-        cols, pos = _sort_index(cols, pos)
-        return cls(buf, cols, pos, end)
+        cols, pos, packed = _sort_index(cols, pos)
+        return cls(buf, cols, pos, end, packed=packed)
 
     @classmethod
     def from_arrays(
@@ -679,11 +690,29 @@ class SerialIndex:
 
     @property
     def columns(self) -> list[U64]:
-        return self._cols
+        """Key columns, most significant first, sorted (a new array for the packed layout)."""
+        if self._packed is None:
+            return self._cols
+        c = self._cols[0]
+        kmin, ibits = self._packed
+        out = np.empty_like(c)
+        for i in range(0, len(c), _STEP):
+            s = out[i : i + _STEP]
+            np.right_shift(c[i : i + _STEP], np.uint64(ibits), out=s)
+            s += np.uint64(kmin)
+        return [out]
 
     @property
     def offsets(self) -> Offsets:
-        return self._offsets
+        """Entry offsets in key order (a new array for the packed layout)."""
+        if self._packed is None:
+            return self._offsets
+        c = self._cols[0]
+        mask = np.uint64((1 << self._packed[1]) - 1)
+        out = np.empty(len(c), self._offsets.dtype)
+        for i in range(0, len(c), _STEP):
+            out[i : i + _STEP] = self._offsets[c[i : i + _STEP] & mask]
+        return out
 
     @property
     def region_end(self) -> int:
@@ -715,6 +744,17 @@ class SerialIndex:
         key = self._key_cols(serial) if n else None
         if key is None:
             return 0, 0
+        if self._packed is not None:
+            kmin, ibits = self._packed
+            rel = key[0] - kmin
+            if rel < 0 or rel >> (64 - ibits):
+                return 0, 0
+            col = self._cols[0]
+            lo = int(col.searchsorted(np.uint64(rel << ibits)))
+            hi = lo
+            while hi < n and int(col[hi]) >> ibits == rel:
+                hi += 1
+            return lo, hi
         if len(key) == 1:  # the common case: one column, one binary search
             col = self._cols[0]
             k = np.uint64(key[0])
@@ -745,10 +785,15 @@ class SerialIndex:
         # Keys are value bytes, so a negative serial (invalid, but seen in the wild) shares a key
         # with a positive one: the decoded serial decides.
         for i in range(lo, hi):
-            entry = decode_entry(buf, int(self._offsets[i]), self._region_end)
+            entry = decode_entry(buf, self._offset_at(i), self._region_end)
             if entry.serial == serial:
                 return entry
         return None
+
+    def _offset_at(self, i: int) -> int:
+        if self._packed is None:
+            return int(self._offsets[i])
+        return int(self._offsets[int(self._cols[0][i]) & ((1 << self._packed[1]) - 1)])
 
     def __contains__(self, serial: object) -> bool:
         return isinstance(serial, int) and self.find(serial) is not None
@@ -756,7 +801,7 @@ class SerialIndex:
     def entries(self) -> Iterator[RevokedEntry]:
         """Every entry, decoded, in serial order (for small CRLs: deltas, listings, tests)."""
         buf = memoryview(self._buf.data).cast("B")
-        for off in self._offsets.tolist():
+        for off in self.offsets.tolist():
             yield decode_entry(buf, off, self._region_end)
 
 
