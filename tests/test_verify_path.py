@@ -184,6 +184,23 @@ def test_revocation_seam(anchors: list[JpkiCertificate], leaf: JpkiCertificate) 
     soft = validate_chain(leaf, anchors, at=AT, revocation=unknown, soft_fail=True)
     assert soft.status is Status.VALID
     assert "soft-fail" in soft.reasons[-1]
+    assert "revocation status NOT established" in soft.reasons[-1]
+    assert "not revoked" not in soft.reasons[-1]
+
+
+def test_policy_soft_fail_answer_is_not_reported_as_not_revoked(
+    anchors: list[JpkiCertificate], leaf: JpkiCertificate
+) -> None:
+    # jpki.revocation.policy answers GOOD with source "soft-fail" under a soft-fail policy:
+    # the result must still say revocation was not established.
+    def policy_soft(c: JpkiCertificate, i: JpkiCertificate, t: datetime) -> Outcome:
+        return Outcome(RStatus.GOOD, source="soft-fail", detail="treated as good: crl: stale")
+
+    r = validate_chain(leaf, anchors, at=AT, revocation=policy_soft)
+    assert r.status is Status.VALID
+    assert "revocation status NOT established" in r.reasons[-1]
+    assert "stale" in r.reasons[-1] and "soft-fail" in r.reasons[-1]
+    assert "not revoked" not in r.reasons[-1]
 
 
 def test_revocation_seam_exceptions(anchors: list[JpkiCertificate], leaf: JpkiCertificate) -> None:

@@ -235,6 +235,10 @@ def _expired(exc: Exception, at: datetime) -> str:
     return f"{_msg(exc).rstrip('.')} (validation time {at.isoformat()})"
 
 
+_NOT_ESTABLISHED = "revocation status NOT established"
+_SOFT = "accepted anyway because of soft-fail (the certificate may be revoked)"
+
+
 def _revocation(
     check: RevocationCheck,
     cert: JpkiCertificate,
@@ -249,13 +253,18 @@ def _revocation(
         return Status.INVALID, f"{who}: {exc}"
     except RevocationError as exc:
         if soft_fail:
-            return Status.VALID, f"{who}: {exc} (accepted: soft-fail)"
-        return Status.INDETERMINATE, f"{who}: {exc}"
+            return Status.VALID, f"{who}: {_NOT_ESTABLISHED}: {exc}; {_SOFT}"
+        return Status.INDETERMINATE, f"{who}: {_NOT_ESTABLISHED}: {exc}"
     status = getattr(outcome, "status", None)
     name = str(getattr(status, "name", status)).upper()
     source = getattr(outcome, "source", None)
     detail = getattr(outcome, "detail", None) or getattr(outcome, "reason", None)
     src = f" (from {getattr(source, 'value', source)})" if source else ""
+    if name == "GOOD" and str(getattr(source, "value", source)) == "soft-fail":
+        # The revocation layer's own soft-fail answer: GOOD only by policy, never "not revoked".
+        return Status.VALID, f"{who}: {_NOT_ESTABLISHED}" + (
+            f" ({detail}); {_SOFT}" if detail else f"; {_SOFT}"
+        )
     if name == "GOOD":
         note = getattr(outcome, "detail", None)
         return Status.VALID, f"{who}: not revoked{src}" + (f" ({note})" if note else "")
@@ -265,9 +274,9 @@ def _revocation(
         reason_txt = getattr(reason, "value", reason) or "no reason given"
         at_txt = f" on {when.isoformat()}" if isinstance(when, datetime) else ""
         return Status.INVALID, f"{who}: REVOKED ({reason_txt}){at_txt}{src}"
-    why = f"{who}: revocation status unknown{src}" + (f": {detail}" if detail else "")
+    why = f"{who}: {_NOT_ESTABLISHED}{src}" + (f": {detail}" if detail else "")
     if soft_fail:
-        return Status.VALID, why + " (accepted: soft-fail)"
+        return Status.VALID, f"{why}; {_SOFT}"
     return Status.INDETERMINATE, why
 
 
