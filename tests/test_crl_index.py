@@ -250,6 +250,10 @@ def _serial_list(serials: list[int], chunk: int) -> tuple[SerialIndex, bytes, in
     chunks,
 )
 def test_sorted_index_keeps_keys_and_offsets_together(serials: list[int], chunk: int) -> None:
+    _check_index(serials, chunk)
+
+
+def _check_index(serials: list[int], chunk: int) -> SerialIndex:
     idx, data, end = _serial_list(serials, chunk)
     assert len(idx) == len(serials)
     cols = idx.columns
@@ -260,14 +264,40 @@ def test_sorted_index_keeps_keys_and_offsets_together(serials: list[int], chunk:
     for i, off in enumerate(idx.offsets.tolist()):
         s = decode_entry(buf, off, end).serial
         raw = serial_key_bytes(s).lstrip(b"\x00") or b"\x00"
-        assert int.from_bytes(raw, "big") == sum(
-            k << (64 * (len(cols) - 1 - j)) for j, k in enumerate(keys[i])
-        )
+        want = sum(k << (64 * (len(cols) - 1 - j)) for j, k in enumerate(keys[i]))
+        assert int.from_bytes(raw, "big") == want
     for s in serials:
         hit = idx.lookup(s)
         assert hit is not None and hit.serial == s
     for s in {s + d for s in serials for d in (-1, 1)} - set(serials):
         assert idx.lookup(s) is None
+    return idx
+
+
+@pytest.mark.parametrize(
+    ("serials", "layout"),
+    [
+        ([5, 3, 9, 3 + 2**20, 9], "exact"),  # packed words hold the whole key
+        ([2**63 + 5, 3, 2**62, 77, 1 << 40, 78], "prefix"),  # 64-bit range: low bits dropped
+        ([*range(40, 0, -1), 2**64 - 1], "argsort"),  # clustered + far outlier: long runs
+        ([2**100, 1, 2**70], "argsort"),  # two key columns
+        ([1, 2, 2**64 - 1], "plain"),  # already sorted
+    ],
+)
+@pytest.mark.parametrize("chunk", [7, WALK_CHUNK])
+def test_sort_layouts(serials: list[int], layout: str, chunk: int) -> None:
+    idx = _check_index(serials, chunk)
+    pk = idx._packed
+    got = (
+        "prefix"
+        if pk and pk.drop
+        else "exact"
+        if pk
+        else "plain"
+        if serials == sorted(serials)
+        else "argsort"
+    )
+    assert got == layout
 
 
 @pytest.mark.parametrize(

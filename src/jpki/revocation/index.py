@@ -595,14 +595,32 @@ def fast_walk(a: U8, start: int, end: int, *, chunk: int = WALK_CHUNK) -> Offset
 _STEP = 1 << 20  # entries per step of the in-place passes over the sorted keys
 
 
-def _sort_index(
-    cols: list[U64], offs: Offsets
-) -> tuple[list[U64], Offsets, tuple[int, int] | None]:
-    """Sort the keys with as few extra bytes as possible: ``(cols, offsets, packed)``.
+@dataclass(frozen=True)
+class _Packing:
+    """Packed layout: word = ``((key - kmin) >> drop) << ibits | entry number``."""
 
-    ``packed`` is ``(kmin, ibits)`` when the packed layout was used (see ``SerialIndex``): the
-    column was sorted in place and the offsets stay in DER order. Otherwise (keys too wide to
-    pack) an argsort permutation is applied to each column and the offsets.
+    kmin: int
+    ibits: int
+    drop: int  # low key bits dropped so the word fits 64 bits (0 when the range allows)
+
+    @property
+    def mask(self) -> int:
+        return (1 << self.ibits) - 1
+
+
+_MAX_RUN = 16  # most entries a truncated key prefix may share (each one is decoded on lookup)
+
+
+def _sort_index(
+    a: U8, cols: list[U64], offs: Offsets
+) -> tuple[list[U64], Offsets, _Packing | None]:
+    """Sort the keys with as few extra bytes as possible: ``(cols, offsets, packing)``.
+
+    One key column: packed words sorted in place, offsets left in DER order (see
+    ``SerialIndex``). When the key range is too wide, the words keep a key prefix; that is
+    used as long as no prefix is shared by more than ``_MAX_RUN`` entries (lookups decode and
+    compare each). Otherwise (several columns, or clustered keys with far outliers) an
+    argsort permutation is applied to each column and to the offsets.
     """
     n = len(offs)
     if n < 2:
@@ -613,9 +631,14 @@ def _sort_index(
             return cols, offs, None
         kmin = int(c.min())
         ibits = (n - 1).bit_length()
-        if (int(c.max()) - kmin).bit_length() + ibits <= 64:
-            _pack_sort(c, kmin, ibits)
-            return cols, offs, (kmin, ibits)
+        drop = max(0, (int(c.max()) - kmin).bit_length() + ibits - 64)
+        packing = _Packing(kmin, ibits, drop)
+        _pack_sort(c, packing)
+        if drop == 0 or _runs_short(c, ibits):
+            return cols, offs, packing
+        # The packed words lost the low key bits: read the keys again from the DER.
+        del c
+        cols = [_keys_at(a, offs)]
     order = _sort_order(cols)
     if order is None:
         return cols, offs, None
@@ -624,16 +647,40 @@ def _sort_index(
     return cols, offs[order], None
 
 
-def _pack_sort(c: U64, kmin: int, ibits: int) -> None:
-    """Sort ``c`` in place as ``(key - kmin) << ibits | entry number`` words: no argsort
-    permutation (8 bytes an entry), no second key column, no permuted offsets."""
-    lo, sh = np.uint64(kmin), np.uint64(ibits)
+def _pack_sort(c: U64, pk: _Packing) -> None:
+    """Sort ``c`` in place as packed words: no argsort permutation (8 bytes an entry), no
+    second key column, no permuted offsets."""
+    lo, sh, dr = np.uint64(pk.kmin), np.uint64(pk.ibits), np.uint64(pk.drop)
     for i in range(0, len(c), _STEP):
         s = c[i : i + _STEP]
         s -= lo
+        if pk.drop:
+            s >>= dr
         s <<= sh
         s |= np.arange(i, i + len(s), dtype=np.uint64)
     c.sort()  # in place
+
+
+def _runs_short(c: U64, ibits: int) -> bool:
+    """No key prefix (``word >> ibits``) is shared by more than ``_MAX_RUN`` sorted words."""
+    n, r, sh = len(c), _MAX_RUN, np.uint64(ibits)
+    for i in range(0, max(n - r, 0), _STEP):
+        j = min(n - r, i + _STEP)
+        if not bool(((c[i + r : j + r] >> sh) != (c[i:j] >> sh)).all()):
+            return False
+    return True
+
+
+def _keys_at(a: U8, offs: Offsets) -> U64:
+    """One key column for the entries at ``offs`` (already validated, keys <= 8 octets)."""
+    out = np.empty(len(offs), np.uint64)
+    for i in range(0, len(offs), _STEP):
+        p = offs[i : i + _STEP].astype(np.int64)
+        hdr, _ = _tlv_at(a, p)
+        s = p + hdr  # the INTEGER tag
+        slen = a[s + 1].astype(np.int64)
+        out[i : i + len(p)] = _keys(a, s + 2 + slen, slen, 1)[0]
+    return out
 
 
 class SerialIndex:
@@ -652,13 +699,13 @@ class SerialIndex:
         offsets: Offsets,
         region_end: int,
         *,
-        packed: tuple[int, int] | None = None,
+        packed: _Packing | None = None,
     ) -> None:
         self._buf = buf
         self._cols = cols
         self._offsets = offsets
         self._region_end = region_end
-        self._packed = packed  # (kmin, ibits)
+        self._packed = packed
         self._view = memoryview(buf.data).cast("B") if buf.ndim == 1 else memoryview(b"")
 
     @classmethod
@@ -679,7 +726,7 @@ class SerialIndex:
         if not 0 <= start <= end <= len(buf):
             raise CrlError("revokedCertificates outside the CRL")
         cols, pos = _walk_and_key(buf, start, end, chunk, release)
-        cols, pos, packed = _sort_index(cols, pos)
+        cols, pos, packed = _sort_index(buf, cols, pos)
         return cls(buf, cols, pos, end, packed=packed)
 
     @classmethod
@@ -691,28 +738,34 @@ class SerialIndex:
     @property
     def columns(self) -> list[U64]:
         """Key columns, most significant first, sorted (a new array for the packed layout)."""
-        if self._packed is None:
-            return self._cols
-        c = self._cols[0]
-        kmin, ibits = self._packed
-        out = np.empty_like(c)
-        for i in range(0, len(c), _STEP):
-            s = out[i : i + _STEP]
-            np.right_shift(c[i : i + _STEP], np.uint64(ibits), out=s)
-            s += np.uint64(kmin)
-        return [out]
+        return self._plain()[0]
 
     @property
     def offsets(self) -> Offsets:
         """Entry offsets in key order (a new array for the packed layout)."""
-        if self._packed is None:
-            return self._offsets
+        return self._plain()[1]
+
+    def _plain(self) -> tuple[list[U64], Offsets]:
+        pk = self._packed
+        if pk is None:
+            return self._cols, self._offsets
         c = self._cols[0]
-        mask = np.uint64((1 << self._packed[1]) - 1)
-        out = np.empty(len(c), self._offsets.dtype)
+        mask = np.uint64(pk.mask)
+        offs = np.empty(len(c), self._offsets.dtype)
         for i in range(0, len(c), _STEP):
-            out[i : i + _STEP] = self._offsets[c[i : i + _STEP] & mask]
-        return out
+            offs[i : i + _STEP] = self._offsets[c[i : i + _STEP] & mask]
+        if pk.drop:  # the words hold key prefixes only: exact keys from the DER, then order
+            keys = _keys_at(self._buf, offs)
+            if not bool((keys[1:] >= keys[:-1]).all()):
+                order = np.argsort(keys, kind="stable")
+                keys, offs = keys[order], offs[order]
+            return [keys], offs
+        keys = np.empty_like(c)
+        for i in range(0, len(c), _STEP):
+            s = keys[i : i + _STEP]
+            np.right_shift(c[i : i + _STEP], np.uint64(pk.ibits), out=s)
+            s += np.uint64(pk.kmin)
+        return [keys], offs
 
     @property
     def region_end(self) -> int:
@@ -744,15 +797,17 @@ class SerialIndex:
         key = self._key_cols(serial) if n else None
         if key is None:
             return 0, 0
-        if self._packed is not None:
-            kmin, ibits = self._packed
-            rel = key[0] - kmin
-            if rel < 0 or rel >> (64 - ibits):
+        pk = self._packed
+        if pk is not None:
+            # every entry whose key prefix matches; lookup() decodes each and compares
+            rel = key[0] - pk.kmin
+            prefix = rel >> pk.drop
+            if rel < 0 or prefix >> (64 - pk.ibits):
                 return 0, 0
             col = self._cols[0]
-            lo = int(col.searchsorted(np.uint64(rel << ibits)))
+            lo = int(col.searchsorted(np.uint64(prefix << pk.ibits)))
             hi = lo
-            while hi < n and int(col[hi]) >> ibits == rel:
+            while hi < n and int(col[hi]) >> pk.ibits == prefix:
                 hi += 1
             return lo, hi
         if len(key) == 1:  # the common case: one column, one binary search
@@ -793,7 +848,7 @@ class SerialIndex:
     def _offset_at(self, i: int) -> int:
         if self._packed is None:
             return int(self._offsets[i])
-        return int(self._offsets[int(self._cols[0][i]) & ((1 << self._packed[1]) - 1)])
+        return int(self._offsets[int(self._cols[0][i]) & self._packed.mask])
 
     def __contains__(self, serial: object) -> bool:
         return isinstance(serial, int) and self.find(serial) is not None
