@@ -3,8 +3,11 @@
 No Python object is created per entry: numpy finds candidate entry starts, computes each
 candidate's successor from its length bytes, keeps the chain reachable from the first entry
 (pointer doubling) and checks that it ends exactly at the end of ``revokedCertificates``.
-Serials become fixed-width big-endian keys in uint64 columns, sorted once; a lookup is a binary
-search. Dates and reasons are decoded lazily for hits from the entry offset kept alongside.
+This runs over ``WALK_CHUNK`` bytes at a time (the chain position carried from chunk to
+chunk), so temporaries stay bounded and a memory-mapped caller can drop walked pages.
+Serials become fixed-width big-endian keys in uint64 columns, sorted once (in place when they
+pack into one word with the entry number); a lookup is a binary search. Dates and reasons are
+decoded lazily for hits from the entry offset kept alongside.
 
 ``reference_walk`` is the plain one-entry-at-a-time walk with the same rules; a property test
 shows both agree on random CRLs.
