@@ -10,6 +10,7 @@ import binascii
 import json
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,9 @@ def verify_group() -> None:
               help="sign: signing certificate needed; login: authentication certificate; "
                    "any: override the key-usage policy (reported).")  # fmt: skip
 @click.option("--at", "at", metavar="TIME", help="Also check the certificate is valid then.")
+@click.option("--trust", "trust", multiple=True, metavar="CA",
+              help="Also validate the certificate's chain to these CA certificates (file or "
+                   "directory; repeatable). Without it the chain is not checked.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @handle_errors
 def signature_cmd(
@@ -157,6 +161,7 @@ def signature_cmd(
     hash_name: str,
     purpose: str,
     at: str | None,
+    trust: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Verify an RSA PKCS#1 v1.5 signature over a file or a digest."""
@@ -179,6 +184,17 @@ def signature_cmd(
         purpose=purpose,
         at=parse_time(at) if at else None,
     )
+    if trust:
+        chain = validate_chain(
+            certs[0], _anchors(trust), at=parse_time(at), intermediates=certs[1:], purpose=purpose
+        )
+        extra = [r for r in chain.reasons if r not in result.reasons]
+        result = replace(result.with_reasons(*extra, status=chain.status), chain=chain.chain)
+    else:
+        result = result.with_reasons(
+            "certificate chain NOT validated (no --trust given): this only shows the data "
+            "matches the key in the certificate"
+        )
     _finish(result, as_json)
 
 
