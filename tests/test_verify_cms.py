@@ -216,3 +216,87 @@ def test_random_bytes_never_crash(blob: bytes) -> None:
     except JpkiError:
         return
     raise AssertionError("random bytes parsed as CMS")  # pragma: no cover
+
+
+# --- signed attributes checked: CMS built here and signed with the signer's key ------------
+
+
+def _crafted(
+    issued: Issued,
+    content: bytes,
+    *,
+    content_type: str | None = "data",
+    message_digest: bytes | None = None,
+    extra: tuple[tuple[str, object], ...] = (),
+) -> bytes:
+    """Attached SignedData whose signature over the signed attributes is genuinely valid."""
+    import hashlib
+
+    from asn1crypto import algos, cms, core
+    from asn1crypto import x509 as asn1_x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    attrs = []
+    if content_type is not None:
+        attrs.append(cms.CMSAttribute({"type": "content_type", "values": [content_type]}))
+    md = hashlib.sha256(content).digest() if message_digest is None else message_digest
+    attrs.append(cms.CMSAttribute({"type": "message_digest", "values": [md]}))
+    attrs.append(
+        cms.CMSAttribute(
+            {"type": "signing_time", "values": [cms.Time({"utc_time": core.UTCTime(AT)})]}
+        )
+    )
+    for name, value in extra:
+        attrs.append(cms.CMSAttribute({"type": name, "values": [value]}))
+    signed_attrs = cms.CMSAttributes(attrs)
+    sig = issued.key.sign(signed_attrs.dump(), padding.PKCS1v15(), hashes.SHA256())
+    leaf = asn1_x509.Certificate.load(issued.der)
+    signer = cms.SignerInfo(
+        {
+            "version": "v1",
+            "sid": cms.SignerIdentifier(
+                {
+                    "issuer_and_serial_number": cms.IssuerAndSerialNumber(
+                        {"issuer": leaf.issuer, "serial_number": leaf.serial_number}
+                    )
+                }
+            ),
+            "digest_algorithm": algos.DigestAlgorithm({"algorithm": "sha256"}),
+            "signed_attrs": signed_attrs,
+            "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": "rsassa_pkcs1v15"}),
+            "signature": sig,
+        }
+    )
+    sd = cms.SignedData(
+        {
+            "version": "v1",
+            "digest_algorithms": [algos.DigestAlgorithm({"algorithm": "sha256"})],
+            "encap_content_info": {"content_type": "data", "content": content},
+            "certificates": [leaf],
+            "signer_infos": [signer],
+        }
+    )
+    return bytes(cms.ContentInfo({"content_type": "signed_data", "content": sd}).dump())
+
+
+def test_signed_attributes_checked(signers: dict[str, Issued]) -> None:
+    alice = signers["alice"]
+    ok = verify_cms(_crafted(alice, CONTENT), at=AT)
+    assert ok.status is Status.VALID, ok.reasons
+    assert ok.signing_time == AT  # signingTime parsed and reported (claimed, not trusted)
+    assert any("claimed signing time" in r and "not trusted" in r for r in ok.reasons)
+    cases = {
+        "differs from the encapsulated type": _crafted(alice, CONTENT, content_type="signed_data"),
+        "lack contentType": _crafted(alice, CONTENT, content_type=None),
+        "does not match the signed messageDigest": _crafted(
+            alice, CONTENT, message_digest=b"\x01" * 32
+        ),
+        "appears 2 times": _crafted(alice, CONTENT, extra=(("message_digest", b"\x02" * 32),)),
+    }
+    for why, blob in cases.items():
+        r = verify_cms(blob, at=AT)
+        assert r.status is Status.INVALID, (why, r.reasons)
+        # The signature itself is fine: only the attribute check can have refused it.
+        assert "signature matches the signer's certificate" in r.signers[0].reasons[0]
+        assert why in " ".join(r.reasons)
