@@ -228,6 +228,46 @@ def test_batch_manifest(files: dict[str, Path]) -> None:
     assert run("batch", manifest)[0].exit_code == 2
 
 
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"hash": "md5"}, "unsupported hash"),
+        ({"purpose": "nope"}, "unknown purpose"),
+        ({"cert": "missing.pem"}, "cannot read"),
+        ({"digest": "xyz", "data": None}, "digest must be hex"),
+        ({"sig": 5}, "must be a file path"),
+    ],
+)
+def test_batch_manifest_errors_name_the_line(
+    files: dict[str, Path], bad: dict[str, object], message: str
+) -> None:
+    good = {"cert": "sign.pem", "sig": "doc.sig", "data": "doc.txt"}
+    broken = {k: v for k, v in {**good, **bad}.items() if v is not None}
+    manifest = files["dir"] / "bad.jsonl"
+    manifest.write_text("\n".join(json.dumps(x) for x in (good, good, broken, good)) + "\n")
+    res, _ = run("batch", manifest, "--json")
+    assert res.exit_code == 2, res.output
+    assert "manifest line 3" in res.output and message in res.output
+    assert "Traceback" not in res.output
+
+
+def test_batch_bad_certificate_is_an_invalid_item(files: dict[str, Path]) -> None:
+    # A certificate file that does not parse spoils its own item, not the batch.
+    (files["dir"] / "garbage.pem").write_bytes(b"not a certificate")
+    good = {"cert": "sign.pem", "sig": "doc.sig", "data": "doc.txt"}
+    manifest = files["dir"] / "garbage.jsonl"
+    manifest.write_text(
+        "\n".join(json.dumps(x) for x in (good, {**good, "cert": "garbage.pem"}, good))
+    )
+    res, data = run("batch", manifest, "--json")
+    assert res.exit_code == 1, res.output
+    assert data is not None
+    results = data["results"]
+    assert isinstance(results, list)
+    assert [r["status"] for r in results] == ["valid", "invalid", "valid"]
+    assert "unusable certificate" in results[1]["reasons"][0]
+
+
 def test_revocation_options(files: dict[str, Path], test_pki: TestPki, tmp_path: Path) -> None:
     pytest.importorskip("jpki.revocation.policy")
     f = files

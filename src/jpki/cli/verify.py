@@ -19,10 +19,10 @@ import click
 
 from jpki.cert import CertKind
 from jpki.cli._common import Exit, emit, handle_errors, read_input_file
-from jpki.errors import UsageError
+from jpki.errors import JpkiError, UsageError
 from jpki.verify.batch import BatchItem, verify_batch
 from jpki.verify.cms import verify_cms
-from jpki.verify.digest import HashAlgorithm
+from jpki.verify.digest import HashAlgorithm, hash_algorithm
 from jpki.verify.path import (
     RevocationCheck,
     load_certificates,
@@ -31,7 +31,7 @@ from jpki.verify.path import (
     validate_chain,
 )
 from jpki.verify.result import Status, VerificationResult, worst
-from jpki.verify.signature import Purpose, verify_signature
+from jpki.verify.signature import Purpose, purpose_of, verify_signature
 
 _EXIT = {
     Status.VALID: Exit.OK,
@@ -342,9 +342,18 @@ def read_manifest(path: str) -> list[BatchItem]:
         sig = _field_bytes(entry, "sig", base, cache, n)
         if cert is None or sig is None:
             raise UsageError(f"manifest line {n}: needs cert and sig")
-        # Certificates as DER, converted once per distinct file content.
+        # Certificates as DER, converted once per distinct file content. One that does not
+        # parse is that item's problem (an invalid result), not the whole manifest's.
         if cert not in certs:
-            certs[cert] = load_certificates(cert)[0].der
+            try:
+                certs[cert] = load_certificates(cert)[0].der
+            except JpkiError:
+                certs[cert] = cert
+        try:
+            hash_alg = hash_algorithm(str(entry.get("hash", "sha256")))
+            purpose = purpose_of(str(entry.get("purpose", "sign")))
+        except UsageError as exc:
+            raise UsageError(f"manifest line {n}: {exc}") from None
         data = _field_bytes(entry, "data", base, cache, n)
         digest = entry.get("digest")
         if digest is not None:
@@ -358,8 +367,8 @@ def read_manifest(path: str) -> list[BatchItem]:
                 decode_blob(sig),
                 data=data,
                 digest=digest,
-                hash_alg=str(entry.get("hash", "sha256")),
-                purpose=str(entry.get("purpose", "sign")),
+                hash_alg=hash_alg,
+                purpose=purpose,
             )
         )
     return items
