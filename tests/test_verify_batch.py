@@ -122,3 +122,19 @@ def test_bench_parses_openssl_speed_output() -> None:
     assert mod.parse_openssl_speed(out) == pytest.approx(64677.4)
     with pytest.raises(ValueError):
         mod.parse_openssl_speed("nothing here")
+
+
+def test_spellings_of_one_hash_and_purpose_share_a_plan(items: list[BatchItem]) -> None:
+    from jpki.verify import HashAlgorithm, Purpose
+
+    it = items[0]
+    spelled = [
+        BatchItem(it.certificate, it.signature, data=it.data, hash_alg=h, purpose=p)
+        for h in ("sha256", "SHA-256", HashAlgorithm.SHA256)
+        for p in ("sign", Purpose.SIGN)
+    ]
+    wrong_len = BatchItem(it.certificate, it.signature, data=it.data, digest=b"\0" * 20)
+    got = verify_batch([*spelled, wrong_len, *spelled], chunk_size=64)
+    assert [r.status for r in got] == [Status.VALID] * 6 + [Status.INVALID] + [Status.VALID] * 6
+    assert got[0] is got[5]  # plain valid results for one certificate are shared
+    assert "32 bytes" in got[6].reasons[0]
