@@ -154,3 +154,38 @@ def test_sqlite_persists_between_instances(tmp_path: Path) -> None:
     assert SqliteChallengeStore(db).consume(ch.id, datetime.now(UTC)) == ch.nonce
     with pytest.raises(ChallengeError, match="already used"):
         SqliteChallengeStore(db).consume(ch.id, datetime.now(UTC))
+
+
+def test_challenges_are_random_and_account_key_stable(
+    test_pki: TestPki, auth: Issued, tmp_path: Path
+) -> None:
+    clock = Clock()
+    v = LoginVerifier(tmp_path / "k.db", clock=clock)
+    chs = [v.issue() for _ in range(50)]
+    assert len({c.nonce for c in chs}) == 50 and len({c.id for c in chs}) == 50
+    assert all(len(c.nonce) >= 32 for c in chs)
+    keys = {v.verify(c.id, _card_sign(auth, c.nonce), auth.der).account_key for c in chs[:3]}
+    assert keys == {account_key(auth.cert)}  # the same account on every login
+    other = test_pki.issue_auth(label="other-card")
+    r = v.verify(chs[3].id, _card_sign(other, chs[3].nonce), other.cert)
+    assert r.status is Status.VALID and r.account_key not in keys
+
+
+def test_signing_certificate_login_only_when_overridden(test_pki: TestPki) -> None:
+    signing = test_pki.issue_signing(sample_person(0))
+    v = LoginVerifier(MemoryChallengeStore(), clock=Clock())
+    ch = v.issue()
+    r = v.verify(ch.id, _card_sign(signing, ch.nonce), signing.cert, purpose="any")
+    assert r.status is Status.VALID, r.reasons
+    assert any("overridden by the caller" in x for x in r.reasons)
+
+
+def test_memory_store_single_use_across_threads(auth: Issued) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    v = LoginVerifier(MemoryChallengeStore(), clock=Clock())
+    ch = v.issue()
+    sig = _card_sign(auth, ch.nonce)
+    with ThreadPoolExecutor(8) as ex:
+        results = list(ex.map(lambda _: v.verify(ch.id, sig, auth.der), range(16)))
+    assert [r.status for r in results].count(Status.VALID) == 1
