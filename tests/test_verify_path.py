@@ -223,3 +223,40 @@ def test_revocation_not_consulted_for_broken_chain(
 
     late = datetime(2045, 1, 1, tzinfo=UTC)
     assert validate_chain(leaf, anchors, at=late, revocation=boom).status is Status.INVALID
+
+
+def test_basic_constraints_end_entity_cannot_issue(
+    test_pki: TestPki, anchors: list[JpkiCertificate]
+) -> None:
+    from datetime import timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    signer = test_pki.issue_signing(sample_person(0))
+    sub_key = test_pki.key("bc-victim")
+    ski = signer.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    forged = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "forged")]))
+        .issuer_name(signer.cert.subject)
+        .public_key(sub_key.public_key())
+        .serial_number(12345)
+        .not_valid_before(AT - timedelta(days=1))
+        .not_valid_after(AT + timedelta(days=30))
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
+        )
+        .add_extension(
+            x509.KeyUsage(True, True, False, False, False, False, False, False, False),
+            critical=True,
+        )
+        .sign(signer.key, hashes.SHA256())
+    )
+    leaf = JpkiCertificate.from_cryptography(forged)
+    r = validate_chain(
+        leaf, anchors, at=AT, intermediates=[JpkiCertificate.load(signer.der)], purpose="any"
+    )
+    assert r.status is Status.INVALID
+    text = " ".join(r.reasons).lower()
+    assert "is not a ca" in text, r.reasons  # BasicConstraints: an end entity issued it
