@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
+import subprocess
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -216,3 +219,42 @@ def test_digest_info_messages() -> None:
         parse_digest_info(b"\x04\x20" + b"\0" * 32)
     with pytest.raises(SignatureFormatError):
         DigestInfo(HashAlgorithm.SHA1, b"\0" * 32)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
+@pytest.mark.parametrize("name", ["sha1", "sha256", "sha384", "sha512"])
+def test_signatures_made_by_openssl(signing: Issued, tmp_path: Path, name: str) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    key = tmp_path / "k.pem"
+    key.write_bytes(
+        signing.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    doc = tmp_path / "doc"
+    doc.write_bytes(DATA)
+    # openssl dgst -sign: PKCS#1 v1.5 over DigestInfo(hash(data)).
+    sig = subprocess.run(
+        ["openssl", "dgst", f"-{name}", "-sign", str(key), str(doc)],
+        check=True,
+        capture_output=True,
+    ).stdout
+    assert verify_signature(signing.der, sig, data=DATA, hash_alg=name).valid
+    # openssl pkeyutl over a precomputed digest (what a card signs): --digest path.
+    digest = hashlib.new(name, DATA).digest()
+    (tmp_path / "dg").write_bytes(digest)
+    sig2 = subprocess.run(
+        ["openssl", "pkeyutl", "-sign", "-inkey", str(key), "-in", str(tmp_path / "dg"),
+         "-pkeyopt", f"digest:{name}"],
+        check=True,
+        capture_output=True,
+    ).stdout  # fmt: skip
+    assert verify_signature(signing.der, sig2, digest=digest, hash_alg=name).valid
+    bad = bytearray(sig2)
+    bad[7] ^= 1
+    assert verify_signature(signing.der, bytes(bad), digest=digest, hash_alg=name).status is (
+        Status.INVALID
+    )
