@@ -300,3 +300,13 @@ def test_signed_attributes_checked(signers: dict[str, Issued]) -> None:
         # The signature itself is fine: only the attribute check can have refused it.
         assert "signature matches the signer's certificate" in r.signers[0].reasons[0]
         assert why in " ".join(r.reasons)
+
+
+def test_naive_validation_time_is_a_usage_error(openssl_sign: Signer) -> None:
+    from jpki.errors import UsageError
+
+    blob = openssl_sign("-binary")  # detached: refused before "content must be supplied"
+    with pytest.raises(UsageError, match="timezone-aware"):
+        verify_cms(blob, at=datetime(2026, 6, 1))
+    with pytest.raises(UsageError, match="timezone-aware"):
+        verify_cms(openssl_sign("-nodetach"), at=datetime(2026, 6, 1))

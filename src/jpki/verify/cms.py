@@ -19,7 +19,7 @@ from asn1crypto import pem as asn1_pem
 
 from jpki.cert import JpkiCertificate
 from jpki.digestinfo import PREFIXES
-from jpki.errors import JpkiError, SignatureFormatError
+from jpki.errors import JpkiError, SignatureFormatError, UsageError
 from jpki.verify.digest import OID_TO_HASH, HashAlgorithm, digest_of
 from jpki.verify.path import RevocationCheck, validate_chain
 from jpki.verify.result import Status, VerificationResult, worst
@@ -227,6 +227,8 @@ def verify_cms(
     (default: now); without, only the signatures, key usage and validity are checked and a
     reason says the chain was not. The signingTime attribute is reported, not trusted.
     """
+    if at is not None and (at.tzinfo is None or at.utcoffset() is None):
+        raise UsageError("validation time must be timezone-aware")
     when = at if at is not None else datetime.now(UTC)
     purp = purpose_of(purpose)
     extra = tuple(certificates)
