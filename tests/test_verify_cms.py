@@ -202,10 +202,35 @@ def test_mutated_cms_never_crashes(sample_cms: bytes, data: st.DataObject) -> No
     cut = data.draw(st.integers(1, len(blob)))
     try:
         r = verify_cms(bytes(blob[:cut]), at=AT)
-    except JpkiError:
+    except SignatureFormatError:  # a malformed CMS, whichever part of it is damaged
         return
     assert r.status in set(Status)
     assert r.reasons
+
+
+# Byte flips (offset in the certificate DER, xor) in the embedded signer certificate that
+# JpkiCertificate.load accepts but whose extensions cryptography cannot decode: a damaged
+# directoryName surfaces as KeyError / TypeError (found by mutating a CMS; was a traceback).
+CERT_DAMAGE = [((1139, 117), (1251, 128)), ((1105, 15),)]
+
+
+@pytest.mark.parametrize("flips", CERT_DAMAGE)
+def test_damaged_embedded_certificate_is_a_format_error(
+    sample_cms: bytes, signers: dict[str, Issued], flips: tuple[tuple[int, int], ...]
+) -> None:
+    from cryptography import x509
+
+    der = signers["alice"].der
+    at = sample_cms.index(der)
+    blob = bytearray(sample_cms)
+    bad_cert = bytearray(der)
+    for off, xor in flips:
+        blob[at + off] ^= xor
+        bad_cert[off] ^= xor
+    with pytest.raises((KeyError, TypeError)):  # the seed still hits the cryptography quirk
+        _ = x509.load_der_x509_certificate(bytes(bad_cert)).extensions
+    with pytest.raises(SignatureFormatError, match="embedded certificate 1 is malformed"):
+        verify_cms(bytes(blob), at=AT)
 
 
 @given(st.binary(max_size=300))

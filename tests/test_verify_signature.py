@@ -258,3 +258,42 @@ def test_signatures_made_by_openssl(signing: Issued, tmp_path: Path, name: str) 
     assert verify_signature(signing.der, bytes(bad), digest=digest, hash_alg=name).status is (
         Status.INVALID
     )
+
+
+@pytest.mark.parametrize("flips", [((1139, 117), (1251, 128)), ((1105, 15),)])
+def test_undecodable_extensions_are_certificate_errors(
+    signing: Issued, flips: tuple[tuple[int, int], ...]
+) -> None:
+    # cryptography raises KeyError / TypeError for some damaged names inside extensions.
+    from jpki.verify import BatchItem, verify_batch
+
+    der = bytearray(signing.der)
+    for off, xor in flips:
+        der[off] ^= xor
+    sig = _sign(signing, DATA)
+    with pytest.raises(CertificateError, match="extensions cannot be decoded"):
+        verify_signature(bytes(der), sig, data=DATA)
+    (r,) = verify_batch([BatchItem(bytes(der), sig, data=DATA)])
+    assert r.status is Status.INVALID and "unusable certificate" in r.reasons[0]
+
+
+@given(st.data())
+@settings(max_examples=300, deadline=None)
+def test_damaged_certificate_is_a_certificate_error_or_a_result(
+    signing: Issued, data: st.DataObject
+) -> None:
+    # Damage in the second half of the certificate: extensions, signature.
+    from jpki.verify import BatchItem, verify_batch
+
+    der = bytearray(signing.der)
+    for _ in range(data.draw(st.integers(1, 3))):
+        der[data.draw(st.integers(len(der) // 2, len(der) - 1))] ^= data.draw(st.integers(1, 255))
+    sig = _sign(signing, DATA)
+    try:
+        r = verify_signature(bytes(der), sig, data=DATA, at=datetime(2026, 6, 1, tzinfo=UTC))
+    except JpkiError:
+        pass
+    else:
+        assert r.status in set(Status) and r.reasons
+    (b,) = verify_batch([BatchItem(bytes(der), sig, data=DATA)])
+    assert b.status in set(Status) and b.reasons

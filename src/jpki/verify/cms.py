@@ -119,14 +119,27 @@ def _parse(der: bytes, extra: tuple[JpkiCertificate, ...]) -> SignedData:
     embedded: list[JpkiCertificate] = []
     certs = sd["certificates"]
     if not isinstance(certs, asn1_core.Void):
-        for choice in certs:
+        for n, choice in enumerate(certs, 1):
             if choice.name == "certificate":
-                embedded.append(JpkiCertificate.load(choice.chosen.dump()))
+                embedded.append(_embedded_certificate(n, choice.chosen.dump()))
     pool = tuple(embedded) + extra
     signers = tuple(
         _parse_signer(i, si, pool, econtent_type) for i, si in enumerate(sd["signer_infos"])
     )
     return SignedData(econtent_type, content, tuple(embedded), signers)
+
+
+def _embedded_certificate(n: int, der: bytes) -> JpkiCertificate:
+    """An embedded certificate, fully decoded now: a damaged one makes the CMS malformed."""
+    try:
+        cert = JpkiCertificate.load(der)
+        # JpkiCertificate decodes lazily: touch everything verification will read.
+        _ = (cert.subject_text, cert.issuer_text, cert.public_key, cert.kind, cert.not_after)
+        _ = (cert.not_before, cert.subject_key_id, _issuer_der(cert))
+        key_usage_problems(cert, Purpose.ANY)  # decodes the extensions
+    except JpkiError as exc:
+        raise SignatureFormatError(f"embedded certificate {n} is malformed: {exc}") from None
+    return cert
 
 
 def _parse_signer(

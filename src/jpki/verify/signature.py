@@ -66,8 +66,10 @@ def _key_usage(cert: x509.Certificate) -> x509.KeyUsage | None:
         return cert.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
         return None
-    except ValueError as exc:  # duplicate or undecodable extension
-        raise CertificateError(f"certificate extensions cannot be decoded: {exc}") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        # Duplicate or undecodable extension; a damaged directoryName inside one (e.g. in
+        # AuthorityKeyIdentifier) surfaces from cryptography as KeyError or TypeError.
+        raise CertificateError(f"certificate extensions cannot be decoded: {exc!r}") from None
 
 
 def key_usage_problems(cert: JpkiCertificate, purpose: Purpose) -> tuple[list[str], list[str]]:
