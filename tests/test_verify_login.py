@@ -121,6 +121,11 @@ def test_parameters_checked(tmp_path: Path) -> None:
         LoginVerifier(tmp_path / "x.db", nonce_bytes=16)
     with pytest.raises(UsageError):
         LoginVerifier(tmp_path / "x.db", ttl=timedelta(0))
+    naive = LoginVerifier(MemoryChallengeStore(), clock=lambda: datetime(2026, 6, 1, 9, 0))
+    with pytest.raises(UsageError, match="timezone-aware"):
+        naive.issue()
+    with pytest.raises(UsageError, match="timezone-aware"):
+        naive.verify("any", b"", b"")
 
 
 def _consume(args: tuple[str, str]) -> bytes | None:

@@ -145,6 +145,8 @@ def test_usage_errors(signing: Issued) -> None:
         verify_signature(signing.der, sig, data=DATA, hash_alg="md5")
     with pytest.raises(UsageError, match="unknown purpose"):
         verify_signature(signing.der, sig, data=DATA, purpose="banana")
+    with pytest.raises(UsageError, match="timezone-aware"):
+        verify_signature(signing.der, sig, data=DATA, at=datetime(2026, 6, 1))
 
 
 def test_non_rsa_key_is_a_clear_error(test_pki: TestPki) -> None:

@@ -189,8 +189,14 @@ class LoginVerifier:
         self.soft_fail = soft_fail
         self.clock = clock
 
-    def issue(self) -> Challenge:
+    def _now(self) -> datetime:
         now = self.clock()
+        if now.tzinfo is None or now.utcoffset() is None:
+            raise UsageError("the login clock must return timezone-aware datetimes")
+        return now
+
+    def issue(self) -> Challenge:
+        now = self._now()
         ch = Challenge(
             id=secrets.token_urlsafe(18),
             nonce=secrets.token_bytes(self.nonce_bytes),
@@ -211,7 +217,7 @@ class LoginVerifier:
 
         The challenge is used up even if the signature is wrong: one challenge, one attempt.
         """
-        now = self.clock()
+        now = self._now()
         cert = as_certificate(certificate)
         key = account_key(cert)
         try:
