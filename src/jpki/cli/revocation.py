@@ -39,8 +39,9 @@ def _load_certs(paths: tuple[str, ...]) -> list[JpkiCertificate]:
     return [JpkiCertificate.load(read_input_file(p)) for p in paths]
 
 
-def _load_crl(path: str) -> Crl:
-    return Crl.load(read_input_file(path))
+def load_crl_file(path: str) -> Crl:
+    """A CRL named on the command line; big files are memory-mapped, '-' reads stdin."""
+    return Crl.load(read_input_file(path)) if path == "-" else Crl.from_file(path)
 
 
 def _pick_issuer(cert: JpkiCertificate, issuers: list[JpkiCertificate]) -> JpkiCertificate:
@@ -127,7 +128,7 @@ def crl_info(file: str, issuer_paths: tuple[str, ...], at_text: str | None, as_j
     """Entries, thisUpdate, nextUpdate, number and signature validity of a CRL (DER or PEM)."""
     at = _parse_at(at_text)
     issuers = _load_certs(issuer_paths)
-    d = crl_info_dict(_load_crl(file), issuers, at)
+    d = crl_info_dict(load_crl_file(file), issuers, at)
     emit(d, as_json, lambda: _crl_text(d))
     if d["signature"] == "invalid":
         sys.exit(int(Exit.INVALID))
@@ -200,7 +201,7 @@ def check(
     at = _parse_at(at_text)
     cert = JpkiCertificate.load(read_input_file(cert_path))
     issuer = _pick_issuer(cert, _load_certs(issuer_paths))
-    crls = [_load_crl(p) for p in crl_paths]
+    crls = [load_crl_file(p) for p in crl_paths]
     policy = RevocationPolicy(
         soft_fail=soft_fail,
         max_crl_age=timedelta(hours=max_crl_age) if max_crl_age is not None else None,
@@ -256,7 +257,7 @@ def store_load(
             raise UsageError("give --issuer CA (the store knows no CA yet)")
         results = []
         for p in crl_paths:
-            r = store.load(_load_crl(p), issuers)
+            r = store.load(load_crl_file(p), issuers)
             results.append({"file": p, **r.__dict__})
     emit(
         results,

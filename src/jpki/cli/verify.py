@@ -19,6 +19,7 @@ import click
 
 from jpki.cert import CertKind
 from jpki.cli._common import Exit, emit, handle_errors, read_input_file
+from jpki.cli.revocation import load_crl_file
 from jpki.errors import JpkiError, UsageError
 from jpki.verify.batch import BatchItem, verify_batch
 from jpki.verify.cms import verify_cms
@@ -110,7 +111,7 @@ def _revocation(
         if soft_fail:
             raise UsageError("--soft-fail needs a revocation source (--crl or --ocsp)")
         return None
-    crls = [read_input_file(f) for f in crl_files]
+    crls = [load_crl_file(f) for f in crl_files]
     return revocation_checker(crls=crls, ocsp_url=ocsp_url, soft_fail=soft_fail)
 
 

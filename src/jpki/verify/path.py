@@ -282,12 +282,15 @@ def _revocation(
 
 def revocation_checker(
     *,
-    crls: Sequence[bytes] = (),
+    crls: Sequence[Any] = (),
     ocsp_url: str | None = None,
     soft_fail: bool = False,
     store: Any = None,
 ) -> RevocationCheck:
-    """A :data:`RevocationCheck` backed by ``jpki.revocation.policy.check_revocation``."""
+    """A :data:`RevocationCheck` backed by ``jpki.revocation.policy.check_revocation``.
+
+    ``crls``: DER/PEM bytes or ``jpki.revocation.Crl`` objects (``Crl.from_file`` maps big files).
+    """
     # Imported only when used: the revocation package is a separate, optional layer.
     import importlib
 
