@@ -209,3 +209,18 @@ def test_connect_waits_for_a_card_inserted_meanwhile(pcscd: str, tmp_path: Path)
         timer.join()
         plugged.remove()
         plugged.card.close()
+
+
+def test_conformance_suite_through_pcscd(inserted_card: InsertedCard) -> None:
+    from jpki.conformance import CheckStatus, run_conformance
+
+    with PcscConnection.connect(inserted_card.reader, timeout=10) as conn:
+        quiet = run_conformance(conn)  # without --with-pin: no PIN data may leave
+    assert quiet.ok, [(c.name, c.detail) for c in quiet.failed]
+    assert not quiet.aborted
+    with PcscConnection.connect(inserted_card.reader, timeout=10) as conn:
+        report = run_conformance(conn, with_pin=True, pin=Secret(AUTH_PIN))
+    assert report.ok, [(c.name, c.detail) for c in report.failed]
+    assert report.check("sign_auth_round_trip").status is CheckStatus.PASS
+    with PcscConnection.connect(inserted_card.reader, timeout=10) as conn:
+        assert JpkiAp(conn).pin_status("auth").tries_left == 3  # the suite spent nothing
