@@ -66,9 +66,16 @@ def _key_usage(cert: x509.Certificate) -> x509.KeyUsage | None:
         return cert.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
         return None
-    except (ValueError, KeyError, TypeError) as exc:
-        # Duplicate or undecodable extension; a damaged directoryName inside one (e.g. in
-        # AuthorityKeyIdentifier) surfaces from cryptography as KeyError or TypeError.
+    except (
+        ValueError,
+        KeyError,
+        TypeError,
+        x509.DuplicateExtension,
+        x509.UnsupportedGeneralNameType,
+    ) as exc:
+        # Duplicate or undecodable extension; a damaged name inside one (e.g. in
+        # AuthorityKeyIdentifier) surfaces from cryptography as KeyError, TypeError or
+        # UnsupportedGeneralNameType.
         raise CertificateError(f"certificate extensions cannot be decoded: {exc!r}") from None
 
 
