@@ -9,7 +9,8 @@ what to compare):
 * jpki x2  : ``verify_batch(items, executor=<warm 2-process pool>)``, and cold
              (``workers=2``: pool start-up included)
 
-Usage: ``python bench/bench_verify.py [--quick] [--json] [--seconds N] [--items N]``.
+Usage: ``python bench/bench_verify.py [--quick] [--json] [--seconds N] [--items N]``;
+``--profile N`` instead profiles ``verify_batch`` in one process over N items.
 """
 
 from __future__ import annotations
@@ -106,6 +107,21 @@ def batch_run(items: list[BatchItem], **kw: Any) -> Callable[[], int]:
     return run
 
 
+def profile(n: int) -> int:
+    """Where the one-process time goes (warm cache), and the unprofiled CPU rate."""
+    import cProfile
+    import pstats
+
+    items = make_items(n)
+    run = batch_run(items, workers=1)
+    batch_run(items[:100], workers=1)()
+    print(f"verify_batch, 1 process, {n} items: {rate(run, time.process_time):.0f} verify/s (cpu)")
+    prof = cProfile.Profile()
+    prof.runcall(run)
+    pstats.Stats(prof).sort_stats("tottime").print_stats(12)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short run (CI smoke)")
@@ -116,7 +132,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--elapsed", action="store_true", help="wall clock for the 1-process figures too"
     )
+    ap.add_argument(
+        "--profile",
+        type=int,
+        metavar="N",
+        default=None,
+        help="instead: cProfile verify_batch(workers=1) over N items, print the top entries",
+    )
     args = ap.parse_args(argv)
+    if args.profile:
+        return profile(args.profile)
     seconds = args.seconds or (1 if args.quick else 2)
     n = args.items or (4000 if args.quick else 40000)
     rounds = args.rounds or (1 if args.quick else 3)
