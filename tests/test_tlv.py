@@ -273,3 +273,77 @@ def test_der_total_length_is_monotone(raw: bytes) -> None:
 
 def test_tlv_error_is_jpki_error() -> None:
     assert issubclass(TlvError, JpkiError)
+
+
+# --- OBJECT IDENTIFIER ----------------------------------------------------------------------
+
+
+@st.composite
+def oids(draw: st.DrawFn) -> str:
+    """Dotted OIDs as X.660 allows them: first arc 0-2, second < 40 under 0 and 1."""
+    first = draw(st.integers(0, 2))
+    second = draw(st.integers(0, 39)) if first < 2 else draw(st.integers(0, 2**70))
+    rest = draw(st.lists(st.integers(0, 2**70), max_size=8))
+    return ".".join(str(a) for a in [first, second, *rest])
+
+
+def _oid_content(dotted: str) -> bytes:
+    from asn1crypto.core import ObjectIdentifier
+
+    return bytes(ObjectIdentifier(dotted).contents)
+
+
+@given(oids())
+@settings(max_examples=300)
+def test_decode_oid_round_trips_against_asn1crypto(dotted: str) -> None:
+    from cryptography.x509 import Name, NameAttribute, ObjectIdentifier
+
+    from jpki.tlv import decode_oid
+
+    assert decode_oid(_oid_content(dotted)) == dotted
+    # and from cryptography's encoding: the OID TLV inside a one-attribute Name
+    # SEQUENCE { SET { SEQUENCE { OID, UTF8String "x" } } }
+    name = Name([NameAttribute(ObjectIdentifier(dotted), "x")]).public_bytes()
+    seq = decode_one(decode_one(decode_one(name)[0].value)[0].value)[0]
+    oid_tlv = seq.children()[0]
+    assert oid_tlv.tag == 0x06
+    assert decode_oid(oid_tlv.value) == dotted
+
+
+@pytest.mark.parametrize(
+    ("raw", "dotted"),
+    [
+        (bytes.fromhex("2a864886f70d01010b"), "1.2.840.113549.1.1.11"),
+        (bytes.fromhex("551d14"), "2.5.29.20"),
+        (bytes.fromhex("8837"), "2.999"),
+        (b"\x00", "0.0"),
+    ],
+)
+def test_decode_oid_known_values(raw: bytes, dotted: str) -> None:
+    from jpki.tlv import decode_oid
+
+    assert decode_oid(raw) == dotted
+
+
+@pytest.mark.parametrize("raw", [b"", b"\x2a\x86", b"\x2a\x80\x01", b"\x80\x01", b"\xff"])
+def test_decode_oid_malformed_raises_tlv_error(raw: bytes) -> None:
+    from jpki.tlv import decode_oid
+
+    with pytest.raises(TlvError):
+        decode_oid(raw)
+
+
+@given(st.binary(max_size=24))
+@settings(max_examples=300)
+def test_decode_oid_any_bytes_decodes_or_raises_tlv_error(raw: bytes) -> None:
+    from asn1crypto.core import ObjectIdentifier
+
+    from jpki.tlv import decode_oid
+
+    try:
+        dotted = decode_oid(raw)
+    except TlvError:
+        return
+    # whatever decodes re-encodes to exactly the same octets (DER is canonical)
+    assert _oid_content(dotted) == raw
+    assert ObjectIdentifier.load(b"\x06" + bytes([len(raw)]) + raw).dotted == dotted

@@ -51,7 +51,7 @@ from cryptography.x509.oid import (
 )
 
 from jpki.errors import CertificateError, TlvError
-from jpki.tlv import parse_length, parse_tag
+from jpki.tlv import decode_oid, parse_length, parse_tag
 
 __all__ = [
     "BasicInfo",
@@ -347,18 +347,10 @@ def _inside(data: bytes, item: _Item, what: str) -> list[_Item]:
 
 @functools.lru_cache(maxsize=1024)
 def _oid_text(raw: bytes) -> str:
-    if not raw or raw[-1] & 0x80:
-        raise CertificateError("malformed certificate: bad OBJECT IDENTIFIER")
-    arcs: list[int] = []
-    value = 0
-    for b in raw:
-        value = (value << 7) | (b & 0x7F)
-        if not b & 0x80:
-            arcs.append(value)
-            value = 0
-    first = arcs[0]
-    head = [first // 40, first % 40] if first < 80 else [2, first - 80]
-    return ".".join(str(a) for a in head + arcs[1:])
+    try:
+        return decode_oid(raw)
+    except TlvError:
+        raise CertificateError("malformed certificate: bad OBJECT IDENTIFIER") from None
 
 
 def _oid(data: bytes, item: _Item, what: str) -> str:

@@ -187,3 +187,27 @@ def der_total_length(prefix: bytes) -> int | None:
             return None
     length, end = parse_length(prefix, pos)
     return end + length
+
+
+def decode_oid(value: bytes) -> str:
+    """Dotted text of an OBJECT IDENTIFIER's content octets (DER: minimal base-128 arcs).
+
+    Raises ``TlvError`` for empty content, a truncated last arc or a non-minimal arc (a
+    leading 0x80 octet), which DER forbids.
+    """
+    if not value or value[-1] & 0x80:
+        raise TlvError("malformed OBJECT IDENTIFIER: empty or truncated")
+    arcs: list[int] = []
+    arc = 0
+    start = True
+    for b in value:
+        if start and b == 0x80:
+            raise TlvError("malformed OBJECT IDENTIFIER: non-minimal arc encoding")
+        arc = (arc << 7) | (b & 0x7F)
+        start = not b & 0x80
+        if start:
+            arcs.append(arc)
+            arc = 0
+    first = arcs[0]
+    head = [first // 40, first % 40] if first < 80 else [2, first - 80]
+    return ".".join(str(a) for a in head + arcs[1:])

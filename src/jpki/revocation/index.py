@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from jpki.errors import CrlError
+from jpki import tlv
+from jpki.errors import CrlError, TlvError
 
 U8 = npt.NDArray[np.uint8]
 # Positions and node ids inside one walk chunk (small: int64 costs nothing).
@@ -256,18 +257,11 @@ def _parse_entry_extensions(
 
 
 def decode_oid(raw: bytes) -> str:
-    if not raw or raw[-1] & 0x80:
-        raise CrlError("bad OBJECT IDENTIFIER")
-    arcs: list[int] = []
-    value = 0
-    for b in raw:
-        value = (value << 7) | (b & 0x7F)
-        if not b & 0x80:
-            arcs.append(value)
-            value = 0
-    first = arcs[0]
-    head = [0, first] if first < 40 else [1, first - 40] if first < 80 else [2, first - 80]
-    return ".".join(str(a) for a in head + arcs[1:])
+    """``jpki.tlv.decode_oid`` with a malformed OID reported as a CrlError."""
+    try:
+        return tlv.decode_oid(raw)
+    except TlvError:
+        raise CrlError("bad OBJECT IDENTIFIER") from None
 
 
 def decode_entry(buf: bytes | memoryview, pos: int, region_end: int) -> RevokedEntry:
