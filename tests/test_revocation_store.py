@@ -427,3 +427,53 @@ def test_policy_indexes_the_same_crl_bytes_once(pki: TestPki, leaves: list[Issue
     for lf in leaves:
         check_revocation(lf.cert, pki.sign_ca.cert, crls=[crl], at=NOW)
     assert _load_cached.cache_info().hits >= before + len(leaves) - 1
+
+
+def _one_line_error(args: list[str]) -> tuple[int, str]:
+    """Run the CLI; the failure must be one 'error:' line, never an unhandled exception."""
+    r = CliRunner().invoke(main, args)
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    lines = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
+    return r.exit_code, "\n".join(lines)
+
+
+def test_cli_foreign_and_damaged_databases(
+    files: dict[str, Path], pki: TestPki, tmp_path: Path
+) -> None:
+    """A non-SQLite file and a database damaged past its first page: one line, exit 2 / 3."""
+    at = ["--at", "2026-03-01T13:00:00Z"]
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    (certs / "a.pem").write_bytes(files["leaf0"].read_bytes())
+    foreign = tmp_path / "foreign.db"
+    foreign.write_bytes(b"not a database " * 400)
+    damaged = tmp_path / "damaged.db"
+    with RevocationStore(damaged) as st:
+        st.load(files["crl"].read_bytes(), [pki.sign_ca.cert])
+    raw = bytearray(damaged.read_bytes())
+    assert len(raw) > 8192
+    raw[4096:] = bytes(len(raw) - 4096)  # the header page survives: open succeeds
+    damaged.write_bytes(bytes(raw))
+    for db in (foreign, damaged):
+        check = ["revocation", "check", str(files["leaf0"]), "--issuer", str(files["ca"])]
+        code, err = _one_line_error([*check, "--store", str(db), *at])
+        # the store cannot say: revocation status unknown (hard-fail), never good
+        assert code in (2, 3) and err.count("\n") == 0, (db, code, err)
+        if db is damaged:
+            assert code == 3
+        code, err = _one_line_error(["revocation", "monitor", str(db), str(certs), *at])
+        assert code == 2 and err.startswith("error:") and "\n" not in err, err
+        code, err = _one_line_error(
+            [
+                "revocation",
+                "store",
+                "load",
+                str(db),
+                str(files["crl"]),
+                "--issuer",
+                str(files["ca"]),
+            ]
+        )
+        assert code == 2 and err.startswith("error:") and "\n" not in err, err
+    with RevocationStore(damaged) as st, pytest.raises(RevocationError, match="unusable"):
+        st.current()

@@ -10,13 +10,15 @@ anything.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 from cryptography import x509
@@ -142,6 +144,28 @@ def _chunks(index: SerialIndex, der: bytes) -> Iterator[tuple[bytes, bytes, byte
         start = end
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _db_errors(
+    fn: Callable[Concatenate[RevocationStore, _P], _R],
+) -> Callable[Concatenate[RevocationStore, _P], _R]:
+    """A damaged or foreign database file is a RevocationError (one line), not a traceback.
+
+    Opening only reads the first page: corruption further in shows up on the first query.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(self: RevocationStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return fn(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise RevocationError(f"revocation store {self.path} is unusable: {exc}") from None
+
+    return wrapper
+
+
 @dataclass(frozen=True)
 class StoredCrl:
     generation: int
@@ -213,6 +237,7 @@ class RevocationStore:
 
     # --- loading ------------------------------------------------------------------------------
 
+    @_db_errors
     def load(
         self, crl: Crl | bytes, issuers: Iterable[CertLike], *, _fail_before_commit: bool = False
     ) -> LoadResult:
@@ -291,6 +316,7 @@ class RevocationStore:
 
     # --- queries ------------------------------------------------------------------------------
 
+    @_db_errors
     def current(self) -> list[StoredCrl]:
         rows = self._db.execute(
             "SELECT g.id, g.issuer, g.scope, g.is_delta, g.number, g.base_number, g.this_update, "
@@ -315,6 +341,7 @@ class RevocationStore:
             for r in rows
         ]
 
+    @_db_errors
     def signers(self) -> list[x509.Certificate]:
         """The CA certificates that signed the current CRLs (one per key)."""
         rows = self._db.execute(
@@ -332,6 +359,7 @@ class RevocationStore:
             if s.issuer == issuer and (not s.scope or bool(_scope_names(s.scope) & dps))
         ]
 
+    @_db_errors
     def lookup(self, stored: StoredCrl, serial: int) -> RevokedEntry | None:
         """Find the chunk through the SQL index, binary-search it, decode the hit's DER."""
         raw = _magnitude(serial_key_bytes(serial))
@@ -366,6 +394,7 @@ class RevocationStore:
             i += 1
         return None
 
+    @_db_errors
     def check(
         self, cert: CertLike, issuer: CertLike, *, at: datetime, max_age: timedelta | None = None
     ) -> RevocationResult:
@@ -415,12 +444,14 @@ class RevocationStore:
 
     # --- monitoring bookkeeping -----------------------------------------------------------------
 
+    @_db_errors
     def already_reported(self, fingerprint: str) -> bool:
         row = self._db.execute(
             "SELECT 1 FROM monitor_reported WHERE fingerprint=?", (fingerprint,)
         ).fetchone()
         return row is not None
 
+    @_db_errors
     def mark_reported(
         self, fingerprint: str, serial: int, reason: str | None, revoked_at: datetime | None
     ) -> None:
