@@ -125,30 +125,71 @@ def test_crash_mid_load_keeps_old_crl(pki: TestPki, leaves: list[Issued], tmp_pa
 def test_readers_see_old_crl_until_commit(
     pki: TestPki, leaves: list[Issued], tmp_path: Path
 ) -> None:
+    """A second connection queries while a real load runs: old CRL until COMMIT, then new."""
     db = tmp_path / "rev.db"
     serial = leaves[2].cert.serial_number
     with RevocationStore(db) as st:
         st.load(_crl(pki, [], 1), [pki.sign_ca.cert])
     writer = RevocationStore(db)
     reader = RevocationStore(db)
+    seen: list[tuple[str, RevocationStatus, list[int | None]]] = []
+
+    def during_load(sql: str) -> None:
+        # Runs inside the writer's transaction, as each statement starts (also the COMMIT).
+        if sql.startswith(("INSERT INTO crl_chunk", "INSERT INTO crl_current", "COMMIT")):
+            res = reader.check(leaves[2].cert, pki.sign_ca.cert, at=NOW)
+            seen.append((sql.split()[0], res.status, [c.number for c in reader.current()]))
+
     try:
-        new = Crl.load(_crl(pki, [(serial, R.superseded)], 2))
-        # Hold the writer's transaction open at the moment just before commit.
-        tx = writer._tx()
-        conn = tx.__enter__()
-        conn.execute("SELECT 1")
-        assert (
-            reader.check(leaves[2].cert, pki.sign_ca.cert, at=NOW).status is RevocationStatus.GOOD
-        )
-        tx.__exit__(None, None, None)
-        writer.load(new, [pki.sign_ca.cert])
-        assert (
-            reader.check(leaves[2].cert, pki.sign_ca.cert, at=NOW).status
-            is RevocationStatus.REVOKED
-        )
+        writer._db.set_trace_callback(during_load)
+        writer.load(_crl(pki, [(serial, R.superseded)], 2), [pki.sign_ca.cert])
+        writer._db.set_trace_callback(None)
+        assert [s[0] for s in seen] == ["INSERT", "INSERT", "COMMIT"], seen
+        # the pointer moved and the new chunks were written, yet the reader saw #1 throughout
+        assert all(s[1:] == (RevocationStatus.GOOD, [1]) for s in seen), seen
+        after = reader.check(leaves[2].cert, pki.sign_ca.cert, at=NOW)
+        assert after.status is RevocationStatus.REVOKED and after.source == "store:crl#2"
     finally:
         writer.close()
         reader.close()
+
+
+def test_process_killed_mid_load_loses_nothing(
+    pki: TestPki, leaves: list[Issued], tmp_path: Path
+) -> None:
+    """SIGKILL-like death of a loading process at the COMMIT: the store keeps the old CRL."""
+    db = tmp_path / "rev.db"
+    serial = leaves[0].cert.serial_number
+    with RevocationStore(db) as st:
+        st.load(_crl(pki, [(serial, R.key_compromise)], 1), [pki.sign_ca.cert])
+    new = tmp_path / "new.crl"
+    new.write_bytes(_crl(pki, [], 2))
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(pki.sign_ca.pem)
+    script = (
+        "import os, sys\n"
+        "from cryptography import x509\n"
+        "from jpki.revocation.store import RevocationStore\n"
+        "st = RevocationStore(sys.argv[1])\n"
+        "ca = x509.load_pem_x509_certificate(open(sys.argv[3], 'rb').read())\n"
+        "def die(sql):\n"
+        "    if sql.startswith('COMMIT'):\n"
+        "        os._exit(9)\n"
+        "st._db.set_trace_callback(die)\n"
+        "st.load(open(sys.argv[2], 'rb').read(), [ca])\n"
+        "sys.exit(0)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(db), str(new), str(ca)], capture_output=True
+    )
+    assert proc.returncode == 9, proc.stderr
+    with RevocationStore(db) as st:
+        assert [c.number for c in st.current()] == [1]
+        assert st.check(leaves[0].cert, pki.sign_ca.cert, at=NOW).status is (
+            RevocationStatus.REVOKED
+        )
+        # and the next load of #2 goes through normally
+        assert st.load(new.read_bytes(), [pki.sign_ca.cert]).replaced == 1
 
 
 def test_store_scopes_and_deltas(pki: TestPki, leaves: list[Issued], tmp_path: Path) -> None:
