@@ -87,8 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         r["sessions_per_s"], r["sessions_per_cpu_s"] = rate(session, seconds)
         r["sessions_no_pin_per_s"], _ = rate(session_no_pin, seconds)
         conn.close()
-    # Wall clock: a session's VERIFY persists the PIN counter durably (fsync) twice, which
-    # is I/O wait, not CPU; the CPU-time ratio shows the protocol and model overhead alone.
+    # Wall clock: a session's VERIFY persists the spent try durably (fsync) before comparing
+    # (the reset after a good PIN is atomic but not fsync'd), which is I/O wait, not CPU;
+    # the CPU-time ratio shows the protocol and model overhead alone.
     r["ratio_sessions_vs_rsa_sign"] = r["sessions_per_s"] / r["rsa_sign_per_s"]
     r["ratio_sessions_vs_rsa_sign_cpu"] = r["sessions_per_cpu_s"] / r["rsa_sign_per_cpu_s"]
     r["rows"] = [

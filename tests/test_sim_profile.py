@@ -195,7 +195,7 @@ def test_failed_state_write_keeps_the_old_state(
     before = (sim_profile / "state.json").read_bytes()
     state = CardState.fresh(store.profile)
     state.tries_left[KeyId.AUTH_PIN] = 0
-    monkeypatch.setattr(profile_mod.os, victim, _failing)
+    monkeypatch.setattr(os, victim, _failing)
     with pytest.raises(ProfileError, match="cannot write state"):
         store.save_state(state)
     monkeypatch.undo()
@@ -217,7 +217,7 @@ def test_verify_with_unwritable_state_answers_6581_and_spends_nothing(
     card = open_simulated_card(sim_profile)
     assert card.process(bytes.fromhex("00A4040C0AD392F000260100000001")) == b"\x90\x00"
     assert card.process(bytes.fromhex("00A4020C020018")) == b"\x90\x00"
-    monkeypatch.setattr(profile_mod.os, "replace", _failing)
+    monkeypatch.setattr(os, "replace", _failing)
     assert card.process(bytes.fromhex("002000800431323334")) == b"\x65\x81"
     monkeypatch.undo()
     assert card.tries_left(KeyId.AUTH_PIN) == 3
@@ -242,10 +242,85 @@ def test_state_survives_restart(sim_profile: Path) -> None:
 def test_non_durable_store_skips_fsync_but_stays_atomic(
     sim_profile: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(profile_mod.os, "fsync", _failing)
+    monkeypatch.setattr(os, "fsync", _failing)
     card = open_simulated_card(sim_profile, durable=False)
     card.process(bytes.fromhex("00A4040C0AD392F000260100000001"))
     assert card.process(bytes.fromhex("002000980439393939")) == b"\x63\xc2"
     monkeypatch.undo()
     assert ProfileStore(sim_profile).load_state().tries_left[KeyId.AUTH_PIN] == 2
     assert sorted(p.name for p in sim_profile.iterdir()) == ["profile.json", "state.json"]
+
+
+SELECT_JPKI = bytes.fromhex("00A4040C0AD392F000260100000001")
+SELECT_AUTH_PIN = bytes.fromhex("00A4020C020018")
+GOOD_AUTH_VERIFY = bytes.fromhex("002000800431323334")
+BAD_AUTH_VERIFY = bytes.fromhex("002000800439393939")
+
+
+@pytest.mark.parametrize("before", [3, 2, 1])
+def test_crash_after_good_verify_never_leaves_more_tries(
+    sim_profile: Path, monkeypatch: pytest.MonkeyPatch, before: int
+) -> None:
+    """A good VERIFY: the spend is fsync'd, the reset may not be; a crash loses at most that.
+
+    A machine crash keeps the last durable write and may or may not keep later non-durable
+    ones (rename kept, or lost; or the rename kept but its data lost: an empty file). Every
+    outcome reads back as the spent counter or the reset one; none has more tries than before
+    the VERIFY unless the PIN was right and the reset itself survived.
+    """
+    card = open_simulated_card(sim_profile)
+    assert card.process(SELECT_JPKI) == b"\x90\x00"
+    assert card.process(SELECT_AUTH_PIN) == b"\x90\x00"
+    for _ in range(3 - before):
+        assert card.process(BAD_AUTH_VERIFY)[:1] == b"\x63"
+    assert card.tries_left(KeyId.AUTH_PIN) == before
+    on_disk = (sim_profile / "state.json").read_bytes()
+
+    writes: list[tuple[bytes, bool]] = []
+    real = profile_mod.write_atomic
+
+    def recording(path: Path, data: bytes, *, durable: bool = True) -> None:
+        writes.append((data, durable))
+        real(path, data, durable=durable)
+
+    monkeypatch.setattr(profile_mod, "write_atomic", recording)
+    assert card.process(GOOD_AUTH_VERIFY) == b"\x90\x00"
+    monkeypatch.undo()
+
+    def tries(data: bytes) -> int:
+        return int(json.loads(data)["tries_left"][KeyId.AUTH_PIN.value])
+
+    # Exactly two writes: the spend (durable, before the comparison), then the reset.
+    assert [(tries(d), durable) for d, durable in writes] == [(before - 1, True), (3, False)]
+    assert tries(on_disk) == before
+
+    # Crash outcomes: the durable spend alone (reset lost), or the reset kept.
+    survivors = [writes[0][0], writes[1][0]]
+    for data in survivors:
+        (sim_profile / "state.json").write_bytes(data)
+        left = open_simulated_card(sim_profile).tries_left(KeyId.AUTH_PIN)
+        assert left in (before - 1, 3)
+    (sim_profile / "state.json").write_bytes(writes[0][0])
+    assert open_simulated_card(sim_profile).tries_left(KeyId.AUTH_PIN) == before - 1
+    # The rename kept without its data: refused, not read as a fresh card with every try.
+    (sim_profile / "state.json").write_bytes(b"")
+    with pytest.raises(ProfileError, match="corrupt"):
+        open_simulated_card(sim_profile)
+
+
+def test_wrong_verify_is_one_durable_write(
+    sim_profile: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    card = open_simulated_card(sim_profile)
+    card.process(SELECT_JPKI)
+    card.process(SELECT_AUTH_PIN)
+    durables: list[bool] = []
+    real = profile_mod.write_atomic
+
+    def recording(path: Path, data: bytes, *, durable: bool = True) -> None:
+        durables.append(durable)
+        real(path, data, durable=durable)
+
+    monkeypatch.setattr(profile_mod, "write_atomic", recording)
+    assert card.process(BAD_AUTH_VERIFY) == b"\x63\xc2"
+    assert durables == [True]

@@ -420,12 +420,12 @@ class SimulatedCard:
         value = self._state.changed_pins.get(key) or self.profile.initial_value(key)
         return value.encode("ascii")
 
-    def _save(self, change: Callable[[CardState], None]) -> None:
+    def _save(self, change: Callable[[CardState], None], *, durable: bool = True) -> None:
         """Apply ``change`` to the state and persist it; on failure keep the old state."""
         old = CardState(dict(self._state.tries_left), dict(self._state.changed_pins))
         change(self._state)
         try:
-            self._store.save_state(self._state)
+            self._store.save_state(self._state, durable=durable)
         except ProfileError:
             self._state = old
             raise
@@ -449,7 +449,16 @@ class SimulatedCard:
             self._remove()
             raise CardRemovedError("simulated power loss during VERIFY (fault injection)")
         if hmac.compare_digest(apdu.data, self._reference(key)):
-            self._save(lambda s: s.tries_left.__setitem__(key, self.profile.max_tries[key]))
+            # The reset may skip fsync (os.replace keeps it atomic): if a machine crash loses
+            # it, state.json keeps the durable spend above, i.e. the counter ends one LOWER
+            # than it should, never higher, so no crash gives a free try. (A filesystem that
+            # loses the data of a rename it kept leaves an empty state.json, which the
+            # simulator refuses to load rather than treat as fresh.) This halves the fsyncs
+            # of a good VERIFY; the spend before the comparison must stay durable.
+            self._save(
+                lambda s: s.tries_left.__setitem__(key, self.profile.max_tries[key]),
+                durable=False,
+            )
             self._verified.add(key)
             return _OK
         self._verified.discard(key)

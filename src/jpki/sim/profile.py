@@ -407,9 +407,13 @@ class ProfileStore:
     def load_state(self) -> CardState:
         return CardState.from_json(_read_json(self.state_path, "state"), self.profile)
 
-    def save_state(self, state: CardState) -> None:
+    def save_state(self, state: CardState, *, durable: bool = True) -> None:
+        """Persist ``state`` atomically; fsync'd only if this store and ``durable`` both say so.
+
+        ``durable=False`` is for writes whose loss is harmless (see ``SimulatedCard._verify``).
+        """
         try:
-            write_atomic(self.state_path, _dump(state.to_json()), durable=self.durable)
+            write_atomic(self.state_path, _dump(state.to_json()), durable=self.durable and durable)
         except OSError as exc:
             raise ProfileError(f"cannot write state file {self.state_path}: {exc}") from exc
 
