@@ -8,9 +8,10 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 
 from jpki.errors import OcspError
 from jpki.revocation.index import RevocationReason
-from jpki.revocation.ocsp import build_request, check_ocsp, parse_response
+from jpki.revocation.ocsp import build_request, check_ocsp, parse_response, post
 from jpki.revocation.policy import RevocationPolicy, RevocationStatus, check_revocation
 from jpki.testpki import Issued, TestPki, sample_person
 
@@ -385,3 +386,98 @@ def test_mutated_responses_raise_only_ocsp_error(
 def test_random_bytes_are_ocsp_errors(pki: TestPki, certs: dict[str, Issued], blob: bytes) -> None:
     with pytest.raises(OcspError):
         parse_response(blob, certs["good"].cert, pki.sign_ca.cert, at=_now(), nonce=None)
+
+
+# --- misrouted / replayed answers from the real responder -------------------------------------
+
+
+def _proxy(rewrite: Callable[[bytes], bytes], upstream: str) -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 that forwards ``rewrite(request)`` to the real responder."""
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            answer = post(upstream, rewrite(body), timeout=10)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/ocsp-response")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    srv = HTTPServer(("127.0.0.1", 0), Handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}/"
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        t.join(timeout=5)
+
+
+def _nonce_of(request: bytes) -> bytes:
+    req = ocsp.load_der_ocsp_request(request)
+    return req.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
+
+
+@pytest.fixture
+def replaying_url(delegated_url: str, pki: TestPki, certs: dict[str, Issued]) -> Iterator[str]:
+    """Always forwards one old request (for 'good', fixed nonce): a replayed answer."""
+    old = build_request(certs["good"].cert, pki.sign_ca.cert, b"R" * 16)
+    yield from _proxy(lambda _req: old, delegated_url)
+
+
+@pytest.fixture
+def misrouting_url(delegated_url: str, pki: TestPki, certs: dict[str, Issued]) -> Iterator[str]:
+    """Forwards the client's nonce but asks about 'good': right nonce, wrong CertID."""
+    yield from _proxy(
+        lambda req: build_request(certs["good"].cert, pki.sign_ca.cert, _nonce_of(req)),
+        delegated_url,
+    )
+
+
+def test_real_responder_nonce_mismatch_is_not_good(
+    replaying_url: str, pki: TestPki, certs: dict[str, Issued]
+) -> None:
+    with pytest.raises(OcspError, match="nonce mismatch"):
+        check_ocsp(certs["good"].cert, pki.sign_ca.cert, replaying_url, at=_now())
+    res = check_revocation(certs["good"].cert, pki.sign_ca.cert, ocsp_url=replaying_url, at=_now())
+    assert res.status is RevocationStatus.UNKNOWN and "nonce" in res.detail
+
+
+def test_real_responder_certid_mismatch_is_not_good(
+    misrouting_url: str, pki: TestPki, certs: dict[str, Issued]
+) -> None:
+    # the responder signs a genuine, fresh 'good' for another certificate with our nonce
+    with pytest.raises(OcspError, match="does not cover"):
+        check_ocsp(certs["revoked"].cert, pki.sign_ca.cert, misrouting_url, at=_now())
+    for name in ("revoked", "unknown"):
+        res = check_revocation(
+            certs[name].cert, pki.sign_ca.cert, ocsp_url=misrouting_url, at=_now()
+        )
+        assert res.status is RevocationStatus.UNKNOWN and "does not cover" in res.detail
+
+
+def test_preference_decides_between_disagreeing_sources(
+    delegated_url: str, pki: TestPki, certs: dict[str, Issued]
+) -> None:
+    """A fresh CRL that does not list the certificate vs the responder saying revoked."""
+    fresh_crl = pki.make_crl(
+        "sign", [], this_update=_now() - timedelta(hours=1), next_update=_now() + timedelta(days=1)
+    )
+    cert, ca = certs["revoked"].cert, pki.sign_ca.cert
+    kw: dict[str, Any] = {"crls": [fresh_crl], "ocsp_url": delegated_url, "at": _now()}
+    by_crl = check_revocation(cert, ca, **kw, policy=RevocationPolicy(prefer="crl"))
+    assert by_crl.status is RevocationStatus.GOOD and by_crl.source.startswith("crl#")
+    by_ocsp = check_revocation(cert, ca, **kw, policy=RevocationPolicy(prefer="ocsp"))
+    assert by_ocsp.status is RevocationStatus.REVOKED and by_ocsp.source.startswith("ocsp:")
+    # OCSP first but unreachable: falls back to the CRL
+    down = f"http://127.0.0.1:{_free_port()}/"
+    fallback = check_revocation(
+        cert, ca, crls=[fresh_crl], ocsp_url=down, at=_now(), policy=RevocationPolicy(prefer="ocsp")
+    )
+    assert fallback.status is RevocationStatus.GOOD and fallback.source.startswith("crl#")
