@@ -32,9 +32,10 @@ from jpki.errors import (
     SecurityStatusError,
     TransportError,
     TransportTimeoutError,
+    WrongPin,
 )
 from jpki.secret import Secret
-from jpki.sim import Corruption, FaultConfig, KeyId, SimulatedCard
+from jpki.sim import Corruption, FaultConfig, KeyId, ProfileStore, SimulatedCard
 from jpki.sim.vpcd_card import VpcdCardSide
 from jpki.transport.base import Connection
 from jpki.transport.simulated import SimulatedConnection
@@ -335,6 +336,85 @@ def test_pin_status_reports_blocked_without_sending_a_pin(sim_profile: Path) -> 
     status = JpkiAp(spy).pin_status(KeyKind.AUTH)
     assert status.blocked and status.tries_left == 0
     assert spy.pin_verifies == 0
+
+
+# --- PIN counts: the client never reports a wrong one -----------------------------------------
+
+WRONG_PIN = Secret("9999")
+
+
+def _reported_counts(card: SimulatedCard) -> tuple[list[tuple[str, int, int]], Spy]:
+    """Counts the client reports (empty VERIFY, then a wrong PIN), each with the card's own."""
+    spy = Spy(SimulatedConnection(card))
+    reports: list[tuple[str, int, int]] = []
+    try:
+        ap = JpkiAp(spy)
+        status = ap.pin_status(KeyKind.AUTH)
+        if status.tries_left is not None:
+            reports.append(("status", status.tries_left, card.tries_left(KeyId.AUTH_PIN)))
+        ap.verify_pin(KeyKind.AUTH, WRONG_PIN)
+    except WrongPin as exc:
+        reports.append(("wrong PIN", exc.retries_left, card.tries_left(KeyId.AUTH_PIN)))
+    except JpkiError:
+        pass  # a clear error instead of a count: fine
+    return reports, spy
+
+
+@pytest.mark.parametrize(
+    "fault",
+    ["remove", "power_loss", *(f"corrupt-{c.value}" for c in Corruption)],
+)
+def test_client_never_reports_a_wrong_pin_count(sim_profile: Path, fault: str) -> None:
+    """Whatever APDU the fault hits, every count the client reports is the card's real one.
+
+    A flipped bit in a 63Cx status word that still reads as a plausible lower count cannot be
+    told from a real one; a count above the maximum, or a wrong PIN that did not lower the
+    count, is refused as a CardError. So under bit flips the client may under-report but never
+    reports more tries than the card has (more would let the last-try guard be passed).
+    """
+    store = ProfileStore(sim_profile)
+    reported = 0
+    for n in range(1, 9):
+        store.reset_state()
+        how = Corruption(fault.split("-", 1)[1]) if fault.startswith("corrupt") else None
+        faults = {
+            "remove": FaultConfig(remove_at=n),
+            "power_loss": FaultConfig(power_loss_at_verify=1, remove_at=n + 5),
+        }.get(fault) or FaultConfig(corrupt_at=frozenset({n}), corruption=how or Corruption.BITFLIP)
+        card = SimulatedCard(sim_profile, faults=faults)
+        reports, spy = _reported_counts(card)
+        card.close()
+        assert spy.pin_verifies <= 1
+        for what, said, real in reports:
+            reported += 1
+            assert 0 <= said <= 3, (n, what, said)
+            if how is Corruption.BITFLIP:
+                assert said <= real, f"APDU {n}: {what} reported {said} tries, the card has {real}"
+            else:
+                assert said == real, f"APDU {n}: {what} reported {said} tries, the card has {real}"
+        # A fresh session then reads the counter the card really has.
+        assert _fresh_tries(sim_profile) == card.tries_left(KeyId.AUTH_PIN)
+    assert reported > 0, "the faults left no count to check"
+
+
+@pytest.mark.parametrize("sw", [0x63C4, 0x63CF], ids=["63C4", "63CF"])
+def test_count_above_the_maximum_is_refused_and_no_pin_sent(sim_profile: Path, sw: int) -> None:
+    card = SimulatedCard(sim_profile, faults=FaultConfig(status_words={0x20: sw}))
+    spy = Spy(SimulatedConnection(card))
+    with pytest.raises(CardError, match="more than its maximum 3"):
+        JpkiAp(spy).pin_status(KeyKind.AUTH)
+    with pytest.raises(CardError, match="more than its maximum 3"):
+        JpkiAp(spy).verify_pin(KeyKind.AUTH, AUTH_PIN)
+    assert spy.pin_verifies == 0
+
+
+def test_wrong_pin_answer_that_does_not_lower_the_count_is_refused(sim_profile: Path) -> None:
+    """Card says 3 tries, then answers the wrong PIN with 63C3: not passed on as a count."""
+    card = SimulatedCard(sim_profile, faults=FaultConfig(status_words={0x20: 0x63C3}))
+    spy = Spy(SimulatedConnection(card))
+    with pytest.raises(CardError, match="not fewer than the 3 before"):
+        JpkiAp(spy).verify_pin(KeyKind.AUTH, WRONG_PIN)
+    assert spy.pin_verifies == 1
 
 
 # --- CLI: one line, right exit code, no traceback ---------------------------------------------

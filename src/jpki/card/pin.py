@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from jpki.apdu import INS_CHANGE_REFERENCE_DATA, INS_VERIFY, SW, CommandApdu
 from jpki.card.protocol import CardProtocol, sw_error
-from jpki.errors import PinBlocked, PinFormatError, PinGuardError
+from jpki.errors import CardError, PinBlocked, PinFormatError, PinGuardError, WrongPin
 from jpki.secret import Secret
 
 
@@ -43,6 +43,12 @@ def pin_status(protocol: CardProtocol, key_fid: int, name: str, max_tries: int |
     response = protocol.transmit(CommandApdu(0x00, INS_VERIFY, 0x00, 0x80), check=False)
     sw = response.sw
     if sw >> 8 == 0x63 and sw & 0xF0 == 0xC0:
+        if max_tries is not None and sw & 0x0F > max_tries:
+            # A damaged answer (or a broken card): reporting it would be a wrong PIN count.
+            raise CardError(
+                f"card reported {sw & 0x0F} tries left for the {name}, more than "
+                f"its maximum {max_tries}: the answer cannot be trusted"
+            )
         return PinStatus(name, sw & 0x0F, max_tries)
     if sw in (SW.REFERENCE_DATA_BLOCKED, SW.AUTH_METHOD_BLOCKED):
         return PinStatus(name, 0, max_tries)
@@ -92,7 +98,19 @@ def guarded_verify(
         raise PinGuardError(1)
     # The empty VERIFY left the key EF selected; the one real VERIFY follows.
     apdu = CommandApdu(0x00, INS_VERIFY, 0x00, 0x80, secret.reveal())
-    protocol.transmit(apdu, what=f"VERIFY {name}")
+    try:
+        protocol.transmit(apdu, what=f"VERIFY {name}")
+    except WrongPin as exc:
+        # A wrong PIN spends a try: a count not below the one read just before (or above the
+        # maximum) is a damaged answer, and passing it on would report a wrong PIN count.
+        before = status.tries_left if status.tries_left is not None else max_tries
+        if before is not None and exc.retries_left >= before:
+            raise CardError(
+                f"card answered a wrong {name} with {exc.retries_left} tries left, not fewer "
+                f"than the {before} before it: the answer cannot be trusted (read the counter "
+                "again with `jpki card status`)"
+            ) from exc
+        raise
     return status
 
 
