@@ -287,7 +287,7 @@ def test_policy_wrong_generation_is_unknown(
 ) -> None:
     crl = _crl(pki, [], 1)
     res = check_revocation(leaves[0].cert, pki_2015.sign_ca.cert, crls=[crl], at=NOW)
-    assert res.status is RevocationStatus.UNKNOWN and "verify" in res.detail
+    assert res.status is RevocationStatus.UNKNOWN and "did not sign" in res.detail
 
 
 # --- monitoring -------------------------------------------------------------------------------
@@ -397,6 +397,9 @@ def test_cli_check_exit_codes(files: dict[str, Path]) -> None:
     assert code == 3 and json.loads(out)["status"] == "unknown"
     code, out = _run(*base, str(files["leaf1"]), "--at", "2026-03-05T00:00:00Z", "--soft-fail")
     assert code == 0
+    d = json.loads(out)
+    assert d["status"] == "good" and d["source"] == "soft-fail"
+    assert "NOT established" in d["detail"] and "stale" in d["detail"]
     code, _ = _run("revocation", "check", str(files["leaf1"]), "--issuer", str(files["ca"]))
     assert code == 2
     code, _ = _run(
@@ -518,3 +521,46 @@ def test_cli_foreign_and_damaged_databases(
         assert code == 2 and err.startswith("error:") and "\n" not in err, err
     with RevocationStore(damaged) as st, pytest.raises(RevocationError, match="unusable"):
         st.current()
+
+
+def test_policy_never_good_from_a_bad_or_foreign_crl(
+    pki: TestPki, pki_2015: TestPki, leaves: list[Issued], tmp_path: Path
+) -> None:
+    """Wrong signature, another issuer's CRL, or the other CA generation: unknown, not good."""
+    serial = leaves[0].cert.serial_number
+    ca = pki.sign_ca.cert
+    tampered = bytearray(_crl(pki, [(serial, R.key_compromise)], 4))
+    i = tampered.find(serial.to_bytes((serial.bit_length() + 8) // 8, "big"))
+    assert i > 0
+    tampered[i + 1] ^= 0x01  # still well-formed, different serial listed: signature breaks
+    res = check_revocation(leaves[0].cert, ca, crls=[bytes(tampered)], at=NOW)
+    assert res.status is RevocationStatus.UNKNOWN and "signature" in res.detail
+    auth_crl = pki.make_crl("auth", [], this_update=NOW, number=1)
+    res = check_revocation(leaves[0].cert, ca, crls=[auth_crl], at=NOW)
+    assert res.status is RevocationStatus.UNKNOWN and "no CRL covers" in res.detail
+    # The 2015 CA shares the DN; its fresh, validly signed CRL does not cover 2023 certificates.
+    # With the 2015 CA passed as issuer, "not listed" there must not become good.
+    old_crl = pki_2015.make_crl("sign", [], this_update=NOW, number=9)
+    for soft_fail in (False, True):
+        res = check_revocation(
+            leaves[0].cert,
+            pki_2015.sign_ca.cert,
+            crls=[old_crl],
+            at=NOW,
+            policy=RevocationPolicy(soft_fail=soft_fail),
+        )
+        assert res.status is RevocationStatus.UNKNOWN and "did not sign" in res.detail
+    with RevocationStore(tmp_path / "s.db") as st:
+        st.load(old_crl, [pki_2015.sign_ca.cert])
+        res = st.check(leaves[0].cert, pki_2015.sign_ca.cert, at=NOW)
+        assert res.status is RevocationStatus.UNKNOWN
+    # soft-fail says in words that revocation was not established
+    soft = check_revocation(
+        leaves[1].cert,
+        ca,
+        crls=[auth_crl],
+        at=NOW,
+        policy=RevocationPolicy(soft_fail=True),
+    )
+    assert soft.status is RevocationStatus.GOOD and soft.source == "soft-fail"
+    assert "NOT established" in soft.detail

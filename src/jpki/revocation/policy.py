@@ -1,7 +1,8 @@
 """Revocation policy: which sources to ask, in which order, and what "unknown" means.
 
 Hard-fail by default: without fresh, trusted revocation information the answer is UNKNOWN
-(callers treat it as not valid). Soft-fail turns UNKNOWN into GOOD, saying so in ``detail``.
+(callers treat it as not valid). Soft-fail turns UNKNOWN into GOOD with source "soft-fail" and a
+``detail`` that says the revocation status was NOT established.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 
 from jpki.errors import CrlError, RevocationError, UsageError
 from jpki.revocation.crl import CertLike, Crl, as_x509, lookup_with_delta, select_crls
@@ -108,6 +112,15 @@ def _load_cached(der: bytes) -> Crl:
     return Crl.load(der)
 
 
+@functools.lru_cache(maxsize=1024)
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
+        return False
+    return True
+
+
 def _from_crls(
     crls: Sequence[Crl | bytes], cert: CertLike, issuer: CertLike, at: datetime, p: RevocationPolicy
 ) -> RevocationResult:
@@ -154,6 +167,15 @@ def check_revocation(
         raise UsageError("the validation time must be timezone-aware")
     if not crls and ocsp_url is None and store is None:
         raise UsageError("no revocation source given (CRL, OCSP URL or store)")
+    if not _issued_by(as_x509(cert), as_x509(issuer)):
+        # CA generations share a DN: the other generation's (fresh, verified) CRL would
+        # answer "not listed" for a certificate it never covered. Never good, even soft.
+        return RevocationResult(
+            RevocationStatus.UNKNOWN,
+            source="issuer",
+            detail="the given issuer certificate did not sign this certificate "
+            "(wrong CA generation?): revocation status NOT established",
+        )
     order = ["crl", "store", "ocsp"] if p.prefer == "crl" else ["ocsp", "crl", "store"]
     unknown: list[RevocationResult] = []
     for name in order:
@@ -178,6 +200,8 @@ def check_revocation(
     detail = "; ".join(f"{r.source}: {r.detail}" for r in unknown)
     if p.soft_fail:
         return RevocationResult(
-            RevocationStatus.GOOD, source="soft-fail", detail=f"treated as good: {detail}"
+            RevocationStatus.GOOD,
+            source="soft-fail",
+            detail=f"revocation status NOT established ({detail}); treated as good by soft-fail",
         )
     return RevocationResult(RevocationStatus.UNKNOWN, source=unknown[0].source, detail=detail)

@@ -35,7 +35,12 @@ from jpki.revocation.index import (
     decode_entry,
     serial_key_bytes,
 )
-from jpki.revocation.policy import RevocationResult, RevocationStatus, result_from_entry
+from jpki.revocation.policy import (
+    RevocationResult,
+    RevocationStatus,
+    _issued_by,
+    result_from_entry,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS crl_generation (
@@ -399,6 +404,12 @@ class RevocationStore:
         self, cert: CertLike, issuer: CertLike, *, at: datetime, max_age: timedelta | None = None
     ) -> RevocationResult:
         c = as_x509(cert)
+        if not _issued_by(c, as_x509(issuer)):
+            return RevocationResult(
+                RevocationStatus.UNKNOWN,
+                source="store",
+                detail="the given issuer certificate did not sign this certificate",
+            )
         want = _spki_hash(as_x509(issuer))
         covering = [s for s in self._covering(c) if s.signer_spki_sha256 == want]
         bases = [s for s in covering if not s.is_delta]
