@@ -260,7 +260,17 @@ def bad_label(card: BrokenCard, cmd: bytes, rsp: bytes) -> bytes:
     return rsp
 
 
+def visual_ap_missing(card: BrokenCard, cmd: bytes, rsp: bytes) -> bytes:
+    return _sw(0x6A82) if cmd[:3] == b"\x00\xa4\x04" and Aid.VISUAL.value in cmd else rsp
+
+
 BROKEN: list[tuple[str, Mutator, bool, set[str]]] = [
+    (
+        "visual AP not selectable",
+        visual_ap_missing,
+        False,
+        {"select_visual", "card_info_protected"},
+    ),
     ("unknown INS answered 6A86", unknown_ins_6a86, False, {"unknown_ins"}),
     ("unknown CLA answered 6D00", unknown_cla_6d00, False, {"unknown_cla"}),
     ("unknown AID selected", unknown_aid_ok, False, {"select_unknown_aid"}),
@@ -421,3 +431,23 @@ def test_clean_over_vpcd_bridge(sim_profile: Path) -> None:
     assert report.ok, [(c.name, c.detail) for c in report.failed]
     assert report.check("sign_auth_round_trip").status is CheckStatus.PASS
     assert _tries(sim_profile)[KeyId.AUTH_PIN] == 3
+
+
+def test_cli_over_bridge(sim_profile: Path) -> None:
+    """`jpki conformance --bridge HOST:PORT` listens; the simulator's vpcd card side connects."""
+    import socket
+
+    from jpki.sim.vpcd_card import VpcdCardSide
+
+    with socket.socket() as probe:  # a free port on 127.0.0.1 for the CLI to listen on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    side = VpcdCardSide(SimulatedCard(sim_profile), "127.0.0.1", port, retry_interval=0.05)
+    side.start()
+    try:
+        code, out = _cli("--bridge", f"127.0.0.1:{port}", "--timeout", "10", "--json")
+    finally:
+        side.stop()
+    assert code == 0, out
+    data = json.loads(out[out.index("{") :])
+    assert data["ok"] is True and data["summary"] == {"pass": 21, "fail": 0, "skip": 6}
