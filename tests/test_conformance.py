@@ -153,7 +153,7 @@ Mutator = Callable[["BrokenCard", bytes, bytes], bytes]
 class BrokenCard(SimulatedCard):
     """The simulator with one deliberate deviation applied to its answers."""
 
-    mutate: Mutator = staticmethod(lambda card, cmd, rsp: rsp)  # type: ignore[assignment]
+    mutate: Mutator = staticmethod(lambda card, cmd, rsp: rsp)
     keep_pins_on_select = False
     empty_verifies = 0
 
@@ -313,7 +313,7 @@ def test_broken_card_fails_the_right_checks(
     sim_profile: Path, mutate: Mutator, with_pin: bool, expected: set[str]
 ) -> None:
     card = BrokenCard(sim_profile)
-    card.mutate = mutate  # type: ignore[method-assign]
+    card.mutate = mutate
     report = _run(card, with_pin=with_pin, pin=AUTH_PIN)
     assert _failed(report) == expected, [(c.name, c.detail) for c in report.failed]
     for c in report.failed:
