@@ -48,3 +48,22 @@ def sim_profile(sim_template: Path, tmp_path: Path) -> Path:
     import shutil
 
     return Path(shutil.copytree(sim_template, tmp_path / "card"))
+
+
+@pytest.fixture(scope="module")
+def pki() -> TestPki:
+    """Revocation tests: the 2023 generation issuing as of ``revocation_helpers.NOW``.
+
+    (A module needing another clock, e.g. tests/test_ocsp.py, defines its own ``pki``.)
+    """
+    from revocation_helpers import NOW
+
+    return TestPki(now=NOW)
+
+
+@pytest.fixture(scope="module")
+def pki_2015() -> TestPki:
+    """Revocation tests: the 2015 generation (same CA DNs, other keys)."""
+    from revocation_helpers import PKI_2015_NOW
+
+    return TestPki(generation=2015, now=PKI_2015_NOW)

@@ -20,19 +20,7 @@ from jpki.revocation.crl import Crl, lookup_with_delta, select_crls
 from jpki.revocation.gen import Synthetic, header_crl, splice_entries, synthetic_crl
 from jpki.revocation.index import RevocationReason
 from jpki.testpki import Issued, TestPki, sample_person
-
-NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-R = x509.ReasonFlags
-
-
-@pytest.fixture(scope="module")
-def pki() -> TestPki:
-    return TestPki(now=NOW)
-
-
-@pytest.fixture(scope="module")
-def pki_2015() -> TestPki:
-    return TestPki(generation=2015, now=datetime(2024, 3, 1, tzinfo=UTC))
+from revocation_helpers import NOW, R
 
 
 @pytest.fixture(scope="module")

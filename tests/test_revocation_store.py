@@ -6,7 +6,7 @@ import json
 import sqlite3
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -25,19 +25,7 @@ from jpki.revocation.policy import (
 )
 from jpki.revocation.store import RevocationStore
 from jpki.testpki import Issued, TestPki, sample_person
-
-NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-R = x509.ReasonFlags
-
-
-@pytest.fixture(scope="module")
-def pki() -> TestPki:
-    return TestPki(now=NOW)
-
-
-@pytest.fixture(scope="module")
-def pki_2015() -> TestPki:
-    return TestPki(generation=2015, now=datetime(2024, 3, 1, tzinfo=UTC))
+from revocation_helpers import NOW, R
 
 
 @pytest.fixture(scope="module")
