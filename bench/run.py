@@ -149,7 +149,11 @@ def table(rows: list[Row]) -> str:
     lines = [head, "|---|---:|---|---:|---:|:-:|"]
     for r in rows:
         unit = f" {r['unit']}" if r.get("unit") else ""
+        # The reference is in the value's unit unless the row names its own.
+        ref_unit = r.get("reference_unit", r.get("unit"))
         ref_value = _fmt(r.get("reference_value"))
+        if ref_value and ref_unit:
+            ref_value += f" {ref_unit}"
         ratio = r.get("ratio")
         shown = f"**{ratio:.3g}**" if isinstance(ratio, int | float) else "n/a"
         lines.append(
