@@ -61,9 +61,9 @@ CREATE TABLE IF NOT EXISTS crl_generation (
     loaded_at TEXT NOT NULL
 );
 -- The index, in chunks of ~256 entries (_CHUNK) sorted by serial key: a lookup finds its chunk
--- through the SQL index on first_key and reads one small row. (Offsets into one big blob would not do:
--- SQLite walks a blob's overflow pages from the start on every read.) Each chunk carries the
--- DER of its entries, so dates and reasons are decoded from the store alone.
+-- through the SQL index on first_key and reads one small row. (Offsets into one big blob would
+-- not do: SQLite walks a blob's overflow pages from the start on every read.) Each chunk
+-- carries the DER of its entries, so dates and reasons are decoded from the store alone.
 CREATE TABLE IF NOT EXISTS crl_chunk (
     generation INTEGER NOT NULL REFERENCES crl_generation(id),
     first_key BLOB NOT NULL,
