@@ -301,6 +301,8 @@ def test_decode_oid_round_trips_against_asn1crypto(dotted: str) -> None:
     from jpki.tlv import decode_oid
 
     assert decode_oid(_oid_content(dotted)) == dotted
+    if len(_oid_content(dotted)) > 63:  # cryptography refuses OIDs longer than 63 octets
+        return
     # and from cryptography's encoding: the OID TLV inside a one-attribute Name
     # SEQUENCE { SET { SEQUENCE { OID, UTF8String "x" } } }
     name = Name([NameAttribute(ObjectIdentifier(dotted), "x")]).public_bytes()
