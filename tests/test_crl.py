@@ -409,3 +409,75 @@ def test_mapped_file_errors_and_pem(
     for name in ("empty.der", "cut.der", "missing.der"):
         with pytest.raises(CrlError):
             Crl.from_file(tmp_path / name)
+
+
+def _idp_crl(pki: TestPki, idp: x509.IssuingDistributionPoint, serials: list[int]) -> bytes:
+    ca = pki.sign_ca
+    b = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.cert.subject)
+        .last_update(NOW)
+        .next_update(NOW + timedelta(days=1))
+        .add_extension(x509.CRLNumber(1), critical=False)
+        .add_extension(idp, critical=True)
+    )
+    for s in serials:
+        b = b.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(s).revocation_date(NOW).build()
+        )
+    return b.sign(ca.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+def _idp(**kw: object) -> x509.IssuingDistributionPoint:
+    args: dict[str, object] = {
+        "full_name": None,
+        "relative_name": None,
+        "only_contains_user_certs": False,
+        "only_contains_ca_certs": False,
+        "only_some_reasons": None,
+        "indirect_crl": False,
+        "only_contains_attribute_certs": False,
+    }
+    args.update(kw)
+    return x509.IssuingDistributionPoint(**args)  # type: ignore[arg-type]
+
+
+def test_partition_named_by_uri_covers_only_its_certificates(pki: TestPki, leaf: Issued) -> None:
+    """A CRL for one URI-named partition must not answer for certificates of another."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from jpki.revocation.policy import RevocationStatus, check_revocation
+
+    uri = x509.UniformResourceIdentifier("http://crl.example/part7.crl")
+    part7 = _idp_crl(pki, _idp(full_name=[uri]), [])
+    assert Crl.load(part7).idp_names == ()
+    assert not Crl.load(part7).covers(leaf.cert)  # leaf's DP is a directoryName
+    res = check_revocation(leaf.cert, pki.sign_ca.cert, crls=[part7], at=NOW)
+    assert res.status is RevocationStatus.UNKNOWN
+    # a certificate naming that URI as its CRL DP is covered by it
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    dp = x509.DistributionPoint(full_name=[uri], relative_name=None, reasons=None, crl_issuer=None)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "uri-dp")]))
+        .issuer_name(pki.sign_ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(4242)
+        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_after(NOW + timedelta(days=30))
+        .add_extension(x509.CRLDistributionPoints([dp]), critical=False)
+        .sign(pki.sign_ca.key, hashes.SHA256())
+    )
+    assert Crl.load(part7).covers(cert)
+    assert check_revocation(cert, pki.sign_ca.cert, crls=[part7], at=NOW).is_good
+    listed = _idp_crl(pki, _idp(full_name=[uri]), [4242])
+    res = check_revocation(cert, pki.sign_ca.cert, crls=[listed], at=NOW)
+    assert res.status is RevocationStatus.REVOKED
+
+
+def test_idp_only_flags_limit_scope(pki: TestPki, leaf: Issued) -> None:
+    assert not Crl.load(_idp_crl(pki, _idp(only_contains_attribute_certs=True), [])).covers(
+        leaf.cert
+    )
+    assert not Crl.load(_idp_crl(pki, _idp(only_contains_ca_certs=True), [])).covers(leaf.cert)
+    assert Crl.load(_idp_crl(pki, _idp(only_contains_user_certs=True), [])).covers(leaf.cert)

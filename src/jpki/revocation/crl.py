@@ -440,14 +440,20 @@ class Crl:
         idp = self.idp
         if idp is None:
             return True
+        if idp.only_contains_attribute_certs:
+            return False
         if idp.only_contains_user_certs and _is_ca(c):
             return False
         if idp.only_contains_ca_certs and not _is_ca(c):
             return False
-        names = self.idp_names
-        if not names:
+        if idp.full_name is None and idp.relative_name is None:
+            return True  # no distribution point name: the issuer's whole (flag-limited) scope
+        if set(self.idp_names) & set(cert_dp_names(c)):
             return True
-        return bool(set(names) & set(cert_dp_names(c)))
+        # A partition named otherwise (e.g. by URI) covers only certificates naming it in their
+        # own CRL DPs (RFC 5280 6.3.3 b.2.i); a partition is never taken for the whole list.
+        others = {g for g in idp.full_name or () if not isinstance(g, x509.DirectoryName)}
+        return bool(others & _cert_dp_general_names(c))
 
     def lookup(self, serial: int) -> RevokedEntry | None:
         return self.index.lookup(serial)
@@ -466,6 +472,14 @@ def cert_dp_names(cert: x509.Certificate) -> tuple[x509.Name, ...]:
         elif dp.relative_name is not None:
             out.append(x509.Name([*cert.issuer.rdns, dp.relative_name]))
     return tuple(out)
+
+
+def _cert_dp_general_names(cert: x509.Certificate) -> set[x509.GeneralName]:
+    try:
+        dps = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    except x509.ExtensionNotFound:
+        return set()
+    return {g for dp in dps for g in dp.full_name or ()}
 
 
 def _is_ca(cert: x509.Certificate) -> bool:

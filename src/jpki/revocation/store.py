@@ -248,6 +248,14 @@ class RevocationStore:
     ) -> LoadResult:
         """Verify ``crl`` against ``issuers``, index it, and make it current for its scope."""
         c = crl if isinstance(crl, Crl) else Crl.load(crl)
+        idp = c.idp
+        if idp is not None:
+            # The store's scope is the IDP's directoryNames (JPKI's partitioning) and the
+            # issuer: refuse what it could not represent rather than widen the CRL's scope.
+            if (idp.full_name is not None or idp.relative_name is not None) and not c.idp_names:
+                raise CrlError("the store takes CRLs partitioned by directoryName only")
+            if idp.only_contains_ca_certs or idp.only_contains_attribute_certs:
+                raise CrlError("the store takes CRLs for end-entity certificates only")
         signer = c.verify(issuers)
         index = c.index
         issuer = c.issuer.public_bytes()
