@@ -356,6 +356,9 @@ def test_cli_crl_info(files: dict[str, Path]) -> None:
     assert code == 0, out
     d = json.loads(out)
     assert d["entries"] == 1 and d["number"] == 7 and d["signature"] == "valid" and d["fresh"]
+    assert d["this_update"] == "2026-03-01T12:00:00+00:00"
+    assert d["next_update"] == "2026-03-02T12:00:00+00:00"
+    assert d["delta_base_number"] is None and d["signed_by"]
     code, out = _run("crl", "info", str(files["crl"]))
     assert code == 0 and "unchecked" in out
     code, out = _run("crl", "info", str(files["bad"]))
@@ -402,6 +405,12 @@ def test_cli_check_exit_codes(files: dict[str, Path]) -> None:
     assert code == 2
     code, _ = _run(*base, str(files["leaf1"]), "--at", "yesterday")
     assert code == 2
+    # --max-crl-age: the CRL is 5 h old at --at; 2 h allowed -> unknown, 6 h -> good
+    late = ["--at", "2026-03-01T17:00:00Z"]
+    code, out = _run(*base, str(files["leaf1"]), *late, "--max-crl-age", "2")
+    assert code == 3 and "maximum age" in json.loads(out)["detail"]
+    code, out = _run(*base, str(files["leaf1"]), *late, "--max-crl-age", "6")
+    assert code == 0 and json.loads(out)["status"] == "good"
 
 
 def test_cli_store_and_monitor(files: dict[str, Path], tmp_path: Path) -> None:
@@ -425,6 +434,12 @@ def test_cli_store_and_monitor(files: dict[str, Path], tmp_path: Path) -> None:
         "--json",
     )
     assert code == 1 and json.loads(out)["source"].startswith("store:")
+    store_check = ["revocation", "check", str(files["leaf1"]), "--issuer", str(files["ca"])]
+    store_check += ["--store", str(db), "--at", "2026-03-01T17:00:00Z", "--json"]
+    code, out = _run(*store_check, "--max-crl-age", "2")
+    assert code == 3 and "maximum age" in json.loads(out)["detail"]
+    code, out = _run(*store_check)
+    assert code == 0 and json.loads(out)["source"] == "store:crl#7"
     certs = tmp_path / "certs"
     certs.mkdir()
     (certs / "a.pem").write_bytes(files["leaf0"].read_bytes())
