@@ -109,6 +109,15 @@ def test_wrong_pin_fails_once_and_never_retries(sim_profile: Path) -> None:
     assert _tries(sim_profile)[KeyId.AUTH_PIN] == 2
 
 
+def test_wrong_auth_pin_stops_before_the_signing_password(sim_profile: Path) -> None:
+    report = _run(SimulatedCard(sim_profile), with_pin=True, pin=Secret("9999"), sign_pin=SIGN_PIN)
+    assert _failed(report) == {"verify_auth_pin"}
+    check = report.check("verify_sign_pin")
+    assert check.status is CheckStatus.SKIP and "earlier PIN" in check.detail
+    assert len(_pin_data_commands(report)) == 1
+    assert _tries(sim_profile)[KeyId.SIGN_PIN] == 5
+
+
 def test_badly_formatted_pin_sends_nothing(sim_profile: Path) -> None:
     report = _run(SimulatedCard(sim_profile), with_pin=True, pin=Secret("12a"))
     assert _failed(report) == {"verify_auth_pin"}
