@@ -317,6 +317,26 @@ def test_monitor_reports_each_revocation_once(
     assert REASON_MEANING[RevocationReason.CERTIFICATE_HOLD] == "suspended"
 
 
+def test_monitor_lists_an_unreadable_file_as_unknown_and_checks_the_rest(
+    pki: TestPki, leaves: list[Issued], tmp_path: Path
+) -> None:
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    (certs / "a.pem").write_bytes(leaves[0].pem)
+    (certs / "b.der").write_bytes(b"not a certificate")
+    with RevocationStore(tmp_path / "rev.db") as st:
+        st.load(
+            _crl(pki, [(leaves[0].cert.serial_number, R.key_compromise)], 1), [pki.sign_ca.cert]
+        )
+        report = monitor(st, certs, at=NOW)
+    assert report.checked == 2
+    assert [e.path.endswith("a.pem") for e in report.newly_revoked] == [True]
+    [bad] = report.unknown
+    assert bad.path.endswith("b.der") and bad.serial is None
+    assert "unreadable certificate file" in bad.detail
+    assert bad.to_json()["serial"] is None
+
+
 # --- CLI --------------------------------------------------------------------------------------
 
 

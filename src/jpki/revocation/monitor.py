@@ -40,7 +40,7 @@ CERT_SUFFIXES = (".pem", ".der", ".cer", ".crt")
 @dataclass(frozen=True)
 class MonitorEvent:
     path: str
-    serial: int
+    serial: int | None  # None when the file could not be read as a certificate
     subject: str
     fingerprint: str
     status: RevocationStatus
@@ -52,7 +52,7 @@ class MonitorEvent:
     def to_json(self) -> dict[str, Any]:
         return {
             "path": self.path,
-            "serial": f"{self.serial:x}",
+            "serial": None if self.serial is None else f"{self.serial:x}",
             "subject": self.subject,
             "fingerprint_sha256": self.fingerprint,
             "status": self.status.value,
@@ -121,7 +121,25 @@ def monitor(
     unknown: list[MonitorEvent] = []
     seen = 0
     for path in paths:
-        cert = _load_cert(path)
+        try:
+            cert = _load_cert(path)
+        except (CertificateError, OSError) as exc:
+            # One bad file must not hide the status of every other customer's certificate.
+            why = exc.strerror if isinstance(exc, OSError) else str(exc)
+            unknown.append(
+                MonitorEvent(
+                    str(path),
+                    None,
+                    "",
+                    "",
+                    RevocationStatus.UNKNOWN,
+                    None,
+                    "",
+                    None,
+                    f"unreadable certificate file: {why}",
+                )
+            )
+            continue
         fp = cert.fingerprint(hashes.SHA256()).hex()
         ca = _issuer_for(cert, cands)
         if ca is None:
