@@ -7,6 +7,7 @@ import logging
 from types import TracebackType
 
 from jpki.apdu import redact_command
+from jpki.errors import UsageError
 
 log = logging.getLogger("jpki.apdu")
 
@@ -35,7 +36,7 @@ class Connection(abc.ABC):
 
     def reset(self) -> bytes:
         """Reset the card (clears its security state); returns the ATR. Optional."""
-        raise NotImplementedError(f"{type(self).__name__} cannot reset the card")
+        raise UsageError(f"{type(self).__name__} cannot reset the card")
 
     @abc.abstractmethod
     def close(self) -> None:
