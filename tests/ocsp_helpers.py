@@ -1,5 +1,4 @@
-"""A real `openssl ocsp` responder on 127.0.0.1 for tests (minimal copy of tests/test_ocsp.py's
-helpers, shared so other test modules need not import a test module)."""
+"""A real `openssl ocsp` responder on 127.0.0.1 for tests (shared by the OCSP and verify tests)."""
 
 from __future__ import annotations
 
@@ -22,7 +21,7 @@ def key_pem(key: rsa.RSAPrivateKey) -> bytes:
     )
 
 
-def _hex(serial: int) -> str:
+def serial_hex(serial: int) -> str:
     h = f"{serial:X}"
     return h if len(h) % 2 == 0 else "0" + h
 
@@ -31,15 +30,15 @@ def write_index(path: Path, good: Iterable[int] = (), revoked: Iterable[int] = (
     """An openssl CA index: ``good`` serials valid, ``revoked`` ones revoked on 2025-01-01
     (affiliationChanged); any other serial is answered ``unknown``."""
     subj = "/C=JP/CN=x"
-    lines = [f"V\t301231000000Z\t\t{_hex(s)}\tunknown\t{subj}\n" for s in good]
+    lines = [f"V\t301231000000Z\t\t{serial_hex(s)}\tunknown\t{subj}\n" for s in good]
     lines += [
-        f"R\t301231000000Z\t250101000000Z,affiliationChanged\t{_hex(s)}\tunknown\t{subj}\n"
+        f"R\t301231000000Z\t250101000000Z,affiliationChanged\t{serial_hex(s)}\tunknown\t{subj}\n"
         for s in revoked
     ]
     path.write_text("".join(lines))
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -66,7 +65,7 @@ def _wait_listening(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> Non
 @contextmanager
 def openssl_responder(index: Path, ca: Path, rsigner: Path, rkey: Path) -> Iterator[str]:
     """Run ``openssl ocsp`` on a free 127.0.0.1 port; yields its URL; killed on exit."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             *("openssl", "ocsp", "-index", str(index), "-CA", str(ca)),

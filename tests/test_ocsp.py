@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import select
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +14,6 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509 import ocsp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -26,6 +23,7 @@ from jpki.revocation.index import RevocationReason
 from jpki.revocation.ocsp import build_request, check_ocsp, parse_response, post
 from jpki.revocation.policy import RevocationPolicy, RevocationStatus, check_revocation
 from jpki.testpki import Issued, TestPki, sample_person
+from ocsp_helpers import free_port, key_pem, openssl_responder, write_index
 
 # openssl ocsp stamps responses with the real clock, so these tests use it too.
 REAL_NOW = datetime.now(UTC)
@@ -50,76 +48,27 @@ def certs(pki: TestPki) -> dict[str, Issued]:
     }
 
 
-def _hex(serial: int) -> str:
-    h = f"{serial:X}"
-    return h if len(h) % 2 == 0 else "0" + h
-
-
-def _key_pem(key: rsa.RSAPrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_listening(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    # openssl announces the listening socket on stderr. (A probe connection would block its
-    # single-threaded accept loop, so none is made.)
-    assert proc.stderr is not None
-    deadline = time.monotonic() + timeout
-    seen = b""
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stderr], [], [], 0.1)
-        if ready:
-            chunk = os.read(proc.stderr.fileno(), 4096)
-            if not chunk:
-                break
-            seen += chunk
-            if b"waiting for OCSP client connections" in seen:
-                return
-    raise RuntimeError(f"openssl ocsp did not start: {seen!r}")
-
-
 @pytest.fixture(scope="module")
 def responder_dir(
     tmp_path_factory: pytest.TempPathFactory, pki: TestPki, certs: dict[str, Issued]
 ) -> Path:
     d = tmp_path_factory.mktemp("ocsp")
     (d / "ca.pem").write_bytes(pki.sign_ca.pem)
-    (d / "ca.key").write_bytes(_key_pem(pki.sign_ca.key))
+    (d / "ca.key").write_bytes(key_pem(pki.sign_ca.key))
     resp = pki.issue_ocsp_responder("sign")
     (d / "resp.pem").write_bytes(resp.pem)
-    (d / "resp.key").write_bytes(_key_pem(resp.key))
-    subj = "/C=JP/CN=x"
-    (d / "index.txt").write_text(
-        f"V\t301231000000Z\t\t{_hex(certs['good'].cert.serial_number)}\tunknown\t{subj}\n"
-        f"R\t301231000000Z\t250101000000Z,affiliationChanged\t"
-        f"{_hex(certs['revoked'].cert.serial_number)}\tunknown\t{subj}\n"
+    (d / "resp.key").write_bytes(key_pem(resp.key))
+    write_index(
+        d / "index.txt",
+        good=[certs["good"].cert.serial_number],
+        revoked=[certs["revoked"].cert.serial_number],
     )
     return d
 
 
 def _start(d: Path, rsigner: Path, rkey: Path) -> Iterator[str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            *("openssl", "ocsp", "-index", str(d / "index.txt"), "-CA", str(d / "ca.pem")),
-            *("-rsigner", str(rsigner), "-rkey", str(rkey), "-port", str(port), "-nmin", "30"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        _wait_listening(proc)
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
+    with openssl_responder(d / "index.txt", d / "ca.pem", rsigner, rkey) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +86,7 @@ def wrong_key_url(responder_dir: Path, pki_2015: TestPki) -> Iterator[str]:
     # The 2015 CA has the same DN as the 2023 CA, so openssl happily signs as "the CA" with it.
     d = responder_dir
     (d / "old.pem").write_bytes(pki_2015.sign_ca.pem)
-    (d / "old.key").write_bytes(_key_pem(pki_2015.sign_ca.key))
+    (d / "old.key").write_bytes(key_pem(pki_2015.sign_ca.key))
     yield from _start(d, d / "old.pem", d / "old.key")
 
 
@@ -147,7 +96,7 @@ def foreign_responder_url(responder_dir: Path, pki_2015: TestPki) -> Iterator[st
     d = responder_dir
     other = pki_2015.issue_ocsp_responder("sign")
     (d / "foreign.pem").write_bytes(other.pem)
-    (d / "foreign.key").write_bytes(_key_pem(other.key))
+    (d / "foreign.key").write_bytes(key_pem(other.key))
     yield from _start(d, d / "foreign.pem", d / "foreign.key")
 
 
@@ -252,7 +201,7 @@ def test_timeout(silent_server: str, pki: TestPki, certs: dict[str, Issued]) -> 
 def test_connection_refused(pki: TestPki, certs: dict[str, Issued]) -> None:
     with pytest.raises(OcspError, match="cannot reach"):
         check_ocsp(
-            certs["good"].cert, pki.sign_ca.cert, f"http://127.0.0.1:{_free_port()}/", at=_now()
+            certs["good"].cert, pki.sign_ca.cert, f"http://127.0.0.1:{free_port()}/", at=_now()
         )
 
 
@@ -476,7 +425,7 @@ def test_preference_decides_between_disagreeing_sources(
     by_ocsp = check_revocation(cert, ca, **kw, policy=RevocationPolicy(prefer="ocsp"))
     assert by_ocsp.status is RevocationStatus.REVOKED and by_ocsp.source.startswith("ocsp:")
     # OCSP first but unreachable: falls back to the CRL
-    down = f"http://127.0.0.1:{_free_port()}/"
+    down = f"http://127.0.0.1:{free_port()}/"
     fallback = check_revocation(
         cert, ca, crls=[fresh_crl], ocsp_url=down, at=_now(), policy=RevocationPolicy(prefer="ocsp")
     )
