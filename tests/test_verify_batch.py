@@ -8,6 +8,8 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jpki.errors import UsageError
 from jpki.testpki import TestPki, sample_person
@@ -138,3 +140,36 @@ def test_spellings_of_one_hash_and_purpose_share_a_plan(items: list[BatchItem]) 
     assert [r.status for r in got] == [Status.VALID] * 6 + [Status.INVALID] + [Status.VALID] * 6
     assert got[0] is got[5]  # plain valid results for one certificate are shared
     assert "32 bytes" in got[6].reasons[0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    n=st.integers(0, 200_000),
+    workers=st.integers(1, 64),
+    fixed=st.one_of(st.none(), st.integers(1, 5000)),
+)
+def test_chunk_spans_cover_the_batch_in_order(n: int, workers: int, fixed: int | None) -> None:
+    from jpki.verify.batch import _MIN_CHUNK, _sizes
+
+    spans = list(_sizes(n, fixed, workers))
+    assert [a for a, _b in spans] == [0, *(b for _a, b in spans)][: len(spans)]
+    assert (spans[-1][1] if spans else 0) == n
+    sizes = [b - a for a, b in spans]
+    assert all(s >= 1 for s in sizes)
+    if fixed is not None:
+        assert all(s == fixed for s in sizes[:-1])
+    else:
+        # Guided: never growing, never below the floor but at the very end, and few of them.
+        assert sizes == sorted(sizes, reverse=True)
+        assert all(s >= _MIN_CHUNK for s in sizes[:-1])
+        assert len(sizes) <= 2 * workers * 12 + 1
+
+
+def test_guided_chunks_through_an_executor(items: list[BatchItem]) -> None:
+    many = items * 25  # 1500 items: several guided chunks of the 500-item floor and above
+    want = [(r.status, r.reasons) for r in verify_batch(items)] * 25
+    done: list[int] = []
+    with ThreadPoolExecutor(2) as ex:
+        got = verify_batch(many, ex, progress=done.append)
+    assert [(r.status, r.reasons) for r in got] == want
+    assert sum(done) == len(many) and len(done) > 1

@@ -1,9 +1,15 @@
 """Many signature verifications at once, in input order, optionally over processes.
 
 Work is cut into chunks; a chunk carries each distinct certificate once as raw DER and the
-items as plain tuples (bytes and strings: cheap to pickle, no objects). Workers keep parsed
-public keys and the key-usage verdicts per certificate fingerprint across chunks, so the hot
-loop is: hash, one RSA public-key operation, one constant-time compare.
+items column-wise as plain lists (bytes and ints: cheap to build and pickle, no objects).
+Workers keep parsed public keys and the key-usage verdicts per certificate fingerprint across
+chunks, so the hot loop is: hash, one RSA public-key operation, one constant-time compare;
+they answer with explanations only for the items that are not plainly valid.
+
+The caller's process competes with the workers for the cores, so its per-item work is kept
+small: chunks are submitted as soon as they are cut (workers start at once), sized so a big
+batch needs few round trips (guided: each takes a share of what is left, so the tail is short),
+and results are one shared VALID object per certificate, patched where something failed.
 
 Any ``concurrent.futures.Executor`` works (a process pool, a thread pool, a cluster
 executor); without one, large batches get a process pool sized to the machine.
@@ -14,8 +20,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +43,10 @@ from jpki.verify.signature import (
     rsa_public_key,
 )
 
+#: Chunk size in this process (only the progress granularity depends on it).
 DEFAULT_CHUNK = 512
+#: Smallest chunk sent to an executor: below this, round trips dominate.
+_MIN_CHUNK = 500
 #: Below this many items a process pool costs more than it saves.
 PARALLEL_THRESHOLD = 4000
 _CACHE_LIMIT = 4096
@@ -99,14 +108,16 @@ def _entry(der: bytes) -> _KeyEntry:
     return entry
 
 
-#: One item on the wire: (plan index, signature, data, digest).
-_Row = tuple[int, bytes, bytes | None, bytes | None]
 #: A plan: (certificate index, hash name, purpose name), shared by the items that use it.
 _PlanKey = tuple[int, str, str]
-#: A chunk: distinct certificate DERs, distinct plans, rows.
-_Chunk = tuple[list[bytes], list[_PlanKey], list[_Row]]
-#: Per row: None for a plain "valid", else (status index: 0 valid / 1 invalid, reasons).
-_Out = tuple[int, tuple[str, ...]] | None
+#: A chunk, column-wise (plain lists pickle fast and build fast): distinct certificate DERs,
+#: distinct plans, then per item its plan index, signature, data and digest.
+_Chunk = tuple[
+    list[bytes], list[_PlanKey], list[int], list[bytes], list[bytes | None], list[bytes | None]
+]
+#: Worker answer: one (fingerprint, kind, subject) per certificate, and only for the items
+#: that are not a plain "valid": item index -> (status index: 0 valid / 1 invalid, reasons).
+_Answer = tuple[list[tuple[str, str, str]], dict[int, tuple[int, tuple[str, ...]]]]
 
 
 def _slow(
@@ -129,9 +140,9 @@ def _slow(
     return (0 if why is None and not problems else 1), reasons
 
 
-def _verify_chunk(chunk: _Chunk) -> tuple[list[tuple[str, str, str]], list[_Out]]:
+def _verify_chunk(chunk: _Chunk) -> _Answer:
     """Worker entry point: plain data in, plain data out (picklable, no jpki objects)."""
-    certs, plan_keys, rows = chunk
+    certs, plan_keys, pis, sigs, datas, digests = chunk
     entries = [_entry(d) for d in certs]
     # Everything that depends only on (certificate, hash, purpose) is settled once per plan,
     # so the per-item loop is: hash, one RSA public-key operation, one constant-time compare.
@@ -144,11 +155,10 @@ def _verify_chunk(chunk: _Chunk) -> tuple[list[tuple[str, str, str]], list[_Out]
             if fast
             else None
         )
-    out: list[_Out] = []
-    append = out.append
+    fails: dict[int, tuple[int, tuple[str, ...]]] = {}
     compare = hmac.compare_digest
     pkcs1 = _PKCS1
-    for pi, sig, data, digest in rows:
+    for i, (pi, sig, data, digest) in enumerate(zip(pis, sigs, datas, digests, strict=True)):
         plan = plans[pi]
         if plan is not None:
             recover, prefix, hasher, size = plan
@@ -160,13 +170,12 @@ def _verify_chunk(chunk: _Chunk) -> tuple[list[tuple[str, str, str]], list[_Out]
                 # hash pass and no EVP digest context per call.
                 try:
                     if compare(recover(sig, pkcs1, None), prefix + d):
-                        append(None)
                         continue
                 except (InvalidSignature, ValueError):
                     pass
         ci, h, purpose = plan_keys[pi]
-        append(_slow(entries[ci], sig, data, digest, h, purpose))
-    return [e.meta for e in entries], out
+        fails[i] = _slow(entries[ci], sig, data, digest, h, purpose)
+    return [e.meta for e in entries], fails
 
 
 # --- caller side ---------------------------------------------------------------------------
@@ -188,35 +197,47 @@ def _as_item(item: BatchItem | Sequence[Any]) -> BatchItem:
     return BatchItem(*item)
 
 
-def _chunks(items: Sequence[BatchItem], size: int) -> list[_Chunk]:
-    memo: dict[int, bytes] = {}
-    out: list[_Chunk] = []
-    for start in range(0, len(items), size):
-        cert_index: dict[bytes, int] = {}
-        certs: list[bytes] = []
-        # Keyed by the caller's own objects: a hash/purpose spelling is normalised once.
-        plan_index: dict[tuple[bytes, object, object], int] = {}
-        plan_keys: list[_PlanKey] = []
-        rows: list[_Row] = []
-        append = rows.append
-        for it in items[start : start + size]:
-            cert = it.certificate
-            der = cert if type(cert) is bytes else _to_der(cert, memo)
-            key = (der, it.hash_alg, it.purpose)
-            pi = plan_index.get(key)
-            if pi is None:
-                h = hash_algorithm(it.hash_alg).value
-                p = purpose_of(it.purpose).value
-                ci = cert_index.get(der)
-                if ci is None:
-                    ci = cert_index[der] = len(certs)
-                    certs.append(der)
-                pi = plan_index[key] = len(plan_keys)
-                plan_keys.append((ci, h, p))
-            sig = it.signature
-            append((pi, sig if type(sig) is bytes else bytes(sig), it.data, it.digest))
-        out.append((certs, plan_keys, rows))
-    return out
+def _chunk(items: Sequence[BatchItem], memo: dict[int, bytes]) -> _Chunk:
+    cert_index: dict[bytes, int] = {}
+    certs: list[bytes] = []
+    # Keyed by the caller's own objects: a hash/purpose spelling is normalised once.
+    plan_index: dict[tuple[bytes, object, object], int] = {}
+    plan_keys: list[_PlanKey] = []
+    pis: list[int] = []
+    append = pis.append
+    for it in items:
+        cert = it.certificate
+        der = cert if type(cert) is bytes else _to_der(cert, memo)
+        key = (der, it.hash_alg, it.purpose)
+        pi = plan_index.get(key)
+        if pi is None:
+            h = hash_algorithm(it.hash_alg).value
+            p = purpose_of(it.purpose).value
+            ci = cert_index.get(der)
+            if ci is None:
+                ci = cert_index[der] = len(certs)
+                certs.append(der)
+            pi = plan_index[key] = len(plan_keys)
+            plan_keys.append((ci, h, p))
+        append(pi)
+    sigs = [it.signature for it in items]
+    if not all(type(sig) is bytes for sig in sigs):
+        sigs = [bytes(sig) for sig in sigs]
+    return certs, plan_keys, pis, sigs, [it.data for it in items], [it.digest for it in items]
+
+
+def _sizes(n: int, fixed: int | None, workers: int) -> Iterator[tuple[int, int]]:
+    """(start, stop) of each chunk. ``fixed``: that size. Otherwise, guided: each chunk takes
+    1/(2 x workers) of what is left, so a big batch needs few round trips and the last chunks
+    are small enough that no worker idles long at the end.
+    """
+    start = 0
+    while start < n:
+        guided = max(_MIN_CHUNK, -(-(n - start) // (2 * workers)))
+        size = fixed if fixed is not None else guided
+        stop = min(n, start + size)
+        yield start, stop
+        start = stop
 
 
 def _explained(out: tuple[int, tuple[str, ...]], meta: tuple[str, str, str]) -> VerificationResult:
@@ -234,7 +255,7 @@ def verify_batch(
     items: Iterable[BatchItem | Sequence[Any]],
     executor: Executor | None = None,
     *,
-    chunk_size: int = DEFAULT_CHUNK,
+    chunk_size: int | None = None,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> list[VerificationResult]:
@@ -243,14 +264,14 @@ def verify_batch(
     ``executor``: any ``concurrent.futures.Executor``; if None, batches of at least
     ``PARALLEL_THRESHOLD`` items (or any batch when ``workers`` > 1 is given) run on a
     process pool of ``workers`` (default: CPU count), smaller ones in this process.
+    ``chunk_size``: items per chunk; default: guided sizes for an executor (few large chunks
+    first, smaller ones at the end), ``DEFAULT_CHUNK`` in this process.
     ``progress`` is called with the number of items finished after each chunk.
     A bad item (unparsable certificate, non-RSA key) gives an ``invalid`` result for that
     item, not an exception; bad arguments (unknown hash or purpose) raise ``UsageError``.
     """
     seq = [i if type(i) is BatchItem else _as_item(i) for i in items]
-    if chunk_size < 1:
-        chunk_size = DEFAULT_CHUNK
-    chunks = _chunks(seq, chunk_size)
+    fixed = chunk_size if chunk_size is not None and chunk_size >= 1 else None
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
     own_pool: ProcessPoolExecutor | None = None
     if (
@@ -259,19 +280,26 @@ def verify_batch(
         and (workers is not None or len(seq) >= PARALLEL_THRESHOLD)
     ):
         executor = own_pool = ProcessPoolExecutor(n_workers)
-        # Enough chunks for every worker to stay busy.
-        per = max(1, min(chunk_size, -(-len(seq) // (n_workers * 4))))
-        if per != chunk_size:
-            chunks = _chunks(seq, per)
+    memo: dict[int, bytes] = {}
     try:
-        answers: Iterable[tuple[list[tuple[str, str, str]], list[_Out]]]
+        pending: list[tuple[_Chunk, Future[_Answer] | None]] = []
         if executor is None:
-            answers = map(_verify_chunk, chunks)
+            spans = _sizes(len(seq), fixed or DEFAULT_CHUNK, 1)
         else:
-            answers = executor.map(_verify_chunk, chunks)
+            # A pool's size when it tells (ours, the stdlib pools); else the machine's.
+            pool_size = getattr(executor, "_max_workers", None)
+            spans = _sizes(len(seq), fixed, pool_size if type(pool_size) is int else n_workers)
+        for start, stop in spans:
+            chunk = _chunk(seq[start:stop], memo)
+            # Submitted as soon as built: the workers start while later chunks are cut.
+            pending.append(
+                (chunk, None if executor is None else executor.submit(_verify_chunk, chunk))
+            )
         results: list[VerificationResult] = []
         extend = results.extend
-        for (_certs, plan_keys, rows), (metas, outs) in zip(chunks, answers, strict=True):
+        for chunk, future in pending:
+            _certs, plan_keys, pis, _sigs, _datas, _digests = chunk
+            metas, fails = _verify_chunk(chunk) if future is None else future.result()
             # Results are immutable: every plain "valid" for one certificate can share one.
             ok = [
                 VerificationResult(
@@ -284,16 +312,12 @@ def verify_batch(
                 for fp, kind, subject in metas
             ]
             ok_by_plan = [ok[ci] for ci, _h, _p in plan_keys]
-            extend(
-                [
-                    ok_by_plan[row[0]]
-                    if out is None
-                    else _explained(out, metas[plan_keys[row[0]][0]])
-                    for row, out in zip(rows, outs, strict=True)
-                ]
-            )
+            part = [ok_by_plan[pi] for pi in pis]
+            for i, out in fails.items():
+                part[i] = _explained(out, metas[plan_keys[pis[i]][0]])
+            extend(part)
             if progress is not None:
-                progress(len(rows))
+                progress(len(pis))
         return results
     finally:
         if own_pool is not None:
