@@ -27,6 +27,9 @@ from pyhanko_certvalidator import errors as cv_errors
 
 from jpki.cert import JpkiCertificate
 from jpki.errors import CertificateError, JpkiError, RevocationError, RevokedError, UsageError
+from jpki.revocation.crl import Crl
+from jpki.revocation.policy import RevocationPolicy, check_revocation
+from jpki.revocation.store import RevocationStore
 from jpki.verify.result import Status, VerificationResult, worst
 from jpki.verify.signature import Purpose, key_usage_problems, purpose_of
 
@@ -282,26 +285,20 @@ def _revocation(
 
 def revocation_checker(
     *,
-    crls: Sequence[Any] = (),
+    crls: Sequence[Crl | bytes] = (),
     ocsp_url: str | None = None,
     soft_fail: bool = False,
-    store: Any = None,
+    store: RevocationStore | None = None,
 ) -> RevocationCheck:
     """A :data:`RevocationCheck` backed by ``jpki.revocation.policy.check_revocation``.
 
     ``crls``: DER/PEM bytes or ``jpki.revocation.Crl`` objects (``Crl.from_file`` maps big files).
     """
-    # Imported only when used: the revocation package is a separate, optional layer.
-    import importlib
-
-    rp: Any = importlib.import_module("jpki.revocation.policy")
-
-    pol = rp.RevocationPolicy(soft_fail=soft_fail)
+    pol = RevocationPolicy(soft_fail=soft_fail)
 
     def check(cert: JpkiCertificate, issuer: JpkiCertificate, at: datetime) -> RevocationOutcome:
-        result: RevocationOutcome = rp.check_revocation(
+        return check_revocation(
             cert, issuer, crls=crls, ocsp_url=ocsp_url, store=store, at=at, policy=pol
         )
-        return result
 
     return check
