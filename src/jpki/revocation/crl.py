@@ -530,8 +530,12 @@ def lookup_with_delta(base: Crl, delta: Crl | None, serial: int) -> RevokedEntry
         check_delta_applies(base, delta)
         hit = delta.lookup(serial)
         if hit is not None:
-            return None if hit.reason is RevocationReason.REMOVE_FROM_CRL else hit
-    hit = base.lookup(serial)
+            return effective_entry(hit)
+    return effective_entry(base.lookup(serial))
+
+
+def effective_entry(hit: RevokedEntry | None) -> RevokedEntry | None:
+    """``hit`` unless it is a ``removeFromCRL`` entry, which means "no longer revoked"."""
     if hit is not None and hit.reason is RevocationReason.REMOVE_FROM_CRL:
         return None
     return hit

@@ -25,7 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from jpki.errors import CrlError, RevocationError
-from jpki.revocation.crl import CertLike, Crl, as_x509, cert_dp_names
+from jpki.revocation.crl import CertLike, Crl, as_x509, cert_dp_names, effective_entry
 from jpki.revocation.index import (
     RevokedEntry,
     SerialIndex,
@@ -449,13 +449,9 @@ class RevocationStore:
                 delta = max(deltas, key=lambda d: d.number or 0)
                 source += f"+delta#{delta.number}"
                 hit = self.lookup(delta, c.serial_number)
-                if hit is not None:
-                    if hit.reason is not None and hit.reason.value == "removeFromCRL":
-                        return result_from_entry(None, at, source)
-                    return result_from_entry(hit, at, source)
-            hit = self.lookup(base, c.serial_number)
-            if hit is not None and hit.reason is not None and hit.reason.value == "removeFromCRL":
-                hit = None
+                if hit is not None:  # the delta's entry wins, removeFromCRL included
+                    return result_from_entry(effective_entry(hit), at, source)
+            hit = effective_entry(self.lookup(base, c.serial_number))
             return result_from_entry(hit, at, source)
         return RevocationResult(
             RevocationStatus.UNKNOWN, source="store", detail="; ".join(problems)
