@@ -726,12 +726,6 @@ class SerialIndex:
         cols, pos, packed = _sort_index(buf, cols, pos)
         return cls(buf, cols, pos, end, packed=packed)
 
-    @classmethod
-    def from_arrays(
-        cls, buf: U8, cols: list[U64], offsets: Offsets, region_end: int
-    ) -> SerialIndex:
-        return cls(buf, cols, offsets, region_end)
-
     @property
     def columns(self) -> list[U64]:
         """Key columns, most significant first, sorted (a new array for the packed layout)."""

@@ -74,10 +74,6 @@ class DigestInfo:
     def to_der(self) -> bytes:
         return PREFIXES[self.algorithm] + self.digest
 
-    @classmethod
-    def of_data(cls, algorithm: HashAlgorithm, data: bytes) -> DigestInfo:
-        return cls(algorithm, digest_of(algorithm, data))
-
 
 def build_digest_info(algorithm: str | HashAlgorithm, digest: bytes) -> bytes:
     """Canonical DER DigestInfo for a digest already computed."""
