@@ -78,15 +78,3 @@ class VerificationResult:
         if self.signers:
             d["signers"] = [s.to_dict() for s in self.signers]
         return d
-
-
-def valid(*reasons: str, **kw: Any) -> VerificationResult:
-    return VerificationResult(Status.VALID, tuple(reasons), **kw)
-
-
-def invalid(*reasons: str, **kw: Any) -> VerificationResult:
-    return VerificationResult(Status.INVALID, tuple(reasons), **kw)
-
-
-def indeterminate(*reasons: str, **kw: Any) -> VerificationResult:
-    return VerificationResult(Status.INDETERMINATE, tuple(reasons), **kw)
