@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -364,10 +364,4 @@ def _verify_signer(
     )
     # Key-usage findings were already reported above; keep only the chain's own reasons.
     chain_reasons = [r for r in chain.reasons if r not in ku_problems and r not in notes]
-    merged = result.with_reasons(*chain_reasons, status=chain.status)
-    return VerificationResult(
-        merged.status,
-        merged.reasons,
-        chain=chain.chain,
-        **base,
-    )
+    return replace(result.with_reasons(*chain_reasons, status=chain.status), chain=chain.chain)
