@@ -27,6 +27,7 @@ from jpki.errors import (
     JpkiError,
     LastTryWrongPin,
     PinBlocked,
+    PinFormatError,
     PinGuardError,
     SecurityStatusError,
     WrongPin,
@@ -215,6 +216,14 @@ def test_text_ap_collations(proto: CardProtocol, sim_profile: Path) -> None:
     b = collation_b(profile.person.birth_date, profile.expiry_date.year, profile.security_code)
     text_ap.unlock_collation_b(b)
     assert text_ap.read_basic_info().name == profile.person.name
+
+
+def test_text_ap_collation_status(proto: CardProtocol) -> None:
+    text_ap = TextAp(proto)
+    for which in ("A", "b"):
+        assert text_ap.collation_status(which).tries_left == 10
+    with pytest.raises(PinFormatError):
+        text_ap.collation_status("Z")
 
 
 def test_visual_ap_with_collation_a_and_b(proto: CardProtocol, sim_profile: Path) -> None:

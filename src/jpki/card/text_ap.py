@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from jpki.card.constants import Aid, TextFile
 from jpki.card.pin import PinStatus, check_digits, guarded_verify, pin_status
 from jpki.card.protocol import CardProtocol, as_protocol
-from jpki.errors import ApduError, JpkiError, MyNumberError, ParseError
+from jpki.errors import ApduError, JpkiError, MyNumberError, ParseError, PinFormatError
 from jpki.mynumber import MyNumber
 from jpki.secret import Secret
 from jpki.tlv import Tlv, decode_one, iter_tlv
@@ -279,8 +279,13 @@ class TextAp:
         guarded_verify(self.protocol, TextFile.PIN, name, value, max_tries=PIN_TRIES, force=force)
 
     def collation_status(self, which: str) -> PinStatus:
-        fid = TextFile.COLLATION_A if which.upper() == "A" else TextFile.COLLATION_B
-        return pin_status(self.protocol, fid, f"collation {which.upper()}", None)
+        """Tries left for collation ``"A"`` or ``"B"`` (free)."""
+        fids = {"A": TextFile.COLLATION_A, "B": TextFile.COLLATION_B}
+        key = which.upper()
+        if key not in fids:
+            # Anything else used to read collation B's counter under a made-up name.
+            raise PinFormatError(f"unknown text AP collation {which!r} (A or B)")
+        return pin_status(self.protocol, fids[key], f"collation {key}", None)
 
     def unlock_collation_a(self, my_number: MyNumber | str, *, force: bool = False) -> None:
         """Open EF 0001 with the My Number (collation A), where the card allows it."""
