@@ -161,6 +161,19 @@ def test_sqlite_persists_between_instances(tmp_path: Path) -> None:
         SqliteChallengeStore(db).consume(ch.id, datetime.now(UTC))
 
 
+def test_sqlite_store_unusable_is_challenge_error(tmp_path: Path, auth: Issued) -> None:
+    with pytest.raises(ChallengeError, match="unusable"):
+        SqliteChallengeStore(tmp_path / "missing-dir" / "c.db")
+    db = tmp_path / "c.db"
+    v = LoginVerifier(db)
+    ch = v.issue()
+    db.write_bytes(b"not a database" * 300)  # damaged after the store was opened
+    with pytest.raises(ChallengeError, match="unusable"):
+        v.issue()
+    r = v.verify(ch.id, _card_sign(auth, ch.nonce), auth.der)
+    assert r.status is Status.INVALID and "unusable" in r.reasons[0]
+
+
 def test_challenges_are_random_and_account_key_stable(
     test_pki: TestPki, auth: Issued, tmp_path: Path
 ) -> None:

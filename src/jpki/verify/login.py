@@ -19,7 +19,8 @@ import hashlib
 import secrets
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from os import PathLike
@@ -107,20 +108,31 @@ class SqliteChallengeStore:
     def __init__(self, path: str | PathLike[str], *, timeout: float = 10.0) -> None:
         self.path = Path(path)
         self._timeout = timeout
-        with self._connect() as db:
+        with self._session() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS jpki_challenges ("
                 " id TEXT PRIMARY KEY, nonce BLOB NOT NULL,"
                 " expires_at REAL NOT NULL, used INTEGER NOT NULL DEFAULT 0)"
             )
 
-    def _connect(self) -> sqlite3.Connection:
-        # A connection per operation: safe across threads and forks.
-        return sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
+    @contextmanager
+    def _session(self) -> Iterator[sqlite3.Connection]:
+        """A connection per operation (safe across threads and forks), always closed.
+
+        A missing directory or a damaged / foreign file is a ChallengeError, not a traceback
+        (``verify`` then answers INVALID: no challenge can be confirmed).
+        """
+        try:
+            db = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
+            try:
+                yield db
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            raise ChallengeError(f"challenge store {self.path} is unusable: {exc}") from None
 
     def put(self, challenge: Challenge, now: datetime) -> None:
-        db = self._connect()
-        try:
+        with self._session() as db:
             db.execute(
                 "DELETE FROM jpki_challenges WHERE expires_at < ?",
                 (now.timestamp(),),
@@ -129,12 +141,9 @@ class SqliteChallengeStore:
                 "INSERT INTO jpki_challenges (id, nonce, expires_at, used) VALUES (?, ?, ?, 0)",
                 (challenge.id, challenge.nonce, challenge.expires_at.timestamp()),
             )
-        finally:
-            db.close()
 
     def consume(self, challenge_id: str, now: datetime) -> bytes:
-        db = self._connect()
-        try:
+        with self._session() as db:
             row = db.execute(
                 "UPDATE jpki_challenges SET used = 1 "
                 "WHERE id = ? AND used = 0 AND expires_at > ? RETURNING nonce",
@@ -146,8 +155,6 @@ class SqliteChallengeStore:
             why = db.execute(
                 "SELECT used, expires_at FROM jpki_challenges WHERE id = ?", (challenge_id,)
             ).fetchone()
-        finally:
-            db.close()
         if why is None:
             raise ChallengeError("unknown challenge (never issued here, or long expired)")
         if why[0]:
