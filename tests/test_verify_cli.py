@@ -251,6 +251,14 @@ def test_batch_manifest_errors_name_the_line(
     assert "Traceback" not in res.output
 
 
+def test_batch_empty_manifest_is_not_valid(files: dict[str, Path]) -> None:
+    manifest = files["dir"] / "empty.jsonl"
+    manifest.write_text("# nothing to check\n\n")
+    res, _ = run("batch", manifest, "--json")
+    assert res.exit_code == 2, res.output
+    assert "lists no signatures" in res.output and "Traceback" not in res.output
+
+
 def test_batch_bad_certificate_is_an_invalid_item(files: dict[str, Path]) -> None:
     # A certificate file that does not parse spoils its own item, not the batch.
     (files["dir"] / "garbage.pem").write_bytes(b"not a certificate")

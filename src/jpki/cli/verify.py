@@ -384,6 +384,9 @@ def read_manifest(path: str) -> list[BatchItem]:
 def batch_cmd(manifest: str, workers: int | None, as_json: bool) -> None:
     """Verify many signatures listed in a JSON Lines manifest (results in input order)."""
     items = read_manifest(manifest)
+    if not items:
+        # Zero signatures checked is no evidence: never report that as "valid".
+        raise UsageError(f"{manifest}: the manifest lists no signatures")
     if sys.stdout.isatty() and not as_json and items:
         with click.progressbar(length=len(items), label="verifying") as bar:
             results = verify_batch(items, workers=workers, progress=bar.update)
