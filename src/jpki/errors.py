@@ -185,3 +185,7 @@ class AmbiguousReaderError(ReaderNotFoundError, UsageError):
 
 class BadAddressError(TransportError, UsageError):
     """A HOST:PORT the user gave cannot be resolved or used (exit code 2, not a card error)."""
+
+
+class TlvTruncatedError(TlvError):
+    """The TLV data ends before a tag, length or value it announces is complete."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from jpki.errors import TlvError
+from jpki.errors import TlvError, TlvTruncatedError
 
 # Lengths beyond 4 length bytes never occur on a card or in a CRL we accept.
 _MAX_LENGTH_BYTES = 4
@@ -78,14 +78,14 @@ def encode_tlv(tag: int, value: bytes) -> bytes:
 def parse_tag(data: bytes, offset: int = 0) -> tuple[int, int]:
     """Read a BER tag at ``offset``; return (tag as int, offset after it)."""
     if offset >= len(data):
-        raise TlvError(f"truncated: no tag at offset {offset}")
+        raise TlvTruncatedError(f"truncated: no tag at offset {offset}")
     first = data[offset]
     tag = first
     pos = offset + 1
     if first & 0x1F == 0x1F:
         while True:
             if pos >= len(data):
-                raise TlvError("truncated multi-byte tag")
+                raise TlvTruncatedError("truncated multi-byte tag")
             b = data[pos]
             tag = (tag << 8) | b
             pos += 1
@@ -100,7 +100,7 @@ def parse_tag(data: bytes, offset: int = 0) -> tuple[int, int]:
 def parse_length(data: bytes, offset: int = 0) -> tuple[int, int]:
     """Read a definite BER length at ``offset``; return (length, offset after it)."""
     if offset >= len(data):
-        raise TlvError(f"truncated: no length at offset {offset}")
+        raise TlvTruncatedError(f"truncated: no length at offset {offset}")
     first = data[offset]
     if first < 0x80:
         return first, offset + 1
@@ -111,7 +111,7 @@ def parse_length(data: bytes, offset: int = 0) -> tuple[int, int]:
         raise TlvError(f"length field of {count} bytes is too long")
     end = offset + 1 + count
     if end > len(data):
-        raise TlvError("truncated long-form length")
+        raise TlvTruncatedError("truncated long-form length")
     return int.from_bytes(data[offset + 1 : end], "big"), end
 
 
@@ -121,7 +121,7 @@ def decode_one(data: bytes, offset: int = 0) -> tuple[Tlv, int]:
     length, pos = parse_length(data, pos)
     end = pos + length
     if end > len(data):
-        raise TlvError(f"value of tag {tag:X} runs past the end ({length} bytes declared)")
+        raise TlvTruncatedError(f"value of tag {tag:X} runs past the end ({length} bytes declared)")
     return Tlv(tag, bytes(data[pos:end])), end
 
 
@@ -159,33 +159,11 @@ def der_total_length(prefix: bytes) -> int | None:
     Returns None when ``prefix`` is too short to tell (read more bytes and ask again);
     raises ``TlvError`` when the header is malformed whatever follows.
     """
-    n = len(prefix)
-    if n == 0:
+    try:
+        _, pos = parse_tag(prefix)
+        length, end = parse_length(prefix, pos)
+    except TlvTruncatedError:
         return None
-    pos = 1
-    if prefix[0] & 0x1F == 0x1F:
-        # Multi-byte tag: walk continuation bytes ourselves to tell "truncated" from "bad".
-        while True:
-            if pos >= n:
-                return None
-            b = prefix[pos]
-            pos += 1
-            if not b & 0x80:
-                break
-            if pos >= _MAX_TAG_BYTES:
-                raise TlvError(f"tag longer than {_MAX_TAG_BYTES} bytes")
-    if pos >= n:
-        return None
-    first = prefix[pos]
-    if first & 0x80:
-        count = first & 0x7F
-        if count == 0:
-            raise TlvError("indefinite length is not supported")
-        if count > _MAX_LENGTH_BYTES:
-            raise TlvError(f"length field of {count} bytes is too long")
-        if pos + 1 + count > n:
-            return None
-    length, end = parse_length(prefix, pos)
     return end + length
 
 
