@@ -170,10 +170,10 @@ class CardProtocol:
             raise CardError(f"card returned {len(response.data)} bytes for a {length}-byte read")
         return response.data
 
-    def _read_tail(self, offset: int) -> bytes | None:
-        """One chunk at ``offset``; None when the card says the offset is past the end."""
+    def _read_tail(self, offset: int, length: int = CHUNK) -> bytes | None:
+        """One READ BINARY at ``offset``; None when the card says the offset is past the end."""
         try:
-            return self.read_binary(offset, CHUNK)
+            return self.read_binary(offset, length)
         except ApduError as exc:
             if exc.sw == SW.WRONG_P1P2:
                 return None
@@ -188,12 +188,9 @@ class CardProtocol:
             want = min(CHUNK, max_size - len(data))
             if len(data) > MAX_OFFSET:
                 break
-            try:
-                chunk = self.read_binary(len(data), want)
-            except ApduError as exc:
-                if exc.sw == SW.WRONG_P1P2:
-                    break
-                raise
+            chunk = self._read_tail(len(data), want)
+            if chunk is None:
+                break
             data += chunk
             if len(chunk) < want:
                 break
@@ -227,12 +224,7 @@ class CardProtocol:
                 raise CardError(f"DER object of {total} bytes is beyond 15-bit READ offsets")
             # Ask for exactly what is missing; a card (or NFC stack) returning less than asked
             # is tolerated as long as it makes progress.
-            try:
-                chunk = self.read_binary(offset, min(CHUNK, total - offset))
-            except ApduError as exc:
-                if exc.sw != SW.WRONG_P1P2:
-                    raise
-                chunk = b""
+            chunk = self._read_tail(offset, min(CHUNK, total - offset))
             if not chunk:
                 raise CardError(f"file ends at {offset} bytes; its DER header says {total}")
             data += chunk
