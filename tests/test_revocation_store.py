@@ -431,6 +431,13 @@ def test_cli_check_exit_codes(files: dict[str, Path]) -> None:
     assert code == 3 and "maximum age" in json.loads(out)["detail"]
     code, out = _run(*base, str(files["leaf1"]), *late, "--max-crl-age", "6")
     assert code == 0 and json.loads(out)["status"] == "good"
+    # NaN, negative, overflowing ages and timeouts: usage errors, never a traceback
+    for bad in (["--max-crl-age", "nan"], ["--max-crl-age", "-1"], ["--max-crl-age", "1e20"]):
+        code, out = _run(*base, str(files["leaf1"]), *bad)
+        assert code == 2 and "Traceback" not in out, (bad, out)
+    for t in ("nan", "inf", "0"):
+        code, out = _run(*base, str(files["leaf1"]), "--timeout", t)
+        assert code == 2 and "Traceback" not in out, (t, out)
 
 
 def test_cli_store_and_monitor(files: dict[str, Path], tmp_path: Path) -> None:
@@ -624,3 +631,17 @@ def test_store_refuses_scopes_it_cannot_represent(pki: TestPki, tmp_path: Path) 
             with pytest.raises(CrlError, match=match):
                 st.load(with_idp(idp), [pki.sign_ca.cert])
         assert st.current() == []
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"ocsp_timeout": float("nan")},
+        {"ocsp_timeout": float("inf")},
+        {"ocsp_timeout": 0.0},
+        {"max_crl_age": timedelta(hours=-1)},
+    ],
+)
+def test_policy_refuses_nonsense_limits(kwargs: dict[str, object]) -> None:
+    with pytest.raises(UsageError):
+        RevocationPolicy(**kwargs)  # type: ignore[arg-type]

@@ -179,7 +179,15 @@ def _result_text(r: RevocationResult) -> str:
 @click.option("--soft-fail", is_flag=True, help="Treat unknown status as good.")
 @click.option("--max-crl-age", type=float, metavar="HOURS", help="Reject CRLs older than this.")
 @click.option("--prefer", type=click.Choice(["crl", "ocsp"]), default="crl", show_default=True)
-@click.option("--timeout", type=float, default=10.0, show_default=True, help="OCSP timeout (s).")
+# The range keeps inf and overflowing values out (the socket would traceback); NaN passes click
+# ranges and is refused by RevocationPolicy.
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0, 3600, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="OCSP timeout (s).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @handle_errors
 def check(
@@ -198,6 +206,8 @@ def check(
     """Is CERT revoked? Exit 0 good, 1 revoked, 3 unknown, 2 usage or malformed input."""
     if not crl_paths and not ocsp_url and store_path is None:
         raise UsageError("give --crl FILE, --ocsp URL or --store DB")
+    if max_crl_age is not None and not 0 <= max_crl_age <= 1e6:  # also refuses NaN
+        raise UsageError("--max-crl-age must be between 0 and 1000000 hours")
     at = _parse_at(at_text)
     cert = JpkiCertificate.load(read_input_file(cert_path))
     issuer = _pick_issuer(cert, _load_certs(issuer_paths))

@@ -77,8 +77,11 @@ class RevocationPolicy:
     def __post_init__(self) -> None:
         if self.prefer not in ("crl", "ocsp"):
             raise UsageError("prefer must be 'crl' or 'ocsp'")
-        if self.ocsp_timeout <= 0:
-            raise UsageError("ocsp_timeout must be positive")
+        # NaN fails every comparison; inf or a huge value overflows the socket timeout.
+        if not 0 < self.ocsp_timeout <= 86400:
+            raise UsageError("ocsp_timeout must be positive seconds, at most a day")
+        if self.max_crl_age is not None and self.max_crl_age < timedelta(0):
+            raise UsageError("max_crl_age must not be negative")
 
 
 # Reasons that make a certificate untrustworthy even for signatures made before revocation.
