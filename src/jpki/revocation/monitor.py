@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes
 
 from jpki.errors import CertificateError, UsageError
 from jpki.revocation.index import RevocationReason
-from jpki.revocation.policy import RevocationStatus, _issued_by
+from jpki.revocation.policy import RevocationStatus, issued_by
 from jpki.revocation.store import RevocationStore
 
 # What a JPKI signing-certificate revocation reason means to a relying party (CPS reasons).
@@ -90,9 +90,9 @@ def _load_cert(path: Path) -> x509.Certificate:
 
 
 def _issuer_for(cert: x509.Certificate, issuers: list[x509.Certificate]) -> x509.Certificate | None:
-    # Several generations share a DN: the one whose key verifies the certificate. _issued_by
+    # Several generations share a DN: the one whose key verifies the certificate. issued_by
     # is cached, so store.check's own issuer check for the same pair costs nothing more.
-    return next((ca for ca in issuers if _issued_by(cert, ca)), None)
+    return next((ca for ca in issuers if issued_by(cert, ca)), None)
 
 
 def monitor(

@@ -30,6 +30,7 @@ __all__ = [
     "RevocationResult",
     "RevocationStatus",
     "check_revocation",
+    "issued_by",
     "result_from_entry",
 ]
 
@@ -116,7 +117,8 @@ def _load_cached(der: bytes) -> Crl:
 
 
 @functools.lru_cache(maxsize=1024)
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Did ``issuer``'s key sign ``cert`` (name and signature)? Cached: asked once per pair."""
     try:
         cert.verify_directly_issued_by(issuer)
     except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
@@ -170,7 +172,7 @@ def check_revocation(
         raise UsageError("the validation time must be timezone-aware")
     if not crls and ocsp_url is None and store is None:
         raise UsageError("no revocation source given (CRL, OCSP URL or store)")
-    if not _issued_by(as_x509(cert), as_x509(issuer)):
+    if not issued_by(as_x509(cert), as_x509(issuer)):
         # CA generations share a DN: the other generation's (fresh, verified) CRL would
         # answer "not listed" for a certificate it never covered. Never good, even soft.
         return RevocationResult(

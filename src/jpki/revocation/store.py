@@ -38,7 +38,7 @@ from jpki.revocation.index import (
 from jpki.revocation.policy import (
     RevocationResult,
     RevocationStatus,
-    _issued_by,
+    issued_by,
     result_from_entry,
 )
 
@@ -412,7 +412,7 @@ class RevocationStore:
         self, cert: CertLike, issuer: CertLike, *, at: datetime, max_age: timedelta | None = None
     ) -> RevocationResult:
         c = as_x509(cert)
-        if not _issued_by(c, as_x509(issuer)):
+        if not issued_by(c, as_x509(issuer)):
             return RevocationResult(
                 RevocationStatus.UNKNOWN,
                 source="store",
