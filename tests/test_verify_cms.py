@@ -259,10 +259,11 @@ def _crafted(
     """Attached SignedData whose signature over the signed attributes is genuinely valid."""
     import hashlib
 
-    from asn1crypto import algos, cms, core
-    from asn1crypto import x509 as asn1_x509
+    from asn1crypto import cms, core
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import padding
+
+    from cms_helpers import signed_data
 
     attrs = []
     if content_type is not None:
@@ -278,33 +279,7 @@ def _crafted(
         attrs.append(cms.CMSAttribute({"type": name, "values": [value]}))
     signed_attrs = cms.CMSAttributes(attrs)
     sig = issued.key.sign(signed_attrs.dump(), padding.PKCS1v15(), hashes.SHA256())
-    leaf = asn1_x509.Certificate.load(issued.der)
-    signer = cms.SignerInfo(
-        {
-            "version": "v1",
-            "sid": cms.SignerIdentifier(
-                {
-                    "issuer_and_serial_number": cms.IssuerAndSerialNumber(
-                        {"issuer": leaf.issuer, "serial_number": leaf.serial_number}
-                    )
-                }
-            ),
-            "digest_algorithm": algos.DigestAlgorithm({"algorithm": "sha256"}),
-            "signed_attrs": signed_attrs,
-            "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": "rsassa_pkcs1v15"}),
-            "signature": sig,
-        }
-    )
-    sd = cms.SignedData(
-        {
-            "version": "v1",
-            "digest_algorithms": [algos.DigestAlgorithm({"algorithm": "sha256"})],
-            "encap_content_info": {"content_type": "data", "content": content},
-            "certificates": [leaf],
-            "signer_infos": [signer],
-        }
-    )
-    return bytes(cms.ContentInfo({"content_type": "signed_data", "content": sd}).dump())
+    return signed_data(issued.der, signed_attrs, sig, content)
 
 
 def test_signed_attributes_checked(signers: dict[str, Issued]) -> None:

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from asn1crypto import algos, cms, core
-from asn1crypto import x509 as asn1_x509
+from asn1crypto import cms, core
 
+from cms_helpers import signed_data
 from jpki.card.jpki_ap import JpkiAp
 from jpki.cert import JpkiCertificate
 from jpki.digestinfo import digest_info_for
@@ -64,33 +64,7 @@ def test_cms_signed_by_card(card: JpkiAp) -> None:
     )
     # The card signs DigestInfo(SHA-256(DER of the attributes as SET OF)).
     signature = card.sign("sign", digest_info_for(attrs.dump()))
-    leaf = asn1_x509.Certificate.load(cert_der)
-    signer = cms.SignerInfo(
-        {
-            "version": "v1",
-            "sid": cms.SignerIdentifier(
-                {
-                    "issuer_and_serial_number": cms.IssuerAndSerialNumber(
-                        {"issuer": leaf.issuer, "serial_number": leaf.serial_number}
-                    )
-                }
-            ),
-            "digest_algorithm": algos.DigestAlgorithm({"algorithm": "sha256"}),
-            "signed_attrs": attrs,
-            "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": "rsassa_pkcs1v15"}),
-            "signature": signature,
-        }
-    )
-    signed = cms.SignedData(
-        {
-            "version": "v1",
-            "digest_algorithms": [algos.DigestAlgorithm({"algorithm": "sha256"})],
-            "encap_content_info": {"content_type": "data"},
-            "certificates": [leaf],
-            "signer_infos": [signer],
-        }
-    )
-    blob = cms.ContentInfo({"content_type": "signed_data", "content": signed}).dump()
+    blob = signed_data(cert_der, attrs, signature, None)  # detached
     r = verify_cms(blob, content=DOC, trust_anchors=[ca], at=AT)
     assert r.status is Status.VALID, r.reasons
     assert r.signing_time == AT
