@@ -443,3 +443,18 @@ def test_cli_bad_bridge_and_vpcd_addresses_exit_2(sim_profile: Path) -> None:
         result = CliRunner().invoke(main, argv)
         assert result.exit_code == 2, (argv, result.output)
         assert isinstance(result.exception, SystemExit) and "error:" in result.output
+
+
+@pytest.mark.parametrize("seconds", ["nan", "inf", "-1", "0", "86401"])
+def test_cli_unusable_timeout_and_retry_exit_2(sim_profile: Path, seconds: str) -> None:
+    from click.testing import CliRunner
+
+    from jpki.cli import main
+
+    for argv in (
+        ["card", "status", "--bridge", "127.0.0.1:0", "--timeout", seconds],
+        ["sim", "serve", str(sim_profile), "--vpcd", "127.0.0.1:1", "--retry", seconds],
+    ):
+        result = CliRunner().invoke(main, argv)
+        assert result.exit_code == 2, (argv, result.output)
+        assert isinstance(result.exception, SystemExit) and "number of seconds" in result.output

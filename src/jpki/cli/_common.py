@@ -119,11 +119,27 @@ def read_secret(*, env: str | None, stdin: bool, prompt: str, upper: bool = Fals
     return Secret(value.upper() if upper else value)
 
 
+#: Upper bound for --timeout/--retry seconds (a day).
+MAX_SECONDS = 86400.0
+
+
+def check_seconds(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    """Click callback: a positive, finite number of seconds, at most ``MAX_SECONDS``.
+
+    Plain ``float`` let nan/inf through to ``socket.settimeout`` (a traceback) and negative
+    values into wait loops (a busy spin).
+    """
+    if not 0 < value <= MAX_SECONDS:
+        raise click.BadParameter(f"{value:g} is not a number of seconds in (0, {MAX_SECONDS:g}]")
+    return value
+
+
 def card_options(fn: Callable[P, R]) -> Callable[P, R]:
     """--sim PROFILE / --reader NAME / --bridge HOST:PORT (exactly one; --sim if none given)."""
     fn = click.option(
         "--timeout",
         type=float,
+        callback=check_seconds,
         default=30.0,
         show_default=True,
         help="Seconds to wait for a card (reader or bridge) and for each answer.",

@@ -8,7 +8,7 @@ from types import FrameType
 
 import click
 
-from jpki.cli._common import emit, handle_errors, parse_host_port
+from jpki.cli._common import check_seconds, emit, handle_errors, parse_host_port
 from jpki.cli.sim import sim_group
 
 
@@ -49,6 +49,7 @@ def _interrupt_on_term(signum: int, frame: FrameType | None) -> None:
 @click.option(
     "--retry",
     type=float,
+    callback=check_seconds,
     default=0.5,
     show_default=True,
     help="Seconds between connection attempts while the reader side is away.",
