@@ -20,7 +20,7 @@ from jpki.revocation.crl import Crl, lookup_with_delta, select_crls
 from jpki.revocation.gen import Synthetic, header_crl, splice_entries, synthetic_crl
 from jpki.revocation.index import RevocationReason
 from jpki.testpki import Issued, TestPki, sample_person
-from revocation_helpers import NOW, R
+from revocation_helpers import NOW, R, crl_with_ext, make_idp
 
 
 @pytest.fixture(scope="module")
@@ -109,24 +109,11 @@ def test_scope_by_directory_name_dp(pki: TestPki, leaf: Issued, other_leaf: Issu
     assert not full.covers(pki.issue_auth(label="crl-auth").cert)
 
 
-def _with_ext(pki: TestPki, ext: x509.ExtensionType, critical: bool, number: int = 1) -> bytes:
-    ca = pki.sign_ca
-    b = (
-        x509.CertificateRevocationListBuilder()
-        .issuer_name(ca.cert.subject)
-        .last_update(NOW)
-        .next_update(NOW + timedelta(days=1))
-        .add_extension(x509.CRLNumber(number), critical=False)
-        .add_extension(ext, critical=critical)
-    )
-    return b.sign(ca.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
-
-
 def test_unknown_critical_crl_extension_is_unusable(pki: TestPki) -> None:
     odd = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.2.3.4.5"), b"\x05\x00")
-    Crl.load(_with_ext(pki, odd, critical=False))  # non-critical: ignored
+    Crl.load(crl_with_ext(pki, odd, critical=False))  # non-critical: ignored
     with pytest.raises(CrlError, match="critical"):
-        Crl.load(_with_ext(pki, odd, critical=True))
+        Crl.load(crl_with_ext(pki, odd, critical=True))
 
 
 def test_unknown_critical_entry_extension_is_unusable(pki: TestPki) -> None:
@@ -411,37 +398,6 @@ def test_mapped_file_errors_and_pem(
             Crl.from_file(tmp_path / name)
 
 
-def _idp_crl(pki: TestPki, idp: x509.IssuingDistributionPoint, serials: list[int]) -> bytes:
-    ca = pki.sign_ca
-    b = (
-        x509.CertificateRevocationListBuilder()
-        .issuer_name(ca.cert.subject)
-        .last_update(NOW)
-        .next_update(NOW + timedelta(days=1))
-        .add_extension(x509.CRLNumber(1), critical=False)
-        .add_extension(idp, critical=True)
-    )
-    for s in serials:
-        b = b.add_revoked_certificate(
-            x509.RevokedCertificateBuilder().serial_number(s).revocation_date(NOW).build()
-        )
-    return b.sign(ca.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
-
-
-def _idp(**kw: object) -> x509.IssuingDistributionPoint:
-    args: dict[str, object] = {
-        "full_name": None,
-        "relative_name": None,
-        "only_contains_user_certs": False,
-        "only_contains_ca_certs": False,
-        "only_some_reasons": None,
-        "indirect_crl": False,
-        "only_contains_attribute_certs": False,
-    }
-    args.update(kw)
-    return x509.IssuingDistributionPoint(**args)  # type: ignore[arg-type]
-
-
 def test_partition_named_by_uri_covers_only_its_certificates(pki: TestPki, leaf: Issued) -> None:
     """A CRL for one URI-named partition must not answer for certificates of another."""
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -449,7 +405,7 @@ def test_partition_named_by_uri_covers_only_its_certificates(pki: TestPki, leaf:
     from jpki.revocation.policy import RevocationStatus, check_revocation
 
     uri = x509.UniformResourceIdentifier("http://crl.example/part7.crl")
-    part7 = _idp_crl(pki, _idp(full_name=[uri]), [])
+    part7 = crl_with_ext(pki, make_idp(full_name=[uri]))
     assert Crl.load(part7).idp_names == ()
     assert not Crl.load(part7).covers(leaf.cert)  # leaf's DP is a directoryName
     res = check_revocation(leaf.cert, pki.sign_ca.cert, crls=[part7], at=NOW)
@@ -470,14 +426,14 @@ def test_partition_named_by_uri_covers_only_its_certificates(pki: TestPki, leaf:
     )
     assert Crl.load(part7).covers(cert)
     assert check_revocation(cert, pki.sign_ca.cert, crls=[part7], at=NOW).is_good
-    listed = _idp_crl(pki, _idp(full_name=[uri]), [4242])
+    listed = crl_with_ext(pki, make_idp(full_name=[uri]), serials=[4242])
     res = check_revocation(cert, pki.sign_ca.cert, crls=[listed], at=NOW)
     assert res.status is RevocationStatus.REVOKED
 
 
 def test_idp_only_flags_limit_scope(pki: TestPki, leaf: Issued) -> None:
-    assert not Crl.load(_idp_crl(pki, _idp(only_contains_attribute_certs=True), [])).covers(
+    assert not Crl.load(crl_with_ext(pki, make_idp(only_contains_attribute_certs=True))).covers(
         leaf.cert
     )
-    assert not Crl.load(_idp_crl(pki, _idp(only_contains_ca_certs=True), [])).covers(leaf.cert)
-    assert Crl.load(_idp_crl(pki, _idp(only_contains_user_certs=True), [])).covers(leaf.cert)
+    assert not Crl.load(crl_with_ext(pki, make_idp(only_contains_ca_certs=True))).covers(leaf.cert)
+    assert Crl.load(crl_with_ext(pki, make_idp(only_contains_user_certs=True))).covers(leaf.cert)

@@ -25,7 +25,7 @@ from jpki.revocation.policy import (
 )
 from jpki.revocation.store import RevocationStore
 from jpki.testpki import Issued, TestPki, sample_person
-from revocation_helpers import NOW, R
+from revocation_helpers import NOW, R, crl_with_ext, make_idp
 
 
 @pytest.fixture(scope="module")
@@ -598,38 +598,14 @@ def test_policy_never_good_from_a_bad_or_foreign_crl(
 
 def test_store_refuses_scopes_it_cannot_represent(pki: TestPki, tmp_path: Path) -> None:
     """A URI-named partition or a CA-only CRL stored as 'the whole issuer' would answer good."""
-    from cryptography.hazmat.primitives import hashes, serialization
-
-    def with_idp(idp: x509.IssuingDistributionPoint) -> bytes:
-        return (
-            x509.CertificateRevocationListBuilder()
-            .issuer_name(pki.sign_ca.cert.subject)
-            .last_update(NOW)
-            .next_update(NOW + timedelta(days=1))
-            .add_extension(x509.CRLNumber(1), critical=False)
-            .add_extension(idp, critical=True)
-            .sign(pki.sign_ca.key, hashes.SHA256())
-            .public_bytes(serialization.Encoding.DER)
-        )
-
-    base = {
-        "full_name": None,
-        "relative_name": None,
-        "only_contains_user_certs": False,
-        "only_contains_ca_certs": False,
-        "only_some_reasons": None,
-        "indirect_crl": False,
-        "only_contains_attribute_certs": False,
-    }
     uri = [x509.UniformResourceIdentifier("http://crl.example/part7.crl")]
     with RevocationStore(tmp_path / "s.db") as st:
         for kw, match in (
             ({"full_name": uri}, "directoryName"),
             ({"only_contains_ca_certs": True}, "end-entity"),
         ):
-            idp = x509.IssuingDistributionPoint(**{**base, **kw})  # type: ignore[arg-type]
             with pytest.raises(CrlError, match=match):
-                st.load(with_idp(idp), [pki.sign_ca.cert])
+                st.load(crl_with_ext(pki, make_idp(**kw)), [pki.sign_ca.cert])
         assert st.current() == []
 
 
