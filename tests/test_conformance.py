@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from jpki.cert import JpkiCertificate
 from jpki.cli import main
 from jpki.conformance import (
     CHECKS,
@@ -20,6 +21,7 @@ from jpki.conformance import (
 )
 from jpki.secret import Secret
 from jpki.sim import Aid, FaultConfig, KeyId, SimulatedCard
+from jpki.testpki import TestPki, sample_person
 from jpki.transport.simulated import SimulatedConnection
 
 AUTH_PIN = Secret("1234")
@@ -460,3 +462,15 @@ def test_cli_over_bridge(sim_profile: Path) -> None:
     assert code == 0, out
     data = json.loads(out[out.index("{") :])
     assert data["ok"] is True and data["summary"] == {"pass": 21, "fail": 0, "skip": 6}
+
+
+def test_issued_by_unknown_signature_algorithm_is_a_reason(test_pki: TestPki) -> None:
+    # A card could hold a certificate signed with an algorithm cryptography does not know.
+    from jpki.conformance import _issued_by
+
+    leaf = test_pki.issue_signing(sample_person(0))
+    sha256_rsa = bytes.fromhex("06092A864886F70D01010B")
+    odd = JpkiCertificate.load(leaf.der.replace(sha256_rsa, sha256_rsa[:-1] + b"\x7f"))
+    ca = JpkiCertificate.load(test_pki.sign_ca.der)
+    assert _issued_by(odd, ca) == "not an RSA PKCS#1 v1.5 signature"
+    assert _issued_by(JpkiCertificate.load(leaf.der), ca) is None

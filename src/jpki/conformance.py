@@ -18,7 +18,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
@@ -544,7 +544,10 @@ def _issued_by(leaf: JpkiCertificate, ca: JpkiCertificate) -> str | None:
     if leaf.issuer != ca.subject:
         return "issuer name differs from the CA subject"
     key = ca.public_key
-    alg = leaf.certificate.signature_hash_algorithm
+    try:
+        alg = leaf.certificate.signature_hash_algorithm
+    except UnsupportedAlgorithm:  # a signature OID cryptography does not know: not a traceback
+        alg = None
     if not isinstance(key, rsa.RSAPublicKey) or alg is None:
         return "not an RSA PKCS#1 v1.5 signature"
     try:
