@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from cryptography import x509
@@ -22,6 +23,8 @@ from jpki.revocation.policy import (
     issued_by,
 )
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
 
 def _parse_at(value: str | None) -> datetime:
     """ISO 8601 time; without an offset it is taken as UTC. Default: now."""
@@ -34,6 +37,13 @@ def _parse_at(value: str | None) -> datetime:
             f"bad --at time {value!r} (use ISO 8601, e.g. 2026-01-01T00:00:00Z)"
         ) from None
     return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def _issuer_option(help: str, *, required: bool = False) -> Callable[[_F], _F]:
+    """``--issuer CA`` (repeatable: CA generations share a DN) into ``issuer_paths``."""
+    return click.option(
+        "--issuer", "issuer_paths", multiple=True, required=required, metavar="CA", help=help
+    )
 
 
 def _load_certs(paths: tuple[str, ...]) -> list[JpkiCertificate]:
@@ -110,13 +120,7 @@ def _crl_text(d: dict[str, Any]) -> str:
 
 @crl_group.command("info")
 @click.argument("file", metavar="FILE")
-@click.option(
-    "--issuer",
-    "issuer_paths",
-    multiple=True,
-    metavar="CA",
-    help="CA certificate(s) to verify the signature with.",
-)
+@_issuer_option("CA certificate(s) to verify the signature with.")
 @click.option("--at", "at_text", metavar="TIME", help="Freshness time (ISO 8601; default now).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @handle_errors
@@ -156,14 +160,7 @@ def _result_text(r: RevocationResult) -> str:
 
 @revocation_group.command("check")
 @click.argument("cert_path", metavar="CERT")
-@click.option(
-    "--issuer",
-    "issuer_paths",
-    multiple=True,
-    required=True,
-    metavar="CA",
-    help="Issuing CA certificate (repeat for several generations).",
-)
+@_issuer_option("Issuing CA certificate (repeat for several generations).", required=True)
 @click.option(
     "--crl", "crl_paths", multiple=True, metavar="FILE", help="CRL file(s) (full and delta)."
 )
@@ -240,13 +237,7 @@ def store_group() -> None:
 @store_group.command("load")
 @click.argument("db", type=click.Path(path_type=Path))
 @click.argument("crl_paths", nargs=-1, required=True, metavar="CRL...")
-@click.option(
-    "--issuer",
-    "issuer_paths",
-    multiple=True,
-    metavar="CA",
-    help="CA certificate(s) that may have signed the CRLs.",
-)
+@_issuer_option("CA certificate(s) that may have signed the CRLs.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @handle_errors
 def store_load(
@@ -280,13 +271,7 @@ def store_load(
 @revocation_group.command("monitor")
 @click.argument("db", type=click.Path(path_type=Path))
 @click.argument("cert_dir", type=click.Path(path_type=Path))
-@click.option(
-    "--issuer",
-    "issuer_paths",
-    multiple=True,
-    metavar="CA",
-    help="CA certificate(s) (default: the signers of the stored CRLs).",
-)
+@_issuer_option("CA certificate(s) (default: the signers of the stored CRLs).")
 @click.option("--at", "at_text", metavar="TIME", help="Check time (ISO 8601; default now).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @handle_errors
