@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from jpki.cert import JpkiCertificate, era_for_date
+from jpki.tlv import encode_length
 
 __all__ = [
     "AUTH_POLICY_OID",
@@ -384,14 +385,7 @@ class Issued:
 def _utf8_othername(oid: x509.ObjectIdentifier, text: str) -> x509.OtherName:
     raw = text.encode("utf-8")
     # cryptography adds the [0] EXPLICIT wrapper; the value is the DER UTF8String.
-    return x509.OtherName(oid, b"\x0c" + _der_len(len(raw)) + raw)
-
-
-def _der_len(n: int) -> bytes:
-    if n < 0x80:
-        return bytes([n])
-    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(body)]) + body
+    return x509.OtherName(oid, b"\x0c" + encode_length(len(raw)) + raw)
 
 
 def _fifth_birthday_after(birth: date, when: datetime) -> datetime:

@@ -37,6 +37,7 @@ from jpki.revocation.index import (
     expect,
     read_header,
 )
+from jpki.tlv import encode_length
 
 __all__ = [
     "CertLike",
@@ -141,15 +142,9 @@ def parse_layout(buf: memoryview) -> CrlLayout:
     return CrlLayout(tbs, head, revoked, tail, inner_alg, outer_alg, bytes(buf[bs + 1 : be]))
 
 
-def _der_len(n: int) -> bytes:
-    if n < 0x80:
-        return bytes([n])
-    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(body)]) + body
-
-
 def tlv(tag: int, content: bytes) -> bytes:
-    return bytes([tag]) + _der_len(len(content)) + content
+    """One DER TLV with a single-byte tag (all a CRL's outer structure needs)."""
+    return bytes([tag]) + encode_length(len(content)) + content
 
 
 def _header_only(buf: memoryview, lay: CrlLayout) -> x509.CertificateRevocationList:
