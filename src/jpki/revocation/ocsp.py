@@ -23,7 +23,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from jpki.errors import OcspError, UsageError
 from jpki.revocation.crl import CertLike, as_x509
-from jpki.revocation.index import RevocationReason, RevokedEntry
+from jpki.revocation.index import RevocationReason, RevokedEntry, expect, read_header
 from jpki.revocation.policy import RevocationResult, RevocationStatus, result_from_entry
 
 MAX_RESPONSE = 1 << 20  # an OCSP response is a few KB; refuse to buffer more
@@ -70,8 +70,6 @@ def _key_hash(cert: x509.Certificate, alg: hashes.HashAlgorithm) -> bytes:
     spki = cert.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    from jpki.revocation.index import expect, read_header
-
     buf = memoryview(spki)
     s, e = expect(buf, 0, len(buf), 0x30, "SubjectPublicKeyInfo")
     _, _, p = read_header(buf, s, e)
