@@ -232,6 +232,23 @@ def test_surface_with_pin_and_with_collation_b(sim_profile: Path, tmp_path: Path
     assert refused.exit_code == 2 and "needs the input-support PIN" in refused.output
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["info", "--pin-env", "UNSET_VAR"],
+        ["surface", "--out", "unused", "--pin-env", "UNSET_VAR"],
+        ["surface", "--out", "unused", "--collation-b-env", "UNSET_VAR"],
+    ],
+)
+def test_missing_secret_fails_before_waiting_for_a_card(tmp_path: Path, args: list[str]) -> None:
+    # A bridge nobody connects to: reading the secret after opening the card would wait here.
+    args = [a.replace("unused", str(tmp_path / "out")) for a in args]
+    result = run("card", *args, "--bridge", "127.0.0.1:0", "--timeout", "30")
+    assert result.exit_code == 2, result.output
+    assert "UNSET_VAR is not set" in result.output
+    assert "waiting" not in result.output
+
+
 def test_version_matches_the_installed_package() -> None:
     from importlib.metadata import version
 

@@ -404,9 +404,11 @@ def info_cmd(
 
     Exit 0 if the issuer signature and hashes match, 1 if not, 3 if they could not be read.
     """
+    # The PIN is read before the card is opened: a missing variable must not wait for a card.
+    secret = _secret(pin_env, pin_stdin, "Input-support PIN (4 digits)")
     with _card(_card_kwargs(kwargs)) as proto:
         text_ap = TextAp(proto)
-        text_ap.verify_pin(_secret(pin_env, pin_stdin, "Input-support PIN (4 digits)"), force=force)
+        text_ap.verify_pin(secret, force=force)
         info = text_ap.read_card_info()
     data = card_info_json(info, show_my_number=show_my_number)
 
@@ -470,18 +472,20 @@ def surface_cmd(
     if collation_b_env and (pin_env or pin_stdin):
         raise UsageError("give either the input-support PIN or --collation-b-env, not both")
     _mkdir(out)
+    # Secrets are read before the card is opened: a missing variable must not wait for a card.
+    if collation_b_env:
+        secret = read_secret(env=collation_b_env, stdin=False, prompt="Collation B")
+    else:
+        secret = _secret(pin_env, pin_stdin, "Input-support PIN (4 digits)")
     with _card(_card_kwargs(kwargs)) as proto:
         issuer = _issuer_key(proto)
         my_number_png: bytes | None = None
         if collation_b_env:
-            secret = read_secret(env=collation_b_env, stdin=False, prompt="Collation B")
             visual = VisualAp(proto)
             visual.unlock_collation_b(secret, force=force)
         else:
             text_ap = TextAp(proto)
-            text_ap.verify_pin(
-                _secret(pin_env, pin_stdin, "Input-support PIN (4 digits)"), force=force
-            )
+            text_ap.verify_pin(secret, force=force)
             my_number = text_ap.read_my_number()
             visual = VisualAp(proto)  # selecting it clears the text AP PIN, as on a real card
             visual.unlock_collation_a(my_number, force=force)
