@@ -73,11 +73,15 @@ def _pin_prompt(kind: KeyKind) -> str:
     return "Auth PIN (4 digits)" if kind is KeyKind.AUTH else "Signing password"
 
 
-def _subject(der: bytes) -> str:
+def _load_cert(der: bytes) -> x509.Certificate:
     try:
-        return x509.load_der_x509_certificate(der).subject.rfc4514_string()
+        return x509.load_der_x509_certificate(der)
     except ValueError:
         raise CardError("certificate on the card is not valid DER X.509") from None
+
+
+def _subject(der: bytes) -> str:
+    return _load_cert(der).subject.rfc4514_string()
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -95,12 +99,7 @@ def _mkdir(path: Path) -> None:
 
 
 def _cert_bytes(der: bytes, pem: bool) -> bytes:
-    if not pem:
-        return der
-    try:
-        return x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
-    except ValueError:
-        raise CardError("certificate on the card is not valid DER X.509") from None
+    return _load_cert(der).public_bytes(serialization.Encoding.PEM) if pem else der
 
 
 @click.group("card")
