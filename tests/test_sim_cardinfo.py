@@ -218,7 +218,8 @@ def test_visual_ap_collation_b_opens_surface_not_my_number(card: SimulatedCard) 
 
 
 def test_visual_ap_layout_signature_and_images(card: SimulatedCard) -> None:
-    pil = pytest.importorskip("PIL.Image")
+    from PIL import Image  # Pillow is a test dependency: missing, this fails (no skip)
+
     ef2 = _visual_ef2(card)
     assert len(ef2) > 512  # needs offsets beyond 8 bits
     top, end = tlv.decode_one(ef2)
@@ -241,13 +242,14 @@ def test_visual_ap_layout_signature_and_images(card: SimulatedCard) -> None:
     key.verify(v[0xDF28].value, message, padding.PKCS1v15(), hashes.SHA256())
     formats = {0xDF25: "PNG", 0xDF26: "PNG", 0xDF27: "JPEG2000", 0xDF2A: "PNG"}
     for tag, fmt in formats.items():
-        img = pil.open(io.BytesIO(v[tag].value))
+        img = Image.open(io.BytesIO(v[tag].value))
         img.load()
         assert img.format == fmt and img.size[0] > 10
 
 
 def test_visual_ap_my_number_image_file(card: SimulatedCard) -> None:
-    pil = pytest.importorskip("PIL.Image")
+    from PIL import Image  # Pillow is a test dependency: missing, this fails (no skip)
+
     _visual_ef2(card)
     status, ef5 = read(card, "0005")
     assert status == "9000"
@@ -263,7 +265,7 @@ def test_visual_ap_my_number_image_file(card: SimulatedCard) -> None:
         padding.PKCS1v15(),
         hashes.SHA256(),
     )
-    assert pil.open(io.BytesIO(items[0].value)).format == "PNG"
+    assert Image.open(io.BytesIO(items[0].value)).format == "PNG"
 
 
 def test_visual_ap_tampered_image_fails_the_signature(card: SimulatedCard) -> None:
@@ -283,7 +285,8 @@ def test_visual_ap_tampered_image_fails_the_signature(card: SimulatedCard) -> No
 
 
 def test_committed_assets_open_with_pillow() -> None:
-    pil = pytest.importorskip("PIL.Image")
+    from PIL import Image  # Pillow is a test dependency: missing, this fails (no skip)
+
     assets = Path(__file__).resolve().parents[1] / "src" / "jpki" / "sim" / "assets"
     expect = {
         "name.png": "PNG",
@@ -293,7 +296,7 @@ def test_committed_assets_open_with_pillow() -> None:
         "face.jp2": "JPEG2000",
     }
     for name, fmt in expect.items():
-        with pil.open(assets / name) as img:
+        with Image.open(assets / name) as img:
             img.load()
             assert img.format == fmt
 
