@@ -38,7 +38,7 @@ def describe(store: ProfileStore) -> dict[str, Any]:
     """Everything about a test card, for `jpki sim show --json`."""
     p = store.profile
     state = store.load_state()
-    pins = {k.value: state.changed_pins.get(k, p.pins[k]) for k in KeyId if k in CHANGEABLE}
+    pins = {k.value: pin for k, pin in state.current_pins(p).items()}
     person = p.person
     out: dict[str, Any] = {
         "profile": str(store.path),

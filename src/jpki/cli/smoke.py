@@ -41,11 +41,10 @@ def _require(cond: bool, message: str) -> None:
 
 def _profile_pins(path: Path) -> dict[str, str]:
     """Current PINs of a simulator profile (changed ones win over the issued ones)."""
-    from jpki.sim.profile import CHANGEABLE, ProfileStore
+    from jpki.sim.profile import ProfileStore
 
     store = ProfileStore(path)
-    profile, state = store.profile, store.load_state()
-    return {k.value: state.changed_pins.get(k, profile.pins[k]) for k in CHANGEABLE}
+    return {k.value: pin for k, pin in store.load_state().current_pins(store.profile).items()}
 
 
 class Session:

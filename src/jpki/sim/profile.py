@@ -290,6 +290,10 @@ class CardState:
     def fresh(cls, profile: CardProfile) -> CardState:
         return cls(tries_left=dict(profile.max_tries))
 
+    def current_pins(self, profile: CardProfile) -> dict[KeyId, str]:
+        """Each changeable PIN as the card now holds it (a changed one wins over the issued one)."""
+        return {k: self.changed_pins.get(k, profile.pins[k]) for k in KeyId if k in CHANGEABLE}
+
     def to_json(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
