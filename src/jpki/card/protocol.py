@@ -6,7 +6,7 @@ READ BINARY; the per-application session classes above it only speak in verbs.
 
 from __future__ import annotations
 
-from jpki.apdu import SW, CommandApdu, ResponseApdu
+from jpki.apdu import SECRET_INS, SW, CommandApdu, ResponseApdu
 from jpki.card.constants import Aid
 from jpki.errors import (
     ApduError,
@@ -26,9 +26,9 @@ from jpki.transport.base import Connection
 INS_SELECT = 0xA4
 INS_READ_BINARY = 0xB0
 INS_GET_RESPONSE = 0xC0
-#: Commands that carry or consume a PIN (VERIFY, CHANGE, RESET RETRY COUNTER, odd variants):
-#: never re-sent by this layer, whatever the card answers.
-PIN_INS = frozenset({0x20, 0x21, 0x24, 0x25, 0x2C, 0x2D})
+#: Commands that carry or consume a PIN (the same set whose data is never logged): never
+#: re-sent by this layer, whatever the card answers.
+PIN_INS = SECRET_INS
 
 #: Most bytes one short READ BINARY returns.
 CHUNK = 256
