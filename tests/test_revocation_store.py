@@ -142,6 +142,24 @@ def test_readers_see_old_crl_until_commit(
         reader.close()
 
 
+def test_cached_current_crls_follow_every_load(
+    pki: TestPki, leaves: list[Issued], tmp_path: Path
+) -> None:
+    """check() keeps the current-CRL list between calls: a load by this connection or by
+    another one must still be seen by the very next check."""
+    db = tmp_path / "rev.db"
+    serial = leaves[1].cert.serial_number
+    with RevocationStore(db) as st, RevocationStore(db) as other:
+        st.load(_crl(pki, [], 1), [pki.sign_ca.cert])
+        assert st.check(leaves[1].cert, pki.sign_ca.cert, at=NOW).source == "store:crl#1"
+        st.load(_crl(pki, [(serial, R.superseded)], 2), [pki.sign_ca.cert])  # own commit
+        res = st.check(leaves[1].cert, pki.sign_ca.cert, at=NOW)
+        assert res.status is RevocationStatus.REVOKED and res.source == "store:crl#2"
+        other.load(_crl(pki, [], 3), [pki.sign_ca.cert])  # another connection's commit
+        res = st.check(leaves[1].cert, pki.sign_ca.cert, at=NOW)
+        assert res.status is RevocationStatus.GOOD and res.source == "store:crl#3"
+
+
 def test_process_killed_mid_load_loses_nothing(
     pki: TestPki, leaves: list[Issued], tmp_path: Path
 ) -> None:

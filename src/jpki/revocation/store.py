@@ -220,6 +220,9 @@ class RevocationStore:
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise RevocationError(f"cannot open revocation store {self.path}: {exc}") from None
+        # current() as of a PRAGMA data_version (which changes when another connection
+        # commits): a monitor run checks thousands of certificates against the same CRLs.
+        self._current: tuple[int, list[tuple[StoredCrl, set[bytes]]]] | None = None
 
     def close(self) -> None:
         self._db.close()
@@ -316,6 +319,7 @@ class RevocationStore:
                 "DO UPDATE SET generation=excluded.generation",
                 (issuer, scope, is_delta, gen),
             )
+            self._current = None  # our own commits do not change our data_version
             # Old generations are no longer reachable: drop them in the same transaction.
             db.execute(
                 "DELETE FROM crl_chunk WHERE generation NOT IN (SELECT generation FROM crl_current)"
@@ -363,13 +367,20 @@ class RevocationStore:
         ).fetchall()
         return [x509.load_der_x509_certificate(r[0]) for r in rows]
 
+    def _current_cached(self) -> list[tuple[StoredCrl, set[bytes]]]:
+        """current(), each with its scope's names, re-read only after a commit."""
+        version = int(self._db.execute("PRAGMA data_version").fetchone()[0])
+        if self._current is None or self._current[0] != version:
+            self._current = (version, [(s, _scope_names(s.scope)) for s in self.current()])
+        return self._current[1]
+
     def _covering(self, cert: x509.Certificate) -> list[StoredCrl]:
         issuer = cert.issuer.public_bytes()
         dps = {n.public_bytes() for n in cert_dp_names(cert)}
         return [
             s
-            for s in self.current()
-            if s.issuer == issuer and (not s.scope or bool(_scope_names(s.scope) & dps))
+            for s, names in self._current_cached()
+            if s.issuer == issuer and (not s.scope or bool(names & dps))
         ]
 
     @_db_errors
