@@ -18,7 +18,7 @@ import concurrent.futures
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from asn1crypto import pem as asn1_pem
 from asn1crypto import x509 as asn1_x509
@@ -29,9 +29,11 @@ from jpki.cert import JpkiCertificate
 from jpki.errors import CertificateError, JpkiError, RevocationError, RevokedError, UsageError
 from jpki.revocation.crl import Crl
 from jpki.revocation.policy import RevocationPolicy, check_revocation
-from jpki.revocation.store import RevocationStore
 from jpki.verify.result import Status, VerificationResult, worst
 from jpki.verify.signature import Purpose, key_usage_problems, purpose_of
+
+if TYPE_CHECKING:
+    from jpki.revocation.store import RevocationStore
 
 T = TypeVar("T")
 
