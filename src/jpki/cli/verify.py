@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from jpki.cert import CertKind
+from jpki.cert import CertKind, JpkiCertificate
 from jpki.cli._common import Exit, emit, handle_errors, read_input_file
 from jpki.cli.revocation import load_crl_file
 from jpki.errors import JpkiError, UsageError
@@ -100,7 +100,7 @@ def _text(result: VerificationResult) -> str:
     return "\n".join(lines)
 
 
-def _anchors(paths: Sequence[str]) -> tuple[Any, ...]:
+def _anchors(paths: Sequence[str]) -> tuple[JpkiCertificate, ...]:
     return load_trust_anchors(*paths) if paths else ()
 
 
