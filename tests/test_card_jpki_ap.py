@@ -72,6 +72,20 @@ def test_read_certificate_selects_the_right_ef(slot: CertSlot | str, fid: int) -
     assert JpkiAp(card).read_certificate(slot) == obj
 
 
+def test_unknown_key_or_slot_name_is_usage_error_and_sends_nothing() -> None:
+    jpki, conn = ap()
+    calls = (
+        lambda: jpki.read_certificate("signing"),
+        lambda: jpki.pin_status("pin"),
+        lambda: jpki.verify_pin("auth-pin", Secret("1234")),
+        lambda: jpki.sign("key", b"\x30"),
+    )
+    for call in calls:
+        with pytest.raises(UsageError):
+            call()
+    assert conn.sent == [SELECT_JPKI[0]]
+
+
 def test_signing_certificate_without_password_explains() -> None:
     jpki, _ = ap((h("00A4020C020001"), h("9000")), (None, h("6982")))
     with pytest.raises(SecurityStatusError, match="signing password"):

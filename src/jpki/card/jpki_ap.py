@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import NoReturn
 
 from jpki.apdu import CommandApdu
 from jpki.card.constants import TOKEN_LABELS, Aid, JpkiFile, TokenKind
@@ -32,6 +33,11 @@ class KeyKind(enum.StrEnum):
 
     AUTH = "auth"  # 利用者証明用: 4-digit PIN, 3 tries
     SIGNING = "sign"  # 署名用: 6-16 character password, 5 tries
+
+    @classmethod
+    def _missing_(cls, value: object) -> NoReturn:
+        # JpkiAp methods take plain strings too: a bad one is a UsageError, not a ValueError.
+        raise UsageError(f"unknown key {value!r} (auth or sign)")
 
     @property
     def pin_fid(self) -> JpkiFile:
@@ -65,6 +71,10 @@ class CertSlot(enum.StrEnum):
     SIGNING_CA = "sign-ca"
     AUTH = "auth"
     AUTH_CA = "auth-ca"
+
+    @classmethod
+    def _missing_(cls, value: object) -> NoReturn:
+        raise UsageError(f"unknown certificate {value!r} (sign, sign-ca, auth or auth-ca)")
 
     @property
     def fid(self) -> JpkiFile:
