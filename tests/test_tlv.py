@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 
 import pytest
 from hypothesis import assume, given, settings
@@ -18,6 +19,7 @@ from jpki.tlv import (
     encode_tlv,
     find,
     iter_tlv,
+    iter_tlv_spans,
     parse_length,
     parse_tag,
     tag_bytes,
@@ -195,6 +197,17 @@ def test_sequence_round_trip(items: list[Tlv]) -> None:
     # A constructed wrapper's children are the items again.
     wrapped = Tlv(0xFF20, raw)
     assert decode_one(wrapped.encode())[0].children() == items
+
+
+@settings(max_examples=200)
+@given(st.lists(tlvs, max_size=5), st.sampled_from([b"", b"\x00" * 3, b"\xff"]))
+def test_spans_cover_each_encoding(items: list[Tlv], pad: bytes) -> None:
+    assume(all(t.tag != 0 for t in items))  # 00 00 is padding (see test_padding_skipped)
+    raw = b"".join(t.encode() for t in items) + pad
+    spans = list(iter_tlv_spans(raw, skip_padding=True))
+    assert [t for t, _, _ in spans] == items
+    assert [raw[s:e] for _, s, e in spans] == [t.encode() for t in items]
+    assert all(e == s2 for (_, _, e), (_, s2, _) in itertools.pairwise(spans))
 
 
 @settings(max_examples=200)

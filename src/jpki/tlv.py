@@ -125,14 +125,24 @@ def decode_one(data: bytes, offset: int = 0) -> tuple[Tlv, int]:
     return Tlv(tag, bytes(data[pos:end])), end
 
 
-def iter_tlv(data: bytes, *, skip_padding: bool = False) -> Iterator[Tlv]:
-    """Iterate over consecutive TLVs; ``skip_padding`` ignores 00/FF filler between them."""
+def iter_tlv_spans(data: bytes, *, skip_padding: bool = False) -> Iterator[tuple[Tlv, int, int]]:
+    """Consecutive TLVs with where each starts and ends in ``data`` (``data[start:end]``).
+
+    ``skip_padding`` stops at a trailing run of 00 or FF filler.
+    """
     pos = 0
     n = len(data)
     while pos < n:
         if skip_padding and data[pos] in (0x00, 0xFF) and _is_padding(data, pos):
             return
-        tlv, pos = decode_one(data, pos)
+        tlv, end = decode_one(data, pos)
+        yield tlv, pos, end
+        pos = end
+
+
+def iter_tlv(data: bytes, *, skip_padding: bool = False) -> Iterator[Tlv]:
+    """Iterate over consecutive TLVs; ``skip_padding`` ignores 00/FF filler after them."""
+    for tlv, _, _ in iter_tlv_spans(data, skip_padding=skip_padding):
         yield tlv
 
 

@@ -18,7 +18,7 @@ from jpki.card.protocol import CardProtocol, as_protocol
 from jpki.errors import ApduError, JpkiError, MyNumberError, ParseError, PinFormatError
 from jpki.mynumber import MyNumber
 from jpki.secret import Secret
-from jpki.tlv import Tlv, decode_one, iter_tlv
+from jpki.tlv import Tlv, decode_one, iter_tlv, iter_tlv_spans
 from jpki.transport.base import Connection
 
 TAG_MY_NUMBER = 0xFF10
@@ -99,17 +99,7 @@ def container(raw: bytes, tag: int, what: str) -> tuple[list[tuple[Tlv, int, int
     outer, _ = decode_one(raw, 0)
     if outer.tag != tag:
         raise ParseError(f"{what}: expected tag {tag:X}, found {outer.tag:X}")
-    value = outer.value
-    children: list[tuple[Tlv, int, int]] = []
-    pos = 0
-    while pos < len(value):
-        rest = value[pos:]
-        if rest[0] in (0x00, 0xFF) and rest.count(rest[0]) == len(rest):
-            break
-        child, end = decode_one(value, pos)
-        children.append((child, pos, end))
-        pos = end
-    return children, value
+    return list(iter_tlv_spans(outer.value, skip_padding=True)), outer.value
 
 
 def rsa_key_from_cvc(raw: bytes) -> rsa.RSAPublicKey:
