@@ -21,7 +21,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from os import PathLike
 from pathlib import Path
@@ -254,11 +254,4 @@ class LoginVerifier:
             result = result.with_reasons(*extra, status=chain.status)
         else:
             result = result.with_reasons("certificate chain not validated (no trust anchors)")
-        return VerificationResult(
-            result.status,
-            result.reasons,
-            certificate_fingerprint=result.certificate_fingerprint,
-            certificate_kind=result.certificate_kind,
-            subject=result.subject,
-            account_key=key,
-        )
+        return replace(result, account_key=key)
