@@ -36,6 +36,13 @@ def test_init_show_json(tmp_path: Path) -> None:
     assert info["faults"] is None
 
 
+def test_init_with_undecodable_seed_is_usage_error(tmp_path: Path) -> None:
+    # A non-UTF-8 argv byte reaches click as a lone surrogate (os.fsdecode).
+    code, _, err = run("sim", "init", str(tmp_path / "card"), "--seed", "\udcff\udcfe")
+    assert code == 2 and "seed must be UTF-8 text" in err
+    assert not (tmp_path / "card").exists()
+
+
 def test_show_text_and_create_alias(tmp_path: Path) -> None:
     path = tmp_path / "card"
     assert run("sim", "create", str(path), "--seed", "jpki-test")[0] == 0

@@ -58,6 +58,11 @@ def build_profile(
 
     if person < 0:
         raise UsageError("person index must be >= 0")
+    try:
+        seed.encode("utf-8")
+    except UnicodeEncodeError:
+        # Undecodable argv bytes arrive as lone surrogates: the key derivation cannot hash them.
+        raise UsageError("seed must be UTF-8 text") from None
     chosen = dict(DEFAULT_PINS)
     for k, v in (pins or {}).items():
         try:
