@@ -437,3 +437,38 @@ def test_idp_only_flags_limit_scope(pki: TestPki, leaf: Issued) -> None:
     )
     assert not Crl.load(crl_with_ext(pki, make_idp(only_contains_ca_certs=True))).covers(leaf.cert)
     assert Crl.load(crl_with_ext(pki, make_idp(only_contains_user_certs=True))).covers(leaf.cert)
+
+
+def test_a_final_revocation_in_an_out_of_date_crl_still_counts(pki: TestPki, leaf: Issued) -> None:
+    from jpki.revocation.policy import RevocationStatus, check_revocation
+
+    serial = leaf.cert.serial_number
+    ca = pki.sign_ca.cert
+    when = NOW - timedelta(days=20)
+
+    def crl(entries: list[tuple[int, x509.ReasonFlags | None, datetime]], days_ago: int) -> bytes:
+        start = NOW - timedelta(days=days_ago)
+        return pki.make_crl(
+            "sign", entries, this_update=start, next_update=start + timedelta(days=1),
+            number=100 - days_ago,
+        )  # fmt: skip
+
+    fresh_empty = crl([], 0)
+    stale_listed = crl([(serial, R.key_compromise, when)], 10)
+    stale_hold = crl([(serial, R.certificate_hold, when)], 10)
+    stale_empty = crl([], 10)
+
+    def check(*crls: bytes) -> tuple[RevocationStatus, str]:
+        res = check_revocation(leaf.cert, ca, crls=crls, at=NOW + timedelta(hours=1))
+        return res.status, res.source
+
+    assert check(fresh_empty) == (RevocationStatus.GOOD, "crl#100")
+    # A fresh list that no longer shows it (or a stale delta that does) must not win over a
+    # CA-signed final revocation: never GOOD for a certificate the CA said is revoked.
+    status, source = check(fresh_empty, stale_listed)
+    assert status is RevocationStatus.REVOKED and "not fresh" in source
+    assert check(stale_listed)[0] is RevocationStatus.REVOKED
+    # A hold can be lifted, and an out-of-date list proves nothing about now.
+    assert check(fresh_empty, stale_hold)[0] is RevocationStatus.GOOD
+    assert check(stale_hold)[0] is RevocationStatus.UNKNOWN
+    assert check(stale_empty)[0] is RevocationStatus.UNKNOWN

@@ -256,10 +256,13 @@ def test_policy_hard_and_soft_fail(pki: TestPki, leaves: list[Issued]) -> None:
     assert revoked.status is RevocationStatus.REVOKED
     assert revoked.reason is RevocationReason.SUPERSEDED
     late = NOW + timedelta(days=3)
-    stale = check_revocation(leaves[0].cert, pki.sign_ca.cert, crls=[crl], at=late)
+    stale = check_revocation(leaves[1].cert, pki.sign_ca.cert, crls=[crl], at=late)
     assert stale.status is RevocationStatus.UNKNOWN and "stale" in stale.detail
+    # A stale CRL cannot vouch for "not revoked", but what it does list stays revoked.
+    listed = check_revocation(leaves[0].cert, pki.sign_ca.cert, crls=[crl], at=late)
+    assert listed.status is RevocationStatus.REVOKED and "not fresh" in listed.source
     soft = check_revocation(
-        leaves[0].cert,
+        leaves[1].cert,
         pki.sign_ca.cert,
         crls=[crl],
         at=late,

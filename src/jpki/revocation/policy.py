@@ -131,6 +131,7 @@ def _from_crls(
 ) -> RevocationResult:
     loaded = [c if isinstance(c, Crl) else _load_cached(bytes(c)) for c in crls]
     usable: list[Crl] = []
+    out_of_date: list[Crl] = []
     problems: list[str] = []
     for crl in loaded:
         if not crl.covers(cert):
@@ -141,19 +142,48 @@ def _from_crls(
                 or crl.verified_by.public_key() != as_x509(issuer).public_key()
             ):
                 crl.verify([issuer])
-            crl.check_fresh(at, max_age=p.max_crl_age)
         except CrlError as exc:
             problems.append(str(exc))
             continue
+        try:
+            crl.check_fresh(at, max_age=p.max_crl_age)
+        except CrlError as exc:
+            problems.append(str(exc))
+            out_of_date.append(crl)
+            continue
         usable.append(crl)
+    serial = as_x509(cert).serial_number
     base, delta = select_crls(usable, cert)
     if base is None:
         why = "; ".join(problems) or "no CRL covers this certificate (issuer / distribution point)"
-        return RevocationResult(RevocationStatus.UNKNOWN, source="crl", detail=why)
-    serial = as_x509(cert).serial_number
-    entry = lookup_with_delta(base, delta, serial)
-    source = f"crl#{base.number}" + (f"+delta#{delta.number}" if delta else "")
-    return result_from_entry(entry, at, source)
+        result = RevocationResult(RevocationStatus.UNKNOWN, source="crl", detail=why)
+    else:
+        entry = lookup_with_delta(base, delta, serial)
+        source = f"crl#{base.number}" + (f"+delta#{delta.number}" if delta else "")
+        result = result_from_entry(entry, at, source)
+    if result.status is RevocationStatus.REVOKED:
+        return result
+    return _listed_for_good(out_of_date, serial, at) or result
+
+
+# Only these revocations can be undone; every other one is final once the CA has signed it.
+_UNDOABLE = (RevocationReason.CERTIFICATE_HOLD, RevocationReason.REMOVE_FROM_CRL)
+
+
+def _listed_for_good(crls: Sequence[Crl], serial: int, at: datetime) -> RevocationResult | None:
+    """A final revocation in a CRL that is signed by the issuer but not fresh still counts.
+
+    Freshness protects against missing *new* revocations; an old (or stale delta) CRL that
+    already lists the certificate is evidence enough, and ignoring it would answer GOOD.
+    """
+    for crl in crls:
+        entry = crl.lookup(serial)
+        if entry is None or entry.reason in _UNDOABLE:
+            continue
+        res = result_from_entry(entry, at, f"crl#{crl.number} (not fresh)")
+        if res.status is RevocationStatus.REVOKED:
+            return res
+    return None
 
 
 def check_revocation(
