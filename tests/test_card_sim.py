@@ -232,6 +232,18 @@ def test_text_ap_collation_status(proto: CardProtocol) -> None:
         text_ap.collation_status("Z")
 
 
+def test_visual_birth_date_key(proto: CardProtocol, sim_profile: Path) -> None:
+    birth = ProfileStore(sim_profile).profile.person.birth_date
+    visual = VisualAp(proto)
+    before = visual.collation_status("birth").tries_left
+    assert before is not None and before > 1
+    with pytest.raises(WrongPin):
+        visual.unlock_birth_date(birth.replace(year=birth.year - 1))
+    assert visual.collation_status("birth").tries_left == before - 1
+    visual.unlock_birth_date(birth)
+    assert visual.collation_status("birth").tries_left == before
+
+
 def test_visual_ap_with_collation_a_and_b(proto: CardProtocol, sim_profile: Path) -> None:
     profile = ProfileStore(sim_profile).profile
     issuer = TextAp(proto).read_issuer_key()
