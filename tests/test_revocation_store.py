@@ -642,3 +642,28 @@ def test_store_refuses_scopes_it_cannot_represent(pki: TestPki, tmp_path: Path) 
 def test_policy_refuses_nonsense_limits(kwargs: dict[str, object]) -> None:
     with pytest.raises(UsageError):
         RevocationPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+def test_store_keeps_a_final_revocation_from_an_out_of_date_crl(
+    pki: TestPki, leaves: list[Issued], tmp_path: Path
+) -> None:
+    late = NOW + timedelta(days=3)  # past the stored CRL's nextUpdate
+    with RevocationStore(tmp_path / "rev.db") as st:
+        st.load(
+            _crl(
+                pki,
+                [
+                    (leaves[0].cert.serial_number, R.affiliation_changed),
+                    (leaves[2].cert.serial_number, R.certificate_hold),
+                ],
+                1,
+            ),
+            [pki.sign_ca.cert],
+        )
+        listed = st.check(leaves[0].cert, pki.sign_ca.cert, at=late)
+        assert listed.status is RevocationStatus.REVOKED and "not fresh" in listed.source
+        assert st.check(leaves[1].cert, pki.sign_ca.cert, at=late).status is (
+            RevocationStatus.UNKNOWN
+        )
+        held = st.check(leaves[2].cert, pki.sign_ca.cert, at=late)  # a hold may have been lifted
+        assert held.status is RevocationStatus.UNKNOWN

@@ -167,7 +167,7 @@ def _from_crls(
 
 
 # Only these revocations can be undone; every other one is final once the CA has signed it.
-_UNDOABLE = (RevocationReason.CERTIFICATE_HOLD, RevocationReason.REMOVE_FROM_CRL)
+UNDOABLE_REASONS = (RevocationReason.CERTIFICATE_HOLD, RevocationReason.REMOVE_FROM_CRL)
 
 
 def _listed_for_good(crls: Sequence[Crl], serial: int, at: datetime) -> RevocationResult | None:
@@ -178,7 +178,7 @@ def _listed_for_good(crls: Sequence[Crl], serial: int, at: datetime) -> Revocati
     """
     for crl in crls:
         entry = crl.lookup(serial)
-        if entry is None or entry.reason in _UNDOABLE:
+        if entry is None or entry.reason in UNDOABLE_REASONS:
             continue
         res = result_from_entry(entry, at, f"crl#{crl.number} (not fresh)")
         if res.status is RevocationStatus.REVOKED:

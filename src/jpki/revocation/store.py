@@ -36,6 +36,7 @@ from jpki.revocation.index import (
     serial_key_bytes,
 )
 from jpki.revocation.policy import (
+    UNDOABLE_REASONS,
     RevocationResult,
     RevocationStatus,
     issued_by,
@@ -438,6 +439,30 @@ class RevocationStore:
                 source="store",
                 detail="no stored CRL from this issuer key covers the certificate",
             )
+        result = self._check_bases(c, covering, bases, at, max_age)
+        if result.status is RevocationStatus.REVOKED:
+            return result
+        # An out-of-date stored CRL cannot vouch for "not revoked", but a final revocation it
+        # lists still counts (as in policy.check_revocation with CRL files).
+        for s in covering:
+            if s.check_fresh(at, max_age) is None:
+                continue
+            hit = self.lookup(s, c.serial_number)
+            if hit is None or hit.reason in UNDOABLE_REASONS:
+                continue
+            listed = result_from_entry(hit, at, f"store:crl#{s.number} (not fresh)")
+            if listed.status is RevocationStatus.REVOKED:
+                return listed
+        return result
+
+    def _check_bases(
+        self,
+        c: x509.Certificate,
+        covering: list[StoredCrl],
+        bases: list[StoredCrl],
+        at: datetime,
+        max_age: timedelta | None,
+    ) -> RevocationResult:
         problems = []
         for base in sorted(bases, key=lambda s: s.number or -1, reverse=True):
             why = base.check_fresh(at, max_age)
