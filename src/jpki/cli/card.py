@@ -37,15 +37,12 @@ _SLOTS = click.Choice([s.value for s in CertSlot])
 
 @contextlib.contextmanager
 def _card(opts: dict[str, Any]) -> Iterator[CardProtocol]:
+    """The card named by the ``card_options`` values in ``opts`` (a command's ``**kwargs``)."""
     conn = open_connection(
         sim=opts["sim"], reader=opts["reader"], bridge=opts["bridge"], timeout=opts["timeout"]
     )
     with conn:
         yield CardProtocol(conn)
-
-
-def _card_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    return {k: kwargs.pop(k) for k in ("sim", "reader", "bridge", "timeout")}
 
 
 def pin_options(
@@ -116,7 +113,7 @@ def card_group() -> None:
 @handle_errors
 def status_cmd(as_json: bool, **kwargs: Any) -> None:
     """Token label, tries left for each PIN (spends none), certificate subjects."""
-    with _card(_card_kwargs(kwargs)) as proto:
+    with _card(kwargs) as proto:
         jpki = JpkiAp(proto)
         info = jpki.token_info()
         auth = jpki.pin_status(KeyKind.AUTH)
@@ -181,7 +178,7 @@ def read_cert_cmd(
 ) -> None:
     """Write one certificate (auth, sign, auth-ca, sign-ca); `sign` asks for the password."""
     cert_slot = CertSlot(slot)
-    with _card(_card_kwargs(kwargs)) as proto:
+    with _card(kwargs) as proto:
         jpki = JpkiAp(proto)
         if cert_slot is CertSlot.SIGNING:
             _verify_signing_for_cert(jpki, pin_env, pin_stdin, force)
@@ -213,7 +210,7 @@ def certs_cmd(
     slots = [CertSlot.AUTH, CertSlot.AUTH_CA, CertSlot.SIGNING_CA]
     written: dict[str, dict[str, str]] = {}
     _mkdir(out)
-    with _card(_card_kwargs(kwargs)) as proto:
+    with _card(kwargs) as proto:
         jpki = JpkiAp(proto)
         if with_sign:
             _verify_signing_for_cert(jpki, pin_env, pin_stdin, force)
@@ -246,7 +243,7 @@ def verify_pin_cmd(
     """Check a PIN once (never retried; refuses at one try left unless --force)."""
     key = KeyKind(kind)
     secret = _secret(pin_env, pin_stdin, _pin_prompt(key))
-    with _card(_card_kwargs(kwargs)) as proto:
+    with _card(kwargs) as proto:
         jpki = JpkiAp(proto)
         jpki.verify_pin(key, secret, force=force)
         after = jpki.pin_status(key).tries_left
@@ -288,7 +285,7 @@ def change_pin_cmd(
         if not first.matches(again):
             raise UsageError("the two new values differ; nothing was changed")
         new = first
-    with _card(_card_kwargs(kwargs)) as proto:
+    with _card(kwargs) as proto:
         JpkiAp(proto).change_pin(key, old, new, force=force)
     click.echo(f"{key.pin_name} changed")
 
@@ -343,7 +340,7 @@ def sign_cmd(
         assert data_file is not None
         digest_info = digest_info_for(read_input_file(data_file), hash_name(hash_opt))
     secret = _secret(pin_env, pin_stdin, _pin_prompt(key))
-    with _card(_card_kwargs(kwargs)) as proto:
+    with _card(kwargs) as proto:
         jpki = JpkiAp(proto)
         jpki.verify_pin(key, secret, force=force)
         signature = jpki.sign(key, digest_info)
@@ -405,7 +402,7 @@ def info_cmd(
     """
     # The PIN is read before the card is opened: a missing variable must not wait for a card.
     secret = _secret(pin_env, pin_stdin, "Input-support PIN (4 digits)")
-    with _card(_card_kwargs(kwargs)) as proto:
+    with _card(kwargs) as proto:
         text_ap = TextAp(proto)
         text_ap.verify_pin(secret, force=force)
         info = text_ap.read_card_info()
@@ -476,7 +473,7 @@ def surface_cmd(
         secret = read_secret(env=collation_b_env, stdin=False, prompt="Collation B")
     else:
         secret = _secret(pin_env, pin_stdin, "Input-support PIN (4 digits)")
-    with _card(_card_kwargs(kwargs)) as proto:
+    with _card(kwargs) as proto:
         issuer = _issuer_key(proto)
         my_number_png: bytes | None = None
         if collation_b_env:
