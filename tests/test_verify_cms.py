@@ -83,11 +83,16 @@ def anchors(test_pki: TestPki, test_pki_2015: TestPki) -> list[JpkiCertificate]:
         (("-binary", "-keyid"), "DER"),
     ],
 )
-def test_detached(openssl_sign: Signer, opts: tuple[str, ...], fmt: str) -> None:
+def test_detached(
+    openssl_sign: Signer, opts: tuple[str, ...], fmt: str, anchors: list[JpkiCertificate]
+) -> None:
     blob = openssl_sign(*opts, fmt=fmt)
-    r = verify_cms(blob, content=CONTENT, at=AT)
+    r = verify_cms(blob, content=CONTENT, trust_anchors=anchors, at=AT)
     assert r.status is Status.VALID, r.reasons
-    assert "NOT validated" in r.reasons[-1]  # no anchors: said plainly
+    # Without anchors the embedded certificate vouches for nobody: never "valid".
+    untrusted = verify_cms(blob, content=CONTENT, at=AT)
+    assert untrusted.status is Status.INDETERMINATE
+    assert "NOT validated" in untrusted.reasons[-1]
     if "-noattr" in opts:
         assert r.signing_time is None
     else:
@@ -106,11 +111,13 @@ def test_detached(openssl_sign: Signer, opts: tuple[str, ...], fmt: str) -> None
     "opts", [("-nodetach", "-binary"), ("-nodetach", "-binary", "-noattr"), ("-nodetach",)]
 )
 @pytest.mark.parametrize("fmt", ["DER", "PEM"])
-def test_attached(openssl_sign: Signer, opts: tuple[str, ...], fmt: str) -> None:
+def test_attached(
+    openssl_sign: Signer, opts: tuple[str, ...], fmt: str, anchors: list[JpkiCertificate]
+) -> None:
     blob = openssl_sign(*opts, fmt=fmt)
     sd = parse_signed_data(blob)
     assert sd.content is not None
-    r = verify_cms(blob, at=AT)
+    r = verify_cms(blob, trust_anchors=anchors, at=AT)
     assert r.status is Status.VALID, r.reasons
     assert r.certificate_kind == "signing"
 
@@ -132,31 +139,37 @@ def test_attached_with_trust_and_generations(
     assert "expired" in " ".join(late.reasons)
 
 
-def test_two_signers(openssl_sign: Signer) -> None:
+def test_two_signers(openssl_sign: Signer, anchors: list[JpkiCertificate]) -> None:
     blob = openssl_sign("-nodetach", "-binary", who=("alice", "bob"))
-    r = verify_cms(blob, at=AT)
+    r = verify_cms(blob, trust_anchors=anchors, at=AT)
     assert r.status is Status.VALID, r.reasons
     assert len(r.signers) == 2
     assert r.reasons[0].startswith("signer 1/2")
     assert len({s.certificate_fingerprint for s in r.signers}) == 2
 
 
-def test_one_bad_signer_spoils_the_lot(openssl_sign: Signer) -> None:
+def test_one_bad_signer_spoils_the_lot(
+    openssl_sign: Signer, test_pki: TestPki, anchors: list[JpkiCertificate]
+) -> None:
     blob = openssl_sign("-nodetach", "-binary", who=("alice", "auth"))
-    r = verify_cms(blob, at=AT)
+    trusted = [*anchors, JpkiCertificate.load(test_pki.auth_ca.der)]
+    r = verify_cms(blob, trust_anchors=trusted, at=AT)
     assert r.status is Status.INVALID
     assert [s.status for s in r.signers] == [Status.VALID, Status.INVALID]
     assert "signing certificate" in " ".join(r.signers[1].reasons)
-    assert verify_cms(blob, at=AT, purpose="any").status is Status.VALID
+    assert verify_cms(blob, trust_anchors=trusted, at=AT, purpose="any").status is Status.VALID
 
 
-def test_certificates_supplied(openssl_sign: Signer, signers: dict[str, Issued]) -> None:
+def test_certificates_supplied(
+    openssl_sign: Signer, signers: dict[str, Issued], anchors: list[JpkiCertificate]
+) -> None:
     blob = openssl_sign("-nodetach", "-binary", "-nocerts")
     missing = verify_cms(blob, at=AT)
     assert missing.status is Status.INDETERMINATE
     assert "neither embedded nor supplied" in missing.reasons[0]
     cert = JpkiCertificate.load(signers["alice"].der)
-    assert verify_cms(blob, certificates=[cert], at=AT).status is Status.VALID
+    ok = verify_cms(blob, certificates=[cert], trust_anchors=anchors, at=AT)
+    assert ok.status is Status.VALID
     wrong = JpkiCertificate.load(signers["bob"].der)
     assert verify_cms(blob, certificates=[wrong], at=AT).status is Status.INDETERMINATE
 
@@ -282,9 +295,11 @@ def _crafted(
     return signed_data(issued.der, signed_attrs, sig, content)
 
 
-def test_signed_attributes_checked(signers: dict[str, Issued]) -> None:
+def test_signed_attributes_checked(
+    signers: dict[str, Issued], anchors: list[JpkiCertificate]
+) -> None:
     alice = signers["alice"]
-    ok = verify_cms(_crafted(alice, CONTENT), at=AT)
+    ok = verify_cms(_crafted(alice, CONTENT), trust_anchors=anchors, at=AT)
     assert ok.status is Status.VALID, ok.reasons
     assert ok.signing_time == AT  # signingTime parsed and reported (claimed, not trusted)
     assert any("claimed signing time" in r and "not trusted" in r for r in ok.reasons)

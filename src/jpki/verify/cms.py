@@ -349,9 +349,12 @@ def _verify_signer(
         reasons.append(f"claimed signing time {s.signing_time.isoformat()} (not trusted)")
     result = VerificationResult(status, tuple(reasons), **base)
     if anchors is None:
+        # The certificates come with the CMS (anyone can make one): without anchors "valid"
+        # would vouch for a stranger, so the answer is indeterminate, never valid.
         return result.with_reasons(
             "certificate chain NOT validated (no trust anchors given): this only shows the "
-            "data matches the key in the certificate"
+            "data matches the key in the certificate, not who holds it",
+            status=Status.INDETERMINATE,
         )
     chain = validate_chain(
         cert,
