@@ -17,21 +17,7 @@ from jpki import tlv
 from jpki.sim import SimulatedCard, open_simulated_card
 from jpki.sim.create import create_profile
 from jpki.sim.layout import collation_b, era_yymmdd
-
-TEXT = "D3921000310001010408"
-VISUAL = "D3921000310001010402"
-
-
-def tx(card: SimulatedCard, hexstr: str) -> bytes:
-    return card.process(bytes.fromhex(hexstr.replace(" ", "")))
-
-
-def sw(card: SimulatedCard, hexstr: str) -> str:
-    return tx(card, hexstr)[-2:].hex().upper()
-
-
-def select_ap(card: SimulatedCard, aid: str) -> None:
-    assert sw(card, f"00 A4 04 0C 0A {aid}") == "9000"
+from test_sim_card import TEXT, VISUAL, select_ap, sw, tx
 
 
 def verify(card: SimulatedCard, fid: str, value: str) -> str:
