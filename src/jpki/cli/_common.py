@@ -134,6 +134,23 @@ def check_seconds(ctx: click.Context, param: click.Parameter, value: float) -> f
     return value
 
 
+def pin_options(
+    prefix: str = "pin", what: str = "the PIN"
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """``--pin-env VAR`` / ``--pin-stdin`` (never the PIN itself as an argument)."""
+
+    def deco(fn: Callable[P, R]) -> Callable[P, R]:
+        fn = click.option(
+            f"--{prefix}-stdin", is_flag=True, help=f"Read {what} from the first line of stdin."
+        )(fn)
+        fn = click.option(
+            f"--{prefix}-env", metavar="VAR", help=f"Read {what} from environment variable VAR."
+        )(fn)
+        return fn
+
+    return deco
+
+
 def card_options(fn: Callable[P, R]) -> Callable[P, R]:
     """--sim PROFILE / --reader NAME / --bridge HOST:PORT (exactly one; --sim if none given)."""
     fn = click.option(

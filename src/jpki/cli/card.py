@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import click
 from cryptography import x509
@@ -21,15 +21,13 @@ from jpki.cli._common import (
     emit,
     handle_errors,
     open_connection,
+    pin_options,
     read_input_file,
     read_secret,
 )
 from jpki.digestinfo import HashName, build_digest_info, digest_info_for, hash_name
 from jpki.errors import ApduError, CardError, JpkiError, UsageError
 from jpki.secret import Secret
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 _KEYS = click.Choice([k.value for k in KeyKind])
 _SLOTS = click.Choice([s.value for s in CertSlot])
@@ -43,23 +41,6 @@ def _card(opts: dict[str, Any]) -> Iterator[CardProtocol]:
     )
     with conn:
         yield CardProtocol(conn)
-
-
-def pin_options(
-    prefix: str = "pin", what: str = "the PIN"
-) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """``--pin-env VAR`` / ``--pin-stdin`` (never the PIN itself as an argument)."""
-
-    def deco(fn: Callable[P, R]) -> Callable[P, R]:
-        fn = click.option(
-            f"--{prefix}-stdin", is_flag=True, help=f"Read {what} from the first line of stdin."
-        )(fn)
-        fn = click.option(
-            f"--{prefix}-env", metavar="VAR", help=f"Read {what} from environment variable VAR."
-        )(fn)
-        return fn
-
-    return deco
 
 
 def _secret(env: str | None, stdin: bool, prompt: str) -> Secret:

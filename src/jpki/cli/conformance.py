@@ -7,7 +7,15 @@ from typing import Any
 
 import click
 
-from jpki.cli._common import Exit, card_options, emit, handle_errors, open_connection, read_secret
+from jpki.cli._common import (
+    Exit,
+    card_options,
+    emit,
+    handle_errors,
+    open_connection,
+    pin_options,
+    read_secret,
+)
 from jpki.conformance import CheckStatus, ConformanceReport, run_conformance
 from jpki.errors import UsageError
 from jpki.secret import Secret
@@ -38,8 +46,7 @@ def _text(report: ConformanceReport, transcript: bool) -> str:
     help="Also run the PIN checks: one auth PIN VERIFY and a sign/verify round trip "
     "(skipped unless at least 2 tries are left). Without it no PIN try is ever spent.",
 )
-@click.option("--pin-env", metavar="VAR", help="Auth PIN from environment variable VAR.")
-@click.option("--pin-stdin", is_flag=True, help="Auth PIN from the first line of stdin.")
+@pin_options(what="the auth PIN")
 @click.option(
     "--sign-pin-env",
     metavar="VAR",
