@@ -1,6 +1,6 @@
 """Certificate model cost: jpki.cert field reads vs cryptography's decode, in the same run.
 
-For a test-PKI signing certificate and a real J-LIS root (``<repo>/../shared/data/jlis-roots``):
+For a test-PKI signing certificate and a real J-LIS root (the built-in ``jpki/trust/jlis_roots``):
 
 * reference : ``x509.load_der_x509_certificate(der).extensions`` (what reading any one
               extension through cryptography costs: it decodes all of them)
@@ -22,9 +22,9 @@ from pathlib import Path
 from cryptography import x509
 
 from jpki.cert import JpkiCertificate
-from jpki.testpki import TestPki, sample_person
+from jpki.testing.pki import TestPki, sample_person
 
-ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "jlis-roots" / "sign_ca_2023.pem"
+ROOT = Path(__file__).resolve().parents[1] / "src/jpki/trust/jlis_roots/sign_ca_2023.pem"
 
 
 def main() -> None:

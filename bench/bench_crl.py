@@ -1,7 +1,7 @@
 """CRL scale benchmark: jpki's load + verify + index against references in the same run.
 
 For each size N (default 10^6; ``--quick`` 10^5; ``--big`` adds 10^7) a synthetic CRL is
-written with numpy (``jpki.revocation.gen``), signed by the deterministic test CA, then:
+written with numpy (``jpki.testing.crl``), signed by the deterministic test CA, then:
 
 * openssl   : ``openssl crl -inform DER -noout -in FILE`` wall time (best of 3; 1 at 10^7)
 * jpki      : ``Crl.from_file`` (read, header, vectorised walk, serial index) + ``verify``
@@ -45,7 +45,7 @@ from gen_crl import NOW, make
 
 from jpki.revocation.crl import Crl
 from jpki.revocation.policy import RevocationStatus, check_revocation
-from jpki.testpki import sample_person
+from jpki.testing.pki import sample_person
 
 AT = NOW + timedelta(hours=1)
 

@@ -29,7 +29,7 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from jpki.testpki import TestPki, sample_person
+from jpki.testing.pki import TestPki, sample_person
 from jpki.verify import BatchItem, Status, verify_batch
 
 _ROW = re.compile(r"^rsa\s+2048\s+bits\s+\S+\s+\S+\s+([\d.]+)\s+([\d.]+)\s*$", re.MULTILINE)

@@ -2,7 +2,7 @@
 
 Usage: ``python bench/gen_crl.py N OUT.crl [--seed S] [--serial-bits B] [--reasons F]``;
 also writes ``OUT.crl.ca.pem`` (the issuer) and ``OUT.crl.serials.npy`` (the revoked serials).
-The entries are written with numpy (seconds for 10^6), see ``jpki.revocation.gen``.
+The entries are written with numpy (seconds for 10^6), see ``jpki.testing.crl``.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from cryptography import x509
 
-from jpki.revocation.gen import Synthetic, synthetic_crl
-from jpki.testpki import TestPki
+from jpki.testing.crl import Synthetic, synthetic_crl
+from jpki.testing.pki import TestPki
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 

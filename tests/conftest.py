@@ -6,17 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from jpki.testpki import TestPki
+from jpki.testing.pki import TestPki
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
 def jlis_roots_dir() -> Path:
-    """The real J-LIS CA certificates, kept beside the repo in ``<repo>/../shared``."""
-    path = REPO.parent / "shared" / "data" / "jlis-roots"
-    if not path.is_dir():
-        pytest.fail(f"J-LIS roots not found at {path} (clone the repo with shared/ beside it)")
+    """The real J-LIS CA certificates, as shipped inside the package (built-in trust)."""
+    from importlib import resources
+
+    path = Path(str(resources.files("jpki.trust") / "jlis_roots"))
+    assert path.is_dir(), path
     return path
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from jpki.testpki import TestPki
+from jpki.testing.pki import TestPki
 
 # The fixed clock of the ``pki`` / ``pki_2015`` fixtures and of the CRLs those tests make.
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -61,9 +61,11 @@ RULES: list[tuple[str, list[Path], set[str]]] = [
     ("transport", _files("transport"), CORE | {"jpki.transport"}),
     ("card", _files("card"), CORE | {"jpki.transport.base", "jpki.card"}),
     ("sim", [p for p in _files("sim") if p.name != "create.py"], CORE | {"jpki.sim"}),
-    ("sim/create", _files("sim/create"), CORE | {"jpki.sim", "jpki.testpki"}),
+    ("sim/create", _files("sim/create"), CORE | {"jpki.sim", "jpki.testing"}),
     ("cert", _files("cert"), CORE),
-    ("testpki", _files("testpki"), CORE | {"jpki.cert"}),
+    ("trust", _files("trust"), CORE | {"jpki.cert", "jpki.trust"}),
+    ("trust/cvca", [SRC / "trust" / "cvca.py"], CORE),
+    ("testing/pki", [SRC / "testing" / "pki.py"], CORE | {"jpki.cert"}),
 ]
 
 

@@ -28,7 +28,7 @@ from jpki.secret import Secret
 from jpki.sim import SimulatedCard
 from jpki.sim.profile import CardState, KeyId, ProfileStore
 from jpki.sim.vpcd_card import VpcdCardSide
-from jpki.testpki import sample_person
+from jpki.testing.pki import sample_person
 from jpki.transport.base import Connection
 from jpki.transport.simulated import SimulatedConnection
 from jpki.transport.vpcd import VpcdListener

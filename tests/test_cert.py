@@ -23,7 +23,7 @@ from jpki.cert import (
     name_to_text,
 )
 from jpki.errors import CertificateError, JpkiError
-from jpki.testpki import TestPki, sample_person
+from jpki.testing.pki import TestPki, sample_person
 
 ROOTS = {
     "sign_ca_2015.pem": (CertKind.SIGNING_CA, "196454"),

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from jpki.cli import main
-from jpki.testpki import TestPki, sample_person
+from jpki.testing.pki import TestPki, sample_person
 
 REQUIRED = {
     "kind", "is_test", "subject", "issuer", "serial_hex", "not_before", "not_after", "policies",

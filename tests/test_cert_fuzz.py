@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from jpki.cert import Era, JpkiCertificate, Sex
 from jpki.errors import CertificateError
-from jpki.testpki import OTHERNAME_ORDER, TestPki, sample_person
+from jpki.testing.pki import OTHERNAME_ORDER, TestPki, sample_person
 
 # cryptography warns (not fails) about e.g. a 3-letter country code made by a bit flip
 pytestmark = pytest.mark.filterwarnings("ignore:Attribute's length:UserWarning")

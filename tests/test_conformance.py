@@ -21,7 +21,7 @@ from jpki.conformance import (
 )
 from jpki.secret import Secret
 from jpki.sim import Aid, FaultConfig, KeyId, SimulatedCard
-from jpki.testpki import TestPki, sample_person
+from jpki.testing.pki import TestPki, sample_person
 from jpki.transport.simulated import SimulatedConnection
 
 AUTH_PIN = Secret("1234")

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from jpki.errors import CrlError
 from jpki.revocation import crl as crl_module
 from jpki.revocation.crl import Crl, lookup_with_delta, select_crls
-from jpki.revocation.gen import Synthetic, header_crl, splice_entries, synthetic_crl
 from jpki.revocation.index import RevocationReason
-from jpki.testpki import Issued, TestPki, sample_person
+from jpki.testing.crl import Synthetic, header_crl, splice_entries, synthetic_crl
+from jpki.testing.pki import Issued, TestPki, sample_person
 from revocation_helpers import NOW, R, crl_with_ext, make_idp
 
 

@@ -22,7 +22,7 @@ from jpki.errors import OcspError
 from jpki.revocation.index import RevocationReason
 from jpki.revocation.ocsp import build_request, check_ocsp, parse_response, post
 from jpki.revocation.policy import RevocationPolicy, RevocationStatus, check_revocation
-from jpki.testpki import Issued, TestPki, sample_person
+from jpki.testing.pki import Issued, TestPki, sample_person
 from ocsp_helpers import free_port, key_pem, openssl_responder, write_index
 
 # openssl ocsp stamps responses with the real clock, so these tests use it too.

@@ -24,7 +24,7 @@ from jpki.revocation.policy import (
     check_revocation,
 )
 from jpki.revocation.store import RevocationStore
-from jpki.testpki import Issued, TestPki, sample_person
+from jpki.testing.pki import Issued, TestPki, sample_person
 from revocation_helpers import NOW, R, crl_with_ext, make_idp
 
 
@@ -199,7 +199,7 @@ def test_process_killed_mid_load_loses_nothing(
 
 
 def test_store_scopes_and_deltas(pki: TestPki, leaves: list[Issued], tmp_path: Path) -> None:
-    from jpki.revocation.gen import header_crl, splice_entries
+    from jpki.testing.crl import header_crl, splice_entries
 
     p0 = sample_person(0)
     dp0 = pki.crl_dp_name(p0)

@@ -1,4 +1,4 @@
-"""Tests for the deterministic test PKI (jpki.testpki)."""
+"""Tests for the deterministic test PKI (jpki.testing.pki)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jpki import testpki
-from jpki.testpki import (
+from jpki.testing import pki as testpki
+from jpki.testing.pki import (
     OTHERNAME_ORDER,
     SIGNING_POLICY_OID,
     TestPki,

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from jpki.cert import JpkiCertificate
 from jpki.cli import main
 from jpki.cli.verify import parse_time
-from jpki.testpki import Issued, TestPki, sample_person
+from jpki.testing.pki import Issued, TestPki, sample_person
 from jpki.verify import (
     Status,
     VerificationResult,

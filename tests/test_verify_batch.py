@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jpki.errors import UsageError
-from jpki.testpki import TestPki, sample_person
+from jpki.testing.pki import TestPki, sample_person
 from jpki.verify import BatchItem, Status, verify_batch, verify_signature
 
 

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from jpki.cli import main
 from jpki.cli.verify import decode_blob, parse_time, read_manifest
 from jpki.errors import JpkiError
-from jpki.testpki import TestPki, sample_person
+from jpki.testing.pki import TestPki, sample_person
 from jpki.verify import Status
 
 DOC = b"order #42\n"

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from jpki.cert import JpkiCertificate
 from jpki.errors import JpkiError, SignatureFormatError
-from jpki.testpki import Issued, TestPki, sample_person
+from jpki.testing.pki import Issued, TestPki, sample_person
 from jpki.verify import Status, parse_signed_data, verify_cms
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")

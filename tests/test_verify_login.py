@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 
 from jpki.cert import JpkiCertificate
 from jpki.errors import ChallengeError, UsageError
-from jpki.testpki import Issued, TestPki, sample_person
+from jpki.testing.pki import Issued, TestPki, sample_person
 from jpki.verify import (
     Challenge,
     ChallengeStore,

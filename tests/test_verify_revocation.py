@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from cryptography import x509
 
 from jpki.cli import main
-from jpki.testpki import Issued, TestPki, sample_person
+from jpki.testing.pki import Issued, TestPki, sample_person
 from ocsp_helpers import key_pem, openssl_responder, write_index
 
 pytest.importorskip("jpki.revocation.policy")

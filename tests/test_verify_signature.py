@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from jpki.cert import JpkiCertificate
 from jpki.digestinfo import PREFIXES, PREFIXES_NO_NULL
 from jpki.errors import CertificateError, JpkiError, SignatureFormatError, UsageError
-from jpki.testpki import Issued, TestPki, sample_person
+from jpki.testing.pki import Issued, TestPki, sample_person
 from jpki.verify import HashAlgorithm, Purpose, Status, verify_signature
 from jpki.verify.digest import DigestInfo, build_digest_info, parse_digest_info
 from jpki.verify.result import VerificationResult, worst

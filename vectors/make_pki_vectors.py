@@ -3,7 +3,7 @@
 
     python vectors/make_pki_vectors.py [--check]
 
-All of it comes from ``jpki.testpki.TestPki()`` (seed "jpki-test", generation 2023, its default
+All of it comes from ``jpki.testing.pki.TestPki()`` (seed "jpki-test", generation 2023, its default
 "now" 2026-01-01T00:00Z) and ``jpki.sim.create.build_profile()`` (person 0, default PINs), so
 the output is byte-identical on every run (RSA keys derive from the seed; PKCS#1 v1.5
 signatures are deterministic). ``--check`` exits 1 if a committed file differs.
@@ -29,7 +29,7 @@ from cryptography import x509
 
 from jpki.sim.create import build_profile
 from jpki.sim.profile import CardState
-from jpki.testpki import TestPki, sample_person
+from jpki.testing.pki import TestPki, sample_person
 
 HERE = Path(__file__).resolve().parent
 

@@ -8,7 +8,7 @@ from functools import cache
 from _harness import fuzz_main, guarded
 
 from jpki.revocation.ocsp import parse_response
-from jpki.testpki import Issued, TestPki, sample_person
+from jpki.testing.pki import Issued, TestPki, sample_person
 
 NAME = "ocsp"
 

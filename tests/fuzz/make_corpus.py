@@ -17,7 +17,7 @@ from cryptography.x509 import ocsp
 
 from jpki.apdu import CommandApdu, ResponseApdu
 from jpki.sim.layout import VisualImages, text_ap_files, visual_ap_files
-from jpki.testpki import TestPki, sample_person
+from jpki.testing.pki import TestPki, sample_person
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 JPKI_AID = bytes.fromhex("D392F000260100000001")

@@ -9,7 +9,6 @@ from types import FrameType
 import click
 
 from jpki.cli._common import check_seconds, emit, handle_errors, parse_host_port
-from jpki.cli.sim import sim_group
 
 
 @click.command("readers")
@@ -74,8 +73,5 @@ def serve(profile: Path, vpcd: str, retry: float) -> None:
         card.close()
     click.echo(f"stopped after {side.sessions} connection(s)", err=True)
 
-
-# `sim serve` joins the simulator's command group (cli/__init__ imports "sim" before us).
-sim_group.add_command(serve)
 
 commands: list[click.Command] = [readers]

@@ -112,7 +112,7 @@ def _init_options(fn: Any) -> Any:
     fn = click.option("--force", is_flag=True, help="Overwrite an existing profile.")(fn)
     fn = click.option(
         "--person", type=click.IntRange(min=0), default=0, show_default=True,
-        help="Test person index (jpki.testpki.sample_person).",
+        help="Test person index (jpki.testing.pki.sample_person).",
     )(fn)  # fmt: skip
     fn = click.option("--seed", default="jpki-test", show_default=True, help="Test PKI seed.")(fn)
     return click.argument("profile", type=_PROFILE)(fn)
@@ -155,5 +155,10 @@ def reset_cmd(profile: Path, as_json: bool) -> None:
     tries = {k.value: v for k, v in state.tries_left.items()}
     emit({"profile": str(store.path), "tries_left": tries}, as_json, f"reset {store.path}")
 
+
+# `sim serve` lives beside `readers` (both are vpcd plumbing) but belongs to this group.
+from jpki.cli.readers import serve  # noqa: E402
+
+sim_group.add_command(serve)
 
 commands: list[click.Command] = [sim_group]

@@ -1,4 +1,4 @@
-"""Create simulator card profiles from the deterministic test PKI (``jpki.testpki``)."""
+"""Create simulator card profiles from the deterministic test PKI (``jpki.testing.pki``)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def build_profile(
     text_long_form: bool = False,
 ) -> CardProfile:
     """The card a test holder would get from ``TestPki(seed)``; deterministic."""
-    from jpki.testpki import TestPki, sample_person  # the test PKI is only needed here
+    from jpki.testing.pki import TestPki, sample_person  # the test PKI is only needed here
 
     if person < 0:
         raise UsageError("person index must be >= 0")
