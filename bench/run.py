@@ -6,6 +6,8 @@ Runs the sub-benchmarks as subprocesses with ``--json`` (and ``--quick``):
 * ``bench_crl.py`` (revocation engineer): CRL load vs ``openssl crl``, revocation check vs
   pyhanko-certvalidator
 * ``bench_sim.py``: simulator sessions/s vs raw RSA signing with the same key
+* ``bench_cli.py``: ``jpki --version`` vs ``python3 -c pass``; a cold ``jpki revocation check``
+  on a fresh 10^6-entry CRL vs ``openssl crl -inform DER -noout``
 
 A missing or failing sub-benchmark is reported and skipped; the others still run.
 
@@ -91,6 +93,7 @@ BENCHES: tuple[
     # (it takes seconds per validation beyond).
     ("crl", "bench_crl.py", _generic_rows, (600, 3000), ("--sizes", "100000", "1000000")),
     ("sim", "bench_sim.py", _generic_rows, (120, 600), ()),
+    ("cli", "bench_cli.py", _generic_rows, (300, 900), ()),
 )
 
 
@@ -179,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print the JSON result")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
     ap.add_argument("--md", type=Path, default=None, help="also write a Markdown report here")
-    ap.add_argument("--only", nargs="*", default=None, help="run only these (verify, crl, sim)")
+    ap.add_argument("--only", nargs="*", default=None, help="run only these (by name)")
     args = ap.parse_args(argv)
 
     started = time.perf_counter()

@@ -42,7 +42,7 @@ class _LazyGroup(click.Group):
     """
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
-        from jpki.cli._common import make_streams_safe
+        from jpki.cli._console import make_streams_safe
 
         make_streams_safe()
         return super().main(*args, **kwargs)
