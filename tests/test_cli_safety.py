@@ -287,3 +287,12 @@ def test_ctrl_c_exits_130() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_crl_file_fifo_and_dev_zero(hostile_dir: Path) -> None:
+    from jpki.errors import CrlError
+    from jpki.revocation.crl import Crl
+
+    for name, what in (("fifo.pem", "FIFO"), ("zero.pem", "device")):
+        with pytest.raises(CrlError, match=what):
+            Crl.from_file(hostile_dir / name)

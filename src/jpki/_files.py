@@ -13,6 +13,7 @@ import os
 import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 from jpki.errors import UsageError
 
@@ -50,42 +51,46 @@ def is_regular_file(path: str | os.PathLike[str]) -> bool:
         return False
 
 
-def read_regular_file(path: str | os.PathLike[str], *, max_bytes: int = MAX_INPUT_FILE) -> bytes:
-    """The bytes of a regular file of at most ``max_bytes``, else ``InputFileError``.
+def open_regular_file(path: str | os.PathLike[str], *, max_bytes: int = MAX_INPUT_FILE) -> BinaryIO:
+    """A binary file object for a regular file of at most ``max_bytes``, else ``InputFileError``.
 
-    Opened non-blocking (a FIFO does not wait for a writer), checked with ``fstat`` on the
-    open descriptor (no race with a swapped symlink), read to at most ``max_bytes + 1``.
+    Opened non-blocking (a FIFO does not wait for a writer) and checked with ``fstat`` on the
+    open descriptor (no race with a swapped symlink); then switched back to blocking reads.
     """
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    name = os.fsdecode(path)
     try:
         fd = os.open(path, flags)
     except OSError as exc:
-        raise InputFileError(f"cannot read {os.fsdecode(path)}: {exc.strerror or exc}") from None
+        raise InputFileError(f"cannot read {name}: {exc.strerror or exc}") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise InputFileError(f"{os.fsdecode(path)} is {_kind(st.st_mode)}, not a regular file")
+            raise InputFileError(f"{name} is {_kind(st.st_mode)}, not a regular file")
         if st.st_size > max_bytes:
-            raise InputFileError(
-                f"{os.fsdecode(path)} is {st.st_size} bytes, over the limit of {max_bytes}"
-            )
-        if hasattr(os, "set_blocking"):
-            os.set_blocking(fd, True)
-        chunks: list[bytes] = []
-        total = 0
-        while total <= max_bytes:
-            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-        if total > max_bytes:  # grew while we read it
-            raise InputFileError(f"{os.fsdecode(path)} is over the limit of {max_bytes} bytes")
-        return b"".join(chunks)
-    except OSError as exc:
-        raise InputFileError(f"cannot read {os.fsdecode(path)}: {exc.strerror or exc}") from None
-    finally:
+            raise InputFileError(f"{name} is {st.st_size} bytes, over the limit of {max_bytes}")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
         os.close(fd)
+        raise
+
+
+def read_regular_file(path: str | os.PathLike[str], *, max_bytes: int = MAX_INPUT_FILE) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``, else ``InputFileError``.
+
+    See ``open_regular_file``; reads at most ``max_bytes + 1`` (a file growing meanwhile).
+    """
+    with open_regular_file(path, max_bytes=max_bytes) as f:
+        try:
+            data = f.read(max_bytes + 1)
+        except OSError as exc:
+            raise InputFileError(
+                f"cannot read {os.fsdecode(path)}: {exc.strerror or exc}"
+            ) from None
+    if len(data) > max_bytes:
+        raise InputFileError(f"{os.fsdecode(path)} is over the limit of {max_bytes} bytes")
+    return data
 
 
 def scan_directory(

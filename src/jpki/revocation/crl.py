@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.x509.oid import ExtensionOID
 
+from jpki._files import MAX_CRL_FILE, InputFileError, open_regular_file
 from jpki.errors import CrlError
 from jpki.revocation.index import (
     RevocationReason,
@@ -249,9 +250,14 @@ class Crl:
     @classmethod
     def from_file(cls, path: str | Path, *, index: bool = True) -> Crl:
         """DER or PEM file. A big DER file is memory-mapped, not read: its pages are
-        file-backed and dropped from the resident set as the walk passes them."""
+        file-backed and dropped from the resident set as the walk passes them.
+        Only a regular file of at most ``MAX_CRL_FILE`` (a FIFO or ``/dev/zero`` is refused)."""
         try:
-            with open(path, "rb") as f:
+            f = open_regular_file(path, max_bytes=MAX_CRL_FILE)
+        except InputFileError as exc:
+            raise CrlError(str(exc)) from None
+        try:
+            with f:
                 size = os.fstat(f.fileno()).st_size
                 if size < MAP_THRESHOLD or f.read(1) != b"\x30":
                     f.seek(0)
