@@ -296,3 +296,31 @@ def test_crl_file_fifo_and_dev_zero(hostile_dir: Path) -> None:
     for name, what in (("fifo.pem", "FIFO"), ("zero.pem", "device")):
         with pytest.raises(CrlError, match=what):
             Crl.from_file(hostile_dir / name)
+
+
+# --- malformed manifests ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        ('{"cert": "a\\u0000b.pem", "sig": "s.bin"}', "NUL"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ('{"cert": 5, "sig": "s.bin"}', "must be a file path"),
+        ('{"cert": "fifo.pem", "sig": "s.bin"}', "FIFO"),
+        ('{"cert": "zero.pem", "sig": "s.bin"}', "device"),
+        ('{"cert_hex": ["x"], "sig": "s.bin"}', "not valid"),
+        ("{not json", "not JSON"),
+    ],
+    ids=["nul", "deep", "not-a-path", "fifo", "dev-zero", "bad-hex", "not-json"],
+)
+def test_malformed_manifest_exit_2_with_line(hostile_dir: Path, line: str, why: str) -> None:
+    manifest = hostile_dir / "batch.jsonl"
+    # Line 2 holds a U+2028: still one line, as an editor shows it.
+    manifest.write_text("# comment\n# a\u2028b\n" + line + "\n", encoding="utf-8")
+    res = _jpki("verify", "batch", str(manifest), "--json", timeout=60)
+    assert res.returncode == 2, res.stderr
+    err = res.stderr.decode()
+    assert "manifest line 3" in err and why in err, err
+    assert "Traceback" not in err
+    assert json.loads(res.stdout)["error"]["code"] == "usage"

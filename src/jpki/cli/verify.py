@@ -16,6 +16,13 @@ from typing import Any
 
 import click
 
+from jpki._files import (
+    MAX_CERT_FILE,
+    MAX_INPUT_FILE,
+    MAX_MANIFEST_FILE,
+    InputFileError,
+    read_regular_file,
+)
 from jpki.cert import CertKind, JpkiCertificate
 from jpki.cli._common import Exit, emit, handle_errors, parse_time, read_input_file
 from jpki.cli.revocation import load_crl_file
@@ -276,16 +283,17 @@ def _field_bytes(
     """``name`` (a file path, relative to the manifest) or ``name_hex`` / ``name_b64``."""
     if name in entry:
         value = entry[name]
-        if not isinstance(value, str):
+        if not isinstance(value, str) or not value:
             raise UsageError(f"manifest line {line}: {name!r} must be a file path")
+        if "\x00" in value:  # the OS cannot name it; Path would raise a bare ValueError
+            raise UsageError(f"manifest line {line}: {name!r} contains a NUL character")
         path = base / value
         if path not in cache:
             try:
-                cache[path] = path.read_bytes()
-            except OSError as exc:
-                raise UsageError(
-                    f"manifest line {line}: cannot read {path}: {exc.strerror}"
-                ) from None
+                limit = MAX_INPUT_FILE if name == "data" else MAX_CERT_FILE
+                cache[path] = read_regular_file(path, max_bytes=limit)
+            except InputFileError as exc:
+                raise UsageError(f"manifest line {line}: {exc}") from None
         return cache[path]
     for suffix, decode in (("_hex", bytes.fromhex), ("_b64", base64.b64decode)):
         key = name + suffix
@@ -299,7 +307,7 @@ def _field_bytes(
 
 def read_manifest(path: str) -> list[BatchItem]:
     """JSON Lines; see docs/verify.md for the fields."""
-    raw = read_input_file(path)
+    raw = read_input_file(path, max_bytes=MAX_MANIFEST_FILE)
     base = Path(path).parent if path != "-" else Path.cwd()
     cache: dict[Path, bytes] = {}
     certs: dict[bytes, bytes] = {}
@@ -308,13 +316,17 @@ def read_manifest(path: str) -> list[BatchItem]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise UsageError(f"{path} is not UTF-8 JSON Lines") from None
-    for n, line in enumerate(text.splitlines(), 1):
+    # Lines end at "\n" only: str.splitlines would also split at U+2028 or \x1c inside a JSON
+    # string, so the line numbers in errors would not be an editor's.
+    for n, line in enumerate(text.split("\n"), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         try:
             entry = json.loads(line)
         except json.JSONDecodeError as exc:
             raise UsageError(f"manifest line {n}: not JSON ({exc.msg})") from None
+        except RecursionError:  # [[[[… nested deeper than the parser's stack
+            raise UsageError(f"manifest line {n}: JSON nested too deeply") from None
         if not isinstance(entry, dict):
             raise UsageError(f"manifest line {n}: expected a JSON object")
         cert = _field_bytes(entry, "cert", base, cache, n)
