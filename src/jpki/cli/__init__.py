@@ -31,6 +31,8 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "crl": ("revocation", "inspect CRLs"),
     "revocation": ("revocation", "revocation checks, the revocation store, monitoring"),
     "conformance": ("conformance", "run the card conformance suite"),
+    "config": ("config", "show the defaults from JPKI_* variables and the config file"),
+    "completion": ("completion", "print the shell completion script (bash, zsh, fish)"),
 }
 
 

@@ -238,7 +238,11 @@ def card_options(fn: Callable[P, R]) -> Callable[P, R]:
         metavar="HOST:PORT",
         help="Listen for a vpcd card side (phone relay or `jpki sim serve`).",
     )(fn)
-    fn = click.option("--reader", metavar="NAME", help="PC/SC reader name or unique substring.")(fn)
+    fn = click.option(
+        "--reader",
+        metavar="NAME",
+        help="PC/SC reader name or unique substring (default: JPKI_READER or the config file).",
+    )(fn)
     fn = click.option(
         "--sim",
         "sim",
@@ -268,6 +272,14 @@ def open_connection(
 ) -> Connection:
     """Open the one card source the user named."""
     given = [name for name, v in (("--sim", sim), ("--reader", reader), ("--bridge", bridge)) if v]
+    if not given:
+        # JPKI_READER or the configuration file's reader: only when no source is named, so a
+        # configured reader never conflicts with an explicit --sim or --bridge.
+        from jpki.cli._config import setting
+
+        configured = setting("reader")
+        if isinstance(configured, str):
+            reader = configured
     if len(given) > 1:
         raise UsageError(f"give only one of {', '.join(given)}")
     if reader:

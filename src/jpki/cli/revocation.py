@@ -11,7 +11,9 @@ from typing import Any, TypeVar
 import click
 from cryptography import x509
 
+from jpki._files import scan_directory
 from jpki.cert import JpkiCertificate
+from jpki.cli import _config
 from jpki.cli._common import Exit, emit, handle_errors, parse_time, read_input_file
 from jpki.errors import CrlError, UsageError
 from jpki.revocation.crl import Crl
@@ -24,6 +26,10 @@ from jpki.revocation.policy import (
 )
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+
+#: Names of CRL files taken from a --crl-dir directory.
+CRL_SUFFIXES = (".crl", ".der", ".pem")
 
 
 def _issuer_option(help: str, *, required: bool = False) -> Callable[[_F], _F]:
@@ -151,9 +157,22 @@ def _result_text(r: RevocationResult) -> str:
 @click.option(
     "--crl", "crl_paths", multiple=True, metavar="FILE", help="CRL file(s) (full and delta)."
 )
+@click.option(
+    "--crl-dir",
+    "crl_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=_config.default("crl_dir"),
+    metavar="DIR",
+    help="Every *.crl/*.der/*.pem CRL in DIR (default: JPKI_CRL_DIR or the config file).",
+)
 @click.option("--ocsp", "ocsp_url", metavar="URL", help="OCSP responder URL.")
 @click.option(
-    "--store", "store_path", type=click.Path(path_type=Path), metavar="DB", help="Revocation store."
+    "--store",
+    "store_path",
+    type=click.Path(path_type=Path),
+    default=_config.default("store"),
+    metavar="DB",
+    help="Revocation store (default: JPKI_STORE or the config file).",
 )
 @click.option("--at", "at_text", metavar="TIME", help="Validation time (ISO 8601; default now).")
 @click.option("--soft-fail", is_flag=True, help="Treat unknown status as good.")
@@ -174,6 +193,7 @@ def check(
     cert_path: str,
     issuer_paths: tuple[str, ...],
     crl_paths: tuple[str, ...],
+    crl_dir: Path | None,
     ocsp_url: str | None,
     store_path: Path | None,
     at_text: str | None,
@@ -184,8 +204,10 @@ def check(
     as_json: bool,
 ) -> None:
     """Is CERT revoked? Exit 0 good, 1 revoked, 3 unknown, 2 usage or malformed input."""
+    if crl_dir is not None:
+        crl_paths = (*crl_paths, *(str(p) for p in scan_directory(crl_dir, CRL_SUFFIXES)))
     if not crl_paths and not ocsp_url and store_path is None:
-        raise UsageError("give --crl FILE, --ocsp URL or --store DB")
+        raise UsageError("give --crl FILE, --crl-dir DIR, --ocsp URL or --store DB")
     if max_crl_age is not None and not 0 <= max_crl_age <= 1e6:  # also refuses NaN
         raise UsageError("--max-crl-age must be between 0 and 1000000 hours")
     at = parse_time(at_text)

@@ -24,6 +24,7 @@ from jpki._files import (
     read_regular_file,
 )
 from jpki.cert import CertKind, JpkiCertificate
+from jpki.cli import _config
 from jpki.cli._common import Exit, emit, handle_errors, parse_time, read_input_file
 from jpki.cli.revocation import load_crl_file
 from jpki.errors import JpkiError, UsageError
@@ -45,6 +46,8 @@ _EXIT = {
     Status.INVALID: Exit.INVALID,
     Status.INDETERMINATE: Exit.INDETERMINATE,
 }
+#: --trust defaults to JPKI_TRUST or the configuration file's ``trust`` (docs/cli.md).
+_TRUST = _config.default("trust")
 _PURPOSES = click.Choice([p.value for p in Purpose])
 _HASHES = click.Choice([h.value for h in HashAlgorithm], case_sensitive=False)
 
@@ -134,7 +137,7 @@ def verify_group() -> None:
               help="sign: signing certificate needed; login: authentication certificate; "
                    "any: override the key-usage policy (reported).")  # fmt: skip
 @click.option("--at", "at", metavar="TIME", help="Also check the certificate is valid then.")
-@click.option("--trust", "trust", multiple=True, metavar="CA",
+@click.option("--trust", "trust", multiple=True, default=_TRUST, metavar="CA",
               help="Also validate the certificate's chain to these CA certificates (file or "
                    "directory; repeatable). Without it the chain is not checked.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -189,7 +192,7 @@ def signature_cmd(
 @click.option("--content", "content_file", metavar="FILE", help="Content of a detached signature.")
 @click.option("--cert", "cert_files", multiple=True, metavar="FILE",
               help="Certificates not embedded (signer, intermediates); repeatable.")  # fmt: skip
-@click.option("--trust", "trust", multiple=True, metavar="CA",
+@click.option("--trust", "trust", multiple=True, default=_TRUST, metavar="CA",
               help="Trusted CA certificate file or directory; repeatable. Without it only "
                    "the signatures are checked, not the chain.")  # fmt: skip
 @click.option("--at", "at", metavar="TIME", help="Validation time (ISO 8601; default now).")
@@ -229,7 +232,7 @@ def cms_cmd(
 
 @verify_group.command("chain")
 @click.argument("cert_file", metavar="CERT")
-@click.option("--trust", "trust", multiple=True, required=True, metavar="CA",
+@click.option("--trust", "trust", multiple=True, required=True, default=_TRUST, metavar="CA",
               help="Trusted CA certificate file or directory; repeatable.")  # fmt: skip
 @click.option("--intermediate", "intermediates", multiple=True, metavar="FILE",
               help="Untrusted intermediate CA certificates; repeatable.")  # fmt: skip
