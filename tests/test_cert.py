@@ -44,7 +44,7 @@ def test_real_jlis_roots_classify(jlis_roots_dir: Path, filename: str) -> None:
     assert c.is_ca and not c.is_test
     assert c.fingerprint_sha256.hex().startswith(fp_prefix)
     assert c.subject == c.issuer
-    assert c.subject_text.startswith("C=JP, O=JPKI, OU=JPKI for ")
+    assert c.subject_text.endswith(",O=JPKI,C=JP") and ",OU=JPKI for " in c.subject_text
     assert c.key_usage == ("keyCertSign", "cRLSign") and c.key_usage_critical
     assert c.basic_info is None
     assert c.policies == ()
@@ -172,9 +172,10 @@ def test_era_for_date(d: date, era: Era) -> None:
     assert era_for_date(d) is era
 
 
-def test_name_to_text_keeps_certificate_order() -> None:
-    name = x509.Name.from_rfc4514_string("CN=x,O=JPKI,C=JP")
-    assert name_to_text(name) == "C=JP, O=JPKI, CN=x"
+def test_name_to_text_is_rfc4514() -> None:
+    name = x509.Name.from_rfc4514_string("CN=a\\,b,O=JPKI,C=JP")
+    assert name_to_text(name) == "CN=a\\,b,O=JPKI,C=JP"
+    assert x509.Name.from_rfc4514_string(name_to_text(name)) == name  # parses back
 
 
 # --- kind rule edge cases ------------------------------------------------------------------
@@ -325,7 +326,7 @@ def test_openssl_made_certificate(test_pki: TestPki, tmp_path: Path) -> None:
     c = JpkiCertificate.load(_openssl_cert(test_pki, tmp_path))
     assert c.kind is CertKind.SIGNING and c.is_test
     assert c.serial == 0x0123456789 and c.serial_hex == "0123456789"
-    assert c.subject_text == "C=JP, L=Tokyo, L=Chiyoda-ku, CN=OPENSSL0001"
+    assert c.subject_text == "CN=OPENSSL0001,L=Chiyoda-ku,L=Tokyo,C=JP"
     info = c.basic_info
     assert info is not None
     assert info.name == "試験　太郎" and info.name_substitutes == (False,) * 5
@@ -336,7 +337,7 @@ def test_openssl_made_certificate(test_pki: TestPki, tmp_path: Path) -> None:
     assert info.other == {"1.2.392.200149.8.5.5.7": "旧姓", "1.2.392.200149.8.5.5.8": "der:020105"}
     assert [dp.as_dict()["type"] for dp in c.crl_distribution_points] == ["directoryName", "uri"]
     assert c.crl_distribution_points[1].uri == "http://127.0.0.1/crl/chiyoda.crl"
-    assert c.crl_distribution_points[0].text.endswith("CN=Chiyoda-ku CRLDP")
+    assert c.crl_distribution_points[0].text.startswith("CN=Chiyoda-ku CRLDP,")
     assert c.authority_key_id == JpkiCertificate.load(test_pki.sign_ca.der).subject_key_id
     c.certificate.verify_directly_issued_by(test_pki.sign_ca.cert)
 

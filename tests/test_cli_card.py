@@ -80,7 +80,7 @@ def test_status_json(sim_profile: Path) -> None:
     assert data["token_label"] == "JPKIAPICCTOKEN2"
     assert (data["auth_pin_tries_left"], data["sign_pin_tries_left"]) == (3, 5)
     assert data["support_pin_tries_left"] == 3
-    assert "JPKI-TEST" in data["certificates"]["auth-ca"]
+    assert "JPKI-TEST" in data["certificates"]["auth_ca"]
 
 
 def test_no_card_source_is_usage_error() -> None:
@@ -101,7 +101,7 @@ def test_read_cert_and_certs(sim_profile: Path, tmp_path: Path) -> None:
     assert x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER) == profile.sign_cert
     result = run("card", "certs", *sim(sim_profile), "--out", str(tmp_path / "d"), "--json")
     assert result.exit_code == 0, result.output
-    assert sorted(json.loads(result.stdout)["certificates"]) == ["auth", "auth-ca", "sign-ca"]
+    assert sorted(json.loads(result.stdout)["certificates"]) == ["auth", "auth_ca", "sign_ca"]
     assert (tmp_path / "d" / "auth-ca.der").read_bytes() == profile.auth_ca_cert
 
 

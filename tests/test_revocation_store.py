@@ -355,7 +355,7 @@ def test_monitor_lists_an_unreadable_file_as_unknown_and_checks_the_rest(
     [bad] = report.unknown
     assert bad.path.endswith("b.der") and bad.serial is None
     assert "unreadable certificate file" in bad.detail
-    assert bad.to_json()["serial"] is None
+    assert bad.to_json()["serial_hex"] is None
 
 
 # --- CLI --------------------------------------------------------------------------------------

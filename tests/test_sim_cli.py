@@ -28,7 +28,7 @@ def test_init_show_json(tmp_path: Path) -> None:
     assert info["support_pin"] == "5678"
     assert info["auth_pin_tries_left"] == 3 and info["sign_pin_tries_left"] == 5
     assert info["tries_left"]["visual_collation_b"] == 10
-    assert info["person"]["name"] == "見本　花子" and info["person"]["sex"] == 2
+    assert info["person"]["name"] == "見本　花子" and info["person"]["sex"] == "female"
     assert len(info["my_number"]) == 12
     assert set(info["certificates"]) == {"auth", "auth_ca", "sign", "sign_ca"}
     assert "JPKI-TEST" in info["certificates"]["sign_ca"]["subject"]

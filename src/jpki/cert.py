@@ -47,7 +47,6 @@ from cryptography.x509.oid import (
     AuthorityInformationAccessOID,
     ExtendedKeyUsageOID,
     ExtensionOID,
-    NameOID,
 )
 
 from jpki.errors import CertificateError, TlvError
@@ -192,26 +191,21 @@ class DistributionPointName:
         return {"type": "uri", "value": self.text}
 
 
-_SHORT_NAMES = {
-    NameOID.COUNTRY_NAME: "C",
-    NameOID.ORGANIZATION_NAME: "O",
-    NameOID.ORGANIZATIONAL_UNIT_NAME: "OU",
-    NameOID.COMMON_NAME: "CN",
-    NameOID.LOCALITY_NAME: "L",
-    NameOID.STATE_OR_PROVINCE_NAME: "ST",
-    NameOID.SERIAL_NUMBER: "serialNumber",
-    NameOID.EMAIL_ADDRESS: "emailAddress",
-}
+def serial_hex(serial: int) -> str:
+    """The one serial rendering (JSON ``serial_hex``): upper-case hex, an even number of
+    digits; a negative serial (malformed, but seen) keeps a leading '-'."""
+    digits = f"{abs(serial):X}"
+    digits = digits.zfill(len(digits) + len(digits) % 2)
+    return f"-{digits}" if serial < 0 else digits
 
 
 def name_to_text(name: x509.Name) -> str:
-    """``C=JP, O=JPKI, OU=…`` in certificate order (as openssl prints it), not RFC 4514 order."""
-    parts = []
-    for attr in name:
-        key = _SHORT_NAMES.get(attr.oid, attr.oid.dotted_string)
-        value = attr.value if isinstance(attr.value, str) else attr.value.hex()
-        parts.append(f"{key}={value}")
-    return ", ".join(parts)
+    """The one DN rendering of every command and JSON field: RFC 4514 (``CN=…,O=JPKI,C=JP``).
+
+    Most specific first, ``,`` between RDNs, special characters escaped, so the string can
+    be parsed back (``x509.Name.from_rfc4514_string``) and compared.
+    """
+    return name.rfc4514_string()
 
 
 T = TypeVar("T")
@@ -535,10 +529,7 @@ class JpkiCertificate:
     @cached_property
     def serial_hex(self) -> str:
         """Upper-case hex, even number of digits (negative serials keep a leading '-')."""
-        s = self.serial
-        digits = f"{abs(s):X}"
-        digits = digits.zfill(len(digits) + len(digits) % 2)
-        return f"-{digits}" if s < 0 else digits
+        return serial_hex(self.serial)
 
     @cached_property
     @_decoding

@@ -62,6 +62,11 @@ def _subject(der: bytes) -> str:
     return _load_cert(der).subject.rfc4514_string()
 
 
+def _key(slot: CertSlot) -> str:
+    """JSON keys are snake_case in every command (``auth_ca``; the CLI argument is auth-ca)."""
+    return slot.value.replace("-", "_")
+
+
 def _write(path: Path, data: bytes) -> None:
     try:
         path.write_bytes(data)
@@ -101,8 +106,8 @@ def status_cmd(as_json: bool, **kwargs: Any) -> None:
         sign = jpki.pin_status(KeyKind.SIGNING)
         subjects: dict[str, str | None] = {}
         for slot in (CertSlot.AUTH, CertSlot.AUTH_CA, CertSlot.SIGNING_CA):
-            subjects[slot.value] = _subject(jpki.read_certificate(slot))
-        subjects[CertSlot.SIGNING.value] = None  # needs the signing password
+            subjects[_key(slot)] = _subject(jpki.read_certificate(slot))
+        subjects[_key(CertSlot.SIGNING)] = None  # needs the signing password
         support: int | None = None
         with contextlib.suppress(ApduError):
             support = TextAp(proto).pin_status().tries_left
@@ -200,7 +205,7 @@ def certs_cmd(
             der = jpki.read_certificate(slot)
             path = out / f"{slot.value}.{'pem' if pem else 'der'}"
             _write(path, _cert_bytes(der, pem))
-            written[slot.value] = {"path": str(path), "subject": _subject(der)}
+            written[_key(slot)] = {"path": str(path), "subject": _subject(der)}
     emit(
         {"certificates": written},
         as_json,

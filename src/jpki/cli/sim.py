@@ -9,6 +9,7 @@ from typing import Any
 import click
 from cryptography import x509
 
+from jpki.cert import Sex, name_to_text, serial_hex
 from jpki.cli._common import emit, handle_errors
 from jpki.sim.faults import FaultConfig
 from jpki.sim.layout import collation_b, era_yymmdd
@@ -25,9 +26,9 @@ def sim_group() -> None:
 def _cert_summary(der: bytes) -> dict[str, Any]:
     cert = x509.load_der_x509_certificate(der)
     return {
-        "subject": cert.subject.rfc4514_string(),
-        "issuer": cert.issuer.rfc4514_string(),
-        "serial": f"{cert.serial_number:X}",
+        "subject": name_to_text(cert.subject),
+        "issuer": name_to_text(cert.issuer),
+        "serial_hex": serial_hex(cert.serial_number),
         "not_before": cert.not_valid_before_utc.isoformat(),
         "not_after": cert.not_valid_after_utc.isoformat(),
         "sha256": hashlib.sha256(der).hexdigest(),
@@ -55,7 +56,8 @@ def describe(store: ProfileStore) -> dict[str, Any]:
             "name": person.name,
             "address": person.address,
             "birth_date": person.birth_date.isoformat(),
-            "sex": person.sex,
+            "sex": Sex(person.sex).name.lower(),
+            "sex_code": person.sex,
         },
         "visual": {
             "expiry_date": p.expiry_date.isoformat(),

@@ -16,6 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from jpki._files import MAX_CERT_FILE, InputFileError, read_regular_file, scan_directory
+from jpki.cert import serial_hex
 from jpki.errors import CertificateError, UsageError
 from jpki.revocation.index import RevocationReason
 from jpki.revocation.policy import RevocationStatus, issued_by
@@ -53,7 +54,7 @@ class MonitorEvent:
     def to_json(self) -> dict[str, Any]:
         return {
             "path": self.path,
-            "serial": None if self.serial is None else f"{self.serial:x}",
+            "serial_hex": None if self.serial is None else serial_hex(self.serial),
             "subject": self.subject,
             "fingerprint_sha256": self.fingerprint,
             "status": self.status.value,

@@ -163,6 +163,7 @@ async def async_validate_chain(
         # certvalidator would fall back to the system trust store; we never do.
         raise UsageError("no trust anchors given (pass the J-LIS CA certificates explicitly)")
     purp = purpose_of(purpose)
+    intermediates = tuple(intermediates)  # read twice: the context, then the chain's names
     subject = cert.subject_text
     base: dict[str, Any] = {
         "certificate_fingerprint": cert.fingerprint_sha256.hex(),
@@ -208,7 +209,12 @@ async def async_validate_chain(
         raise CertificateError(f"certificate cannot be validated: {exc}") from None
 
     chain_asn1 = list(path.iter_certs(include_root=True))
-    chain = tuple(c.subject.human_friendly for c in chain_asn1)
+    # Every path element is one we were given: render it as RFC 4514 like every other DN.
+    given = {c.der: c for c in (*trust_anchors, *intermediates, cert)}
+    chain = tuple(
+        given[c.dump()].subject_text if c.dump() in given else c.subject.human_friendly
+        for c in chain_asn1
+    )
     reasons = [f"chains to trusted CA {chain[0]} (key id {_key_id(chain_asn1[0])})"]
     status = Status.INVALID if problems else Status.VALID
     reasons += problems + notes
