@@ -530,9 +530,7 @@ class ProfileStore:
         finally:
             os.close(fd)  # closing drops the lock
 
-    def update(
-        self, change: Callable[[CardState], None], *, durable: bool = True
-    ) -> CardState:
+    def update(self, change: Callable[[CardState], None], *, durable: bool = True) -> CardState:
         """Re-read ``state.json``, apply ``change``, write it back, all under the lock."""
         with self.locked():
             state = self.load_state()

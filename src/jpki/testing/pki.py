@@ -652,9 +652,7 @@ class TestPki:
                 "auth", key, subject, start, end, serial or self._serial("auth", label, start)
             )
             .add_extension(_ku(digital_signature=True), critical=True)
-            .add_extension(
-                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
-            )
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
             .add_extension(_policies(AUTH_POLICY_OID, cps=CPS_URI), critical=True)
         )
         builder = self._common_ee(builder, person, "auth", ocsp_url or DEFAULT_AUTH_OCSP_URL)
