@@ -373,8 +373,8 @@ def flat_chain(
         return None
     ku = frozenset(key_usage)
     pol = None if policies is None else frozenset(policies)
-    if pol is not None and not pol:
-        return None
+    if pol is not None and (not pol or _ANY_POLICY in pol):
+        return None  # certvalidator's reading of a required anyPolicy is its own
     key = (facts.fingerprint, anchors.key, ku, pol)
     verdict = cache._verdicts.get(key)
     if verdict is None:
@@ -458,9 +458,7 @@ def _usage_problem(
         return f"the certificate is not valid for the purpose(s) of {names} (KeyUsage)"
     if policies is not None:
         have = leaf.policies
-        if have is None or not (
-            _ANY_POLICY in have or _ANY_POLICY in policies or policies.intersection(have)
-        ):
+        if have is None or not (_ANY_POLICY in have or policies.intersection(have)):
             return "the certificate carries none of the required certificate policies"
     unsupported = sorted(
         oid for oid, critical in exts if critical and oid not in SUPPORTED_CRITICAL
