@@ -41,7 +41,7 @@ def test_show_json_signing(test_pki: TestPki, tmp_path: Path) -> None:
     assert d["basic_info"]["name_substitutes"][0] is True
     assert d["basic_info"]["birth_date"] == "1926-12-25"
     assert d["basic_info"]["birth_era"] == "showa"
-    assert d["crl_distribution_points"][0]["value"].startswith("CN=Sapporo-shi Chuo-ku CRLDP,")
+    assert d["crl_distribution_points"][0]["value"].startswith("CN=Sapporo-shi-Chuo-ku CRLDP,")
 
 
 def test_show_text(test_pki: TestPki, tmp_path: Path) -> None:
@@ -52,7 +52,7 @@ def test_show_text(test_pki: TestPki, tmp_path: Path) -> None:
     assert "Kind:          signing (test)" in out
     assert "𠮷田　試験  (substitute characters at 1:𠮷)" in out
     assert "1926-12-25 (Showa)" in out
-    assert "CRL DP:        dirName: CN=Sapporo-shi Chuo-ku CRLDP," in out
+    assert "CRL DP:        dirName: CN=Sapporo-shi-Chuo-ku CRLDP," in out
 
 
 def test_show_stdin_and_auth(test_pki: TestPki) -> None:
