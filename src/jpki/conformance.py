@@ -44,6 +44,8 @@ UNKNOWN_CLA = 0xA0
 
 
 class CheckStatus(enum.StrEnum):
+    """Outcome of one conformance check."""
+
     PASS = "pass"  # noqa: S105 - a check status, not a password
     FAIL = "fail"
     SKIP = "skip"
@@ -66,6 +68,8 @@ class Exchange:
 
 @dataclass(frozen=True)
 class CheckResult:
+    """One check's name, title, status, detail and the APDUs it exchanged."""
+
     name: str
     title: str
     status: CheckStatus
@@ -84,6 +88,8 @@ class CheckResult:
 
 @dataclass(frozen=True)
 class ConformanceReport:
+    """Every check run against one card (``as_dict`` is the ``--json`` report)."""
+
     atr: bytes
     with_pin: bool
     checks: tuple[CheckResult, ...]

@@ -39,6 +39,7 @@ def validate(value: str) -> str:
 
 
 def is_valid(value: str) -> bool:
+    """True if ``value`` is a 12-digit My Number with a correct check digit."""
     try:
         validate(value)
     except MyNumberError:

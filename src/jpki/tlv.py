@@ -152,6 +152,7 @@ def _is_padding(data: bytes, pos: int) -> bool:
 
 
 def decode_all(data: bytes, *, skip_padding: bool = False) -> list[Tlv]:
+    """Every TLV in ``data`` as a list (see ``iter_tlv``)."""
     return list(iter_tlv(data, skip_padding=skip_padding))
 
 

@@ -42,6 +42,8 @@ class CardSex(enum.IntEnum):
 
 
 class IntegrityStatus(enum.StrEnum):
+    """The card-info integrity verdict: issuer signature and hashes checked."""
+
     VALID = "valid"
     INVALID = "invalid"
     INDETERMINATE = "indeterminate"
@@ -85,6 +87,7 @@ def parse_yyyymmdd(raw: bytes, what: str) -> date:
 
 
 def parse_utf8(raw: bytes, what: str) -> str:
+    """``raw`` as UTF-8 text, or ``ParseError`` naming the field ``what``."""
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -140,6 +143,7 @@ def rsa_sha256_valid(key: rsa.RSAPublicKey, signature: bytes, messages: Iterable
 
 
 def sha256(data: bytes) -> bytes:
+    """SHA-256 digest of ``data``."""
     return hashlib.sha256(data).digest()
 
 

@@ -561,6 +561,7 @@ def effective_entry(hit: RevokedEntry | None) -> RevokedEntry | None:
 
 
 def check_delta_applies(base: Crl, delta: Crl) -> None:
+    """Raise ``CrlError`` unless ``delta`` is a delta CRL that applies to full CRL ``base``."""
     if base.is_delta:
         raise CrlError("the base CRL is itself a delta CRL")
     bn = delta.base_number

@@ -131,6 +131,7 @@ def read_header(buf: bytes | memoryview, pos: int, end: int) -> tuple[int, int, 
 
 
 def expect(buf: bytes | memoryview, pos: int, end: int, tag: int, what: str) -> tuple[int, int]:
+    """The (start, end) of the DER value at ``pos`` if its tag is ``tag``, else ``CrlError``."""
     t, s, e = read_header(buf, pos, end)
     if t != tag:
         raise CrlError(f"{what}: expected tag {tag:02X}, found {t:02X} at offset {pos}")

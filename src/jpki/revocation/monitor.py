@@ -41,6 +41,8 @@ CERT_SUFFIXES = (".pem", ".der", ".cer", ".crt")
 
 @dataclass(frozen=True)
 class MonitorEvent:
+    """One monitored certificate file that is newly revoked or of unknown status."""
+
     path: str
     serial: int | None  # None when the file could not be read as a certificate
     subject: str
@@ -67,6 +69,8 @@ class MonitorEvent:
 
 @dataclass(frozen=True)
 class MonitorReport:
+    """What one ``monitor`` run found (``to_json`` is the ``--json`` output)."""
+
     checked: int
     newly_revoked: tuple[MonitorEvent, ...]
     already_reported: int

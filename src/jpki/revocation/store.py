@@ -174,6 +174,8 @@ def _db_errors(
 
 @dataclass(frozen=True)
 class StoredCrl:
+    """One CRL as the store keeps it: generation, issuer, number, scope and index."""
+
     generation: int
     issuer: bytes
     scope: bytes
@@ -202,6 +204,8 @@ class StoredCrl:
 
 @dataclass(frozen=True)
 class LoadResult:
+    """What ``RevocationStore.load`` made current (``to_json`` for the CLI)."""
+
     generation: int
     issuer: str
     number: int | None

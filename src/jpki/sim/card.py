@@ -56,6 +56,8 @@ class Aid(bytes, enum.Enum):
 
 
 class FileKind(enum.Enum):
+    """What an elementary file on the simulated card holds."""
+
     DATA = "data"
     PIN = "pin"  # VERIFY target
     PRIVATE_KEY = "private_key"  # COMPUTE DIGITAL SIGNATURE target

@@ -27,6 +27,8 @@ _BATCH = 1 << 20
 
 @dataclass(frozen=True)
 class Synthetic:
+    """A synthetic CRL: its DER, the revoked serials and their reason codes."""
+
     der: bytes
     serials: npt.NDArray[np.uint64]  # the revoked serials (all fit in 63 bits)
     reasons: npt.NDArray[np.int16]  # reason code per serial, -1 when the entry has none

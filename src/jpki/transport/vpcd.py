@@ -115,6 +115,7 @@ def read_frame(sock: socket.socket, *, max_payload: int = MAX_PAYLOAD) -> bytes:
 
 
 def write_frame(sock: socket.socket, payload: bytes) -> None:
+    """Send ``payload`` as one vpcd frame (two-byte big-endian length first)."""
     frame = encode_frame(payload)
     try:
         sock.sendall(frame)
@@ -125,6 +126,7 @@ def write_frame(sock: socket.socket, payload: bytes) -> None:
 
 
 def is_loopback(host: str) -> bool:
+    """True if ``host`` names a loopback address (127.0.0.0/8, ::1 or localhost)."""
     if host == "localhost":
         return True
     try:

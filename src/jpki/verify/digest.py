@@ -49,6 +49,7 @@ def hash_algorithm(name: str | HashAlgorithm) -> HashAlgorithm:
 
 
 def digest_of(alg: HashAlgorithm, data: bytes) -> bytes:
+    """The ``alg`` digest of ``data``."""
     return hashlib.new(alg.value, data).digest()
 
 

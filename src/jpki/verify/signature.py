@@ -59,6 +59,7 @@ _KIND_WORDS = {
 
 
 def kind_words(kind: CertKind) -> str:
+    """The certificate kind in words, for reasons ("signing certificate")."""
     return _KIND_WORDS.get(kind, kind.value)
 
 
@@ -139,6 +140,7 @@ def _key_usage_rule(cert: JpkiCertificate, purpose: Purpose) -> tuple[list[str],
 
 
 def validity_problems(cert: JpkiCertificate, at: datetime) -> list[str]:
+    """Reasons ``cert`` is not valid at ``at`` (empty when it is); ``at`` must be aware."""
     if at.tzinfo is None or at.utcoffset() is None:
         raise UsageError("validation time must be timezone-aware")
     if at < cert.not_before:
@@ -149,6 +151,7 @@ def validity_problems(cert: JpkiCertificate, at: datetime) -> list[str]:
 
 
 def rsa_public_key(cert: JpkiCertificate) -> rsa.RSAPublicKey:
+    """The certificate's RSA public key, or ``CertificateError`` for any other key type."""
     key = cert.public_key
     if not isinstance(key, rsa.RSAPublicKey):
         raise CertificateError(
@@ -200,6 +203,7 @@ def _explain_mismatch(recovered: bytes, expected: bytes) -> str:
 def expected_digest_info(
     *, data: bytes | None, digest: bytes | None, hash_alg: HashAlgorithm
 ) -> bytes:
+    """The DigestInfo a signature over ``data`` (or of ``digest``) must carry; exactly one given."""
     if (data is None) == (digest is None):
         raise UsageError("give exactly one of data or digest")
     if digest is not None:
@@ -213,6 +217,7 @@ def expected_digest_info(
 
 
 def as_certificate(cert: JpkiCertificate | x509.Certificate | bytes) -> JpkiCertificate:
+    """``cert`` as a ``JpkiCertificate`` (DER/PEM bytes are parsed)."""
     if isinstance(cert, JpkiCertificate):
         return cert
     if isinstance(cert, x509.Certificate):
