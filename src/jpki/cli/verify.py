@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -372,19 +373,27 @@ def read_manifest(path: str) -> list[BatchItem]:
 @click.argument("manifest", metavar="MANIFEST.jsonl")
 @click.option("--workers", type=click.IntRange(1, 256), default=None,
               help="Processes to use (default: all cores for large batches).")  # fmt: skip
+@click.option("--executor", "executor_url", metavar="dask://HOST:PORT",
+              help="Run on this Dask scheduler instead of local processes.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @handle_errors
-def batch_cmd(manifest: str, workers: int | None, as_json: bool) -> None:
+def batch_cmd(manifest: str, workers: int | None, executor_url: str | None, as_json: bool) -> None:
     """Verify many signatures listed in a JSON Lines manifest (results in input order)."""
     items = read_manifest(manifest)
     if not items:
         # Zero signatures checked is no evidence: never report that as "valid".
         raise UsageError(f"{manifest}: the manifest lists no signatures")
-    if sys.stdout.isatty() and not as_json and items:
-        with click.progressbar(length=len(items), label="verifying") as bar:
-            results = verify_batch(items, workers=workers, progress=bar.update)
-    else:
-        results = verify_batch(items, workers=workers)
+    with contextlib.ExitStack() as stack:
+        executor = None
+        if executor_url is not None:
+            from jpki.verify.dask import dask_executor
+
+            executor = stack.enter_context(dask_executor(executor_url))
+        if sys.stdout.isatty() and not as_json and items:
+            with click.progressbar(length=len(items), label="verifying") as bar:
+                results = verify_batch(items, executor, workers=workers, progress=bar.update)
+        else:
+            results = verify_batch(items, executor, workers=workers)
     counts = {s: sum(1 for r in results if r.status is s) for s in Status}
     overall = worst(r.status for r in results)
     summary = (
