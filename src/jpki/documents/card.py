@@ -48,7 +48,7 @@ class CardSigner(Signer):
         cert = asn1_x509.Certificate.load(certificate)
         self._ap = ap
         self._key_bytes = (cert.public_key.bit_size + 7) // 8
-        registry = SimpleCertificateStore.from_certs(
+        registry = SimpleCertificateStore.from_certs(  # type: ignore[no-untyped-call]
             [asn1_x509.Certificate.load(c) for c in ca_certificates]
         )
         super().__init__(

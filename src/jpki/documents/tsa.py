@@ -50,10 +50,14 @@ except ImportError:  # pragma: no cover - pyHanko requires it
     pass
 
 
+# ValueError: a reply asn1crypto cannot parse (after signing, pyHanko's own checks apply).
+_PROBE_ERRORS: tuple[type[BaseException], ...] = (*TSA_ERRORS, ValueError)
+
+
 def probe_tsa(stamper: HTTPTimeStamper, url: str) -> None:
     """Ask for one token over a random digest; ``TimestampError`` if the TSA cannot give one."""
     digest = hashlib.sha256(os.urandom(32)).digest()
     try:
         asyncio.run(stamper.async_timestamp(digest, "sha256"))
-    except (*TSA_ERRORS, ValueError) as exc:  # ValueError: a reply asn1crypto cannot parse
+    except _PROBE_ERRORS as exc:
         raise tsa_failure(url, exc) from None
