@@ -22,7 +22,7 @@ TSA_POLICY = "1.2.392.200149.8.5.99.1"  # a test policy OID under the JPKI arc, 
 
 
 def issue_tsa(pki: TestPki, *, eku_critical: bool = True) -> Issued:
-    """A TSA certificate from the test signing CA: KU digitalSignature, critical EKU timeStamping."""
+    """A TSA certificate from the test signing CA: digitalSignature, critical timeStamping EKU."""
     key = pki.key("tsa")
     now = datetime.now(UTC)
     ca = pki.sign_ca
@@ -84,6 +84,8 @@ class TestTsa:
         self.url = url
         self.cert = cert
         self.requests = 0
+        #: Answer HTTP 503 from this request number on (1-based); None: always answer.
+        self.fail_from: int | None = None
 
 
 @contextmanager
@@ -110,6 +112,12 @@ def openssl_tsa(pki: TestPki, *, cert: Issued | None = None) -> Iterator[TestTsa
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                tsa = state["tsa"]
+                if tsa.fail_from is not None and tsa.requests + 1 >= tsa.fail_from:
+                    tsa.requests += 1
+                    self.send_response(503)
+                    self.end_headers()
+                    return
                 with lock:  # openssl updates the serial file: one reply at a time
                     query = d / "q.tsq"
                     query.write_bytes(body)

@@ -420,3 +420,5 @@ def batch_cmd(manifest: str, workers: int | None, as_json: bool) -> None:
 
 
 commands: list[click.Command] = [verify_group]
+
+from jpki.cli import verify_pdf as _verify_pdf  # noqa: E402, F401  (verify pdf)
