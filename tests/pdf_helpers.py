@@ -9,8 +9,8 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
 
 
-def minimal_pdf(text: str = "JPKI test document") -> bytes:
-    """A one-page PDF with a line of text (Helvetica)."""
+def minimal_pdf(text: str = "JPKI test document", *, text_field: str | None = None) -> bytes:
+    """A one-page PDF with a line of text (Helvetica), optionally an empty text form field."""
     w = PdfFileWriter()
     font = generic.DictionaryObject(
         {
@@ -33,7 +33,41 @@ def minimal_pdf(text: str = "JPKI test document") -> bytes:
         media_box=generic.ArrayObject([generic.NumberObject(n) for n in (0, 0, 595, 842)]),
         resources=resources,
     )
-    w.insert_page(page)
+    page_ref = w.insert_page(page)
+    if text_field is not None:
+        n = generic.NameObject
+        tx = generic.DictionaryObject(
+            {
+                n("/FT"): n("/Tx"),
+                n("/T"): generic.TextStringObject(text_field),
+                n("/V"): generic.TextStringObject(""),
+                n("/Type"): n("/Annot"),
+                n("/Subtype"): n("/Widget"),
+                n("/Rect"): generic.ArrayObject(
+                    [generic.NumberObject(x) for x in (72, 600, 272, 620)]
+                ),
+                n("/P"): page_ref,
+            }
+        )
+        tx_ref = w.add_object(tx)
+        page[n("/Annots")] = generic.ArrayObject([tx_ref])
+        w.root[n("/AcroForm")] = generic.DictionaryObject(
+            {n("/Fields"): generic.ArrayObject([tx_ref])}
+        )
+    out = io.BytesIO()
+    w.write(out)
+    return out.getvalue()
+
+
+def fill_text_field(pdf: bytes, value: str) -> bytes:
+    """An unsigned incremental update that fills the first text field (form filling)."""
+    w = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    for ref in w.root["/AcroForm"]["/Fields"]:
+        field = ref.get_object()
+        if field.get("/FT") == "/Tx":
+            field[generic.NameObject("/V")] = generic.TextStringObject(value)
+            w.update_container(field)
+            break
     out = io.BytesIO()
     w.write(out)
     return out.getvalue()

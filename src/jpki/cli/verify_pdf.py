@@ -13,8 +13,8 @@ from typing import Any
 import click
 
 from jpki.cert import JpkiCertificate
-from jpki.cli._common import Exit, emit, handle_errors, read_input_file
-from jpki.cli.verify import parse_time, verify_group
+from jpki.cli._common import Exit, emit, handle_errors, parse_time, read_input_file
+from jpki.cli.verify import verify_group
 from jpki.errors import UsageError
 
 _EXIT = {"valid": Exit.OK, "invalid": Exit.INVALID, "indeterminate": Exit.INDETERMINATE}

@@ -15,7 +15,6 @@ from typing import Literal
 from asn1crypto import crl as asn1_crl
 from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.sign import fields
 from pyhanko.sign.signers import PdfSignatureMetadata, PdfSigner
 from pyhanko_certvalidator import ValidationContext
@@ -34,7 +33,9 @@ from jpki.documents.tsa import (
 from jpki.errors import DocumentError, UsageError
 
 SubFilter = Literal["pades", "pkcs7"]
-_PDF_ERRORS = (PdfError, ValueError, TypeError, KeyError, IndexError, AttributeError, OSError)
+# pyHanko's reader lets many kinds escape on a damaged file (asserts, zlib.error, ...): at
+# this boundary every one of them means "this input is bad", never a traceback.
+_PDF_ERRORS = (Exception,)
 
 
 def _open(pdf: bytes) -> IncrementalPdfFileWriter:

@@ -27,7 +27,12 @@ from asn1crypto import cms as asn1_cms
 
 from jpki.cert import CertKind, JpkiCertificate
 from jpki.errors import DocumentError, JpkiError, UsageError
-from jpki.revocation.policy import RevocationPolicy, RevocationResult, RevocationStatus
+from jpki.revocation.policy import (
+    RevocationPolicy,
+    RevocationReason,
+    RevocationResult,
+    RevocationStatus,
+)
 from jpki.verify.cms import parse_signed_data, verify_cms
 from jpki.verify.path import RevocationCheck, RevocationOutcome
 from jpki.verify.result import Status, TimestampInfo, VerificationResult, worst
@@ -35,9 +40,11 @@ from jpki.verify.timestamp import signature_timestamp_tokens, verify_timestamp_t
 
 _SIG_SUBFILTERS = ("/adbe.pkcs7.detached", "/ETSI.CAdES.detached")
 _DOC_TS_SUBFILTER = "/ETSI.RFC3161"
-_PDF_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OSError)
+# pyHanko's reader lets many kinds escape on a damaged file (asserts, zlib.error, ...): at
+# this boundary every one of them means "this input is bad", never a traceback.
+_PDF_ERRORS = (Exception,)
 # Reasons a revocation reaches back before its date: the key may have been misused earlier.
-_BACKDATING = ("key_compromise", "ca_compromise")
+_BACKDATING = (RevocationReason.KEY_COMPROMISE, RevocationReason.CA_COMPROMISE)
 
 
 @dataclass(frozen=True)
@@ -149,7 +156,7 @@ def _checker(sources: RevocationSources, signing_time: datetime, now: datetime) 
             res.status is RevocationStatus.REVOKED
             and res.revoked_at is not None
             and res.revoked_at > signing_time
-            and (res.reason is None or res.reason.value not in _BACKDATING)
+            and res.reason not in _BACKDATING
         ):
             return RevocationResult(
                 RevocationStatus.GOOD,
