@@ -85,6 +85,9 @@ class Env:
             next_update=NOW + timedelta(days=1),
             extensions=[x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key())],
         ).der
+        from pdf_helpers import minimal_pdf
+
+        files["unsigned.pdf"] = minimal_pdf()
         for name, data in files.items():
             (d / name).write_bytes(data)
         (d / "batch.jsonl").write_text(
@@ -147,6 +150,35 @@ def _cases(e: Env) -> dict[str, Callable[[], Any]]:
             ["card", "sign", "auth", *sim, "--in", e.p("doc.txt"), "--pin-env", "PIN"], **pin
         ),
         # The integrity verdict may be any of valid/invalid/unreadable: the shape is the same.
+        "card sign-cms": lambda: e.run(
+            [
+                "card",
+                "sign-cms",
+                "sign",
+                *sim,
+                "--in",
+                e.p("doc.txt"),
+                "--out",
+                e.p("o.p7s"),
+                "--pin-env",
+                "SPIN",
+            ],
+            **pin,
+        ),
+        "card sign-pdf": lambda: e.run(
+            [
+                "card",
+                "sign-pdf",
+                *sim,
+                "--in",
+                e.p("unsigned.pdf"),
+                "--out",
+                e.p("o.pdf"),
+                "--pin-env",
+                "SPIN",
+            ],
+            **pin,
+        ),
         "card info": lambda: e.run(
             ["card", "info", *sim, "--pin-env", "SUPPORT"], codes=(0, 1, 3), **pin
         ),
@@ -190,6 +222,8 @@ def _cases(e: Env) -> dict[str, Callable[[], Any]]:
             ["verify", "chain", e.p("leaf.pem"), "--trust", e.p("ca.pem"), *at]
         ),
         "verify batch": lambda: e.run(["verify", "batch", e.p("batch.jsonl")]),
+        # An unsigned PDF (invalid): the signed cases are in test_documents_verify.py.
+        "verify pdf": lambda: e.run(["verify", "pdf", e.p("unsigned.pdf")], codes=(1,)),
         "crl info": lambda: e.run(["crl", "info", e.p("sign.crl"), "--issuer", e.p("ca.pem"), *at]),
         "revocation check": lambda: e.run(
             [
@@ -244,8 +278,10 @@ def _keys(value: Any, where: str = "$") -> Iterator[tuple[str, str]]:
     sorted(
         [
             "smoke", "conformance", "readers", "card status", "card certs", "card verify-pin",
+            "card sign-cms", "card sign-pdf",
             "card sign", "card info", "card surface", "sim init", "sim show", "sim reset",
             "cert show", "verify signature", "verify cms", "verify chain", "verify batch",
+            "verify pdf",
             "crl info", "revocation check", "revocation store load", "revocation monitor",
             "config show", "error",
         ]

@@ -198,6 +198,9 @@ def signature_cmd(
                    "the signatures are checked, not the chain.")  # fmt: skip
 @click.option("--at", "at", metavar="TIME", help="Validation time (ISO 8601; default now).")
 @click.option("--purpose", type=_PURPOSES, default="sign", show_default=True)
+@click.option("--tsa-trust", "tsa_trust", multiple=True, metavar="CA",
+              help="Trusted CA of timestamp authorities (signature timestamps); "
+                   "repeatable. Without it a timestamp is reported, not proven.")  # fmt: skip
 @revocation_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @handle_errors
@@ -208,6 +211,7 @@ def cms_cmd(
     trust: tuple[str, ...],
     at: str | None,
     purpose: str,
+    tsa_trust: tuple[str, ...],
     crl_files: tuple[str, ...],
     ocsp_url: str | None,
     soft_fail: bool,
@@ -227,6 +231,7 @@ def cms_cmd(
         purpose=purpose,
         revocation=revocation,
         soft_fail=soft_fail,
+        timestamp_trust=_anchors(tsa_trust) or None,
     )
     _finish(result, as_json)
 
@@ -422,3 +427,5 @@ def batch_cmd(manifest: str, workers: int | None, executor_url: str | None, as_j
 
 
 commands: list[click.Command] = [verify_group]
+
+from jpki.cli import verify_pdf as _verify_pdf  # noqa: E402, F401  (verify pdf)
