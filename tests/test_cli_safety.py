@@ -324,3 +324,26 @@ def test_malformed_manifest_exit_2_with_line(hostile_dir: Path, line: str, why: 
     assert "manifest line 3" in err and why in err, err
     assert "Traceback" not in err
     assert json.loads(res.stdout)["error"]["code"] == "usage"
+
+
+def test_sim_serve_ctrl_c_exits_130_after_a_clean_stop(tmp_path: Path) -> None:
+    profile = tmp_path / "card"
+    assert _jpki("sim", "init", str(profile)).returncode == 0
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jpki", "sim", "serve", str(profile), "--vpcd", "127.0.0.1:9"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(),
+    )
+    assert proc.stderr is not None
+    try:
+        line = proc.stderr.readline()
+        assert b"serving" in line, line
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 130
+        assert b"stopped after 0 connection" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 from pathlib import Path
 from types import FrameType
 
@@ -30,9 +31,13 @@ def readers(as_json: bool) -> None:
     emit({"readers": [i.to_json() for i in infos]}, as_json, text)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM: a requested stop (exit 0), unlike Ctrl-C (exit 130, as every command)."""
+
+
 def _interrupt_on_term(signum: int, frame: FrameType | None) -> None:
     # `kill PID` should end the server as cleanly as Ctrl-C (the card state is saved on close).
-    raise KeyboardInterrupt
+    raise _Terminated
 
 
 @click.command("serve")
@@ -64,14 +69,18 @@ def serve(profile: Path, vpcd: str, retry: float) -> None:
     side = VpcdCardSide(card, host, port, retry_interval=retry)
     click.echo(f"serving {profile} to vpcd {host}:{port}; Ctrl-C to stop", err=True)
     previous = signal.signal(signal.SIGTERM, _interrupt_on_term)
+    interrupted = False
     try:
         side.serve_forever()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        interrupted = not isinstance(exc, _Terminated)
         side.stop()
     finally:
         signal.signal(signal.SIGTERM, previous)
         card.close()
     click.echo(f"stopped after {side.sessions} connection(s)", err=True)
+    if interrupted:
+        sys.exit(130)  # Ctrl-C: 128 + SIGINT, after the card state was saved
 
 
 commands: list[click.Command] = [readers]
