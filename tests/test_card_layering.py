@@ -21,6 +21,7 @@ CORE = {
     "jpki.digestinfo",
     "jpki.mynumber",
     "jpki._files",
+    "jpki.checks",
 }
 # Third-party libraries the core and the card client may not pull in (the edge imports them).
 TRANSPORT_LIBS = {"smartcard"}

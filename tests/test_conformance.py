@@ -474,3 +474,22 @@ def test_issued_by_unknown_signature_algorithm_is_a_reason(test_pki: TestPki) ->
     ca = JpkiCertificate.load(test_pki.sign_ca.der)
     assert _issued_by(odd, ca) == "not an RSA PKCS#1 v1.5 signature"
     assert _issued_by(JpkiCertificate.load(leaf.der), ca) is None
+
+
+def test_conformance_and_smoke_share_one_check_runner() -> None:
+    import inspect
+
+    import jpki.cli.smoke as smoke
+    import jpki.conformance as conformance
+    from jpki.checks import CheckFailed, CheckStatus, run_check
+
+    assert "run_check(" in inspect.getsource(conformance._Suite.run)
+    assert "run_check(" in inspect.getsource(smoke.Session.run)
+    assert conformance.CheckStatus is CheckStatus
+    assert issubclass(conformance._Fail, CheckFailed) and issubclass(smoke._Failed, CheckFailed)
+
+    def boom() -> str:
+        raise CheckFailed("seen 6A82")
+
+    assert run_check(boom).status is CheckStatus.FAIL and run_check(boom).detail == "seen 6A82"
+    assert run_check(lambda: "ok").status is CheckStatus.PASS

@@ -12,7 +12,6 @@ left, exactly one VERIFY is sent per PIN, and a wrong PIN ends the PIN checks.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -27,6 +26,8 @@ from jpki.card.constants import CONTACT_ATR, TOKEN_LABELS, Aid, JpkiFile, TextFi
 from jpki.card.jpki_ap import CertSlot, JpkiAp, KeyKind
 from jpki.card.protocol import CardProtocol
 from jpki.cert import CertKind, JpkiCertificate
+from jpki.checks import CheckFailed, CheckSkipped, run_check
+from jpki.checks import CheckStatus as CheckStatus
 from jpki.digestinfo import digest_info_for
 from jpki.errors import CardError, JpkiError, TlvError, TransportError
 from jpki.secret import Secret
@@ -41,14 +42,6 @@ UNKNOWN_FID = 0x0FFF
 #: classes the card uses.
 UNKNOWN_INS = 0x5A
 UNKNOWN_CLA = 0xA0
-
-
-class CheckStatus(enum.StrEnum):
-    """Outcome of one conformance check."""
-
-    PASS = "pass"  # noqa: S105 - a check status, not a password
-    FAIL = "fail"
-    SKIP = "skip"
 
 
 @dataclass(frozen=True)
@@ -173,11 +166,11 @@ class RecordingConnection(Connection):
 # --- the suite -------------------------------------------------------------------------------
 
 
-class _Fail(Exception):
+class _Fail(CheckFailed):
     """A check's verdict: failed, with a reason."""
 
 
-class _Skip(Exception):
+class _Skip(CheckSkipped):
     """A check's verdict: not applicable here, with a reason."""
 
 
@@ -209,18 +202,12 @@ class _Suite:
             self.results.append(result)
             return result
         start = len(self.conn.log)
-        try:
-            status, detail = CheckStatus.PASS, fn()
-        except _Fail as exc:
-            status, detail = CheckStatus.FAIL, str(exc)
-        except _Skip as exc:
-            status, detail = CheckStatus.SKIP, str(exc)
-        except TransportError as exc:
-            status, detail = CheckStatus.FAIL, f"transport error: {exc}"
-            self.aborted = str(exc)
-        except JpkiError as exc:
-            status, detail = CheckStatus.FAIL, f"{type(exc).__name__}: {exc}"
-        result = CheckResult(name, title, status, detail, tuple(self.conn.log[start:]))
+        outcome = run_check(fn)
+        if outcome.card_gone is not None:
+            self.aborted = outcome.card_gone
+        result = CheckResult(
+            name, title, outcome.status, outcome.detail, tuple(self.conn.log[start:])
+        )
         self.results.append(result)
         return result
 
