@@ -10,7 +10,8 @@ import click
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from jpki.cert import Sex, name_to_text, serial_hex
+from jpki.card.text_ap import CardSex
+from jpki.cert import name_to_text, serial_hex
 from jpki.cli._common import emit, handle_errors
 from jpki.sim.faults import FaultConfig
 from jpki.sim.layout import collation_b, era_yymmdd, key_id_text
@@ -59,7 +60,8 @@ def describe(store: ProfileStore) -> dict[str, Any]:
             "name": person.name,
             "address": person.address,
             "birth_date": person.birth_date.isoformat(),
-            "sex": Sex(person.sex).name.lower(),
+            # The card coding (JIS X 0303), named as `card info --json` names it.
+            "sex": CardSex(person.sex).name.lower() if person.sex in set(CardSex) else "unknown",
             "sex_code": person.sex,
         },
         "visual": {
