@@ -489,3 +489,21 @@ def test_revocation_from_the_store_at_signing_time(
     ok = CliRunner().invoke(main, [*base, "--tsa-trust", str(ca)])
     assert ok.exit_code == 0, ok.output
     assert CliRunner().invoke(main, base).exit_code == 1
+
+
+def test_document_timestamp_after_the_signature(
+    signed: bytes, tsa: TestTsa, anchors: list[JpkiCertificate]
+) -> None:
+    from pyhanko.sign.signers import PdfTimeStamper
+    from pyhanko.sign.timestamps import HTTPTimeStamper
+
+    w = IncrementalPdfFileWriter(io.BytesIO(signed))
+    out = PdfTimeStamper(HTTPTimeStamper(tsa.url)).timestamp_pdf(w, "sha256")
+    stamped = out.getvalue()
+    r = verify_pdf(stamped, trust_anchors=anchors, timestamp_trust=anchors)
+    assert r.status is Status.VALID, r.to_dict()
+    kinds = [(s.kind, s.status) for s in r.signatures]
+    assert kinds == [("signature", Status.VALID), ("document timestamp", Status.VALID)]
+    assert r.signatures[1].signing_time_proven
+    # Untrusted TSA: the document timestamp proves nothing, and the document is not valid.
+    assert verify_pdf(stamped, trust_anchors=anchors).status is Status.INDETERMINATE
