@@ -137,28 +137,66 @@ def env() -> dict[str, str]:
     return e
 
 
-@contextlib.contextmanager
-def process_service(
+def spawn_service(
     db: str, trust: list[str], *extra: str, log: Path | None = None
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`jpki serve` as a subprocess (its own process group): (base URL, process)."""
+) -> tuple[str, subprocess.Popen[bytes]]:
+    """Start `jpki serve` as a subprocess in its own process group (not yet ready)."""
     port = free_port()
     args = [f"--db={db}", *(f"--trust={t}" for t in trust), f"--port={port}", *extra]
-    out = log.open("ab") if log else subprocess.DEVNULL
+    out = log.open("ab") if log else None
     proc = subprocess.Popen(
-        serve_cmd(*args), env=env(), stdout=out, stderr=out, start_new_session=True
+        serve_cmd(*args),
+        env=env(),
+        stdout=out or subprocess.DEVNULL,
+        stderr=out or subprocess.DEVNULL,
+        start_new_session=True,
     )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(base, lambda: proc.poll() is None)
-        yield base, proc
-    finally:
-        if proc.poll() is None:
+    if out:
+        out.close()
+    return f"http://127.0.0.1:{port}", proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        if log and hasattr(out, "close"):
-            out.close()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    # The pool's workers share the group; a SIGKILLed parent leaves them to us.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def process_services(
+    db: str, trust: list[str], extras: list[list[str]], log: Path | None = None
+) -> Iterator[list[tuple[str, subprocess.Popen[bytes]]]]:
+    """Several `jpki serve` processes started together, ready when yielded."""
+    started = [spawn_service(db, trust, *x, log=log) for x in extras]
+    try:
+        for base, proc in started:
+            wait_ready(base, lambda p=proc: p.poll() is None)  # type: ignore[misc]
+        yield started
+    finally:
+        for _base, proc in started:
+            stop(proc)
+
+
+def pool_workers(pid: int) -> list[int]:
+    """PIDs of the process-pool workers (spawned children) of service process ``pid``."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            cmd = (d / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid and b"spawn_main" in cmd:
+            out.append(int(d.name))
+    return out

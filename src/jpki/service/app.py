@@ -39,7 +39,7 @@ from jpki.errors import ChallengeError, JpkiError
 from jpki.service import adapter, audit, jobs, state
 from jpki.service.audit import b64
 from jpki.service.crlwatch import CrlWatcher
-from jpki.service.db import Database, Tx
+from jpki.service.db import Database, ServiceDbError, Tx
 from jpki.service.metrics import Metrics
 from jpki.service.page import LOGIN_PAGE, qr_svg
 
@@ -477,6 +477,13 @@ def create_app(config: ServiceConfig) -> FastAPI:
             for e in exc.errors()
         ]
         return JSONResponse({"error": "bad request", "reasons": reasons}, status_code=400)
+
+    @app.exception_handler(ServiceDbError)
+    async def _db_down(request: Request, exc: ServiceDbError) -> JSONResponse:
+        log.error("%s", exc)
+        return JSONResponse(
+            {"error": "the service database is unavailable; nothing was decided"}, status_code=503
+        )
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:

@@ -104,7 +104,8 @@ class Database:
 
     def _init_schema(self) -> None:
         blob = "BYTEA" if self.is_postgres else "BLOB"
-        with self.transaction() as tx:
+        # Exclusive: PostgreSQL's CREATE TABLE IF NOT EXISTS races between fleet members.
+        with self.transaction(exclusive=True) as tx:
             for stmt in _SCHEMA:
                 tx.execute(stmt.format(blob=blob))
 

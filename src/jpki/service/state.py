@@ -34,7 +34,7 @@ def consume_challenge(db: Database, cid: str, origin: str | None = None) -> byte
         # The origin binds a challenge to the API key (or the page) it was issued for.
         row = tx.execute(
             "UPDATE svc_challenge SET used = 1 WHERE id = ? AND used = 0 AND expires_at > ? "
-            "AND (? IS NULL OR origin = ?) RETURNING nonce",
+            "AND (CAST(? AS TEXT) IS NULL OR origin = ?) RETURNING nonce",
             (cid, now, origin, origin),
         ).fetchone()
         if row is not None:
