@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from jpki._files import MAX_CRL_FILE, read_regular_file, scan_directory
 from jpki.errors import JpkiError
 from jpki.service import adapter, state
 from jpki.service.db import Database
@@ -45,11 +46,9 @@ class SyncResult:
 def load_file(db: Database, path: Path, anchors: Sequence[bytes]) -> SyncResult:
     """Verify one CRL file and make it current (no-op if it already is)."""
     try:
-        der = path.read_bytes()
+        der = read_regular_file(path, max_bytes=MAX_CRL_FILE)
         meta = adapter.crl_meta(der, anchors)
         changed, previous = state.store_crl(db, meta, adapter.crl_der(der))
-    except OSError as exc:
-        return SyncResult(str(path), False, error=f"cannot read: {exc.strerror or exc}")
     except JpkiError as exc:
         return SyncResult(str(path), False, error=str(exc))
     return SyncResult(str(path), changed, meta.number, previous, meta.issuer)
@@ -57,13 +56,7 @@ def load_file(db: Database, path: Path, anchors: Sequence[bytes]) -> SyncResult:
 
 def sync_dir(db: Database, directory: Path, anchors: Sequence[bytes]) -> list[SyncResult]:
     """Load every CRL file in ``directory`` (sorted by name)."""
-    if not directory.is_dir():
-        raise JpkiError(f"CRL directory {directory} does not exist")
-    return [
-        load_file(db, p, anchors)
-        for p in sorted(directory.iterdir())
-        if p.is_file() and p.suffix.lower() in SUFFIXES
-    ]
+    return [load_file(db, p, anchors) for p in scan_directory(directory, SUFFIXES)]
 
 
 class CrlWatcher:
@@ -72,16 +65,23 @@ class CrlWatcher:
     def __init__(self, db: Database, directory: Path, anchors: Sequence[bytes]) -> None:
         self.db, self.directory, self.anchors = db, directory, anchors
         self._seen: dict[Path, tuple[int, int]] = {}
+        self._warned: set[str] = set()
+
+    def _warn_once(self, message: str) -> None:
+        # A planted FIFO would otherwise log on every scan.
+        if message not in self._warned:
+            self._warned.add(message)
+            log.warning("%s", message)
 
     def scan(self) -> bool:
         """One pass; True if some CRL became current."""
         changed = False
         try:
-            files = [p for p in self.directory.iterdir() if p.suffix.lower() in SUFFIXES]
-        except OSError as exc:
-            log.warning("CRL directory %s: %s", self.directory, exc.strerror or exc)
+            files = scan_directory(self.directory, SUFFIXES, warn=self._warn_once)
+        except JpkiError as exc:
+            log.warning("%s", exc)
             return False
-        for p in sorted(files):
+        for p in files:
             try:
                 st = p.stat()
             except OSError:

@@ -6,6 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from jpki._files import MAX_CERT_FILE, read_regular_file
 from jpki.cert import JpkiCertificate
 from jpki.errors import UsageError
 
@@ -23,12 +24,7 @@ def resolve_anchors(names: Sequence[str]) -> tuple[bytes, ...]:
 
             out += [c.der for c in jlis_roots("any")]
             continue
-        path = Path(name)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise UsageError(f"cannot read trust anchor {name}: {exc.strerror or exc}") from None
-        out.append(JpkiCertificate.load(data).der)
+        out.append(JpkiCertificate.load(read_regular_file(name, max_bytes=MAX_CERT_FILE)).der)
     seen: dict[bytes, None] = dict.fromkeys(out)
     return tuple(seen)
 
