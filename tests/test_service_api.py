@@ -19,6 +19,8 @@ import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from jpki.cli import main
 from jpki.service.app import ServiceConfig
@@ -184,6 +186,27 @@ def test_malformed_bodies_never_500(svc: Svc) -> None:
     junk = {"cms": b64(b"\x30\x80junk")}
     r = httpx.post(svc.base + "/v1/signatures", headers=svc.h, json=junk)
     assert r.status_code == 400 and r.json()["error"]
+
+
+_TEXT = st.text(max_size=40) | st.sampled_from(["", "AA==", "-----BEGIN CERTIFICATE-----"])
+_VALUE = _TEXT | st.integers() | st.none() | st.lists(_TEXT, max_size=3) | st.booleans()
+_FIELDS = st.sampled_from(
+    ["certificate", "signature", "data", "digest", "hash", "purpose", "cms", "content",
+     "challenge_id", "certificates", "x"]
+)  # fmt: skip
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(body=st.dictionaries(_FIELDS, _VALUE, max_size=6), path=st.sampled_from(
+    ["/v1/logins", "/v1/signatures", "/v1/status-checks"]))  # fmt: skip
+def test_random_bodies_get_an_answer_never_a_500(svc: Svc, body: dict[str, Any], path: str) -> None:
+    r = httpx.post(svc.base + path, headers=svc.h, json=body)
+    assert r.status_code in (200, 400), (r.status_code, r.text)
+    assert "Traceback" not in r.text
+    if r.status_code == 400:
+        assert r.json()["error"]
 
 
 def test_oversized_body_is_413(svc: Svc) -> None:

@@ -28,6 +28,7 @@ _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS svc_challenge (
         id TEXT PRIMARY KEY, nonce {blob} NOT NULL, expires_at DOUBLE PRECISION NOT NULL,
         used INTEGER NOT NULL DEFAULT 0, origin TEXT NOT NULL, result TEXT)""",
+    "CREATE INDEX IF NOT EXISTS svc_challenge_expiry ON svc_challenge (expires_at)",
     """CREATE TABLE IF NOT EXISTS svc_api_key (
         id TEXT PRIMARY KEY, name TEXT NOT NULL, key_sha256 TEXT NOT NULL UNIQUE,
         rate_per_minute INTEGER NOT NULL, created_at TEXT NOT NULL, revoked_at TEXT)""",
