@@ -326,6 +326,11 @@ def test_metrics_are_prometheus_text(svc: Svc) -> None:
 
 def test_readyz_and_records_check_out(svc: Svc, tmp_path: Path) -> None:
     assert httpx.get(svc.base + "/readyz").status_code == 200
+    fresh = svc.pki.pki.issue_auth(label="svc-fresh")  # svc.user may be revoked by now
+    login = login_body(fresh, svc.challenge())
+    assert httpx.post(svc.base + "/v1/logins", headers=svc.h, json=login).json()["status"] == (
+        "valid"
+    )
     ok = cli("audit", "verify", "--db", svc.db, "--json")
     assert ok.exit_code == 0, ok.output
     report = json.loads(ok.stdout)
@@ -334,6 +339,10 @@ def test_readyz_and_records_check_out(svc: Svc, tmp_path: Path) -> None:
     lines = [json.loads(line) for line in exported.splitlines()]
     assert [r["seq"] for r in lines] == list(range(1, svc.records() + 1))
     assert all(r["hash"] and r["prev_hash"] for r in lines)
+    logins = [r for r in lines if r["kind"] == "login" and r["verdict"]["status"] == "valid"]
+    assert logins and all(
+        r["evidence"] and r["evidence"][0]["number"] is not None for r in logins
+    ), "a valid login without the CRL that vouched for it"
     # A copy with one verdict changed (and its hash fixed up) fails the evidence re-check;
     # one with a changed body but the old hash fails the chain.
     for how in ("verdict", "body"):

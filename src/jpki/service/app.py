@@ -299,6 +299,18 @@ async def _verify_and_record(
         "verdict": outcome["result"],
         "revocation": outcome["revocation"],
         "crls_used": outcome["crls_used"],
+        # The revocation evidence by name: which CRL (issuer key, number) answered.
+        "evidence": [
+            {
+                "crl_sha256": c.sha256,
+                "issuer": c.issuer,
+                "issuer_key_id": c.issuer_key_id,
+                "number": c.number,
+                "next_update": c.next_update.isoformat() if c.next_update else None,
+            }
+            for c in crls
+            if c.sha256 in outcome["crls_used"]
+        ],
         "anchors": rt.anchor_fps,
     }
     hook = None
