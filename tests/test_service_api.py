@@ -432,3 +432,20 @@ def test_keys_cli_prints_the_key_once(tmp_path: Path) -> None:
     assert rev.exit_code == 0
     nokey = cli("serve", "keys", "revoke", "--db", db, "nope")
     assert nokey.exit_code == 2 and "Traceback" not in nokey.output
+
+
+def test_no_record_no_answer(svc: Svc, monkeypatch: pytest.MonkeyPatch) -> None:
+    from jpki.service import audit
+    from jpki.service.db import ServiceDbError
+
+    def broken(*_a: object, **_k: object) -> None:
+        raise ServiceDbError("disk full")
+
+    ch = svc.challenge()
+    before = svc.records()
+    monkeypatch.setattr(audit, "append", broken)
+    r = httpx.post(svc.base + "/v1/logins", headers=svc.h, json=login_body(svc.user, ch))
+    assert r.status_code == 503
+    assert "status" not in r.json() and "account_key" not in r.json()
+    monkeypatch.undo()
+    assert svc.records() == before
