@@ -33,6 +33,9 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "conformance": ("conformance", "run the card conformance suite"),
     "config": ("config", "show the defaults from JPKI_* variables and the config file"),
     "completion": ("completion", "print the shell completion script (bash, zsh, fish)"),
+    "serve": ("serve", "the verification service for relying parties; its API keys"),
+    "audit": ("serve", "verify and export the service's audit record"),
+    "login": ("login", "log in at a jpki serve service with the card"),
 }
 
 
