@@ -59,7 +59,8 @@ def _files(*names: str) -> list[Path]:
 RULES: list[tuple[str, list[Path], set[str]]] = [
     ("core", _files(*(m.split(".")[1] for m in CORE)), CORE),
     ("transport", _files("transport"), CORE | {"jpki.transport"}),
-    ("card", _files("card"), CORE | {"jpki.transport.base", "jpki.card"}),
+    # The card client checks CVCs against CVCA keys: jpki.trust.cvca only (it is core-only).
+    ("card", _files("card"), CORE | {"jpki.transport.base", "jpki.card", "jpki.trust.cvca"}),
     ("sim", [p for p in _files("sim") if p.name != "create.py"], CORE | {"jpki.sim"}),
     ("sim/create", _files("sim/create"), CORE | {"jpki.sim", "jpki.testing"}),
     ("cert", _files("cert"), CORE),
