@@ -45,6 +45,7 @@ class TextFile(enum.IntEnum):
     AP_BASIC_DATA = 0x0005
     SESSION_KEY = 0x0006
     SIGNED_KEY = 0x0007
+    UNKNOWN_0008 = 0x0008  # seen on a real card as sixteen FF bytes; purpose unknown
     PIN = 0x0011
     BLOCKED = 0x0012  # blocked from issue: empty VERIFY answers 63C0
     COLLATION_A = 0x0014

@@ -807,6 +807,7 @@ DUMP_FILES: dict[str, tuple[int, ...]] = {
             TextFile.AP_BASIC_DATA,
             TextFile.SESSION_KEY,
             TextFile.SIGNED_KEY,
+            TextFile.UNKNOWN_0008,
         )
     ),
     "visual": tuple(
