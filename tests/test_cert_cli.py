@@ -41,7 +41,7 @@ def test_show_json_signing(test_pki: TestPki, tmp_path: Path) -> None:
     assert d["basic_info"]["name_substitutes"][0] is True
     assert d["basic_info"]["birth_date"] == "1926-12-25"
     assert d["basic_info"]["birth_era"] == "showa"
-    assert d["crl_distribution_points"][0]["value"].endswith("CN=Sapporo-shi Chuo-ku CRLDP")
+    assert d["crl_distribution_points"][0]["value"].endswith("CN=Sapporo-shi-Chuo-ku CRLDP")
 
 
 def test_show_text(test_pki: TestPki, tmp_path: Path) -> None:
@@ -93,7 +93,8 @@ def test_bad_basic_info_exit_2(test_pki: TestPki, tmp_path: Path) -> None:
     path = tmp_path / "bad-date.der"
     path.write_bytes(bytes(der))
     code, out, err = _run(str(path), "--json")
-    assert code == 2 and out == ""
+    # Under --json the only stdout is the error object: no half-written certificate.
+    assert code == 2 and json.loads(out)["error"]["code"] == "certificate"
     assert "no such date" in err
 
 
