@@ -1,7 +1,7 @@
 """The simulator profile's own test CVCA keys, as `jpki sim show --json` lists them.
 
-Until a profile lists ``cvca_keys`` its CVCs cannot chain to any key, and the honest integrity
-answer for its records is ``indeterminate``; once it does, the client must say ``valid``.
+They are trusted only when passed (library keyring or `--cvca-keys DIR`): without them a
+profile's records are ``indeterminate``, with them ``valid``.
 """
 
 from __future__ import annotations
@@ -11,28 +11,23 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
-from jpki.card import IntegrityStatus
 from jpki.cli.smoke import profile_cvca_keys
 from jpki.trust.cvca import CvcaKeyring
 
 
 def sim_keyring(profile: Path) -> CvcaKeyring:
-    return CvcaKeyring(profile_cvca_keys(profile))
-
-
-def lists_cvca_keys(profile: Path) -> bool:
-    return bool(profile_cvca_keys(profile))
-
-
-def expected_integrity(profile: Path) -> IntegrityStatus:
-    return IntegrityStatus.VALID if lists_cvca_keys(profile) else IntegrityStatus.INDETERMINATE
+    keys = profile_cvca_keys(profile)
+    assert keys, "the simulator profile lists no test CVCA key"
+    return CvcaKeyring(keys)
 
 
 def write_cvca_dir(profile: Path, out: Path) -> Path:
     """A --cvca-keys DIR (index.json + PEM) holding the profile's test CVCA keys."""
     out.mkdir(parents=True, exist_ok=True)
+    keys = profile_cvca_keys(profile)
+    assert keys, "the simulator profile lists no test CVCA key"
     index = []
-    for i, key in enumerate(profile_cvca_keys(profile)):
+    for i, key in enumerate(keys):
         name = f"cvca_{i}.pem"
         pem = key.public_key.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo

@@ -25,34 +25,11 @@ from jpki.secret import Secret
 from jpki.sim import Aid, FaultConfig, KeyId, SimulatedCard
 from jpki.testing.pki import TestPki, sample_person
 from jpki.transport.simulated import SimulatedConnection
-from sim_trust import lists_cvca_keys, write_cvca_dir
+from sim_trust import write_cvca_dir
 
 AUTH_PIN = Secret("1234")
 SIGN_PIN = Secret("JPKITEST01")
 PIN_CHECKS = {"verify_auth_pin", "verify_sign_pin"}
-
-
-#: The corrected real-card behaviours (card-protocol.md, issue of the CVCA chain and SELECT MF).
-NEW_CHECKS = {
-    "select_mf",
-    "blocked_key_status",
-    "access_split",
-    "token_info_size",
-    "cert_availability",
-    "cvc_chain_text",
-    "cvc_chain_visual",
-    "sign_schemes",
-}
-#: Those the simulator in this tree does not implement yet: a simulator profile that lists its
-#: test CVCA keys (`jpki sim show --json` cvca_keys) has them all, and then none is excused.
-_GAPS: set[str] = set()
-
-
-@pytest.fixture(autouse=True)
-def _sim_gaps(sim_template: Path) -> None:
-    _GAPS.clear()
-    if not lists_cvca_keys(sim_template):
-        _GAPS.update(NEW_CHECKS)
 
 
 def _run(card: SimulatedCard, **kw: object) -> ConformanceReport:
@@ -62,7 +39,7 @@ def _run(card: SimulatedCard, **kw: object) -> ConformanceReport:
 
 
 def _failed(report: ConformanceReport) -> set[str]:
-    return {c.name for c in report.failed} - _GAPS
+    return {c.name for c in report.failed}
 
 
 def _clean(report: ConformanceReport) -> bool:
@@ -95,7 +72,7 @@ def test_clean_without_pin_spends_nothing(sim_profile: Path) -> None:
     report = _run(SimulatedCard(sim_profile))
     assert _clean(report), [(c.name, c.detail) for c in report.failed]
     assert [c.name for c in report.checks] == [name for name, _ in CHECKS]
-    skipped = {c.name for c in report.checks if c.status is CheckStatus.SKIP} - _GAPS
+    skipped = {c.name for c in report.checks if c.status is CheckStatus.SKIP}
     assert skipped == {
         "verify_auth_pin",
         "sign_auth_round_trip",
@@ -103,7 +80,8 @@ def test_clean_without_pin_spends_nothing(sim_profile: Path) -> None:
         "verify_sign_pin",
         "read_sign_cert",
         "sign_sign_round_trip",
-    } - _GAPS | ({"sign_schemes"} - _GAPS)
+        "sign_schemes",
+    }
     assert _pin_data_commands(report) == []
     assert _tries(sim_profile) == before
     # Every check that talked to the card has its transcript.
@@ -114,7 +92,7 @@ def test_clean_without_pin_spends_nothing(sim_profile: Path) -> None:
 def test_clean_with_pins(sim_profile: Path) -> None:
     report = _run(SimulatedCard(sim_profile), with_pin=True, pin=AUTH_PIN, sign_pin=SIGN_PIN)
     assert _clean(report), [(c.name, c.detail) for c in report.failed]
-    assert {c.name for c in report.checks if c.status is CheckStatus.SKIP} <= _GAPS
+    assert report.count(CheckStatus.SKIP) == 0
     assert report.check("cert_kinds").detail.endswith("sign=signing")
     # Exactly one VERIFY with data per PIN, blanked in the transcript.
     assert _pin_data_commands(report) == [
@@ -312,12 +290,12 @@ BROKEN: list[tuple[str, Mutator, bool, set[str]]] = [
         "visual AP not selectable",
         visual_ap_missing,
         False,
-        {"select_visual", "card_info_protected"},
+        {"select_visual", "card_info_protected", "access_split", "cvc_chain_visual"},
     ),
     ("unknown INS answered 6A86", unknown_ins_6a86, False, {"unknown_ins"}),
     ("unknown CLA answered 6D00", unknown_cla_6d00, False, {"unknown_cla"}),
     ("unknown AID selected", unknown_aid_ok, False, {"select_unknown_aid"}),
-    ("unknown EF answered 6A88", unknown_ef_6a88, False, {"unknown_file"}),
+    ("unknown EF answered 6A88", unknown_ef_6a88, False, {"unknown_file", "select_mf"}),
     ("read past the end gives 9000", past_end_empty_ok, False, {"read_past_end"}),
     ("signing cert readable without PIN", sign_cert_free, False, {"sign_cert_protected"}),
     (
@@ -330,21 +308,32 @@ BROKEN: list[tuple[str, Mutator, bool, set[str]]] = [
         "empty VERIFY answers 9000",
         verify_status_9000,
         False,
-        {"pin_status_auth", "pin_status_sign", "pin_status_text"},
+        {"pin_status_auth", "pin_status_sign", "pin_status_text", "blocked_key_status"},
     ),
     ("auth cert shorter than its DER header", auth_cert_truncated, False, {"read_auth_cert"}),
     (
         "short chunks",
         short_chunks,
         False,
-        {"read_auth_cert", "read_auth_ca_cert", "read_sign_ca_cert"},
+        {
+            "read_auth_cert",
+            "read_auth_ca_cert",
+            "read_sign_ca_cert",
+            "cvc_chain_text",
+            "cvc_chain_visual",
+        },
     ),
     ("auth slot holds the CA certificate", auth_slot_holds_ca, False, {"cert_kinds"}),
     ("private key EF readable", key_ef_readable, False, {"key_ef_unreadable"}),
     ("signing without PIN", sign_without_pin_works, False, {"sign_without_pin"}),
-    ("card info readable without PIN", text_info_free, False, {"card_info_protected"}),
-    ("unknown token label", bad_label, False, {"token_info"}),
-    ("bad signature", bad_signature, True, {"sign_auth_round_trip"}),
+    (
+        "card info readable without PIN",
+        text_info_free,
+        False,
+        {"card_info_protected", "access_split"},
+    ),
+    ("unknown token label", bad_label, False, {"token_info", "token_info_size"}),
+    ("bad signature", bad_signature, True, {"sign_auth_round_trip", "sign_schemes"}),
 ]
 
 
@@ -415,20 +404,18 @@ def _cvca(profile: Path, tmp: Path) -> list[str]:
 
 
 def _summary_ok(code: int, data: dict[str, Any], skips: set[str]) -> None:
-    """Every check passes but ``skips`` and the simulator's known gaps; exit 1 only for those."""
+    """Every check passes but exactly ``skips``; exit 0."""
     failed = {c["name"] for c in data["checks"] if c["status"] == "fail"}
-    assert failed <= _GAPS, failed
-    assert code == (1 if failed else 0)
-    skipped = {c["name"] for c in data["checks"] if c["status"] == "skip"}
-    assert skipped - _GAPS == skips - _GAPS
-    assert data["summary"]["pass"] == len(CHECKS) - len(skips | failed | skipped)
+    assert not failed, failed
+    assert code == 0 and data["ok"] is True
+    assert {c["name"] for c in data["checks"] if c["status"] == "skip"} == skips
+    assert data["summary"] == {"pass": len(CHECKS) - len(skips), "fail": 0, "skip": len(skips)}
 
 
 def test_cli_clean(sim_profile: Path, tmp_path: Path) -> None:
     code, out = _cli("--sim", str(sim_profile), *_cvca(sim_profile, tmp_path))
-    assert code == (1 if _GAPS else 0), out
-    if not _GAPS:
-        assert f"{len(CHECKS) - 7} passed, 0 failed, 7 skipped" in out
+    assert code == 0, out
+    assert f"{len(CHECKS) - 7} passed, 0 failed, 7 skipped" in out
     code, out = _cli("--sim", str(sim_profile), *_cvca(sim_profile, tmp_path), "--json")
     _summary_ok(code, json.loads(out), NO_PIN_SKIPS)
 
@@ -438,8 +425,8 @@ def test_cli_json_with_pin_stdin(sim_profile: Path) -> None:
         "--sim", str(sim_profile), "--with-pin", "--pin-stdin", "--json", stdin="1234\n"
     )
     data = json.loads(out)
-    assert data["ok"] is not _GAPS and data["with_pin"] is True and data["aborted"] is None
-    # No --cvca-keys: the CVC checks skip (unknown CVCA) once the simulator has them.
+    assert data["with_pin"] is True and data["aborted"] is None
+    # No --cvca-keys: the profile's test CVCA is unknown, so the CVC checks skip.
     _summary_ok(code, data, AUTH_ONLY_SKIPS | {"cvc_chain_text", "cvc_chain_visual"})
     check = next(c for c in data["checks"] if c["name"] == "verify_auth_pin")
     assert check["status"] == "pass"
@@ -523,7 +510,7 @@ def test_cli_over_bridge(sim_profile: Path) -> None:
     finally:
         side.stop()
     data = json.loads(out[out.index("{") :])
-    # No --cvca-keys here: the CVC checks skip (unknown CVCA) once the simulator lists one.
+    # No --cvca-keys here: the profile's test CVCA is unknown, so the CVC checks skip.
     _summary_ok(code, data, NO_PIN_SKIPS | {"cvc_chain_text", "cvc_chain_visual"})
 
 

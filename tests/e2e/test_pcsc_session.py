@@ -214,19 +214,16 @@ def test_connect_waits_for_a_card_inserted_meanwhile(pcscd: str, tmp_path: Path)
 def test_conformance_suite_through_pcscd(inserted_card: InsertedCard) -> None:
     from jpki.cli.smoke import profile_cvca_keys
     from jpki.conformance import CheckStatus, run_conformance
-    from test_conformance import NEW_CHECKS
 
-    keys = profile_cvca_keys(inserted_card.profile_dir)
-    # A simulator that lists no test CVCA key predates the corrected behaviours: excused.
-    gaps = set() if keys else NEW_CHECKS
+    keys = profile_cvca_keys(inserted_card.profile_dir)  # the profile's own test CVCA
     with PcscConnection.connect(inserted_card.reader, timeout=10) as conn:
         quiet = run_conformance(conn, cvca_keys=keys)  # without --with-pin: no PIN data
-    assert not {c.name for c in quiet.failed} - gaps, [(c.name, c.detail) for c in quiet.failed]
+    assert quiet.ok, [(c.name, c.detail) for c in quiet.failed]
     assert not quiet.aborted
     with PcscConnection.connect(inserted_card.reader, timeout=10) as conn:
         report = run_conformance(conn, with_pin=True, pin=Secret(AUTH_PIN), cvca_keys=keys)
-    failed = {c.name for c in report.failed} - gaps
-    assert not failed and not report.aborted, [(c.name, c.detail) for c in report.failed]
+    assert report.ok, [(c.name, c.detail) for c in report.failed]
+    assert report.check("cvc_chain_text").status is CheckStatus.PASS
     assert report.check("sign_auth_round_trip").status is CheckStatus.PASS
     with PcscConnection.connect(inserted_card.reader, timeout=10) as conn:
         assert JpkiAp(conn).pin_status("auth").tries_left == 3  # the suite spent nothing

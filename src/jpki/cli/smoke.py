@@ -17,7 +17,6 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from jpki.card import CertSlot, JpkiAp, KeyKind, TextAp, TokenKind, VisualAp
-from jpki.card.cvc import IntegrityResult, IntegrityStatus
 from jpki.card.protocol import CardProtocol
 from jpki.cli._common import Exit, emit, handle_errors
 from jpki.errors import JpkiError, UsageError
@@ -63,21 +62,6 @@ def _profile_pins(path: Path) -> dict[str, str]:
 
     store = ProfileStore(path)
     return {k.value: pin for k, pin in store.load_state().current_pins(store.profile).items()}
-
-
-_BUILTIN = CvcaKeyring()
-
-
-def _require_chain(result: IntegrityResult, profile_has_cvca: bool) -> None:
-    """Valid along the profile's test CVCA; a profile listing no CVCA key cannot be valid, and
-    then only an undecided (never an invalid) result is acceptable."""
-    if profile_has_cvca:
-        _require(result.valid, "; ".join(result.reasons))
-    else:
-        _require(
-            result.status is IntegrityStatus.INDETERMINATE,
-            "the profile lists no CVCA key, yet the result is " + result.status.value,
-        )
 
 
 class Session:
@@ -158,7 +142,7 @@ class Session:
         self.jpki = None  # selecting another DF cleared the JPKI PINs
         text_ap.verify_pin(Secret(self.pins["support_pin"]))
         info = text_ap.read_card_info()
-        _require_chain(info.integrity, bool(len(self.keyring) > len(_BUILTIN)))
+        _require(info.integrity.valid, "; ".join(info.integrity.reasons))
         return (
             f"My Number {info.my_number} (check digit ok), born {info.birth_date.isoformat()}, "
             f"integrity {info.integrity.status.value}"
@@ -172,7 +156,7 @@ class Session:
         visual.unlock_collation_a(my_number)
         surface = visual.read_surface()
         result = visual.check(surface)
-        _require_chain(result, bool(len(self.keyring) > len(_BUILTIN)))
+        _require(result.valid, "; ".join(result.reasons))
         _require(surface.face_jp2[:12] == b"\x00\x00\x00\x0cjP  \r\n\x87\n", "photo is not JP2")
         _require(surface.name_png[:8] == b"\x89PNG\r\n\x1a\n", "name image is not PNG")
         return "photo (JPEG 2000) and name/address images (PNG) signed by the issuer key"
