@@ -266,3 +266,37 @@ def test_version_matches_the_installed_package() -> None:
     result = run("--version")
     assert result.exit_code == 0
     assert result.output.strip().endswith(version("jpki"))
+
+
+# --- age, presence, dump, apdu against the simulator ------------------------------------------
+
+
+def test_age_presence_dump_apdu_on_the_simulator(sim_profile: Path, tmp_path: Path) -> None:
+    person = ProfileStore(sim_profile).profile.person
+    cvca = str(write_cvca_dir(sim_profile, tmp_path / "cvca"))
+    env = {"B": person.birth_date.isoformat(), "S": "5678"}
+    age = run("card", "age", *sim(sim_profile), "--over", "18", "--at", "2030-01-01",
+              "--birth-date-env", "B", "--cvca-keys", cvca, "--json", env=env)  # fmt: skip
+    assert age.exit_code == 0, age.output
+    data = json.loads(age.stdout)
+    assert data["integrity"]["status"] == "valid" and set(data) == {"over", "at", "is_over",
+                                                                    "integrity"}  # fmt: skip
+    assert person.birth_date.isoformat() not in age.output
+    for ap, opts in (("visual", ["--birth-date-env", "B"]), ("text", ["--pin-env", "S"])):
+        pres = run("card", "presence", *sim(sim_profile), "--ap", ap, *opts, "--cvca-keys", cvca,
+                   "--json", env=env)  # fmt: skip
+        assert pres.exit_code == 0, pres.output
+        assert json.loads(pres.stdout)["status"] == "valid"
+    out = tmp_path / "dump"
+    dump = run("card", "dump", *sim(sim_profile), "--out", str(out), "--pin-env", "S",
+               "--birth-date-env", "B", "--json", env=env)  # fmt: skip
+    assert dump.exit_code == 0, dump.output
+    names = {p.name for p in out.iterdir()}
+    assert {"text-0001.bin", "text-0002.bin", "visual-0001.bin", "visual-0002.bin",
+            "visual-0005.bin", "jpki-000a.bin"} <= names  # fmt: skip
+    assert not any(n.split("-")[1][:4] in ("0011", "0012", "0013", "0014", "0015", "0017",
+                                           "0018", "001a", "001b") for n in names)  # fmt: skip
+    apdu = run("card", "apdu", *sim(sim_profile), "00A40000", "00A4040C0AD392F000260100000001",
+               "00A40000", "--json")  # fmt: skip
+    assert apdu.exit_code == 0, apdu.output
+    assert [r["sw"] for r in json.loads(apdu.stdout)] == ["6A86", "9000", "9000"]
