@@ -900,8 +900,8 @@ def dump_cmd(
         jpki = JpkiAp(proto)
         if secrets["auth"] is not None:
             jpki.verify_pin(KeyKind.AUTH, secrets["auth"], force=force)
-        if secrets["sign"] is not None:
-            _signing_available(jpki)
+        # EF 0008 first: without a signing certificate the password is not sent at all.
+        if secrets["sign"] is not None and jpki.cert_availability().signing is not False:
             jpki.verify_pin(KeyKind.SIGNING, secrets["sign"], force=force)
         take("jpki", proto, DUMP_FILES["jpki"])
 
