@@ -75,7 +75,29 @@ RULES: list[tuple[str, list[Path], set[str]]] = [
     ("trust", _files("trust"), CORE | {"jpki.cert", "jpki.trust"}),
     ("trust/cvca", [SRC / "trust" / "cvca.py"], CORE),
     ("testing/pki", [SRC / "testing" / "pki.py"], CORE | {"jpki.cert"}),
+    (
+        "documents",
+        _files("documents"),
+        CORE
+        | {"jpki.transport.base", "jpki.card", "jpki.cert", "jpki.trust", "jpki.revocation"}
+        | {"jpki.verify", "jpki.documents"},
+    ),
 ]
+
+
+def test_pyhanko_only_in_documents_and_cli() -> None:
+    # pyHanko is the `pdf` extra: verify/, revocation/ and the core must work without it.
+    bad = {
+        f"{path.relative_to(SRC)} imports {target}"
+        for path in SRC.rglob("*.py")
+        if path.relative_to(SRC).parts[0] not in ("documents", "cli")
+        for target in _imports(path)
+        if target == "pyhanko" or target.startswith("pyhanko.")
+    }
+    assert not bad, sorted(bad)
+    assert any(t.startswith("pyhanko.") for t in _imports(SRC / "documents" / "pdf.py")), (
+        "the checker must see documents/ importing pyhanko"
+    )
 
 
 @pytest.mark.parametrize(("layer", "files", "allowed"), RULES, ids=[r[0] for r in RULES])

@@ -992,3 +992,5 @@ def apdu_cmd(apdus: tuple[str, ...], from_stdin: bool, as_json: bool, **kwargs: 
 
 
 commands: list[click.Command] = [card_group]
+
+from jpki.cli import documents as _documents  # noqa: E402, F401  (sign-cms, sign-pdf)
