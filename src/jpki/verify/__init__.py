@@ -1,11 +1,21 @@
 """Relying-party verification: signatures, CMS, login challenges, chain validation, batch.
 
-Every verifier returns a :class:`VerificationResult` (``VALID`` / ``INVALID`` /
-``INDETERMINATE`` with human-readable reasons); malformed input raises a ``JpkiError``.
+Every verifier takes one :class:`~jpki.policy.Policy` (anchors, purpose, time, revocation,
+algorithms) and returns a :class:`VerificationResult` (``VALID`` / ``INVALID`` /
+``INDETERMINATE`` with coded reasons); malformed input raises a ``JpkiError``.
 """
 
 from __future__ import annotations
 
+from jpki.policy import (
+    DEFAULT_ALGORITHMS,
+    LEGACY_ALGORITHMS,
+    AlgorithmRule,
+    Policy,
+    Purpose,
+    RevocationCheck,
+    revocation_checker,
+)
 from jpki.verify.batch import BatchItem, verify_batch
 from jpki.verify.cms import parse_signed_data, verify_cms
 from jpki.verify.digest import DigestInfo, HashAlgorithm, build_digest_info, parse_digest_info
@@ -17,29 +27,31 @@ from jpki.verify.login import (
     SqliteChallengeStore,
     account_key,
 )
-from jpki.verify.path import (
-    RevocationCheck,
-    load_trust_anchors,
-    revocation_checker,
-    validate_chain,
-)
-from jpki.verify.result import Status, VerificationResult
-from jpki.verify.signature import Purpose, verify_signature
+from jpki.verify.path import async_validate_chain, load_trust_anchors, validate_chain
+from jpki.verify.result import Code, Reason, Status, VerificationResult
+from jpki.verify.signature import verify_signature
 
 __all__ = [
+    "DEFAULT_ALGORITHMS",
+    "LEGACY_ALGORITHMS",
+    "AlgorithmRule",
     "BatchItem",
     "Challenge",
     "ChallengeStore",
+    "Code",
     "DigestInfo",
     "HashAlgorithm",
     "LoginVerifier",
     "MemoryChallengeStore",
+    "Policy",
     "Purpose",
+    "Reason",
     "RevocationCheck",
     "SqliteChallengeStore",
     "Status",
     "VerificationResult",
     "account_key",
+    "async_validate_chain",
     "build_digest_info",
     "load_trust_anchors",
     "parse_digest_info",

@@ -31,11 +31,17 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from jpki.cert import JpkiCertificate
-from jpki.errors import ChallengeError, UsageError
+from jpki.errors import (
+    ChallengeError,
+    ChallengeExpired,
+    ChallengeReplayed,
+    ChallengeUnknown,
+    UsageError,
+)
+from jpki.policy import Policy, Purpose
 from jpki.verify.digest import HashAlgorithm
-from jpki.verify.path import RevocationCheck, validate_chain
-from jpki.verify.result import Status, VerificationResult
-from jpki.verify.signature import Purpose, as_certificate, verify_signature
+from jpki.verify.result import Code, Reason, Status, VerificationResult
+from jpki.verify.signature import as_certificate, verify_signature
 
 MIN_CHALLENGE_BYTES = 32
 
@@ -88,13 +94,13 @@ class MemoryChallengeStore:
         with self._lock:
             item = self._items.get(challenge_id)
             if item is None:
-                raise ChallengeError("unknown challenge (never issued here, or long expired)")
+                raise ChallengeUnknown()
             nonce, expires, used = item
             if used:
-                raise ChallengeError("challenge already used (replay refused)")
+                raise ChallengeReplayed()
             self._items[challenge_id] = (nonce, expires, True)
             if now >= expires:
-                raise ChallengeError(f"challenge expired at {expires.isoformat()}")
+                raise ChallengeExpired(expires)
             return nonce
 
 
@@ -156,44 +162,47 @@ class SqliteChallengeStore:
                 "SELECT used, expires_at FROM jpki_challenges WHERE id = ?", (challenge_id,)
             ).fetchone()
         if why is None:
-            raise ChallengeError("unknown challenge (never issued here, or long expired)")
+            raise ChallengeUnknown()
         if why[0]:
-            raise ChallengeError("challenge already used (replay refused)")
-        expired = datetime.fromtimestamp(why[1], UTC)
-        raise ChallengeError(f"challenge expired at {expired.isoformat()}")
+            raise ChallengeReplayed()
+        raise ChallengeExpired(datetime.fromtimestamp(why[1], UTC))
 
 
 class LoginVerifier:
     """Issue login challenges and verify card signatures over them.
 
     ``store`` is a :class:`ChallengeStore` or a path (then SQLite, the default choice for
-    anything with more than one process). ``trust_anchors`` (the J-LIS authentication CAs)
-    turn on chain validation; ``revocation`` plugs in a revocation check.
+    anything with more than one process). ``policy`` decides the rest: its anchors (e.g.
+    ``Policy.jlis()``: the J-LIS authentication CAs), revocation and algorithm rule; its
+    purpose must be login (the default) or an explicit ``any``. Without anchors a login is
+    at best INDETERMINATE: a certificate sent by the client vouches for nobody. The time is
+    the ``clock``'s, so a policy with a fixed time is refused.
     """
 
     def __init__(
         self,
         store: ChallengeStore | str | PathLike[str],
+        policy: Policy | None = None,
         *,
         ttl: timedelta = timedelta(minutes=5),
         nonce_bytes: int = MIN_CHALLENGE_BYTES,
-        trust_anchors: Sequence[JpkiCertificate] | None = None,
-        revocation: RevocationCheck | None = None,
-        soft_fail: bool = False,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         if nonce_bytes < MIN_CHALLENGE_BYTES:
             raise UsageError(f"a challenge needs at least {MIN_CHALLENGE_BYTES} random bytes")
         if ttl <= timedelta(0):
             raise UsageError("challenge lifetime must be positive")
+        pol = policy if policy is not None else Policy()
+        if pol.purpose is Purpose.SIGN:
+            raise UsageError("a login needs an authentication certificate, not purpose 'sign'")
+        if pol.at is not None:
+            raise UsageError("a login is verified at the clock's time: give no policy time")
         self.store: ChallengeStore = (
             SqliteChallengeStore(store) if isinstance(store, str | PathLike) else store
         )
         self.ttl = ttl
         self.nonce_bytes = nonce_bytes
-        self.trust_anchors = trust_anchors
-        self.revocation = revocation
-        self.soft_fail = soft_fail
+        self.policy = pol
         self.clock = clock
 
     def _now(self) -> datetime:
@@ -218,9 +227,9 @@ class LoginVerifier:
         signature: bytes,
         certificate: JpkiCertificate | x509.Certificate | bytes,
         *,
-        purpose: Purpose | str = Purpose.LOGIN,
+        intermediates: Sequence[JpkiCertificate] = (),
     ) -> VerificationResult:
-        """Consume the challenge, then check the signature (and chain, if anchors given).
+        """Consume the challenge, then check signature, certificate and chain by the policy.
 
         The challenge is used up even if the signature is wrong: one challenge, one attempt.
         """
@@ -231,27 +240,19 @@ class LoginVerifier:
             nonce = self.store.consume(challenge_id, now)
         except ChallengeError as exc:
             return VerificationResult(
-                Status.INVALID, (str(exc),), account_key=key, certificate_kind=cert.kind.value
+                Status.INVALID,
+                (Reason(Code.CHALLENGE_REFUSED, str(exc)),),
+                account_key=key,
+                certificate_kind=cert.kind.value,
+                certificate=cert,
             )
         result = verify_signature(
             cert,
             signature,
             data=nonce,
             hash_alg=HashAlgorithm.SHA256,
-            purpose=purpose,
-            at=now,
+            policy=replace(self.policy, at=now),
+            intermediates=intermediates,
+            default_purpose=Purpose.LOGIN,
         )
-        if self.trust_anchors is not None:
-            chain = validate_chain(
-                cert,
-                self.trust_anchors,
-                at=now,
-                purpose=purpose,
-                revocation=self.revocation,
-                soft_fail=self.soft_fail,
-            )
-            extra = [r for r in chain.reasons if r not in result.reasons]
-            result = result.with_reasons(*extra, status=chain.status)
-        else:
-            result = result.with_reasons("certificate chain not validated (no trust anchors)")
         return replace(result, account_key=key)

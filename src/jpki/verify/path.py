@@ -1,39 +1,56 @@
-"""Certificate chain validation through pyhanko-certvalidator, trust and time explicit.
+"""Certificate chain validation through pyhanko-certvalidator, under one :class:`Policy`.
 
-* Trust anchors are always passed in (``load_trust_anchors`` reads a directory of PEM/DER
-  CA certificates, e.g. the J-LIS roots); an empty list is refused, never replaced by the
-  system store.
-* The validation time is a required, timezone-aware ``datetime``.
+* Trust anchors come from the policy (``load_trust_anchors`` reads files or directories,
+  ``jpki.trust.jlis_roots`` the built-in J-LIS roots); without anchors the answer is at best
+  INDETERMINATE, never VALID, and never the system store.
+* The validation time is the policy's (timezone-aware; default now).
 * certvalidator never fetches anything: ``allow_fetching=False`` and revocation mode
-  ``none``. Revocation is a seam: pass ``revocation=`` a callable ``(cert, issuer, at) ->
-  outcome`` (see :func:`revocation_checker`, which wires ``jpki.revocation.policy``).
-* Several CA generations with one DN (2015/2023): certvalidator builds every candidate path
-  and keeps the one whose signatures verify, so the issuer is chosen by key, not by name.
+  ``none``. Revocation is the policy's one :data:`RevocationCheck` call, made for every
+  non-anchor certificate of the path; the end entity is never an anchor (the policy sets
+  leaves given as anchors aside), so its validity and revocation are always checked.
+* Several CA generations with one DN (2015/2019/2023): certvalidator builds every candidate
+  path and keeps the one whose signatures verify, so the issuer is chosen by key, not by name.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+import functools
+from collections.abc import Coroutine, Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from asn1crypto import pem as asn1_pem
 from asn1crypto import x509 as asn1_x509
 from pyhanko_certvalidator import CertificateValidator, PKIXValidationParams, ValidationContext
 from pyhanko_certvalidator import errors as cv_errors
+from pyhanko_certvalidator.policy_decl import DisallowWeakAlgorithmsPolicy
 
 from jpki.cert import JpkiCertificate
 from jpki.errors import CertificateError, JpkiError, RevocationError, RevokedError, UsageError
-from jpki.revocation.crl import Crl
-from jpki.revocation.policy import RevocationPolicy, check_revocation
-from jpki.verify.result import Status, VerificationResult, worst
-from jpki.verify.signature import Purpose, key_usage_problems, purpose_of
+from jpki.policy import (
+    AlgorithmRule,
+    Policy,
+    Purpose,
+    RevocationCheck,
+    RevocationOutcome,
+    check_time,
+    revocation_checker,
+)
+from jpki.verify.result import Code, Reason, Status, VerificationResult, worst
+from jpki.verify.rules import key_usage_problems, purpose_by_kind, validity_problems
 
-if TYPE_CHECKING:
-    from jpki.revocation.store import RevocationStore
+__all__ = [
+    "RevocationCheck",
+    "RevocationOutcome",
+    "async_validate_chain",
+    "load_certificates",
+    "load_trust_anchors",
+    "revocation_checker",
+    "validate_chain",
+]
 
 T = TypeVar("T")
 
@@ -45,24 +62,15 @@ _REQUIRED_KU: dict[Purpose, set[str]] = {
     Purpose.LOGIN: {"digital_signature"},
     Purpose.ANY: set(),
 }
-
-
-class RevocationOutcome(Protocol):
-    """What a revocation check returns (``jpki.revocation.policy.RevocationResult`` fits)."""
-
-    @property
-    def status(self) -> Any: ...  # an Enum named GOOD / REVOKED / UNKNOWN
-
-
-#: ``(certificate, issuer, validation time) -> outcome``.
-RevocationCheck = Callable[[JpkiCertificate, JpkiCertificate, datetime], RevocationOutcome]
+_ASN1_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError)
 
 
 def load_trust_anchors(*paths: str | Path) -> tuple[JpkiCertificate, ...]:
-    """CA certificates from files or directories (PEM with one or more certs, or DER).
+    """Certificates from files or directories (PEM with one or more certs, or DER).
 
     Directories are read non-recursively, files ending .pem/.crt/.cer/.der, in name order.
     Anything unreadable or not a certificate raises ``CertificateError`` naming the file.
+    A :class:`Policy` built from them keeps only the CA certificates as anchors.
     """
     files: list[Path] = []
     for p in map(Path, paths):
@@ -96,8 +104,22 @@ def load_certificates(data: bytes) -> tuple[JpkiCertificate, ...]:
     return (JpkiCertificate.load(data),)
 
 
+@functools.lru_cache(maxsize=512)
+def _asn1_der(der: bytes) -> asn1_x509.Certificate:
+    cert = asn1_x509.Certificate.load(der)
+    # asn1crypto decodes lazily; decode everything now so a certificate cryptography accepted
+    # but asn1crypto refuses is found here, not as a ValueError deep inside path building.
+    _ = cert.native
+    return cert
+
+
 def _asn1(cert: JpkiCertificate) -> asn1_x509.Certificate:
-    return asn1_x509.Certificate.load(cert.der)
+    try:
+        return _asn1_der(cert.der)
+    except _ASN1_ERRORS as exc:
+        raise CertificateError(
+            f"certificate {cert.subject_text} cannot be decoded for path validation: {exc}"
+        ) from None
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -112,118 +134,175 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 
 def validate_chain(
     cert: JpkiCertificate,
-    trust_anchors: Sequence[JpkiCertificate],
+    policy: Policy,
     *,
-    at: datetime,
     intermediates: Iterable[JpkiCertificate] = (),
-    purpose: Purpose | str = Purpose.SIGN,
-    policies: Iterable[str] | None = None,
-    revocation: RevocationCheck | None = None,
-    soft_fail: bool = False,
 ) -> VerificationResult:
-    """Validate ``cert`` up to one of ``trust_anchors`` at time ``at``.
+    """Validate ``cert`` as an end entity up to one of the policy's anchors.
 
-    Checks signatures along the path, validity periods, BasicConstraints, KeyUsage (for
-    ``purpose``; ``Purpose.ANY`` overrides and says so), the JPKI kind policy, and, if
-    ``policies`` is given, that the path carries one of those certificate-policy OIDs.
-    ``revocation`` is called for every non-anchor certificate of the path.
+    Checks signatures along the path, validity periods, BasicConstraints, KeyUsage and kind
+    for the purpose (``purpose=None``: login for authentication certificates, sign
+    otherwise; ``Purpose.ANY`` overrides the kind rule and says so), cA=TRUE never as the end
+    entity, the policy's required certificate policies, then revocation. Without anchors the
+    result is at best INDETERMINATE.
     """
-    return _run(
-        async_validate_chain(
-            cert,
-            trust_anchors,
-            at=at,
-            intermediates=intermediates,
-            purpose=purpose,
-            policies=policies,
-            revocation=revocation,
-            soft_fail=soft_fail,
-        )
-    )
+    return _run(async_validate_chain(cert, policy, intermediates=intermediates))
+
+
+def _base(cert: JpkiCertificate) -> dict[str, Any]:
+    return {
+        "certificate_fingerprint": cert.fingerprint_sha256.hex(),
+        "certificate_kind": cert.kind.value,
+        "subject": cert.subject_text,
+        "certificate": cert,
+        "basic_info": _basic_info(cert),
+    }
+
+
+def _basic_info(cert: JpkiCertificate) -> Any:
+    from jpki.cert import CertKind
+
+    if cert.kind not in (CertKind.SIGNING, CertKind.PHONE_SIGNING):
+        return None
+    try:
+        return cert.basic_info
+    except JpkiError:
+        return None
 
 
 async def async_validate_chain(
     cert: JpkiCertificate,
-    trust_anchors: Sequence[JpkiCertificate],
+    policy: Policy,
     *,
-    at: datetime,
     intermediates: Iterable[JpkiCertificate] = (),
-    purpose: Purpose | str = Purpose.SIGN,
-    policies: Iterable[str] | None = None,
-    revocation: RevocationCheck | None = None,
-    soft_fail: bool = False,
 ) -> VerificationResult:
     """Async form of :func:`validate_chain`."""
-    if at.tzinfo is None or at.utcoffset() is None:
-        raise UsageError("validation time must be timezone-aware")
-    if not trust_anchors:
+    if not isinstance(policy, Policy):
+        raise UsageError("validate_chain needs a jpki.policy.Policy")
+    at = check_time(policy.time())
+    purp = policy.purpose_for(purpose_by_kind(cert))
+    base = _base(cert)
+    try:
+        problems, notes = key_usage_problems(cert, purp)
+        problems += validity_problems(cert, at)
+    except CertificateError as exc:
+        return VerificationResult(Status.INVALID, (Reason(Code.CERT_MALFORMED, str(exc)),), **base)
+    anchor_notes = [Reason(Code.ANCHOR_REFUSED, t) for t in policy.anchor_notes()]
+    if not policy.anchors:
         # certvalidator would fall back to the system trust store; we never do.
-        raise UsageError("no trust anchors given (pass the J-LIS CA certificates explicitly)")
-    purp = purpose_of(purpose)
-    subject = cert.subject_text
-    base: dict[str, Any] = {
-        "certificate_fingerprint": cert.fingerprint_sha256.hex(),
-        "certificate_kind": cert.kind.value,
-        "subject": subject,
-    }
-    problems, notes = key_usage_problems(cert, purp)
+        status = Status.INVALID if problems else Status.INDETERMINATE
+        return VerificationResult(
+            status,
+            (
+                *problems,
+                Reason(
+                    Code.CHAIN_NOT_VALIDATED,
+                    "certificate chain NOT validated (no trust anchors): this only shows the "
+                    "certificate's own content, not who issued it",
+                ),
+                *anchor_notes,
+                *notes,
+            ),
+            **base,
+        )
+    try:
+        ee = _asn1(cert)
+        others = [_asn1(c) for c in intermediates]
+        roots = [_asn1(a) for a in policy.anchors]
+    except CertificateError as exc:
+        return VerificationResult(
+            Status.INVALID,
+            (*problems, Reason(Code.CERT_MALFORMED, str(exc)), *anchor_notes),
+            **base,
+        )
     ctx = ValidationContext(
-        trust_roots=[_asn1(a) for a in trust_anchors],
-        other_certs=[_asn1(c) for c in intermediates],
+        algorithm_usage_policy=_algorithm_policy(policy.algorithms),
+        trust_roots=roots,
+        other_certs=others,
         moment=at,
         allow_fetching=False,
         revocation_mode="none",
     )
     params = None
-    if policies is not None:
+    if policy.required_policies is not None:
         params = PKIXValidationParams(
-            user_initial_policy_set=frozenset(policies), initial_explicit_policy=True
+            user_initial_policy_set=frozenset(policy.required_policies),
+            initial_explicit_policy=True,
         )
-    validator = CertificateValidator(_asn1(cert), validation_context=ctx, pkix_params=params)
+    validator = CertificateValidator(ee, validation_context=ctx, pkix_params=params)
+    n = len(policy.anchors)
     try:
         path = await validator.async_validate_usage(_REQUIRED_KU[purp])  # type: ignore[no-untyped-call]
     except cv_errors.PathBuildingError:
-        return VerificationResult(
-            Status.INVALID,
-            (
-                f"the certificate does not chain to any of the {len(trust_anchors)} trusted "
-                f"CA certificate(s): its issuer ({cert.certificate.issuer.rfc4514_string()})"
-                " is not trusted, or no trusted CA key signed it",
-                *problems,
-            ),
-            **base,
+        why = Reason(
+            Code.CHAIN_UNTRUSTED,
+            f"the certificate does not chain to any of the {n} trusted "
+            f"CA certificate(s): its issuer ({cert.certificate.issuer.rfc4514_string()})"
+            " is not trusted, or no trusted CA key signed it",
         )
+        return VerificationResult(Status.INVALID, (*problems, why, *anchor_notes), **base)
     except cv_errors.ExpiredError as exc:
-        return VerificationResult(Status.INVALID, (_expired(exc, at), *problems), **base)
+        why = Reason(Code.CERT_EXPIRED, _expired(exc, at))
+        return VerificationResult(Status.INVALID, (*problems, why, *anchor_notes), **base)
     except cv_errors.NotYetValidError as exc:
-        return VerificationResult(Status.INVALID, (_msg(exc), *problems), **base)
+        why = Reason(Code.CERT_NOT_YET_VALID, _msg(exc))
+        return VerificationResult(Status.INVALID, (*problems, why, *anchor_notes), **base)
     except cv_errors.InsufficientRevinfoError as exc:  # not expected with mode "none"
-        return VerificationResult(Status.INDETERMINATE, (_msg(exc), *problems), **base)
+        why = Reason(Code.REVOCATION_UNKNOWN, _msg(exc))
+        status = Status.INVALID if problems else Status.INDETERMINATE
+        return VerificationResult(status, (*problems, why, *anchor_notes), **base)
+    except cv_errors.DisallowedAlgorithmError as exc:
+        why = Reason(Code.ALGORITHM_REFUSED, _msg(exc))
+        return VerificationResult(Status.INVALID, (*problems, why, *anchor_notes), **base)
     except (cv_errors.ValidationError, cv_errors.PathError) as exc:
-        return VerificationResult(Status.INVALID, (_msg(exc), *problems), **base)
-    except (ValueError, TypeError) as exc:  # asn1crypto choking on a malformed extension
-        raise CertificateError(f"certificate cannot be validated: {exc}") from None
+        # Includes a path without the required certificate policies (no distinct type).
+        # A self-issued end entity that is no anchor is simply not trusted.
+        code = Code.CHAIN_UNTRUSTED if _self_issued(cert) else Code.CHAIN_INVALID
+        why = Reason(code, _msg(exc))
+        return VerificationResult(Status.INVALID, (*problems, why, *anchor_notes), **base)
+    except _ASN1_ERRORS as exc:  # asn1crypto choking on a malformed extension
+        why = Reason(Code.CERT_MALFORMED, f"certificate cannot be validated: {exc}")
+        return VerificationResult(Status.INVALID, (*problems, why, *anchor_notes), **base)
 
     chain_asn1 = list(path.iter_certs(include_root=True))
     chain = tuple(c.subject.human_friendly for c in chain_asn1)
-    reasons = [f"chains to trusted CA {chain[0]} (key id {_key_id(chain_asn1[0])})"]
+    reasons: list[Reason] = [
+        *problems,
+        Reason(Code.CHAIN_OK, f"chains to trusted CA {chain[0]} (key id {_key_id(chain_asn1[0])})"),
+        *notes,
+        *anchor_notes,
+    ]
     status = Status.INVALID if problems else Status.VALID
-    reasons += problems + notes
-    if revocation is not None:
+    if policy.revocation is not None:
         pairs = list(zip(chain_asn1[1:], chain_asn1[:-1], strict=True))
         for child, parent in pairs:
             rstat, rwhy = _revocation(
-                revocation,
-                JpkiCertificate.load(child.dump()),
+                policy.revocation,
+                cert if child.dump() == cert.der else JpkiCertificate.load(child.dump()),
                 JpkiCertificate.load(parent.dump()),
                 at,
-                soft_fail,
+                policy.soft_fail,
             )
             status = worst((status, rstat))
             reasons.append(rwhy)
     else:
-        reasons.append("revocation not checked (no CRL or OCSP given)")
+        reasons.append(
+            Reason(Code.REVOCATION_NOT_CHECKED, "revocation not checked (no CRL or OCSP given)")
+        )
     return VerificationResult(status, tuple(reasons), chain=chain, **base)
+
+
+@functools.lru_cache(maxsize=8)
+def _algorithm_policy(rule: AlgorithmRule) -> DisallowWeakAlgorithmsPolicy:
+    """The policy's algorithm rule, for the certificate signatures along the path."""
+    weak = {"md2", "md5"} | (set() if rule.allow_sha1 else {"sha1"})
+    return DisallowWeakAlgorithmsPolicy(  # type: ignore[no-untyped-call]
+        weak_hash_algos=frozenset(weak), rsa_key_size_threshold=rule.min_rsa_bits
+    )
+
+
+def _self_issued(cert: JpkiCertificate) -> bool:
+    return cert.certificate.subject.public_bytes() == cert.certificate.issuer.public_bytes()
 
 
 def _key_id(c: asn1_x509.Certificate) -> str:
@@ -242,6 +321,8 @@ def _expired(exc: Exception, at: datetime) -> str:
 
 _NOT_ESTABLISHED = "revocation status NOT established"
 _SOFT = "accepted anyway because of soft-fail (the certificate may be revoked)"
+_SOFTC = Code.REVOCATION_SOFT_FAIL
+_UNK = Code.REVOCATION_UNKNOWN
 
 
 def _revocation(
@@ -250,16 +331,16 @@ def _revocation(
     issuer: JpkiCertificate,
     at: datetime,
     soft_fail: bool,
-) -> tuple[Status, str]:
+) -> tuple[Status, Reason]:
     who = cert.subject_text
     try:
         outcome = check(cert, issuer, at)
     except RevokedError as exc:
-        return Status.INVALID, f"{who}: {exc}"
+        return Status.INVALID, Reason(Code.REVOCATION_REVOKED, f"{who}: {exc}")
     except RevocationError as exc:
         if soft_fail:
-            return Status.VALID, f"{who}: {_NOT_ESTABLISHED}: {exc}; {_SOFT}"
-        return Status.INDETERMINATE, f"{who}: {_NOT_ESTABLISHED}: {exc}"
+            return Status.VALID, Reason(_SOFTC, f"{who}: {_NOT_ESTABLISHED}: {exc}; {_SOFT}")
+        return Status.INDETERMINATE, Reason(_UNK, f"{who}: {_NOT_ESTABLISHED}: {exc}")
     status = getattr(outcome, "status", None)
     name = str(getattr(status, "name", status)).upper()
     source = getattr(outcome, "source", None)
@@ -267,40 +348,20 @@ def _revocation(
     src = f" (from {getattr(source, 'value', source)})" if source else ""
     if name == "GOOD" and str(getattr(source, "value", source)) == "soft-fail":
         # The revocation layer's own soft-fail answer: GOOD only by policy, never "not revoked".
-        return Status.VALID, f"{who}: {_NOT_ESTABLISHED}" + (
-            f" ({detail}); {_SOFT}" if detail else f"; {_SOFT}"
-        )
+        text = f"{who}: {_NOT_ESTABLISHED}" + (f" ({detail}); {_SOFT}" if detail else f"; {_SOFT}")
+        return Status.VALID, Reason(_SOFTC, text)
     if name == "GOOD":
         note = getattr(outcome, "detail", None)
-        return Status.VALID, f"{who}: not revoked{src}" + (f" ({note})" if note else "")
+        text = f"{who}: not revoked{src}" + (f" ({note})" if note else "")
+        return Status.VALID, Reason(Code.REVOCATION_GOOD, text)
     if name == "REVOKED":
         reason = getattr(outcome, "reason", None)
         when = getattr(outcome, "revoked_at", None)
         reason_txt = getattr(reason, "value", reason) or "no reason given"
         at_txt = f" on {when.isoformat()}" if isinstance(when, datetime) else ""
-        return Status.INVALID, f"{who}: REVOKED ({reason_txt}){at_txt}{src}"
+        text = f"{who}: REVOKED ({reason_txt}){at_txt}{src}"
+        return Status.INVALID, Reason(Code.REVOCATION_REVOKED, text)
     why = f"{who}: {_NOT_ESTABLISHED}{src}" + (f": {detail}" if detail else "")
     if soft_fail:
-        return Status.VALID, f"{why}; {_SOFT}"
-    return Status.INDETERMINATE, why
-
-
-def revocation_checker(
-    *,
-    crls: Sequence[Crl | bytes] = (),
-    ocsp_url: str | None = None,
-    soft_fail: bool = False,
-    store: RevocationStore | None = None,
-) -> RevocationCheck:
-    """A :data:`RevocationCheck` backed by ``jpki.revocation.policy.check_revocation``.
-
-    ``crls``: DER/PEM bytes or ``jpki.revocation.Crl`` objects (``Crl.from_file`` maps big files).
-    """
-    pol = RevocationPolicy(soft_fail=soft_fail)
-
-    def check(cert: JpkiCertificate, issuer: JpkiCertificate, at: datetime) -> RevocationOutcome:
-        return check_revocation(
-            cert, issuer, crls=crls, ocsp_url=ocsp_url, store=store, at=at, policy=pol
-        )
-
-    return check
+        return Status.VALID, Reason(_SOFTC, f"{why}; {_SOFT}")
+    return Status.INDETERMINATE, Reason(_UNK, why)
