@@ -13,7 +13,15 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "jpki"
 
-CORE = {"jpki.apdu", "jpki.tlv", "jpki.errors", "jpki.secret", "jpki.digestinfo", "jpki.mynumber"}
+CORE = {
+    "jpki.apdu",
+    "jpki.tlv",
+    "jpki.errors",
+    "jpki.secret",
+    "jpki.digestinfo",
+    "jpki.mynumber",
+    "jpki._files",
+}
 # Third-party libraries the core and the card client may not pull in (the edge imports them).
 TRANSPORT_LIBS = {"smartcard"}
 

@@ -19,7 +19,7 @@ The rules that follow from it live here, once:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -36,6 +36,7 @@ __all__ = [
     "DEFAULT_ALGORITHMS",
     "LEGACY_ALGORITHMS",
     "AlgorithmRule",
+    "AsyncRevocationCheck",
     "Policy",
     "Purpose",
     "RevocationCheck",
@@ -90,6 +91,10 @@ class RevocationOutcome(Protocol):
 #: ``(certificate, issuer, validation time) -> outcome``: the one revocation call. It may
 #: also raise ``RevokedError`` / ``RevocationError``.
 RevocationCheck = Callable[[JpkiCertificate, JpkiCertificate, datetime], RevocationOutcome]
+#: The same as a coroutine function (awaited on the event loop by the async verifiers).
+AsyncRevocationCheck = Callable[
+    [JpkiCertificate, JpkiCertificate, datetime], Awaitable[RevocationOutcome]
+]
 
 
 def revocation_checker(
@@ -178,7 +183,7 @@ class Policy:
     anchors: Sequence[JpkiCertificate] = ()
     purpose: Purpose | None = None
     at: datetime | None = None
-    revocation: RevocationCheck | None = None
+    revocation: RevocationCheck | AsyncRevocationCheck | None = None
     soft_fail: bool = False
     algorithms: AlgorithmRule = DEFAULT_ALGORITHMS
     required_policies: Collection[str] | None = None

@@ -10,14 +10,13 @@ import binascii
 import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from jpki.cert import JpkiCertificate
-from jpki.cli._common import Exit, emit, handle_errors, read_input_file
+from jpki.cli._common import Exit, emit, handle_errors, parse_time, read_input_file
 from jpki.cli.revocation import load_crl_file
 from jpki.errors import JpkiError, UsageError
 from jpki.policy import (
@@ -26,7 +25,6 @@ from jpki.policy import (
     Policy,
     Purpose,
     RevocationCheck,
-    check_time,
     purpose_of,
     revocation_checker,
 )
@@ -44,33 +42,6 @@ _EXIT = {
 }
 _PURPOSES = click.Choice([p.value for p in Purpose])
 _HASHES = click.Choice([h.value for h in HashAlgorithm], case_sensitive=False)
-
-
-def parse_time(value: str | None) -> datetime:
-    """ISO 8601 time with a zone ('Z' allowed); a bare date means 00:00 UTC; None means now."""
-    if value is None:
-        return datetime.now(UTC)
-    text = value.strip()
-    zulu = text.endswith(("Z", "z"))
-    if zulu:
-        text = text[:-1]
-    try:
-        if len(text) == 10:  # a date alone: midnight UTC
-            t = datetime.fromisoformat(text).replace(tzinfo=UTC)
-        else:
-            t = datetime.fromisoformat(text + ("+00:00" if zulu else ""))
-    except ValueError:
-        raise UsageError(
-            f"bad time {value!r}: use ISO 8601, e.g. 2026-06-01T09:00:00+09:00"
-        ) from None
-    except OverflowError:
-        raise UsageError(f"time {value!r} is out of range") from None
-    if t.tzinfo is None:
-        raise UsageError(f"time {value!r} has no timezone: add Z or an offset like +09:00")
-    try:
-        return check_time(t, "time")
-    except OverflowError:  # an offset that pushes it past year 9999
-        raise UsageError(f"time {value!r} is out of range") from None
 
 
 def decode_blob(raw: bytes) -> bytes:

@@ -137,10 +137,9 @@ def _from_crls(
         if not crl.covers(cert):
             continue
         try:
-            if (
-                crl.verified_by is None
-                or crl.verified_by.public_key() != as_x509(issuer).public_key()
-            ):
+            signer, iss = crl.verified_by, as_x509(issuer)
+            # Equal certificates have equal keys: skip decoding both keys on every check.
+            if signer is None or (signer != iss and signer.public_key() != iss.public_key()):
                 crl.verify([issuer])
         except CrlError as exc:
             problems.append(str(exc))

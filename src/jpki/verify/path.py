@@ -1,15 +1,18 @@
-"""Certificate chain validation through pyhanko-certvalidator, under one :class:`Policy`.
+"""Certificate chain validation under one :class:`~jpki.policy.Policy`.
 
 * Trust anchors come from the policy (``load_trust_anchors`` reads files or directories,
   ``jpki.trust.jlis_roots`` the built-in J-LIS roots); without anchors the answer is at best
   INDETERMINATE, never VALID, and never the system store.
 * The validation time is the policy's (timezone-aware; default now).
 * certvalidator never fetches anything: ``allow_fetching=False`` and revocation mode
-  ``none``. Revocation is the policy's one :data:`RevocationCheck` call, made for every
-  non-anchor certificate of the path; the end entity is never an anchor (the policy sets
-  leaves given as anchors aside), so its validity and revocation are always checked.
-* Several CA generations with one DN (2015/2019/2023): certvalidator builds every candidate
-  path and keeps the one whose signatures verify, so the issuer is chosen by key, not by name.
+  ``none``. Revocation is the policy's one :data:`~jpki.policy.RevocationCheck` call (plain
+  or ``async def``), made on every call for every non-anchor certificate of the path; the end
+  entity is never an anchor (the policy sets leaves given as anchors aside), so its validity
+  and revocation are always checked.
+* Several CA generations with one DN (2015/2019/2023): the issuer is chosen by key, not by
+  name (certvalidator builds every candidate path and keeps the one whose signatures verify).
+* A leaf directly under an anchor (JPKI's flat PKI) is decided natively and cached by
+  :mod:`jpki.verify.flat`, with the same verdict; everything else goes to certvalidator.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
-from collections.abc import Coroutine, Iterable
+import inspect
+from collections.abc import Awaitable, Coroutine, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from asn1crypto import pem as asn1_pem
 from asn1crypto import x509 as asn1_x509
@@ -28,10 +33,12 @@ from pyhanko_certvalidator import CertificateValidator, PKIXValidationParams, Va
 from pyhanko_certvalidator import errors as cv_errors
 from pyhanko_certvalidator.policy_decl import DisallowWeakAlgorithmsPolicy
 
-from jpki.cert import JpkiCertificate
+from jpki._files import MAX_CERT_FILE, InputFileError, read_regular_file, scan_directory
+from jpki.cert import CertKind, JpkiCertificate
 from jpki.errors import CertificateError, JpkiError, RevocationError, RevokedError, UsageError
 from jpki.policy import (
     AlgorithmRule,
+    AsyncRevocationCheck,
     Policy,
     Purpose,
     RevocationCheck,
@@ -39,10 +46,12 @@ from jpki.policy import (
     check_time,
     revocation_checker,
 )
+from jpki.verify.flat import TOLERANCE, flat_chain
 from jpki.verify.result import Code, Reason, Status, VerificationResult, worst
 from jpki.verify.rules import key_usage_problems, purpose_by_kind, validity_problems
 
 __all__ = [
+    "AsyncRevocationCheck",
     "RevocationCheck",
     "RevocationOutcome",
     "async_validate_chain",
@@ -68,22 +77,24 @@ _ASN1_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, Attr
 def load_trust_anchors(*paths: str | Path) -> tuple[JpkiCertificate, ...]:
     """Certificates from files or directories (PEM with one or more certs, or DER).
 
-    Directories are read non-recursively, files ending .pem/.crt/.cer/.der, in name order.
+    Directories are read non-recursively, files ending .pem/.crt/.cer/.der, in name order;
+    only regular files (a FIFO, device, socket or a symlink to one is skipped with a
+    warning). A file named directly must be a regular file of at most ``MAX_CERT_FILE``.
     Anything unreadable or not a certificate raises ``CertificateError`` naming the file.
     A :class:`Policy` built from them keeps only the CA certificates as anchors.
     """
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files += sorted(f for f in p.iterdir() if f.suffix.lower() in _SUFFIXES)
+            files += scan_directory(p, _SUFFIXES)
         else:
             files.append(p)
     out: list[JpkiCertificate] = []
     for f in files:
         try:
-            data = f.read_bytes()
-        except OSError as exc:
-            raise UsageError(f"cannot read trust anchor {f}: {exc.strerror or exc}") from None
+            data = read_regular_file(f, max_bytes=MAX_CERT_FILE)
+        except InputFileError as exc:
+            raise UsageError(f"trust anchor: {exc}") from None
         try:
             out += list(load_certificates(data))
         except JpkiError as exc:
@@ -132,6 +143,10 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
         return ex.submit(asyncio.run, coro).result()
 
 
+async def _awaited(value: Awaitable[T]) -> T:
+    return await value
+
+
 def validate_chain(
     cert: JpkiCertificate,
     policy: Policy,
@@ -143,10 +158,76 @@ def validate_chain(
     Checks signatures along the path, validity periods, BasicConstraints, KeyUsage and kind
     for the purpose (``purpose=None``: login for authentication certificates, sign
     otherwise; ``Purpose.ANY`` overrides the kind rule and says so), cA=TRUE never as the end
-    entity, the policy's required certificate policies, then revocation. Without anchors the
-    result is at best INDETERMINATE.
+    entity, the algorithm rule, the policy's required certificate policies, then revocation
+    (on every call). A leaf directly under an anchor is decided natively
+    (:mod:`jpki.verify.flat`, cached); anything else by pyhanko-certvalidator. Without
+    anchors the result is at best INDETERMINATE.
     """
-    return _run(async_validate_chain(cert, policy, intermediates=intermediates))
+    pre = _prelude(cert, policy)
+    if isinstance(pre, VerificationResult):
+        return pre
+    built = _build(cert, policy, pre.at, tuple(intermediates), pre.purpose)
+    checks = None
+    if policy.revocation is not None:
+        checks = [
+            _revocation(policy.revocation, c, p, pre.at, policy.soft_fail) for c, p in built.pairs
+        ]
+    return _result(cert, built, pre, checks)
+
+
+async def async_validate_chain(
+    cert: JpkiCertificate,
+    policy: Policy,
+    *,
+    intermediates: Iterable[JpkiCertificate] = (),
+) -> VerificationResult:
+    """Async form of :func:`validate_chain` that never blocks the event loop.
+
+    Path building and signature checks run in a worker thread (``asyncio.to_thread``). An
+    ``async def`` revocation check is awaited on the loop; a plain callable runs in a worker
+    thread.
+    """
+    pre = _prelude(cert, policy)
+    if isinstance(pre, VerificationResult):
+        return pre
+    built = await asyncio.to_thread(_build, cert, policy, pre.at, tuple(intermediates), pre.purpose)
+    checks = None
+    if policy.revocation is not None:
+        checks = [
+            await _async_revocation(policy.revocation, c, p, pre.at, policy.soft_fail)
+            for c, p in built.pairs
+        ]
+    return _result(cert, built, pre, checks)
+
+
+@dataclass(frozen=True)
+class _Prelude:
+    """What the policy decides about the end entity before any path is built."""
+
+    at: datetime
+    purpose: Purpose
+    problems: tuple[Reason, ...]
+    notes: tuple[Reason, ...]
+    anchor_notes: tuple[Reason, ...]
+    base: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Built:
+    """A decided path (anchor first) or, with ``status`` not VALID, why there is none."""
+
+    status: Status
+    why: Reason | None = None
+    certs: tuple[JpkiCertificate, ...] = ()
+    chain: tuple[str, ...] = ()
+    anchor_key_id: str = "none"
+
+    @property
+    def pairs(self) -> list[tuple[JpkiCertificate, JpkiCertificate]]:
+        """(certificate, issuer) for every non-anchor certificate of a valid path."""
+        if self.status is not Status.VALID:
+            return []
+        return list(zip(self.certs[1:], self.certs[:-1], strict=True))
 
 
 def _base(cert: JpkiCertificate) -> dict[str, Any]:
@@ -160,8 +241,6 @@ def _base(cert: JpkiCertificate) -> dict[str, Any]:
 
 
 def _basic_info(cert: JpkiCertificate) -> Any:
-    from jpki.cert import CertKind
-
     if cert.kind not in (CertKind.SIGNING, CertKind.PHONE_SIGNING):
         return None
     try:
@@ -170,15 +249,10 @@ def _basic_info(cert: JpkiCertificate) -> Any:
         return None
 
 
-async def async_validate_chain(
-    cert: JpkiCertificate,
-    policy: Policy,
-    *,
-    intermediates: Iterable[JpkiCertificate] = (),
-) -> VerificationResult:
-    """Async form of :func:`validate_chain`."""
+def _prelude(cert: JpkiCertificate, policy: Policy) -> _Prelude | VerificationResult:
+    """The end-entity rules; a finished result when no path needs building."""
     if not isinstance(policy, Policy):
-        raise UsageError("validate_chain needs a jpki.policy.Policy")
+        raise UsageError("chain validation needs a jpki.policy.Policy")
     at = check_time(policy.time())
     purp = policy.purpose_for(purpose_by_kind(cert))
     base = _base(cert)
@@ -187,109 +261,56 @@ async def async_validate_chain(
         problems += validity_problems(cert, at)
     except CertificateError as exc:
         return VerificationResult(Status.INVALID, (Reason(Code.CERT_MALFORMED, str(exc)),), **base)
-    anchor_notes = [Reason(Code.ANCHOR_REFUSED, t) for t in policy.anchor_notes()]
+    anchor_notes = tuple(Reason(Code.ANCHOR_REFUSED, t) for t in policy.anchor_notes())
     if not policy.anchors:
         # certvalidator would fall back to the system trust store; we never do.
-        status = Status.INVALID if problems else Status.INDETERMINATE
+        not_validated = Reason(
+            Code.CHAIN_NOT_VALIDATED,
+            "certificate chain NOT validated (no trust anchors): this only shows the "
+            "certificate's own content, not who issued it",
+        )
         return VerificationResult(
-            status,
-            (
-                *problems,
-                Reason(
-                    Code.CHAIN_NOT_VALIDATED,
-                    "certificate chain NOT validated (no trust anchors): this only shows the "
-                    "certificate's own content, not who issued it",
-                ),
-                *anchor_notes,
-                *notes,
-            ),
+            Status.INVALID if problems else Status.INDETERMINATE,
+            (*problems, not_validated, *anchor_notes, *notes),
             **base,
         )
-    try:
-        ee = _asn1(cert)
-        others = [_asn1(c) for c in intermediates]
-        roots = [_asn1(a) for a in policy.anchors]
-    except CertificateError as exc:
-        return VerificationResult(
-            Status.INVALID,
-            (*problems, Reason(Code.CERT_MALFORMED, str(exc)), *anchor_notes),
-            **base,
-        )
-    ctx = ValidationContext(
-        algorithm_usage_policy=_algorithm_policy(policy.algorithms),
-        trust_roots=roots,
-        other_certs=others,
-        moment=at,
-        allow_fetching=False,
-        revocation_mode="none",
-    )
-    params = None
-    if policy.required_policies is not None:
-        params = PKIXValidationParams(
-            user_initial_policy_set=frozenset(policy.required_policies),
-            initial_explicit_policy=True,
-        )
-    validator = CertificateValidator(ee, validation_context=ctx, pkix_params=params)
-    n = len(policy.anchors)
-    try:
-        path = await validator.async_validate_usage(_REQUIRED_KU[purp])  # type: ignore[no-untyped-call]
-    except cv_errors.PathBuildingError:
-        why = Reason(
-            Code.CHAIN_UNTRUSTED,
-            f"the certificate does not chain to any of the {n} trusted "
-            f"CA certificate(s): its issuer ({cert.certificate.issuer.rfc4514_string()})"
-            " is not trusted, or no trusted CA key signed it",
-        )
-        return VerificationResult(Status.INVALID, (*problems, why, *anchor_notes), **base)
-    except cv_errors.ExpiredError as exc:
-        why = Reason(Code.CERT_EXPIRED, _expired(exc, at))
-        return VerificationResult(Status.INVALID, (*problems, why, *anchor_notes), **base)
-    except cv_errors.NotYetValidError as exc:
-        why = Reason(Code.CERT_NOT_YET_VALID, _msg(exc))
-        return VerificationResult(Status.INVALID, (*problems, why, *anchor_notes), **base)
-    except cv_errors.InsufficientRevinfoError as exc:  # not expected with mode "none"
-        why = Reason(Code.REVOCATION_UNKNOWN, _msg(exc))
-        status = Status.INVALID if problems else Status.INDETERMINATE
-        return VerificationResult(status, (*problems, why, *anchor_notes), **base)
-    except cv_errors.DisallowedAlgorithmError as exc:
-        why = Reason(Code.ALGORITHM_REFUSED, _msg(exc))
-        return VerificationResult(Status.INVALID, (*problems, why, *anchor_notes), **base)
-    except (cv_errors.ValidationError, cv_errors.PathError) as exc:
-        # Includes a path without the required certificate policies (no distinct type).
-        # A self-issued end entity that is no anchor is simply not trusted.
-        code = Code.CHAIN_UNTRUSTED if _self_issued(cert) else Code.CHAIN_INVALID
-        why = Reason(code, _msg(exc))
-        return VerificationResult(Status.INVALID, (*problems, why, *anchor_notes), **base)
-    except _ASN1_ERRORS as exc:  # asn1crypto choking on a malformed extension
-        why = Reason(Code.CERT_MALFORMED, f"certificate cannot be validated: {exc}")
-        return VerificationResult(Status.INVALID, (*problems, why, *anchor_notes), **base)
+    return _Prelude(at, purp, tuple(problems), tuple(notes), anchor_notes, base)
 
-    chain_asn1 = list(path.iter_certs(include_root=True))
-    chain = tuple(c.subject.human_friendly for c in chain_asn1)
-    reasons: list[Reason] = [
-        *problems,
-        Reason(Code.CHAIN_OK, f"chains to trusted CA {chain[0]} (key id {_key_id(chain_asn1[0])})"),
-        *notes,
-        *anchor_notes,
-    ]
-    status = Status.INVALID if problems else Status.VALID
-    if policy.revocation is not None:
-        pairs = list(zip(chain_asn1[1:], chain_asn1[:-1], strict=True))
-        for child, parent in pairs:
-            rstat, rwhy = _revocation(
-                policy.revocation,
-                cert if child.dump() == cert.der else JpkiCertificate.load(child.dump()),
-                JpkiCertificate.load(parent.dump()),
-                at,
-                policy.soft_fail,
-            )
-            status = worst((status, rstat))
-            reasons.append(rwhy)
-    else:
-        reasons.append(
-            Reason(Code.REVOCATION_NOT_CHECKED, "revocation not checked (no CRL or OCSP given)")
+
+def _build(
+    cert: JpkiCertificate,
+    policy: Policy,
+    at: datetime,
+    intermediates: tuple[JpkiCertificate, ...],
+    purp: Purpose,
+) -> _Built:
+    """The flat fast path when it applies, else pyhanko-certvalidator (the one dispatch)."""
+    policies = None if policy.required_policies is None else tuple(policy.required_policies)
+    try:
+        flat = flat_chain(
+            cert,
+            policy.anchors,
+            at=at,
+            key_usage=_REQUIRED_KU[purp],
+            policies=policies,
+            intermediates=intermediates,
         )
-    return VerificationResult(status, tuple(reasons), chain=chain, **base)
+    except CertificateError as exc:
+        return _Built(Status.INVALID, Reason(Code.CERT_MALFORMED, str(exc)))
+    if flat is None:
+        return _run(_certvalidator(cert, policy, at, intermediates, purp, policies))
+    if flat.problem is not None:
+        return _Built(Status.INVALID, Reason(_flat_code(cert, at), flat.problem))
+    return _Built(Status.VALID, None, (flat.anchor, cert), flat.chain, flat.anchor_key_id)
+
+
+def _flat_code(cert: JpkiCertificate, at: datetime) -> Code:
+    """The code of a flat-path refusal: outside the validity window, or anything else."""
+    if at - TOLERANCE > cert.not_after:
+        return Code.CERT_EXPIRED
+    if at + TOLERANCE < cert.not_before:
+        return Code.CERT_NOT_YET_VALID
+    return Code.CHAIN_INVALID
 
 
 @functools.lru_cache(maxsize=8)
@@ -299,6 +320,105 @@ def _algorithm_policy(rule: AlgorithmRule) -> DisallowWeakAlgorithmsPolicy:
     return DisallowWeakAlgorithmsPolicy(  # type: ignore[no-untyped-call]
         weak_hash_algos=frozenset(weak), rsa_key_size_threshold=rule.min_rsa_bits
     )
+
+
+async def _certvalidator(
+    cert: JpkiCertificate,
+    policy: Policy,
+    at: datetime,
+    intermediates: Iterable[JpkiCertificate],
+    purp: Purpose,
+    policies: Iterable[str] | None,
+) -> _Built:
+    try:
+        ee = _asn1(cert)
+        others = [_asn1(c) for c in intermediates]
+        roots = [_asn1(a) for a in policy.anchors]
+    except CertificateError as exc:
+        return _Built(Status.INVALID, Reason(Code.CERT_MALFORMED, str(exc)))
+    ctx = ValidationContext(
+        algorithm_usage_policy=_algorithm_policy(policy.algorithms),
+        trust_roots=roots,
+        other_certs=others,
+        moment=at,
+        allow_fetching=False,
+        revocation_mode="none",
+    )
+    params = None
+    if policies is not None:
+        params = PKIXValidationParams(
+            user_initial_policy_set=frozenset(policies), initial_explicit_policy=True
+        )
+    validator = CertificateValidator(ee, validation_context=ctx, pkix_params=params)
+    n = len(policy.anchors)
+    try:
+        path = await validator.async_validate_usage(_REQUIRED_KU[purp])  # type: ignore[no-untyped-call]
+    except cv_errors.PathBuildingError:
+        return _Built(
+            Status.INVALID,
+            Reason(
+                Code.CHAIN_UNTRUSTED,
+                f"the certificate does not chain to any of the {n} trusted "
+                f"CA certificate(s): its issuer ({cert.certificate.issuer.rfc4514_string()})"
+                " is not trusted, or no trusted CA key signed it",
+            ),
+        )
+    except cv_errors.ExpiredError as exc:
+        return _Built(Status.INVALID, Reason(Code.CERT_EXPIRED, _expired(exc, at)))
+    except cv_errors.NotYetValidError as exc:
+        return _Built(Status.INVALID, Reason(Code.CERT_NOT_YET_VALID, _msg(exc)))
+    except cv_errors.InsufficientRevinfoError as exc:  # not expected with mode "none"
+        return _Built(Status.INDETERMINATE, Reason(Code.REVOCATION_UNKNOWN, _msg(exc)))
+    except cv_errors.DisallowedAlgorithmError as exc:
+        return _Built(Status.INVALID, Reason(Code.ALGORITHM_REFUSED, _msg(exc)))
+    except (cv_errors.ValidationError, cv_errors.PathError) as exc:
+        # Includes a path without the required certificate policies (no distinct type).
+        # A self-issued end entity that is no anchor is simply not trusted.
+        code = Code.CHAIN_UNTRUSTED if _self_issued(cert) else Code.CHAIN_INVALID
+        return _Built(Status.INVALID, Reason(code, _msg(exc)))
+    except _ASN1_ERRORS as exc:  # asn1crypto choking on a malformed extension
+        return _Built(
+            Status.INVALID, Reason(Code.CERT_MALFORMED, f"certificate cannot be validated: {exc}")
+        )
+    chain_asn1 = list(path.iter_certs(include_root=True))
+    return _Built(
+        Status.VALID,
+        None,
+        tuple(cert if c.dump() == cert.der else JpkiCertificate.load(c.dump()) for c in chain_asn1),
+        tuple(c.subject.human_friendly for c in chain_asn1),
+        _key_id(chain_asn1[0]),
+    )
+
+
+def _result(
+    cert: JpkiCertificate,
+    built: _Built,
+    pre: _Prelude,
+    revocation: list[tuple[Status, Reason]] | None,
+) -> VerificationResult:
+    problems, notes, anchor_notes = pre.problems, pre.notes, pre.anchor_notes
+    if built.status is not Status.VALID:
+        why = built.why or Reason(Code.CHAIN_INVALID, "the chain could not be validated")
+        failed: Status = Status.INVALID if problems else built.status
+        return VerificationResult(failed, (*problems, why, *anchor_notes), **pre.base)
+    reasons: list[Reason] = [
+        *problems,
+        Reason(
+            Code.CHAIN_OK, f"chains to trusted CA {built.chain[0]} (key id {built.anchor_key_id})"
+        ),
+        *notes,
+        *anchor_notes,
+    ]
+    status: Status = Status.INVALID if problems else Status.VALID
+    if revocation is None:
+        reasons.append(
+            Reason(Code.REVOCATION_NOT_CHECKED, "revocation not checked (no CRL or OCSP given)")
+        )
+    else:
+        for rstat, rwhy in revocation:
+            status = worst((status, rstat))
+            reasons.append(rwhy)
+    return VerificationResult(status, tuple(reasons), chain=built.chain, **pre.base)
 
 
 def _self_issued(cert: JpkiCertificate) -> bool:
@@ -326,21 +446,60 @@ _UNK = Code.REVOCATION_UNKNOWN
 
 
 def _revocation(
-    check: RevocationCheck,
+    check: RevocationCheck | AsyncRevocationCheck,
     cert: JpkiCertificate,
     issuer: JpkiCertificate,
     at: datetime,
     soft_fail: bool,
 ) -> tuple[Status, Reason]:
-    who = cert.subject_text
     try:
-        outcome = check(cert, issuer, at)
-    except RevokedError as exc:
-        return Status.INVALID, Reason(Code.REVOCATION_REVOKED, f"{who}: {exc}")
+        if _is_async(check):
+            outcome = _run(_awaited(cast("AsyncRevocationCheck", check)(cert, issuer, at)))
+        else:
+            outcome = cast("RevocationCheck", check)(cert, issuer, at)
+    except RevocationError as exc:  # RevokedError included
+        return _revocation_failed(cert, exc, soft_fail)
+    return _revocation_verdict(cert, outcome, soft_fail)
+
+
+def _is_async(check: object) -> bool:
+    return inspect.iscoroutinefunction(check) or inspect.iscoroutinefunction(
+        getattr(check, "__call__", None)  # noqa: B004 - an object with an async __call__
+    )
+
+
+async def _async_revocation(
+    check: RevocationCheck | AsyncRevocationCheck,
+    cert: JpkiCertificate,
+    issuer: JpkiCertificate,
+    at: datetime,
+    soft_fail: bool,
+) -> tuple[Status, Reason]:
+    try:
+        if _is_async(check):
+            outcome = await cast("AsyncRevocationCheck", check)(cert, issuer, at)
+        else:
+            outcome = await asyncio.to_thread(cast("RevocationCheck", check), cert, issuer, at)
     except RevocationError as exc:
-        if soft_fail:
-            return Status.VALID, Reason(_SOFTC, f"{who}: {_NOT_ESTABLISHED}: {exc}; {_SOFT}")
-        return Status.INDETERMINATE, Reason(_UNK, f"{who}: {_NOT_ESTABLISHED}: {exc}")
+        return _revocation_failed(cert, exc, soft_fail)
+    return _revocation_verdict(cert, outcome, soft_fail)
+
+
+def _revocation_failed(
+    cert: JpkiCertificate, exc: RevocationError, soft_fail: bool
+) -> tuple[Status, Reason]:
+    who = cert.subject_text
+    if isinstance(exc, RevokedError):
+        return Status.INVALID, Reason(Code.REVOCATION_REVOKED, f"{who}: {exc}")
+    if soft_fail:
+        return Status.VALID, Reason(_SOFTC, f"{who}: {_NOT_ESTABLISHED}: {exc}; {_SOFT}")
+    return Status.INDETERMINATE, Reason(_UNK, f"{who}: {_NOT_ESTABLISHED}: {exc}")
+
+
+def _revocation_verdict(
+    cert: JpkiCertificate, outcome: RevocationOutcome, soft_fail: bool
+) -> tuple[Status, Reason]:
+    who = cert.subject_text
     status = getattr(outcome, "status", None)
     name = str(getattr(status, "name", status)).upper()
     source = getattr(outcome, "source", None)

@@ -36,10 +36,13 @@ __all__ = [
     "Purpose",
     "as_certificate",
     "check_rsa_pkcs1",
+    "combine",
+    "judge",
     "key_usage_problems",
     "kind_words",
     "purpose_of",
     "rsa_public_key",
+    "signature_check",
     "validity_problems",
     "verify_signature",
 ]
@@ -133,6 +136,20 @@ def as_certificate(cert: JpkiCertificate | x509.Certificate | bytes) -> JpkiCert
     return JpkiCertificate.load(cert)
 
 
+def signature_check(
+    cert: JpkiCertificate,
+    signature: bytes,
+    *,
+    data: bytes | None = None,
+    digest: bytes | None = None,
+    hash_alg: HashAlgorithm | str = HashAlgorithm.SHA256,
+) -> Reason | None:
+    """The signature alone: None if it matches ``cert``'s key over data/digest, else why not."""
+    alg = hash_algorithm(hash_alg)
+    expected = expected_digest_info(data=data, digest=digest, hash_alg=alg)
+    return check_rsa_pkcs1(rsa_public_key(cert), signature, expected)
+
+
 def verify_signature(
     cert: JpkiCertificate | x509.Certificate | bytes,
     signature: bytes,
@@ -156,8 +173,7 @@ def verify_signature(
     alg = hash_algorithm(hash_alg)
     at = check_time(pol.time())
     purp = pol.purpose_for(default_purpose)
-    expected = expected_digest_info(data=data, digest=digest, hash_alg=alg)
-    why = check_rsa_pkcs1(rsa_public_key(jc), signature, expected)
+    why = signature_check(jc, signature, data=data, digest=digest, hash_alg=alg)
     return judge(jc, why, alg.value, replace(pol, at=at, purpose=purp), intermediates)
 
 
@@ -169,15 +185,24 @@ def judge(
     intermediates: Iterable[JpkiCertificate] = (),
     problems: Iterable[Reason] = (),
 ) -> VerificationResult:
-    """Combine a signature check (``why``: None when it matched) and other ``problems``
-    with the policy's verdict on the signer: algorithms, then the chain (purpose, validity,
-    anchors, revocation).
+    """A signature check (``why``: None when it matched) and other ``problems``, judged
+    with the chain under ``policy`` (whose time and purpose must be fixed)."""
+    chain = validate_chain(cert, policy, intermediates=intermediates)
+    return combine(cert, why, hash_name, policy, chain, problems)
 
-    ``policy`` must have its time and purpose fixed.
-    """
+
+def combine(
+    cert: JpkiCertificate,
+    why: Reason | None,
+    hash_name: str | None,
+    policy: Policy,
+    chain: VerificationResult,
+    problems: Iterable[Reason] = (),
+) -> VerificationResult:
+    """One result from a signature check, other ``problems``, the policy's algorithm rule
+    and the chain verdict (purpose, validity, anchors, revocation)."""
     first = why if why is not None else Reason(Code.SIGNATURE_OK, _OK)
     alg_problems, alg_notes = algorithm_reasons(policy.algorithms, cert, hash_name)
-    chain = validate_chain(cert, policy, intermediates=intermediates)
     more = tuple(problems)
     status = Status.INVALID if why is not None or more or alg_problems else Status.VALID
     return replace(
