@@ -16,7 +16,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jpki.cert import JpkiCertificate
-from jpki.digestinfo import PREFIXES, PREFIXES_NO_NULL
+from jpki.digestinfo import (
+    PREFIXES,
+    PREFIXES_NO_NULL,
+    DigestInfo,
+    build_digest_info,
+    parse_digest_info,
+)
 from jpki.errors import CertificateError, JpkiError, SignatureFormatError, UsageError
 from jpki.testing.pki import Issued, TestPki, sample_person
 from jpki.verify import (
@@ -28,7 +34,6 @@ from jpki.verify import (
     Status,
     verify_signature,
 )
-from jpki.verify.digest import DigestInfo, build_digest_info, parse_digest_info
 from jpki.verify.result import VerificationResult, worst
 
 DATA = "契約書 version 1\n".encode()

@@ -18,6 +18,7 @@ import click
 from jpki.cert import JpkiCertificate
 from jpki.cli._common import Exit, emit, handle_errors, parse_time, read_input_file
 from jpki.cli.revocation import load_crl_file
+from jpki.digestinfo import HashAlgorithm, hash_algorithm
 from jpki.errors import JpkiError, UsageError
 from jpki.policy import (
     DEFAULT_ALGORITHMS,
@@ -30,7 +31,6 @@ from jpki.policy import (
 )
 from jpki.verify.batch import BatchItem, verify_batch
 from jpki.verify.cms import verify_cms
-from jpki.verify.digest import HashAlgorithm, hash_algorithm
 from jpki.verify.path import load_certificates, load_trust_anchors, validate_chain
 from jpki.verify.result import Code, Status, VerificationResult, worst
 from jpki.verify.signature import verify_signature

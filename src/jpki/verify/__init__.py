@@ -7,6 +7,7 @@ algorithms) and returns a :class:`VerificationResult` (``VALID`` / ``INVALID`` /
 
 from __future__ import annotations
 
+from jpki.digestinfo import DigestInfo, HashAlgorithm, build_digest_info, parse_digest_info
 from jpki.policy import (
     DEFAULT_ALGORITHMS,
     LEGACY_ALGORITHMS,
@@ -18,7 +19,6 @@ from jpki.policy import (
 )
 from jpki.verify.batch import BatchItem, verify_batch
 from jpki.verify.cms import parse_signed_data, verify_cms
-from jpki.verify.digest import DigestInfo, HashAlgorithm, build_digest_info, parse_digest_info
 from jpki.verify.login import (
     Challenge,
     ChallengeStore,

@@ -18,10 +18,9 @@ from asn1crypto import core as asn1_core
 from asn1crypto import pem as asn1_pem
 
 from jpki.cert import JpkiCertificate
-from jpki.digestinfo import PREFIXES
+from jpki.digestinfo import OID_TO_HASH, PREFIXES, HashAlgorithm, digest_of
 from jpki.errors import JpkiError, SignatureFormatError
 from jpki.policy import Policy, Purpose, check_time
-from jpki.verify.digest import OID_TO_HASH, HashAlgorithm, digest_of
 from jpki.verify.result import Code, Reason, Status, VerificationResult, worst
 from jpki.verify.rules import key_usage_problems
 from jpki.verify.signature import check_rsa_pkcs1, judge, rsa_public_key

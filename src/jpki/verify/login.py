@@ -34,6 +34,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from jpki.cert import JpkiCertificate
+from jpki.digestinfo import HashAlgorithm
 from jpki.errors import (
     ChallengeError,
     ChallengeExpired,
@@ -42,7 +43,6 @@ from jpki.errors import (
     UsageError,
 )
 from jpki.policy import Policy, Purpose, check_time
-from jpki.verify.digest import HashAlgorithm
 from jpki.verify.flat import CertificateCache, LruCache, certificate_cache
 from jpki.verify.path import async_validate_chain, validate_chain
 from jpki.verify.result import Code, Reason, Status, VerificationResult

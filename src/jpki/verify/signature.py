@@ -17,10 +17,16 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from jpki.cert import JpkiCertificate
-from jpki.digestinfo import DIGEST_SIZES, PREFIXES
+from jpki.digestinfo import (
+    DIGEST_SIZES,
+    PREFIXES,
+    HashAlgorithm,
+    digest_of,
+    hash_algorithm,
+    parse_digest_info,
+)
 from jpki.errors import CertificateError, SignatureFormatError, UsageError
 from jpki.policy import Policy, Purpose, check_time, purpose_of
-from jpki.verify.digest import HashAlgorithm, digest_of, hash_algorithm, parse_digest_info
 from jpki.verify.path import validate_chain
 from jpki.verify.result import Code, Reason, Status, VerificationResult, worst
 from jpki.verify.rules import (
