@@ -25,6 +25,7 @@ CORE = {
     "jpki.digestinfo",
     "jpki.mynumber",
     "jpki._files",
+    "jpki.oid",
 }
 # Third-party libraries the core and the card client may not pull in (the edge imports them).
 TRANSPORT_LIBS = {"smartcard"}

@@ -51,6 +51,9 @@ from cryptography.x509.oid import (
 )
 
 from jpki.errors import CertificateError, TlvError
+from jpki.oid import BasicInfoOID, JpkiPolicyOID
+from jpki.oid import ExtensionOID as _Ext
+from jpki.oid import NameOID as _NameOID
 from jpki.tlv import decode_oid, parse_length, parse_tag
 
 __all__ = [
@@ -64,15 +67,14 @@ __all__ = [
     "name_to_text",
 ]
 
-_JPKI_ARC = "1.2.392.200149.8.5"
-_POLICY_ARC = f"{_JPKI_ARC}.1."
-_TEST_POLICY_ARC = f"{_JPKI_ARC}.1.0."
-OID_NAME = f"{_JPKI_ARC}.5.1"
-OID_NAME_SUBSTITUTES = f"{_JPKI_ARC}.5.2"
-OID_SEX = f"{_JPKI_ARC}.5.3"
-OID_BIRTH_DATE = f"{_JPKI_ARC}.5.4"
-OID_ADDRESS = f"{_JPKI_ARC}.5.5"
-OID_ADDRESS_SUBSTITUTES = f"{_JPKI_ARC}.5.6"
+_POLICY_ARC = JpkiPolicyOID.ARC
+_TEST_POLICY_ARC = JpkiPolicyOID.TEST_ARC
+OID_NAME = BasicInfoOID.NAME
+OID_NAME_SUBSTITUTES = BasicInfoOID.NAME_SUBSTITUTES
+OID_SEX = BasicInfoOID.SEX
+OID_BIRTH_DATE = BasicInfoOID.BIRTH_DATE
+OID_ADDRESS = BasicInfoOID.ADDRESS
+OID_ADDRESS_SUBSTITUTES = BasicInfoOID.ADDRESS_SUBSTITUTES
 _BASIC_OIDS = (
     OID_NAME,
     OID_NAME_SUBSTITUTES,
@@ -287,15 +289,15 @@ def _b64(body: bytes) -> bytes:
 # from the DER by offsets (no copies, no objects per element), strictly: anything unexpected is
 # a CertificateError. tests/test_cert.py checks these fields against cryptography's decode.
 
-_OID_O = "2.5.4.10"
-_OID_OU = "2.5.4.11"
-_EXT_BC = "2.5.29.19"
-_EXT_KU = "2.5.29.15"
-_EXT_EKU = "2.5.29.37"
-_EXT_POLICIES = "2.5.29.32"
-_EXT_SKI = "2.5.29.14"
-_EXT_AKI = "2.5.29.35"
-_EXT_SAN = "2.5.29.17"
+_OID_O = _NameOID.ORGANIZATION
+_OID_OU = _NameOID.ORGANIZATIONAL_UNIT
+_EXT_BC = _Ext.BASIC_CONSTRAINTS
+_EXT_KU = _Ext.KEY_USAGE
+_EXT_EKU = _Ext.EXTENDED_KEY_USAGE
+_EXT_POLICIES = _Ext.CERTIFICATE_POLICIES
+_EXT_SKI = _Ext.SUBJECT_KEY_IDENTIFIER
+_EXT_AKI = _Ext.AUTHORITY_KEY_IDENTIFIER
+_EXT_SAN = _Ext.SUBJECT_ALT_NAME
 _KU_BITS = (
     "digitalSignature",
     "nonRepudiation",

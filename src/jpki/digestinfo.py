@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from jpki.errors import SignatureFormatError, UsageError
+from jpki.oid import HashOID
 
 
 class HashName(enum.StrEnum):
@@ -87,10 +88,10 @@ hash_algorithm = hash_name
 
 #: Dotted digest-algorithm OIDs (CMS digestAlgorithm) to hash names.
 OID_TO_HASH: dict[str, HashName] = {
-    "1.3.14.3.2.26": HashName.SHA1,
-    "2.16.840.1.101.3.4.2.1": HashName.SHA256,
-    "2.16.840.1.101.3.4.2.2": HashName.SHA384,
-    "2.16.840.1.101.3.4.2.3": HashName.SHA512,
+    HashOID.SHA1: HashName.SHA1,
+    HashOID.SHA256: HashName.SHA256,
+    HashOID.SHA384: HashName.SHA384,
+    HashOID.SHA512: HashName.SHA512,
 }
 
 

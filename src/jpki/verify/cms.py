@@ -20,6 +20,7 @@ from asn1crypto import pem as asn1_pem
 from jpki.cert import JpkiCertificate
 from jpki.digestinfo import OID_TO_HASH, PREFIXES, HashAlgorithm, digest_of
 from jpki.errors import JpkiError, SignatureFormatError
+from jpki.oid import CmsOID, SignatureOID
 from jpki.policy import Policy, Purpose, check_time
 from jpki.verify.result import Code, Reason, Status, VerificationResult, worst
 from jpki.verify.rules import key_usage_problems
@@ -27,13 +28,13 @@ from jpki.verify.signature import check_rsa_pkcs1, judge, rsa_public_key
 
 _ASN1_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError)
 _RSA_OIDS = {
-    "1.2.840.113549.1.1.1": None,  # rsaEncryption: hash from digestAlgorithm
-    "1.2.840.113549.1.1.5": HashAlgorithm.SHA1,
-    "1.2.840.113549.1.1.11": HashAlgorithm.SHA256,
-    "1.2.840.113549.1.1.12": HashAlgorithm.SHA384,
-    "1.2.840.113549.1.1.13": HashAlgorithm.SHA512,
+    SignatureOID.RSA_ENCRYPTION: None,  # rsaEncryption: hash from digestAlgorithm
+    SignatureOID.SHA1_WITH_RSA: HashAlgorithm.SHA1,
+    SignatureOID.SHA256_WITH_RSA: HashAlgorithm.SHA256,
+    SignatureOID.SHA384_WITH_RSA: HashAlgorithm.SHA384,
+    SignatureOID.SHA512_WITH_RSA: HashAlgorithm.SHA512,
 }
-_OID_DATA = "1.2.840.113549.1.7.1"
+_OID_DATA = CmsOID.DATA
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def _parse(der: bytes, extra: tuple[JpkiCertificate, ...]) -> SignedData:
     if not der or der[0] != 0x30:
         raise SignatureFormatError("not a CMS structure (expected a DER SEQUENCE or PEM)")
     ci = asn1_cms.ContentInfo.load(der, strict=True)
-    if ci["content_type"].dotted != "1.2.840.113549.1.7.2":
+    if ci["content_type"].dotted != CmsOID.SIGNED_DATA:
         raise SignatureFormatError(
             f"CMS content type is {ci['content_type'].native}, not signed data"
         )
@@ -178,11 +179,11 @@ def _parse_signer(
             if len(values) != 1:
                 problems.append(f"signed attribute {attr['type'].native} has {len(values)} values")
                 continue
-            if oid == "1.2.840.113549.1.9.3":
+            if oid == CmsOID.CONTENT_TYPE:
                 ctype = values[0].dotted
-            elif oid == "1.2.840.113549.1.9.4":
+            elif oid == CmsOID.MESSAGE_DIGEST:
                 mdigest = bytes(values[0].native)
-            elif oid == "1.2.840.113549.1.9.5":
+            elif oid == CmsOID.SIGNING_TIME:
                 t = values[0].native
                 stime = t if isinstance(t, datetime) else None
         problems += [f"signed attribute {o} appears {n} times" for o, n in seen.items() if n > 1]
