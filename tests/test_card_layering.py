@@ -26,6 +26,7 @@ CORE = {
     "jpki.mynumber",
     "jpki._files",
     "jpki.oid",
+    "jpki.wareki",
 }
 # Third-party libraries the core and the card client may not pull in (the edge imports them).
 TRANSPORT_LIBS = {"smartcard"}

@@ -55,6 +55,7 @@ from jpki.oid import BasicInfoOID, JpkiPolicyOID
 from jpki.oid import ExtensionOID as _Ext
 from jpki.oid import NameOID as _NameOID
 from jpki.tlv import decode_oid, parse_length, parse_tag
+from jpki.wareki import Era, era_for_date
 
 __all__ = [
     "BasicInfo",
@@ -119,32 +120,6 @@ class Sex(IntEnum):
     MALE = 1
     FEMALE = 2
     UNKNOWN = 3
-
-
-class Era(IntEnum):
-    """Japanese era digit of the birth date code ``EYYYYMMDD``."""
-
-    UNKNOWN = 0
-    MEIJI = 1
-    TAISHO = 2
-    SHOWA = 3
-    HEISEI = 4
-    REIWA = 5
-
-
-# First day of each era (Gregorian).
-_ERA_STARTS = (
-    (date(2019, 5, 1), Era.REIWA),
-    (date(1989, 1, 8), Era.HEISEI),
-    (date(1926, 12, 25), Era.SHOWA),
-    (date(1912, 7, 30), Era.TAISHO),
-    (date(1868, 10, 23), Era.MEIJI),
-)
-
-
-def era_for_date(d: date) -> Era:
-    """The era a Gregorian date falls in (``UNKNOWN`` before Meiji)."""
-    return next((era for start, era in _ERA_STARTS if d >= start), Era.UNKNOWN)
 
 
 @dataclass(frozen=True)
