@@ -3,6 +3,8 @@
 Every verifier takes one :class:`~jpki.policy.Policy` (anchors, purpose, time, revocation,
 algorithms) and returns a :class:`VerificationResult` (``VALID`` / ``INVALID`` /
 ``INDETERMINATE`` with coded reasons); malformed input raises a ``JpkiError``.
+Async forms (``async_validate_chain``, ``LoginVerifier.async_verify``,
+``async_revocation_checker`` with OCSP over httpx) never block an event loop.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from jpki.policy import (
     DEFAULT_ALGORITHMS,
     LEGACY_ALGORITHMS,
     AlgorithmRule,
+    AsyncRevocationCheck,
     Policy,
     Purpose,
     RevocationCheck,
     revocation_checker,
 )
+from jpki.verify.aio import async_check_ocsp, async_revocation_checker
 from jpki.verify.batch import BatchItem, verify_batch
 from jpki.verify.cms import parse_signed_data, verify_cms
 from jpki.verify.login import (
@@ -35,6 +39,7 @@ __all__ = [
     "DEFAULT_ALGORITHMS",
     "LEGACY_ALGORITHMS",
     "AlgorithmRule",
+    "AsyncRevocationCheck",
     "BatchItem",
     "Challenge",
     "ChallengeStore",
@@ -51,6 +56,8 @@ __all__ = [
     "Status",
     "VerificationResult",
     "account_key",
+    "async_check_ocsp",
+    "async_revocation_checker",
     "async_validate_chain",
     "build_digest_info",
     "load_trust_anchors",

@@ -7,6 +7,7 @@ and hash are acceptable. Every verifier calls these; none spells a rule out agai
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 from cryptography import x509
@@ -63,6 +64,23 @@ def key_usage_problems(
     cert: JpkiCertificate, purpose: Purpose
 ) -> tuple[list[Reason], list[Reason]]:
     """(problems, notes) of using ``cert`` as an end entity for ``purpose``.
+
+    A pure function of the two, remembered per certificate (every login asks it).
+    """
+    problems, notes = _key_usage_verdict(cert, purpose)
+    return list(problems), list(notes)
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_usage_verdict(
+    cert: JpkiCertificate, purpose: Purpose
+) -> tuple[tuple[Reason, ...], tuple[Reason, ...]]:
+    problems, notes = _key_usage_rule(cert, purpose)
+    return tuple(problems), tuple(notes)
+
+
+def _key_usage_rule(cert: JpkiCertificate, purpose: Purpose) -> tuple[list[Reason], list[Reason]]:
+    """The rule itself.
 
     A CA certificate (cA=TRUE) is never an end entity, whatever the purpose. JPKI kinds decide
     next (a signing certificate must not log in, an authentication certificate must not sign
