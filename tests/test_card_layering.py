@@ -92,7 +92,9 @@ RULES: list[tuple[str, list[Path], set[str]]] = [
     ("card", _files("card"), CORE | {"jpki.transport.base", "jpki.card"}),
     ("sim", [p for p in _files("sim") if p.name != "create.py"], CORE | {"jpki.sim"}),
     ("sim/create", _files("sim/create"), CORE | {"jpki.sim", "jpki.testing"}),
-    ("cert", _files("cert") if (SRC / "cert").is_dir() else [SRC / "cert.py"], CORE),
+    ("cert", _files("cert"), CERT),
+    # The model sits on its parts; the parts (raw DER, loading, kind rule, 基本4情報) on the core.
+    ("cert/parts", _files(*(f"cert/{m}" for m in ("der", "load", "kind", "basic_info"))), CORE),
     ("trust", _files("trust"), TRUST),
     ("trust/cvca", [SRC / "trust" / "cvca.py"], CORE),
     ("revocation", _tree("revocation"), REVOCATION),

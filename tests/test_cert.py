@@ -424,7 +424,8 @@ def _reference(c: JpkiCertificate) -> dict[str, object]:
 
 
 def _fast(c: JpkiCertificate) -> dict[str, object]:
-    from jpki.cert import _EXT_SAN, _other_names
+    from jpki.cert.der import EXT_SAN as _EXT_SAN
+    from jpki.cert.der import other_names as _other_names
 
     san = c._raw.extensions.get(_EXT_SAN)
     return {
