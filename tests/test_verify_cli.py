@@ -7,7 +7,7 @@ import hashlib
 import json
 import shutil
 import subprocess
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -437,3 +437,46 @@ def test_cli_mutated_cms_exit_2_never_a_traceback(attached_cms: bytes, data: st.
     assert res.exit_code in (0, 1, 2, 3), res.output
     if res.exit_code == 2:
         assert res.output.strip()  # one clear line saying what is wrong
+
+
+def test_card_certs_dir_as_trust_never_trusts_the_leaf(sim_profile: Path, tmp_path: Path) -> None:
+    """`jpki card certs --out DIR` then `--trust DIR`: the card's own certificate is in DIR,
+    but only the CA certificates there are anchors, so the leaf's validity and revocation are
+    still checked (an expired or revoked leaf was VALID when DIR was trusted whole)."""
+    from jpki.cert import JpkiCertificate
+
+    out = tmp_path / "certs"
+    got = CliRunner().invoke(main, ["card", "certs", "--sim", str(sim_profile), "--out", str(out)])
+    assert got.exit_code == 0, got.output
+    leaf = JpkiCertificate.load((out / "auth.der").read_bytes())
+    inside = leaf.not_before + (leaf.not_after - leaf.not_before) / 2
+    at = inside.isoformat()
+    res, data = run("chain", out / "auth.der", "--trust", out, "--at", at, "--json")
+    assert res.exit_code == 0, res.output
+    assert data is not None and "anchor.refused" in data["reason_codes"]  # type: ignore[operator]
+    late = (leaf.not_after.replace(microsecond=0) + (leaf.not_after - leaf.not_before)).isoformat()
+    res, data = run("chain", out / "auth.der", "--trust", out, "--at", late, "--json")
+    assert res.exit_code == 1, res.output
+    assert data is not None and "certificate.expired" in data["reason_codes"]  # type: ignore[operator]
+    # Revoked: a CRL from the card's CA (the default test PKI's) listing the card's certificate.
+    pki = TestPki()
+    assert pki.auth_ca.der == (out / "auth-ca.der").read_bytes()
+    crl = pki.make_crl(
+        "auth",
+        [(leaf.serial, x509.ReasonFlags.key_compromise, inside - timedelta(days=1))],
+        this_update=inside - timedelta(hours=1),
+    )
+    (tmp_path / "auth.crl").write_bytes(crl)
+    res, data = run(
+        "chain", out / "auth.der", "--trust", out, "--at", at, "--crl", tmp_path / "auth.crl",
+        "--json",
+    )  # fmt: skip
+    assert res.exit_code == 1, res.output
+    assert data is not None and "revocation.revoked" in data["reason_codes"]  # type: ignore[operator]
+
+
+def test_out_of_range_time_is_a_usage_error(files: dict[str, Path]) -> None:
+    for at in ("9999-12-31T23:59:59Z", "9999-12-31", "0001-01-01T00:00:00+09:00"):
+        res, _ = run("chain", files["sign.pem"], "--trust", files["anchors"], "--at", at)
+        assert res.exit_code == 2, (at, res.output)
+        assert "out of range" in res.output and "Traceback" not in res.output
