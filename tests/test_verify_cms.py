@@ -392,3 +392,23 @@ def test_signer_result_carries_certificate_and_basic_info(
     d = r.to_dict()
     assert d["basic_info"]["name"] == sample_person(0).name
     assert d["reason_codes"][0] == "cms.signer" and len(d["reason_codes"]) == len(d["reasons"])
+
+
+def test_sha1_cms_refused_unless_legacy_is_named(
+    openssl_sign: Signer, anchors: list[JpkiCertificate]
+) -> None:
+    from dataclasses import replace
+
+    from jpki.policy import LEGACY_ALGORITHMS
+
+    try:
+        blob = openssl_sign("-nodetach", "-binary", "-md", "sha1")
+    except subprocess.CalledProcessError:  # pragma: no cover - an openssl without SHA-1
+        pytest.skip("this openssl refuses SHA-1 signatures")
+    pol = Policy(anchors=anchors, at=AT)
+    r = verify_cms(blob, pol)
+    assert r.status is Status.INVALID
+    assert r.signers[0].has(Code.ALGORITHM_REFUSED)
+    ok = verify_cms(blob, replace(pol, algorithms=LEGACY_ALGORITHMS))
+    assert ok.status is Status.VALID, ok.reasons
+    assert ok.signers[0].has(Code.ALGORITHM_LEGACY_ACCEPTED)
