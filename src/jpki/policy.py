@@ -177,7 +177,8 @@ class Policy:
     ``purpose=None`` means "what the verifier is for": a document signature or CMS needs a
     signing certificate, a login an authentication one, a chain check follows the kind.
     ``at=None`` means "now", read once per verification. ``required_policies``: the path
-    must carry one of these certificate-policy OIDs.
+    must carry one of these certificate-policy OIDs; ``timestamp_anchors`` are the TSA CAs
+    that can prove a signature timestamp.
     """
 
     anchors: Sequence[JpkiCertificate] = ()
@@ -187,6 +188,8 @@ class Policy:
     soft_fail: bool = False
     algorithms: AlgorithmRule = DEFAULT_ALGORITHMS
     required_policies: Collection[str] | None = None
+    #: Anchors for RFC 3161 timestamp tokens (TSA CAs), kept apart from the signers' anchors.
+    timestamp_anchors: Sequence[JpkiCertificate] = ()
     #: (subject, why) of each certificate given as an anchor but refused as one (filled in
     #: by the policy itself; kept by ``dataclasses.replace``).
     not_anchors: tuple[tuple[str, str], ...] = field(default=(), compare=False)
@@ -210,6 +213,7 @@ class Policy:
             object.__setattr__(self, "purpose", purpose_of(self.purpose))
         if self.at is not None:
             check_time(self.at)
+        object.__setattr__(self, "timestamp_anchors", tuple(self.timestamp_anchors))
         if self.required_policies is not None:
             object.__setattr__(self, "required_policies", frozenset(self.required_policies))
         if self.soft_fail and self.revocation is None:

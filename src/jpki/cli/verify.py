@@ -107,6 +107,7 @@ def make_policy(
     soft_fail: bool = False,
     legacy_algorithms: bool = False,
     policies: Sequence[str] = (),
+    tsa_trust: Sequence[str] = (),
 ) -> Policy:
     """The one :class:`Policy` a ``jpki verify`` command applies, from its options."""
     revocation = _revocation(crl_files, ocsp_url, soft_fail)
@@ -120,6 +121,7 @@ def make_policy(
         soft_fail=soft_fail,
         algorithms=LEGACY_ALGORITHMS if legacy_algorithms else DEFAULT_ALGORITHMS,
         required_policies=frozenset(policies) if policies else None,
+        timestamp_anchors=_anchors(tsa_trust),
     )
 
 
@@ -247,6 +249,9 @@ def signature_cmd(
 @trust_option
 @click.option("--at", "at", metavar="TIME", help="Validation time (ISO 8601; default now).")
 @click.option("--purpose", type=_PURPOSES, default="sign", show_default=True)
+@click.option("--tsa-trust", "tsa_trust", multiple=True, metavar="CA",
+              help="Trusted CA of timestamp authorities (signature timestamps); "
+                   "repeatable. Without it a timestamp is reported, not proven.")  # fmt: skip
 @revocation_options
 @legacy_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -258,6 +263,7 @@ def cms_cmd(
     trust: tuple[str, ...],
     at: str | None,
     purpose: str,
+    tsa_trust: tuple[str, ...],
     crl_files: tuple[str, ...],
     ocsp_url: str | None,
     soft_fail: bool,
@@ -273,6 +279,7 @@ def cms_cmd(
         ocsp_url=ocsp_url,
         soft_fail=soft_fail,
         legacy_algorithms=legacy_algorithms,
+        tsa_trust=tsa_trust,
     )
     extra = [c for f in cert_files for c in load_certificates(read_input_file(f))]
     result = verify_cms(
@@ -486,3 +493,5 @@ def batch_cmd(
 
 
 commands: list[click.Command] = [verify_group]
+
+from jpki.cli import verify_pdf as _verify_pdf  # noqa: E402, F401  (verify pdf)

@@ -8,7 +8,7 @@ attributes are verified over their original encoding (re-tagged as SET), never r
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -22,9 +22,10 @@ from jpki.digestinfo import OID_TO_HASH, PREFIXES, HashAlgorithm, digest_of
 from jpki.errors import JpkiError, SignatureFormatError
 from jpki.oid import CmsOID, SignatureOID
 from jpki.policy import Policy, Purpose, check_time
-from jpki.verify.result import Code, Reason, Status, VerificationResult, worst
+from jpki.verify.result import Code, Reason, Status, TimestampInfo, VerificationResult, worst
 from jpki.verify.rules import key_usage_problems
 from jpki.verify.signature import check_rsa_pkcs1, judge, rsa_public_key
+from jpki.verify.timestamp import signature_timestamp_tokens, verify_timestamp_token
 
 _ASN1_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError)
 _RSA_OIDS = {
@@ -53,6 +54,8 @@ class SignerInfo:
     message_digest_attr: bytes | None
     signing_time: datetime | None
     attribute_problems: tuple[str, ...]
+    #: DER of each RFC 3161 signatureTimeStampToken (unsigned attribute).
+    timestamp_tokens: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -207,6 +210,7 @@ def _parse_signer(
         message_digest_attr=mdigest,
         signing_time=stime,
         attribute_problems=tuple(problems),
+        timestamp_tokens=tuple(signature_timestamp_tokens(si)),
     )
 
 
@@ -229,6 +233,9 @@ def verify_cms(
     embedded ones. ``policy`` (default ``Policy()``: no anchors, so at best INDETERMINATE)
     gives the anchors, time, purpose (default: document signature), revocation and
     algorithm rule. The signingTime attribute is reported, not trusted.
+    A signature timestamp (RFC 3161 unsigned attribute) is checked and reported in
+    ``timestamp``: proven with the policy's ``timestamp_anchors`` (TSA anchors), else
+    indeterminate; a token that does not match the signature makes the signer invalid.
     """
     pol = policy if policy is not None else Policy()
     when = check_time(pol.time())
@@ -260,7 +267,10 @@ def verify_cms(
             Status.INVALID, (Reason(Code.CMS_NO_SIGNERS, "the CMS structure has no signers"),)
         )
     pool = sd.certificates + extra
-    results = tuple(_verify_signer(s, signed_content, pool, pol) for s in sd.signers)
+    tsa = tuple(pol.timestamp_anchors) or None
+    results = tuple(
+        _with_timestamp(_verify_signer(s, signed_content, pool, pol), s, tsa) for s in sd.signers
+    )
     status = worst(r.status for r in results)
     if reasons:
         status = Status.INVALID
@@ -282,7 +292,29 @@ def verify_cms(
         signers=results,
         certificate=first.certificate if n == 1 else None,
         basic_info=first.basic_info if n == 1 else None,
+        timestamp=first.timestamp if n == 1 else None,
     )
+
+
+def _with_timestamp(
+    result: VerificationResult, s: SignerInfo, trust: Sequence[JpkiCertificate] | None
+) -> VerificationResult:
+    if not s.timestamp_tokens:
+        return result
+    if len(s.timestamp_tokens) > 1:
+        # Several tokens are allowed; the first is reported, the others are not vouched for.
+        note = f" ({len(s.timestamp_tokens) - 1} further token(s) not checked)"
+    else:
+        note = ""
+    ts: TimestampInfo = verify_timestamp_token(
+        s.timestamp_tokens[0], s.signature, trust_anchors=trust
+    )
+    when = ts.time.isoformat() if ts.time else "unreadable time"
+    line = f"signature timestamp {when}" + (f" by {ts.tsa}" if ts.tsa else "")
+    line += f": {ts.status.value}{note}: " + "; ".join(ts.reasons)
+    # Only a token contradicting the signature spoils it; an unproven one is just reported.
+    worse = Status.INVALID if ts.status is Status.INVALID else None
+    return replace(result.with_reasons(line, status=worse), timestamp=ts)
 
 
 def _verify_signer(
