@@ -480,3 +480,12 @@ def test_out_of_range_time_is_a_usage_error(files: dict[str, Path]) -> None:
         res, _ = run("chain", files["sign.pem"], "--trust", files["anchors"], "--at", at)
         assert res.exit_code == 2, (at, res.output)
         assert "out of range" in res.output and "Traceback" not in res.output
+
+
+def test_trust_jlis_combines_with_files(files: dict[str, Path]) -> None:
+    base = ("chain", files["sign.pem"], "--at", "2026-06-01Z", "--json")
+    res, data = run(*base, "--trust", "jlis")
+    assert res.exit_code == 1 and data is not None  # a test certificate: not under J-LIS
+    assert "chain.untrusted" in data["reason_codes"]  # type: ignore[operator]
+    res, data = run(*base, "--trust", "jlis", "--trust", files["anchors"])
+    assert res.exit_code == 0, res.output
