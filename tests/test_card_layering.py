@@ -83,6 +83,7 @@ VERIFY = POLICY | {"jpki.verify"}
 CLIENT = CORE | {"jpki.transport", "jpki.card"}
 # Everything a command may use; only `jpki sim` (card creation) imports jpki.testing.
 CLI = VERIFY | CLIENT | {"jpki.sim", "jpki.conformance", "jpki.cli", "jpki.documents"}
+CLI |= {"jpki.service"}
 TESTING_USERS = ("cli/sim.py",)
 
 # (layer, files, jpki modules they may import)
@@ -106,9 +107,25 @@ RULES: list[tuple[str, list[Path], set[str]]] = [
     ("testing", _tree("testing"), CLI | {"jpki.testing"}),
     ("testing/pki", [SRC / "testing" / "pki.py"], CORE | {"jpki.cert"}),
     ("documents", _tree("documents"), VERIFY | CLIENT | {"jpki.documents"}),
+    # The service sits above the relying-party layers, below the CLI, never on the test PKI.
+    ("service", _tree("service"), VERIFY | {"jpki.service", "jpki.documents"}),
     ("package", [SRC / "__init__.py"], set()),
     ("main", [SRC / "__main__.py"], {"jpki.cli"}),
 ]
+
+#: Only this module of the service calls the verifiers and the revocation layer.
+SERVICE_ADAPTER = SRC / "service" / "adapter.py"
+
+
+def test_service_calls_the_library_through_its_adapter() -> None:
+    bad = {
+        f"{path.relative_to(SRC)} imports {target}"
+        for path in _files("service")
+        if path != SERVICE_ADAPTER
+        for target in _imports(path)
+        if _allowed(target, {"jpki.verify", "jpki.revocation", "jpki.documents"})
+    }
+    assert not bad, sorted(bad)
 
 
 def test_every_module_has_a_layer() -> None:
