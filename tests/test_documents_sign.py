@@ -262,3 +262,23 @@ def test_second_signature_into_a_signed_pdf(ap: JpkiAp, test_pki: TestPki) -> No
     assert [s.field_name for s in sigs] == ["Signature1", "Signature2"]
     with pytest.raises(DocumentError, match="already signed"):
         sign_pdf(ap, twice, PinCounter(), field="Signature1")
+
+
+def test_pdf_signed_over_the_vpcd_bridge(sim_profile: Path, test_pki: TestPki) -> None:
+    # The private-key operation over another transport: the vpcd wire protocol on loopback,
+    # as a phone relay would carry it.
+    from jpki.sim.vpcd_card import VpcdCardSide
+    from jpki.transport.vpcd import VpcdListener
+
+    with VpcdListener("127.0.0.1", 0, timeout=5.0) as listener:
+        side = VpcdCardSide(
+            open_simulated_card(sim_profile), *listener.address, retry_interval=0.05
+        )
+        side.start()
+        try:
+            with listener.accept_connection(timeout=5) as conn:
+                out = sign_pdf(JpkiAp(conn), minimal_pdf(), PinCounter(), subfilter="pkcs7")
+        finally:
+            side.stop()
+    st = _pyhanko_status(out, test_pki)
+    assert st.intact and st.trusted  # type: ignore[attr-defined]
