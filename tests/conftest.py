@@ -68,3 +68,19 @@ def pki_2015() -> TestPki:
     from revocation_helpers import PKI_2015_NOW
 
     return TestPki(generation=2015, now=PKI_2015_NOW)
+
+
+@pytest.fixture(scope="session")
+def test_policy(test_pki: TestPki, test_pki_2015: TestPki) -> object:
+    """A verification policy trusting both test CA generations, at 2026-06-01 UTC."""
+    from datetime import UTC, datetime
+
+    from jpki.cert import JpkiCertificate
+    from jpki.policy import Policy
+
+    anchors = tuple(
+        JpkiCertificate.load(c.der)
+        for p in (test_pki_2015, test_pki)
+        for c in (p.sign_ca, p.auth_ca)
+    )
+    return Policy(anchors=anchors, at=datetime(2026, 6, 1, tzinfo=UTC))
