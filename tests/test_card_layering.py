@@ -102,7 +102,8 @@ RULES: list[tuple[str, list[Path], set[str]]] = [
     ("revocation", _tree("revocation"), REVOCATION),
     ("policy", [SRC / "policy.py"], POLICY),
     ("verify", _tree("verify"), VERIFY),
-    ("conformance", [SRC / "conformance.py"], CERT | CLIENT),
+    # It checks EF 0004 CVCs as the card client does: jpki.trust.cvca only.
+    ("conformance", [SRC / "conformance.py"], CERT | CLIENT | {"jpki.trust.cvca"}),
     ("cli", _tree("cli", but=TESTING_USERS), CLI),
     ("cli/sim", [SRC / f for f in TESTING_USERS], CLI | {"jpki.testing"}),
     ("testing", _tree("testing"), CLI | {"jpki.testing"}),
