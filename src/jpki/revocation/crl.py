@@ -236,7 +236,7 @@ class Crl:
             raise CrlError("signature algorithm inside and outside the TBS differ")
         self._check_extensions()
         self._index: SerialIndex | None = None
-        self._covers: dict[x509.Certificate, bool] = {}
+        self._covers: dict[int, tuple[x509.Certificate, bool]] = {}
         self.verified_by: x509.Certificate | None = None
         if index:
             self.build_index()
@@ -436,12 +436,16 @@ class Crl:
         c = as_x509(cert)
         # A pure function of the two (the header never changes): asked on every check of a
         # certificate, so remember it rather than decode names and extensions again.
-        known = self._covers.get(c)
-        if known is None:
-            if len(self._covers) >= _COVERS_MEMO:
-                self._covers.clear()
-            known = self._covers[c] = self._covers_uncached(c)
-        return known
+        # Keyed by identity (hashing a certificate object costs microseconds); the entry
+        # holds the certificate, so its id cannot be reused while remembered.
+        known = self._covers.get(id(c))
+        if known is not None and known[0] is c:
+            return known[1]
+        if len(self._covers) >= _COVERS_MEMO:
+            self._covers.clear()
+        answer = self._covers_uncached(c)
+        self._covers[id(c)] = (c, answer)
+        return answer
 
     def _covers_uncached(self, c: x509.Certificate) -> bool:
         if c.issuer != self.issuer:

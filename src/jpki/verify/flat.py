@@ -233,7 +233,11 @@ V = TypeVar("V")
 
 
 class LruCache(Generic[K, V]):
-    """A small thread-safe LRU map (one lock; every operation is O(1))."""
+    """A bounded map safe to share between threads; the least recently stored goes first.
+
+    Reads take no lock (a dict lookup is atomic) and do not reorder: on the hot path a
+    read is one lookup. Writes and eviction hold the lock.
+    """
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -241,11 +245,7 @@ class LruCache(Generic[K, V]):
         self._lock = threading.Lock()
 
     def get(self, key: K) -> V | None:
-        with self._lock:
-            v = self._d.get(key)
-            if v is not None:
-                self._d.move_to_end(key)
-            return v
+        return self._d.get(key)
 
     def put(self, key: K, value: V) -> None:
         with self._lock:
@@ -371,7 +371,7 @@ def flat_chain(
     facts = cache.facts(cert)
     if facts.fingerprint in anchors.fingerprints:
         return None
-    ku = frozenset(key_usage)
+    ku = key_usage if isinstance(key_usage, frozenset) else frozenset(key_usage)
     pol = None if policies is None else frozenset(policies)
     if pol is not None and (not pol or _ANY_POLICY in pol):
         return None  # certvalidator's reading of a required anyPolicy is its own

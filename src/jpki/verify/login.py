@@ -43,7 +43,7 @@ from jpki.verify.path import (
     async_validate_chain,
     validate_chain,
 )
-from jpki.verify.result import Status, VerificationResult
+from jpki.verify.result import Status, VerificationResult, worst
 from jpki.verify.signature import Purpose, as_certificate, verify_signature
 
 MIN_CHALLENGE_BYTES = 32
@@ -290,8 +290,8 @@ class LoginVerifier:
         signature: bytes,
         certificate: JpkiCertificate | x509.Certificate | bytes,
         purpose: Purpose | str,
-    ) -> tuple[JpkiCertificate, datetime, VerificationResult, bool]:
-        """Consume the challenge and check the signature: (cert, now, result, go on?)."""
+    ) -> tuple[JpkiCertificate, datetime, VerificationResult, str, bool]:
+        """Consume the challenge, check the signature: (cert, now, result, account key, go on?)."""
         now = self._now()
         cert = self._certificate(certificate)
         key = self._account_key(cert)
@@ -301,7 +301,7 @@ class LoginVerifier:
             failed = VerificationResult(
                 Status.INVALID, (str(exc),), account_key=key, certificate_kind=cert.kind.value
             )
-            return cert, now, failed, False
+            return cert, now, failed, key, False
         result = verify_signature(
             cert,
             signature,
@@ -310,16 +310,19 @@ class LoginVerifier:
             purpose=purpose,
             at=now,
         )
-        return cert, now, replace(result, account_key=key), True
+        return cert, now, result, key, True
 
     @staticmethod
     def _with_chain(
-        result: VerificationResult, chain: VerificationResult | None
+        result: VerificationResult, chain: VerificationResult | None, key: str
     ) -> VerificationResult:
         if chain is None:
-            return result.with_reasons("certificate chain not validated (no trust anchors)")
-        extra = [r for r in chain.reasons if r not in result.reasons]
-        return result.with_reasons(*extra, status=chain.status)
+            more: tuple[str, ...] = ("certificate chain not validated (no trust anchors)",)
+            status = result.status
+        else:
+            more = tuple(r for r in chain.reasons if r not in result.reasons)
+            status = worst((result.status, chain.status))
+        return replace(result, status=status, reasons=result.reasons + more, account_key=key)
 
     def verify(
         self,
@@ -333,7 +336,9 @@ class LoginVerifier:
 
         The challenge is used up even if the signature is wrong: one challenge, one attempt.
         """
-        cert, now, result, go_on = self._signature(challenge_id, signature, certificate, purpose)
+        cert, now, result, key, go_on = self._signature(
+            challenge_id, signature, certificate, purpose
+        )
         if not go_on:
             return result
         chain = None
@@ -346,7 +351,7 @@ class LoginVerifier:
                 revocation=self.revocation,
                 soft_fail=self.soft_fail,
             )
-        return self._with_chain(result, chain)
+        return self._with_chain(result, chain, key)
 
     async def async_verify(
         self,
@@ -361,7 +366,7 @@ class LoginVerifier:
         Store access and RSA work run in a worker thread; an ``async def`` revocation check
         (e.g. OCSP over httpx) is awaited on the loop.
         """
-        cert, now, result, go_on = await asyncio.to_thread(
+        cert, now, result, key, go_on = await asyncio.to_thread(
             self._signature, challenge_id, signature, certificate, purpose
         )
         if not go_on:
@@ -376,4 +381,4 @@ class LoginVerifier:
                 revocation=self.revocation,
                 soft_fail=self.soft_fail,
             )
-        return self._with_chain(result, chain)
+        return self._with_chain(result, chain, key)

@@ -46,10 +46,10 @@ T = TypeVar("T")
 _SUFFIXES = {".pem", ".crt", ".cer", ".der"}
 
 #: KeyUsage bits certvalidator must see on the end entity, per purpose.
-_REQUIRED_KU: dict[Purpose, set[str]] = {
-    Purpose.SIGN: {"digital_signature", "non_repudiation"},
-    Purpose.LOGIN: {"digital_signature"},
-    Purpose.ANY: set(),
+_REQUIRED_KU: dict[Purpose, frozenset[str]] = {
+    Purpose.SIGN: frozenset({"digital_signature", "non_repudiation"}),
+    Purpose.LOGIN: frozenset({"digital_signature"}),
+    Purpose.ANY: frozenset(),
 }
 
 
@@ -262,7 +262,7 @@ async def _certvalidator(
         )
     validator = CertificateValidator(_asn1(cert), validation_context=ctx, pkix_params=params)
     try:
-        path = await validator.async_validate_usage(_REQUIRED_KU[purp])  # type: ignore[no-untyped-call]
+        path = await validator.async_validate_usage(set(_REQUIRED_KU[purp]))  # type: ignore[no-untyped-call]
     except cv_errors.PathBuildingError:
         return _Built(
             Status.INVALID,
@@ -350,6 +350,9 @@ def _revocation(
 
 
 def _is_async(check: object) -> bool:
+    code = getattr(check, "__code__", None)
+    if code is not None:  # a plain function: one flag test (asked on every login)
+        return bool(code.co_flags & inspect.CO_COROUTINE)
     return inspect.iscoroutinefunction(check) or inspect.iscoroutinefunction(
         getattr(check, "__call__", None)  # noqa: B004 - an object with an async __call__
     )
