@@ -28,6 +28,10 @@ from jpki.testing.pki import Issued
 from jpki.verify import account_key
 from service_helpers import Pki, add_key, b64, login_body, make_pki, thread_service
 
+# pyHanko registers its CMS attribute names with asn1crypto on import; imported late (after
+# asn1crypto has built its reverse OID map) its signer cannot name signing_certificate_v2.
+pyhanko_signers = pytest.importorskip("pyhanko.sign.signers")
+
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
