@@ -121,7 +121,23 @@ class SignatureFormatError(ParseError):
 
 
 class ChallengeError(JpkiError):
-    """A login challenge is unknown, expired or already used."""
+    """A login challenge is unknown, expired or already used (or its store is unusable)."""
+
+
+class ChallengeUnknown(ChallengeError):
+    def __init__(self) -> None:
+        super().__init__("unknown challenge (never issued here, or long expired)")
+
+
+class ChallengeReplayed(ChallengeError):
+    def __init__(self) -> None:
+        super().__init__("challenge already used (replay refused)")
+
+
+class ChallengeExpired(ChallengeError):
+    def __init__(self, expired_at: datetime) -> None:
+        self.expired_at = expired_at
+        super().__init__(f"challenge expired at {expired_at.isoformat()}")
 
 
 class ProfileError(JpkiError):
@@ -189,3 +205,14 @@ class BadAddressError(TransportError, UsageError):
 
 class TlvTruncatedError(TlvError):
     """The TLV data ends before a tag, length or value it announces is complete."""
+
+
+# --- signed documents (owner: documents) ----------------------------------------------------
+
+
+class DocumentError(ParseError):
+    """A PDF (or other document to sign or verify) cannot be read or used as asked."""
+
+
+class TimestampError(JpkiError):
+    """A timestamp authority could not be reached or gave no usable timestamp."""
