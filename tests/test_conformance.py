@@ -22,7 +22,7 @@ from jpki.conformance import (
     run_conformance,
 )
 from jpki.secret import Secret
-from jpki.sim import Aid, FaultConfig, KeyId, SimulatedCard
+from jpki.sim import Aid, FaultConfig, FaultyCard, KeyId, SimulatedCard
 from jpki.testing.pki import TestPki, sample_person
 from jpki.transport.simulated import SimulatedConnection
 from sim_trust import write_cvca_dir
@@ -365,7 +365,7 @@ def test_security_state_kept_across_df_select_fails(sim_profile: Path) -> None:
 
 
 def test_card_removed_aborts(sim_profile: Path) -> None:
-    card = SimulatedCard(sim_profile, faults=FaultConfig(remove_at=12))
+    card = FaultyCard(SimulatedCard(sim_profile), FaultConfig(remove_at=12))
     report = _run(card)
     assert report.aborted is not None
     assert not report.ok

@@ -165,11 +165,11 @@ def test_injected_removal_reaches_pyscard_then_the_card_comes_back(
     pcscd: str, tmp_path: Path, check_jpki_session: Callable[[Connection, Any], None]
 ) -> None:
     """The simulator's "removed at the n-th APDU" fault is a removal for pcscd, not a 6F00."""
-    from jpki.sim import FaultConfig, SimulatedCard
+    from jpki.sim import FaultConfig
     from jpki.sim.create import create_profile
 
     create_profile(tmp_path / "card")
-    card = SimulatedCard(tmp_path / "card", faults=FaultConfig(remove_at=3))
+    card = open_simulated_card(tmp_path / "card", faults=FaultConfig(remove_at=3))
     plugged = InsertedCard(pcscd, card, tmp_path / "card")
     plugged.insert()
     try:
