@@ -30,7 +30,7 @@ from cryptography.x509.oid import OCSPExtensionOID
 from jpki.cert import JpkiCertificate
 from jpki.sim.card import SimulatedCard
 from jpki.sim.create import build_profile
-from jpki.sim.faults import FaultConfig
+from jpki.sim.faults import FaultConfig, FaultyCard
 from jpki.sim.profile import KeyId, ProfileStore, SimPerson, TokenKind, write_profile
 from jpki.testing.pki import CaName, Issued, TestPerson, TestPki, sample_person
 from jpki.transport.simulated import SimulatedConnection
@@ -192,7 +192,7 @@ class TestCard:
     auth: Issued
     pins: Mapping[str, str]
     faults: FaultConfig | None = None
-    _open: list[SimulatedCard] = dataclasses.field(default_factory=list, repr=False)
+    _open: list[SimulatedCard | FaultyCard] = dataclasses.field(default_factory=list, repr=False)
 
     @property
     def sign_cert(self) -> JpkiCertificate:
@@ -202,9 +202,12 @@ class TestCard:
     def auth_cert(self) -> JpkiCertificate:
         return self.auth.jpki
 
-    def open(self) -> SimulatedCard:
-        """The chip (``process(apdu) -> response``), with the requested faults."""
-        card = SimulatedCard(self.store, faults=self.faults, durable=False)
+    def open(self) -> SimulatedCard | FaultyCard:
+        """The chip (``process(apdu) -> response``), wrapped in ``FaultyCard`` for faults."""
+        chip = SimulatedCard(self.store, durable=False)
+        card: SimulatedCard | FaultyCard = (
+            chip if self.faults is None else FaultyCard(chip, self.faults)
+        )
         self._open.append(card)
         return card
 
