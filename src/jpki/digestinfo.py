@@ -96,6 +96,7 @@ OID_TO_HASH: dict[str, HashName] = {
 
 
 def digest_of(alg: HashName, data: bytes) -> bytes:
+    """The ``alg`` digest of ``data``."""
     return hashlib.new(alg.value, data).digest()
 
 

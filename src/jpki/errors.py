@@ -125,16 +125,22 @@ class ChallengeError(JpkiError):
 
 
 class ChallengeUnknown(ChallengeError):
+    """A login challenge id that was never issued here (or already purged)."""
+
     def __init__(self) -> None:
         super().__init__("unknown challenge (never issued here, or long expired)")
 
 
 class ChallengeReplayed(ChallengeError):
+    """A login challenge that was already used: single use."""
+
     def __init__(self) -> None:
         super().__init__("challenge already used (replay refused)")
 
 
 class ChallengeExpired(ChallengeError):
+    """A login challenge used after its expiry (``expired_at``)."""
+
     def __init__(self, expired_at: datetime) -> None:
         self.expired_at = expired_at
         super().__init__(f"challenge expired at {expired_at.isoformat()}")

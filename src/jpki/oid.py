@@ -46,6 +46,8 @@ class BasicInfoOID:
 
 
 class NameOID:
+    """Name attribute OIDs."""
+
     COUNTRY = "2.5.4.6"
     ORGANIZATION = "2.5.4.10"
     ORGANIZATIONAL_UNIT = "2.5.4.11"
@@ -53,6 +55,8 @@ class NameOID:
 
 
 class ExtensionOID:
+    """Certificate and CRL extension OIDs."""
+
     SUBJECT_KEY_IDENTIFIER = "2.5.29.14"
     KEY_USAGE = "2.5.29.15"
     SUBJECT_ALT_NAME = "2.5.29.17"
@@ -64,6 +68,8 @@ class ExtensionOID:
 
 
 class CrlEntryOID:
+    """CRL entry extension OIDs."""
+
     REASON_CODE = "2.5.29.21"
     HOLD_INSTRUCTION = "2.5.29.23"
     INVALIDITY_DATE = "2.5.29.24"
@@ -80,6 +86,8 @@ class HashOID:
 
 
 class SignatureOID:
+    """Signature and digest algorithm OIDs."""
+
     RSA_ENCRYPTION = "1.2.840.113549.1.1.1"
     SHA1_WITH_RSA = "1.2.840.113549.1.1.5"
     SHA224_WITH_RSA = "1.2.840.113549.1.1.14"
@@ -89,6 +97,8 @@ class SignatureOID:
 
 
 class CmsOID:
+    """CMS content types and attributes."""
+
     DATA = "1.2.840.113549.1.7.1"
     SIGNED_DATA = "1.2.840.113549.1.7.2"
     CONTENT_TYPE = "1.2.840.113549.1.9.3"

@@ -38,6 +38,8 @@ _SHA256_ALG = bytes.fromhex("300d060960864801650304020105 00".replace(" ", ""))
 
 
 class IntegrityStatus(enum.StrEnum):
+    """Tri-state verdict of a card-info integrity check."""
+
     VALID = "valid"
     INVALID = "invalid"
     INDETERMINATE = "indeterminate"
@@ -89,6 +91,7 @@ def parse_rsa_key(raw: bytes, what: str = "public key") -> rsa.RSAPublicKey:
 
 
 def same_key(a: rsa.RSAPublicKey, b: rsa.RSAPublicKey) -> bool:
+    """Whether two RSA public keys are the same key."""
     return a.public_numbers() == b.public_numbers()
 
 
@@ -123,6 +126,7 @@ def pkcs1_payload_ok(key: rsa.RSAPublicKey, signature: bytes, payload: bytes) ->
 
 
 def sha256(data: bytes) -> bytes:
+    """SHA-256 digest of ``data``."""
     return hashlib.sha256(data).digest()
 
 
@@ -218,6 +222,7 @@ def chain_result(step: ChainStep, failures: Iterable[str], checked: str) -> Inte
 
 
 def indeterminate(step: ChainStep, reason: str) -> IntegrityResult:
+    """An indeterminate integrity result with one reason."""
     return IntegrityResult(IntegrityStatus.INDETERMINATE, (reason,), step.cvca, step.hierarchy)
 
 

@@ -62,6 +62,7 @@ def judge(
 
 
 def new_challenge() -> bytes:
+    """A fresh random challenge for a card-presence check."""
     return os.urandom(CHALLENGE_SIZE)
 
 

@@ -99,6 +99,7 @@ def check_offsets(table: bytes, fields: list[Field], what: str) -> None:
 
 
 def outer_tlv(raw: bytes, tag: int, what: str) -> Tlv:
+    """The outer TLV of a record file, filler after it ignored."""
     try:
         outer, _ = decode_one(raw, 0)
     except JpkiError as exc:
@@ -109,6 +110,7 @@ def outer_tlv(raw: bytes, tag: int, what: str) -> Tlv:
 
 
 def key_id(raw: bytes, what: str) -> bytes:
+    """The 16-byte key id field of a record, checked for length."""
     if len(raw) != 16:
         raise ParseError(f"{what}: key id is {len(raw)} bytes, not 16")
     return raw

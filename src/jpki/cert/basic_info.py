@@ -102,6 +102,7 @@ def utf8_value(oid: str, der: bytes) -> str:
 
 
 def other_value(der: bytes) -> str:
+    """The UTF-8 text of an otherName value."""
     try:
         return utf8_value("", der)
     except CertificateError:
@@ -133,6 +134,7 @@ def _birth(text: str) -> tuple[date | None, Era]:
 
 
 def basic_info_from(values: dict[str, str], other: dict[str, str]) -> BasicInfo:
+    """Basic 4 information from the subjectAltName otherName values."""
     missing = [oid for oid in BASIC_OIDS if oid not in values]
     if missing:
         raise CertificateError(f"basic information incomplete: missing otherName {missing[0]}")

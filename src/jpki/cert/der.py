@@ -66,6 +66,7 @@ def elements(data: bytes, start: int, end: int, what: str) -> list[Item]:
 
 
 def expect(item: Item, tag: int, what: str) -> Item:
+    """The item, checked to have ``tag`` (``CertificateError`` otherwise)."""
     if item[0] != tag:
         raise CertificateError(
             f"malformed certificate ({what}): expected tag 0x{tag:02X}, found 0x{item[0]:02X}"
@@ -82,6 +83,7 @@ def only(data: bytes, start: int, end: int, tag: int, what: str) -> Item:
 
 
 def inside(data: bytes, item: Item, what: str) -> list[Item]:
+    """The DER items inside a constructed item."""
     return elements(data, item[1], item[2], what)
 
 
@@ -94,11 +96,13 @@ def oid_text(raw: bytes) -> str:
 
 
 def read_oid(data: bytes, item: Item, what: str) -> str:
+    """The dotted OID text of an OBJECT IDENTIFIER item."""
     _, a, b = expect(item, 0x06, what)
     return oid_text(data[a:b])
 
 
 def string(data: bytes, item: Item) -> str:
+    """The text of a DER string item (any of the X.509 string types)."""
     tag, a, b = item
     raw = data[a:b]
     try:
@@ -131,6 +135,8 @@ def name_values(data: bytes, name: Item, wanted: tuple[str, ...]) -> list[tuple[
 
 @dataclass(frozen=True)
 class RawTbs:
+    """Offsets of the raw TBSCertificate fields jpki reads without re-encoding."""
+
     tbs: Item  # the TBSCertificate element (its header starts at ``tbs_start``)
     tbs_start: int
     issuer: Item
@@ -139,6 +145,7 @@ class RawTbs:
 
 
 def raw_tbs(der: bytes) -> RawTbs:
+    """The raw TBSCertificate layout of a DER certificate."""
     outer = only(der, 0, len(der), 0x30, "Certificate")
     top = inside(der, outer, "Certificate")
     if len(top) != 3:

@@ -115,4 +115,5 @@ def classify(
 
 
 def is_test_org(attrs: Sequence[tuple[str, str]]) -> bool:
+    """Whether a name's O attribute marks the JPKI test hierarchy."""
     return any(oid == _OID_O and v == "JPKI-TEST" for oid, v in attrs)

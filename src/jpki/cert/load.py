@@ -29,6 +29,7 @@ DECODE_ERRORS = (
 
 
 def parse_der(data: bytes) -> x509.Certificate:
+    """A cryptography certificate from DER, or ``CertificateError``."""
     try:
         tag, pos = parse_tag(data)
         length, pos = parse_length(data, pos)
@@ -50,6 +51,7 @@ def parse_der(data: bytes) -> x509.Certificate:
 
 
 def pem_to_der(data: bytes) -> bytes:
+    """The DER inside one PEM certificate block."""
     begin = b"-----BEGIN CERTIFICATE-----"
     end = b"-----END CERTIFICATE-----"
     start = data.find(begin)
@@ -60,6 +62,7 @@ def pem_to_der(data: bytes) -> bytes:
 
 
 def b64(body: bytes) -> bytes:
+    """Strict base64 decoding of a certificate body."""
     compact = b"".join(body.split())
     try:
         return base64.b64decode(compact, validate=True)

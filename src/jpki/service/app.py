@@ -98,6 +98,8 @@ class SignatureIn(BaseModel):
 
 
 class DocumentIn(BaseModel):
+    """Request body of ``POST /v1/documents``: a signed PDF."""
+
     pdf: str = Field(description="base64 of the signed PDF")
 
 

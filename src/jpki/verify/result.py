@@ -90,6 +90,7 @@ class Reason(str):
 
 
 def reason(code: Code, text: str) -> Reason:
+    """A ``Reason`` from a code and its text."""
     return Reason(code, text)
 
 

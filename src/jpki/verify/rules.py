@@ -34,6 +34,7 @@ _KIND_WORDS = {
 
 
 def kind_words(kind: CertKind) -> str:
+    """The certificate kind in words, for reasons."""
     return _KIND_WORDS.get(kind, kind.value)
 
 
@@ -164,6 +165,7 @@ def validity_problems(cert: JpkiCertificate, at: datetime) -> list[Reason]:
 
 
 def rsa_bits(cert: JpkiCertificate) -> int | None:
+    """The RSA key size of a certificate, or None for another key type."""
     key = cert.public_key
     return key.key_size if isinstance(key, rsa.RSAPublicKey) else None
 
