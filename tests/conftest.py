@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from jpki.testing.pki import TestPki
+
+if TYPE_CHECKING:
+    from pg_helpers import PgServer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -68,3 +73,26 @@ def pki_2015() -> TestPki:
     from revocation_helpers import PKI_2015_NOW
 
     return TestPki(generation=2015, now=PKI_2015_NOW)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A throwaway PostgreSQL server (tests/pg_helpers.py) for the whole session.
+
+    Skips when PostgreSQL is not installed, except under CI=true, where that is a failure.
+    Use ``pg_server.create_db()`` for a fresh database URL per test.
+    """
+    import os
+
+    from pg_helpers import PgServer, PgUnavailable
+
+    try:
+        server = PgServer.start()
+    except PgUnavailable as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"PostgreSQL is required under CI: {exc}")
+        pytest.skip(f"PostgreSQL not available: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -66,6 +66,7 @@ RULES: list[tuple[str, list[Path], set[str]]] = [
     ("trust", _files("trust"), CORE | {"jpki.cert", "jpki.trust"}),
     ("trust/cvca", [SRC / "trust" / "cvca.py"], CORE),
     ("testing/pki", [SRC / "testing" / "pki.py"], CORE | {"jpki.cert"}),
+    ("revocation", _files("revocation"), CORE | {"jpki.revocation"}),
 ]
 
 
@@ -107,3 +108,28 @@ def test_the_checker_sees_violations(tmp_path: Path) -> None:
     assert tree_imports == {"jpki.verify"}
     assert not _allowed("jpki.verify", CORE | {"jpki.transport.base", "jpki.card"})
     assert not _allowed("jpki.cardx", {"jpki.card"})
+
+
+def test_no_import_cycle_in_revocation() -> None:
+    """jpki.revocation modules import each other without a cycle (deferred and typing-only
+    imports included): results at the bottom, policy and the CLI on top."""
+    files = _files("revocation")
+    names = {_module_name(p) for p in files}
+    graph = {
+        _module_name(p): {t for t in _imports(p) if t in names and t != "jpki.revocation"}
+        for p in files
+        if p.name != "__init__.py"
+    }
+    done: set[str] = set()
+
+    def visit(node: str, stack: tuple[str, ...]) -> None:
+        assert node not in stack, " -> ".join([*stack, node])
+        if node in done:
+            return
+        for nxt in graph.get(node, set()):
+            visit(nxt, (*stack, node))
+        done.add(node)
+
+    for n in graph:
+        visit(n, ())
+    assert "jpki.revocation.results" in graph and graph["jpki.revocation.policy"]

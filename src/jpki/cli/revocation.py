@@ -13,11 +13,12 @@ from cryptography import x509
 
 from jpki.cert import JpkiCertificate
 from jpki.cli._common import Exit, emit, handle_errors, read_input_file
-from jpki.errors import CrlError, UsageError
+from jpki.errors import CrlError, RevocationError, UsageError
 from jpki.revocation.crl import Crl
 from jpki.revocation.policy import (
     RevocationPolicy,
     RevocationResult,
+    RevocationSource,
     RevocationStatus,
     check_revocation,
     issued_by,
@@ -137,6 +138,38 @@ def crl_info(file: str, issuer_paths: tuple[str, ...], at_text: str | None, as_j
 # --- revocation ----------------------------------------------------------------------------------
 
 
+def _store_url(value: str, *, must_exist: bool) -> str:
+    """A store argument: PostgreSQL URLs pass through; a SQLite path must exist to be read."""
+    if value.startswith(("postgresql://", "postgres://")):
+        return value
+    path = value[len("sqlite:///") :] if value.startswith("sqlite:///") else value
+    if "://" in path:
+        raise UsageError(
+            f"unsupported store URL {value.split('://')[0]}:// (path, sqlite:///, postgresql://)"
+        )
+    if must_exist and not Path(path).exists():
+        raise UsageError(f"no revocation store at {path}")
+    return path
+
+
+class _Unusable:
+    """A source that could not even be opened: it always answers "cannot say"."""
+
+    def __init__(self, name: str, why: str) -> None:
+        self.source_name = name
+        self._why = why
+
+    def status(
+        self,
+        cert: x509.Certificate,
+        issuer: x509.Certificate,
+        *,
+        at: datetime,
+        max_age: timedelta | None = None,
+    ) -> RevocationResult:
+        return RevocationResult(RevocationStatus.UNKNOWN, source=self.source_name, detail=self._why)
+
+
 @click.group("revocation")
 def revocation_group() -> None:
     """Revocation status of certificates: check, store, monitor."""
@@ -155,6 +188,10 @@ def _result_text(r: RevocationResult) -> str:
         line += f" ({r.reason.value})"
     if r.revoked_at:
         line += f" at {r.revoked_at.isoformat()}"
+    if r.soft_failed:
+        line += " (accepted by --soft-fail: revocation status NOT established)"
+    if r.invalidity_date:
+        line += f"\ninvalid since: {r.invalidity_date.isoformat()} (invalidityDate)"
     return f"{line}\nsource: {r.source}\n{r.detail}".rstrip()
 
 
@@ -166,7 +203,10 @@ def _result_text(r: RevocationResult) -> str:
 )
 @click.option("--ocsp", "ocsp_url", metavar="URL", help="OCSP responder URL.")
 @click.option(
-    "--store", "store_path", type=click.Path(path_type=Path), metavar="DB", help="Revocation store."
+    "--store",
+    "store_path",
+    metavar="STORE",
+    help="Revocation store: a path, sqlite:///PATH or postgresql://...",
 )
 @click.option("--at", "at_text", metavar="TIME", help="Validation time (ISO 8601; default now).")
 @click.option("--soft-fail", is_flag=True, help="Treat unknown status as good.")
@@ -188,7 +228,7 @@ def check(
     issuer_paths: tuple[str, ...],
     crl_paths: tuple[str, ...],
     ocsp_url: str | None,
-    store_path: Path | None,
+    store_path: str | None,
     at_text: str | None,
     soft_fail: bool,
     max_crl_age: float | None,
@@ -212,21 +252,33 @@ def check(
         ocsp_timeout=timeout,
     )
     store = None
+    broken: list[RevocationSource] = []
     if store_path is not None:
-        if not store_path.exists():
-            raise UsageError(f"no revocation store at {store_path}")
+        url = _store_url(store_path, must_exist=True)
         from jpki.revocation.store import RevocationStore
 
-        store = RevocationStore(store_path)
+        try:
+            store = RevocationStore(url)
+        except RevocationError as exc:
+            # An unusable store is a source that cannot say (unknown), like a broken CRL.
+            broken.append(_Unusable("store", str(exc)))
     try:
         res = check_revocation(
-            cert, issuer, crls=crls, ocsp_url=ocsp_url, store=store, at=at, policy=policy
+            cert,
+            issuer,
+            crls=crls,
+            ocsp_url=ocsp_url,
+            store=store,
+            sources=broken,
+            at=at,
+            policy=policy,
         )
     finally:
         if store is not None:
             store.close()
     emit(res.to_json(), as_json, lambda: _result_text(res))
-    sys.exit(int(_EXIT[res.status]))
+    # soft-fail: the status stays "unknown" in the output; only the exit code accepts it
+    sys.exit(int(Exit.OK if res.accepted else _EXIT[res.status]))
 
 
 @revocation_group.group("store")
@@ -235,17 +287,21 @@ def store_group() -> None:
 
 
 @store_group.command("load")
-@click.argument("db", type=click.Path(path_type=Path))
+@click.argument("db", metavar="STORE")
 @click.argument("crl_paths", nargs=-1, required=True, metavar="CRL...")
 @_issuer_option("CA certificate(s) that may have signed the CRLs.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @handle_errors
 def store_load(
-    db: Path, crl_paths: tuple[str, ...], issuer_paths: tuple[str, ...], as_json: bool
+    db: str, crl_paths: tuple[str, ...], issuer_paths: tuple[str, ...], as_json: bool
 ) -> None:
-    """Verify CRLs and make them current in DB (atomic; CRL numbers never go backwards)."""
+    """Verify CRLs and make them current in STORE (atomic; CRL numbers never go backwards).
+
+    STORE is a path, sqlite:///PATH or postgresql://... (created if needed).
+    """
     from jpki.revocation.store import RevocationStore
 
+    db = _store_url(db, must_exist=False)
     issuers = _load_certs(issuer_paths)
     with RevocationStore(db) as store:
         if not issuers:
@@ -269,14 +325,14 @@ def store_load(
 
 
 @revocation_group.command("monitor")
-@click.argument("db", type=click.Path(path_type=Path))
+@click.argument("db", metavar="STORE")
 @click.argument("cert_dir", type=click.Path(path_type=Path))
 @_issuer_option("CA certificate(s) (default: the signers of the stored CRLs).")
 @click.option("--at", "at_text", metavar="TIME", help="Check time (ISO 8601; default now).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @handle_errors
 def monitor_cmd(
-    db: Path, cert_dir: Path, issuer_paths: tuple[str, ...], at_text: str | None, as_json: bool
+    db: str, cert_dir: Path, issuer_paths: tuple[str, ...], at_text: str | None, as_json: bool
 ) -> None:
     """Report stored signing certificates revoked since the last run (現況確認).
 
@@ -285,8 +341,7 @@ def monitor_cmd(
     from jpki.revocation.monitor import monitor
     from jpki.revocation.store import RevocationStore
 
-    if not db.exists():
-        raise UsageError(f"no revocation store at {db}")
+    db = _store_url(db, must_exist=True)
     at = _parse_at(at_text)
     issuers: list[x509.Certificate] = [c.certificate for c in _load_certs(issuer_paths)]
     with RevocationStore(db) as store:

@@ -16,7 +16,7 @@ shows both agree on random CRLs.
 from __future__ import annotations
 
 import mmap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -102,6 +102,28 @@ class RevokedEntry:
     reason: RevocationReason | None
     invalidity_date: datetime | None = None
     offset: int = 0
+
+
+def prefer_final(entries: Iterable[RevokedEntry]) -> RevokedEntry | None:
+    """The entry that decides when a serial is listed more than once (or in several CRLs).
+
+    A final revocation beats a hold, which beats a removeFromCRL: a later or duplicate entry
+    can release a hold but never undo what the CA once declared final. Among final entries
+    the earliest revocation date decides.
+    """
+    best: RevokedEntry | None = None
+    for e in entries:
+        if best is None or _rank(e) < _rank(best):
+            best = e
+    return best
+
+
+def _rank(e: RevokedEntry) -> tuple[int, datetime]:
+    if e.reason is RevocationReason.REMOVE_FROM_CRL:
+        return (2, e.revocation_date)
+    if e.reason is RevocationReason.CERTIFICATE_HOLD:
+        return (1, e.revocation_date)
+    return (0, e.revocation_date)
 
 
 # --- small DER helpers (shared by the reference walk and the lazy entry decoder) ------------
@@ -441,6 +463,7 @@ def _chain_from_first(jump: I64, m: int) -> I64:
 class _Layout:
     serial_end: I64
     serial_len: I64
+    undoable: I64  # offsets of entries whose reason is certificateHold or removeFromCRL
 
 
 def _validate_entries(a: U8, pos: I64, region_end: int) -> _Layout:
@@ -476,6 +499,7 @@ def _validate_entries(a: U8, pos: I64, region_end: int) -> _Layout:
     if len(neg) and (a[s[neg] + 1] >= 0x80).any():
         raise CrlError("non-minimal negative serial number in a CRL entry")
     has_ext = np.flatnonzero(x < end)
+    undoable: I64 = np.zeros(0, pos.dtype)
     if len(has_ext):
         xe = x[has_ext]
         ee = end[has_ext]
@@ -485,13 +509,19 @@ def _validate_entries(a: U8, pos: I64, region_end: int) -> _Layout:
         if not ok_ext.all():
             bad = int(pos[has_ext[np.argmin(ok_ext)]])
             raise CrlError(f"bad crlEntryExtensions in entry at offset {bad}")
-        _check_extensions(a, xe, ee)
+        undoable = pos[has_ext[_check_extensions(a, xe, ee)]]
     s += slen
-    return _Layout(s, slen)
+    return _Layout(s, slen, undoable)
 
 
-def _check_extensions(a: U8, x: I64, end: I64) -> None:
-    """Template reasonCode extensions are checked in bulk; anything else entry by entry."""
+_UNDOABLE_CODES = np.array([6, 8], dtype=np.uint8)
+
+
+def _check_extensions(a: U8, x: I64, end: I64) -> I64:
+    """Template reasonCode extensions are checked in bulk; anything else entry by entry.
+
+    Returns the indices (into ``x``) of the entries on hold or removed from the CRL: the store
+    compares them with the CRL they replace (a final revocation is never undone)."""
     tlen = len(REASON_TEMPLATE)
     regular = (end - x) == tlen + 1
     xr = np.minimum(x, len(a) - tlen - 1)
@@ -500,11 +530,15 @@ def _check_extensions(a: U8, x: I64, end: I64) -> None:
     codes = a[x[regular] + tlen]
     if not np.isin(codes, _VALID_REASON_BYTES).all():
         raise CrlError("unknown CRL reason code in an entry")
+    out = [np.flatnonzero(regular)[(codes == 6) | (codes == 8)]]
     irregular = np.flatnonzero(~regular)
     if len(irregular):
         buf = memoryview(a.data).cast("B")
         for i in irregular.tolist():
-            _parse_entry_extensions(buf, int(x[i]), int(end[i]))
+            reason, _ = _parse_entry_extensions(buf, int(x[i]), int(end[i]))
+            if reason in (RevocationReason.CERTIFICATE_HOLD, RevocationReason.REMOVE_FROM_CRL):
+                out.append(np.array([i], np.int64))
+    return np.sort(np.concatenate(out)).astype(np.int64)
 
 
 _U64_MAX = (1 << 64) - 1
@@ -538,15 +572,16 @@ MIN_ENTRY_BYTES = 20  # 30 LL | 02 01 XX | 17 0D <13 octets>: bounds the entry c
 
 def _walk_and_key(
     a: U8, start: int, end: int, chunk: int, release: Callable[[int], None] | None
-) -> tuple[list[U64], Offsets]:
+) -> tuple[list[U64], Offsets, I64]:
     """One pass over ``a[start:end]`` a chunk at a time: chain, validate and key the entries.
 
-    Returns the key columns (most significant first) and the entry offsets, in DER order.
+    Returns the key columns (most significant first) and the entry offsets, in DER order, and
+    the offsets of the entries on hold or removed from the CRL.
     The output arrays are sized for the most entries the list could hold; only the pages
     written become resident. ``release(pos)`` is told when the bytes before ``pos`` are done.
     """
     if start == end:
-        return [np.zeros(0, np.uint64)], np.zeros(0, _offset_dtype(len(a)))
+        return [np.zeros(0, np.uint64)], np.zeros(0, _offset_dtype(len(a))), np.zeros(0, np.int64)
     if end + 3 > len(a):
         raise CrlError("revokedCertificates runs to the end of the data")
     cap = (end - start) // MIN_ENTRY_BYTES + 1
@@ -554,6 +589,7 @@ def _walk_and_key(
     cols: list[U64] = []  # least significant first; a wider serial adds a (zeroed) column
     n = 0
     p = start
+    undoable: list[I64] = []
     while p < end:
         pos, nxt = _walk_chunk(a, p, min(end, p + max(chunk, 1)))
         if nxt > end:
@@ -563,6 +599,8 @@ def _walk_and_key(
         if n + k > cap:  # pragma: no cover - validated entries are >= MIN_ENTRY_BYTES long
             raise CrlError("revokedCertificates entries shorter than possible")
         offs[n : n + k] = pos
+        if len(lay.undoable):
+            undoable.append(lay.undoable.astype(np.int64))
         width = (int(lay.serial_len.max()) + 7) // 8
         part = _keys(a, lay.serial_end, lay.serial_len, width)
         while len(cols) < width:
@@ -578,7 +616,8 @@ def _walk_and_key(
     # leading zero octets (e.g. a 00 sign octet) never need a column of their own
     while len(out) > 1 and not out[0].any():
         out.pop(0)
-    return out, offs[:n]
+    und = np.concatenate(undoable) if undoable else np.zeros(0, np.int64)
+    return out, offs[:n], und
 
 
 def fast_walk(a: U8, start: int, end: int, *, chunk: int = WALK_CHUNK) -> Offsets:
@@ -697,8 +736,10 @@ class SerialIndex:
         region_end: int,
         *,
         packed: _Packing | None = None,
+        undoable: I64 | None = None,
     ) -> None:
         self._buf = buf
+        self._undoable = np.zeros(0, np.int64) if undoable is None else undoable
         self._cols = cols
         self._offsets = offsets
         self._region_end = region_end
@@ -722,9 +763,9 @@ class SerialIndex:
         """
         if not 0 <= start <= end <= len(buf):
             raise CrlError("revokedCertificates outside the CRL")
-        cols, pos = _walk_and_key(buf, start, end, chunk, release)
+        cols, pos, undoable = _walk_and_key(buf, start, end, chunk, release)
         cols, pos, packed = _sort_index(buf, cols, pos)
-        return cls(buf, cols, pos, end, packed=packed)
+        return cls(buf, cols, pos, end, packed=packed, undoable=undoable)
 
     @property
     def columns(self) -> list[U64]:
@@ -761,6 +802,11 @@ class SerialIndex:
     @property
     def region_end(self) -> int:
         return self._region_end
+
+    def undoable_entries(self) -> list[RevokedEntry]:
+        """The entries on hold or removed from the CRL (found during the walk, decoded now)."""
+        buf = self._view
+        return [decode_entry(buf, int(o), self._region_end) for o in self._undoable.tolist()]
 
     def __len__(self) -> int:
         return len(self._offsets)
@@ -826,15 +872,21 @@ class SerialIndex:
         return hit.offset if hit is not None else None
 
     def lookup(self, serial: int) -> RevokedEntry | None:
+        """The deciding entry for ``serial`` (see :func:`prefer_final` when listed twice)."""
+        return prefer_final(self.lookup_all(serial))
+
+    def lookup_all(self, serial: int) -> list[RevokedEntry]:
+        """Every entry listing ``serial`` (a CRL may list a serial more than once)."""
         lo, hi = self._range(serial)
         buf = self._view
         # Keys are value bytes, so a negative serial (invalid, but seen in the wild) shares a key
         # with a positive one: the decoded serial decides.
+        out = []
         for i in range(lo, hi):
             entry = decode_entry(buf, self._offset_at(i), self._region_end)
             if entry.serial == serial:
-                return entry
-        return None
+                out.append(entry)
+        return out
 
     def _offset_at(self, i: int) -> int:
         if self._packed is None:
@@ -877,7 +929,7 @@ def fast_listing(
     a: U8, start: int, end: int, *, chunk: int = WALK_CHUNK
 ) -> list[tuple[bytes, int]]:
     """The fast path's result in ``reference_walk``'s shape (for parity tests and debugging)."""
-    cols, pos = _walk_and_key(a, start, end, chunk, None)
+    cols, pos, _ = _walk_and_key(a, start, end, chunk, None)
     width = 8 * len(cols)
     out: list[tuple[bytes, int]] = []
     for i, off in enumerate(pos.tolist()):

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes
 
 from jpki.errors import CertificateError, UsageError
 from jpki.revocation.index import RevocationReason
-from jpki.revocation.policy import RevocationStatus, issued_by
+from jpki.revocation.results import RevocationStatus, issued_by
 from jpki.revocation.store import RevocationStore
 
 # What a JPKI signing-certificate revocation reason means to a relying party (CPS reasons).
