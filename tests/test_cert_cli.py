@@ -93,7 +93,8 @@ def test_bad_basic_info_exit_2(test_pki: TestPki, tmp_path: Path) -> None:
     path = tmp_path / "bad-date.der"
     path.write_bytes(bytes(der))
     code, out, err = _run(str(path), "--json")
-    assert code == 2 and out == ""
+    # Under --json the only stdout is the error object: no half-written certificate.
+    assert code == 2 and json.loads(out)["error"]["code"] == "certificate"
     assert "no such date" in err
 
 

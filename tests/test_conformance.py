@@ -86,8 +86,8 @@ def test_clean_with_pins(sim_profile: Path) -> None:
     assert report.check("cert_kinds").detail.endswith("sign=signing")
     # Exactly one VERIFY with data per PIN, blanked in the transcript.
     assert _pin_data_commands(report) == [
-        "00 20 00 80 [4 secret bytes]",
-        "00 20 00 80 [10 secret bytes]",
+        "00 20 00 80 [secret]",
+        "00 20 00 80 [secret]",
     ]
     text = json.dumps(report.as_dict())
     assert "1234" not in text.replace("1234 (", "")  # never the PIN bytes

@@ -153,7 +153,8 @@ class CommandApdu:
         head = f"{self.cla:02X} {self.ins:02X} {self.p1:02X} {self.p2:02X}"
         if self.data:
             if self.ins in SECRET_INS:
-                head += f" [{len(self.data)} secret bytes]"
+                # Not even the length: it tells a PIN from a signing password's size.
+                head += " [secret]"
             else:
                 head += " " + self.data.hex().upper()
         if self.le is not None:
@@ -167,7 +168,7 @@ def redact_command(raw: bytes) -> str:
         return CommandApdu.decode(raw).redacted()
     except ApduFormatError:
         if len(raw) >= 2 and raw[1] in SECRET_INS:
-            return raw[:4].hex().upper() + f" [{max(0, len(raw) - 4)} bytes hidden]"
+            return raw[:4].hex().upper() + (" [secret]" if len(raw) > 4 else "")
         return raw.hex().upper()
 
 

@@ -12,7 +12,7 @@ NAME = "apdu"
 # What a redacted VERIFY/CHANGE line may contain: the header, a byte count, Le. No data.
 _REDACTED = re.compile(
     r"[0-9A-F]{2} ?[0-9A-F]{2} ?[0-9A-F]{2} ?[0-9A-F]{2}"
-    r"( \[\d+ (secret bytes|bytes hidden)\])?( Le=\d+)?"
+    r"( \[secret\])?( Le=\d+)?"
 )
 
 

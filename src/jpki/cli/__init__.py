@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
+from typing import Any, NoReturn
 
 import click
 
 from jpki import __version__
+
+
+def _interrupted() -> NoReturn:
+    click.echo("interrupted", err=True)
+    sys.exit(130)  # 128 + SIGINT, what a shell reports for a command killed by Ctrl-C
+
 
 # Command name → module defining it (``commands: list[click.Command]``). Modules load only
 # when their command runs (or for --help listings of that command), so ``jpki --version`` and
@@ -27,7 +35,28 @@ _COMMANDS: dict[str, tuple[str, str]] = {
 
 
 class _LazyGroup(click.Group):
-    """A group whose subcommands are imported on first use."""
+    """A group whose subcommands are imported on first use.
+
+    It also sets up what every command shares: console streams that replace what they cannot
+    encode instead of raising, and Ctrl-C as exit status 130 (not click's "Aborted!" and 1).
+    """
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        from jpki.cli._common import make_streams_safe
+
+        make_streams_safe()
+        return super().main(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            _interrupted()
+        except click.Abort as exc:
+            # click.prompt turns Ctrl-C into Abort; other aborts keep click's handling.
+            if isinstance(exc.__context__, KeyboardInterrupt):
+                _interrupted()
+            raise
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *_COMMANDS})

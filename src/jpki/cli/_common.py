@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import Enum, IntEnum
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import click
 
+from jpki._files import MAX_INPUT_FILE, read_regular_file
 from jpki.errors import (
     CardError,
     JpkiError,
@@ -37,6 +40,7 @@ class Exit(IntEnum):
     USAGE = 2  # bad arguments, or an input file that is unreadable or malformed
     INDETERMINATE = 3  # cannot decide (e.g. revocation unknown)
     CARD = 4  # card or transport error (no card, removed, wrong PIN, blocked, bad answer)
+    INTERRUPTED = 130  # Ctrl-C (SIGINT), as shells report 128 + 2
 
 
 def _json_default(o: object) -> object:
@@ -51,18 +55,127 @@ def _json_default(o: object) -> object:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def dump_json(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, indent=2, default=_json_default)
+def _utf8(stream: Any) -> bool:
+    enc = (getattr(stream, "encoding", None) or "").lower().replace("_", "-")
+    return enc in ("utf-8", "utf8")
+
+
+def dump_json(data: Any, *, ascii_only: bool | None = None) -> str:
+    """JSON text; ASCII-escaped unless stdout is UTF-8, so it stays valid in any encoding."""
+    if ascii_only is None:
+        ascii_only = not _utf8(sys.stdout)
+    return json.dumps(data, ensure_ascii=ascii_only, indent=2, default=_json_default)
+
+
+# C0 and C1 controls, DEL, and the Unicode line/paragraph separators and bidirectional
+# overrides: in a certificate name, CRL or card field they could move the cursor, repaint
+# a verdict ("INVALID" over "VALID") or reorder what a terminal shows.
+_BIDI = "\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_UNSAFE_RE = re.compile("[\x00-\x1f\x7f-\x9f" + _BIDI + "]")
+_UNSAFE_LAYOUT_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f" + _BIDI + "]")
+
+
+def _escape_char(m: re.Match[str]) -> str:
+    c = ord(m.group())
+    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+
+
+def printable(value: object) -> str:
+    """``str(value)`` with every control character escaped (``\\x1b``, ``\\x0a``, ``\\u202e``).
+
+    For one field taken from a certificate, CRL, card or file in text output: the result
+    is one line that cannot move the cursor or fake another line.
+    """
+    return _UNSAFE_RE.sub(_escape_char, str(value))
+
+
+def safe_layout(text: str) -> str:
+    """Escape control characters in rendered text, keeping its own newlines and tabs."""
+    return _UNSAFE_LAYOUT_RE.sub(_escape_char, text)
+
+
+def echo(text: str = "", *, err: bool = False) -> None:
+    """``click.echo`` with control characters escaped (layout newlines and tabs kept)."""
+    click.echo(safe_layout(text), err=err)
+
+
+def make_streams_safe() -> None:
+    """Replace what the console encoding cannot show instead of raising (cp932 and 𠮷)."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and getattr(stream, "errors", "strict") == "strict":
+            # A detached or closed stream has nothing left to protect.
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="replace")
 
 
 def emit(data: Any, as_json: bool, text: Callable[[], str] | str | None = None) -> None:
-    """Print ``data`` as JSON, or ``text`` (a string or a callable producing one)."""
-    if as_json:
+    """Print ``data`` as JSON, or ``text`` (a string or a callable producing one).
+
+    Text is passed through ``safe_layout``: renderers should still wrap each field from
+    outside in ``printable`` so an embedded newline cannot fake a line.
+    """
+    if as_json or text is None:
         click.echo(dump_json(data))
-    elif text is not None:
-        click.echo(text() if callable(text) else text)
     else:
-        click.echo(dump_json(data))
+        echo(text() if callable(text) else text)
+
+
+#: ``{"error": {"code": ...}}`` codes for exceptions with a fixed meaning; other errors use
+#: their class name in snake_case (``WrongPin`` → ``wrong_pin``, ``NoCardError`` → ``no_card``).
+def error_code(exc: BaseException) -> str:
+    """A stable snake_case code for an error, for ``{"error": {"code", "message"}}``."""
+    if isinstance(exc, OSError):
+        return "io_error"
+    name = type(exc).__name__
+    if name.endswith("Error") and name != "Error":
+        name = name[: -len("Error")]
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+
+
+def error_json(exc: BaseException, message: str) -> dict[str, Any]:
+    """The JSON body every command prints on stdout for an error under ``--json``."""
+    body: dict[str, Any] = {"code": error_code(exc), "message": message}
+    retries = getattr(exc, "retries_left", None)
+    if isinstance(retries, int):
+        body["retries_left"] = retries
+    sw = getattr(exc, "sw", None)
+    if isinstance(sw, int):
+        body["sw"] = f"{sw:04X}"
+    return {"error": body}
+
+
+def fail(exc: BaseException, message: str, code: int, *, as_json: bool) -> None:
+    """Report an error (stderr line; JSON on stdout under ``--json``) and exit ``code``."""
+    echo(f"error: {printable(message)}", err=True)
+    if as_json:
+        click.echo(dump_json(error_json(exc, message)))
+    sys.exit(code)
+
+
+def parse_time(value: str | None) -> datetime:
+    """The one ``--at`` parser: ISO 8601 with a zone (``Z`` or ``+09:00``); None is now.
+
+    A time of day without a zone is refused everywhere (a user in Japan typing local time
+    would otherwise be nine hours off); a date alone (``2026-06-01``) means 00:00 UTC.
+    """
+    if value is None:
+        return datetime.now(UTC)
+    text = value.strip()
+    zulu = text.endswith(("Z", "z"))
+    if zulu:
+        text = text[:-1]
+    try:
+        if len(text) == 10:  # a date alone (with or without Z): midnight UTC
+            return datetime.fromisoformat(text).replace(tzinfo=UTC)
+        t = datetime.fromisoformat(text + ("+00:00" if zulu else ""))
+    except ValueError:
+        raise UsageError(
+            f"bad time {value!r}: use ISO 8601 with a zone, e.g. 2026-06-01T09:00:00+09:00"
+        ) from None
+    if t.tzinfo is None:
+        raise UsageError(f"time {value!r} has no timezone: add Z or an offset like +09:00")
+    return t
 
 
 def exit_code_for(exc: JpkiError) -> Exit:
@@ -80,26 +193,31 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        as_json = bool(kwargs.get("as_json"))
         try:
             return fn(*args, **kwargs)
         except JpkiError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(int(exit_code_for(exc)))
+            fail(exc, str(exc), int(exit_code_for(exc)), as_json=as_json)
+            raise  # unreachable: fail exits
         except OSError as exc:
-            click.echo(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
-            sys.exit(int(Exit.USAGE))
+            message = f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")
+            fail(exc, message, int(Exit.USAGE), as_json=as_json)
+            raise
 
     return wrapper
 
 
-def read_input_file(path: str) -> bytes:
-    """Read a file named on the command line ('-' for stdin) with a clean error."""
+def read_input_file(path: str, *, max_bytes: int = MAX_INPUT_FILE) -> bytes:
+    """Read a file named on the command line ('-' for stdin) with a clean error.
+
+    Only a regular file of at most ``max_bytes`` (a FIFO or ``/dev/zero`` is refused).
+    """
     if path == "-":
-        return sys.stdin.buffer.read()
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+        data = sys.stdin.buffer.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise UsageError(f"standard input is over the limit of {max_bytes} bytes")
+        return data
+    return read_regular_file(path, max_bytes=max_bytes)
 
 
 def read_secret(*, env: str | None, stdin: bool, prompt: str, upper: bool = False) -> Secret:

@@ -7,23 +7,26 @@ from typing import Any
 import click
 
 from jpki.cert import BasicInfo, JpkiCertificate
-from jpki.cli._common import emit, handle_errors, read_input_file
+from jpki.cli._common import emit, handle_errors, printable, read_input_file
 
 
 def _flags_text(flags: tuple[bool, ...], text: str) -> str:
-    subst = [f"{i + 1}:{ch}" for i, (ch, f) in enumerate(zip(text, flags, strict=True)) if f]
+    subst = [
+        f"{i + 1}:{printable(ch)}" for i, (ch, f) in enumerate(zip(text, flags, strict=True)) if f
+    ]
     return f"  (substitute characters at {', '.join(subst)})" if subst else ""
 
 
 def _basic_lines(info: BasicInfo) -> list[str]:
     lines = [
         "Basic information:",
-        f"  Name:        {info.name}{_flags_text(info.name_substitutes, info.name)}",
+        f"  Name:        {printable(info.name)}{_flags_text(info.name_substitutes, info.name)}",
         f"  Sex:         {info.sex.name.lower()}",
         f"  Birth date:  {info.birth_date.isoformat()} ({info.birth_era.name.capitalize()})",
-        f"  Address:     {info.address}{_flags_text(info.address_substitutes, info.address)}",
+        f"  Address:     {printable(info.address)}"
+        + _flags_text(info.address_substitutes, info.address),
     ]
-    lines += [f"  Other {oid}: {value}" for oid, value in info.other.items()]
+    lines += [f"  Other {oid}: {printable(value)}" for oid, value in info.other.items()]
     return lines
 
 
@@ -36,8 +39,8 @@ def render_text(cert: JpkiCertificate, d: dict[str, Any]) -> str:
     kind = d["kind"] + (" (test)" if d["is_test"] else "")
     lines = [
         f"Kind:          {kind}",
-        f"Subject:       {d['subject']}",
-        f"Issuer:        {d['issuer']}",
+        f"Subject:       {printable(d['subject'])}",
+        f"Issuer:        {printable(d['issuer'])}",
         f"Serial:        {d['serial_hex']}",
         f"Not before:    {d['not_before']}",
         f"Not after:     {d['not_after']}",
@@ -49,8 +52,8 @@ def render_text(cert: JpkiCertificate, d: dict[str, Any]) -> str:
     lines.append(f"SHA-256:       {_colon_hex(cert.fingerprint_sha256)}")
     for dp in cert.crl_distribution_points:
         label = "dirName" if dp.directory_name is not None else "URI"
-        lines.append(f"CRL DP:        {label}: {dp.text}")
-    lines += [f"OCSP:          {url}" for url in d["ocsp_urls"]]
+        lines.append(f"CRL DP:        {label}: {printable(dp.text)}")
+    lines += [f"OCSP:          {printable(url)}" for url in d["ocsp_urls"]]
     if cert.authority_key_id is not None:
         lines.append(f"Authority KID: {_colon_hex(cert.authority_key_id)}")
     if cert.subject_key_id is not None:

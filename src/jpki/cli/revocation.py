@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -12,7 +12,7 @@ import click
 from cryptography import x509
 
 from jpki.cert import JpkiCertificate
-from jpki.cli._common import Exit, emit, handle_errors, read_input_file
+from jpki.cli._common import Exit, emit, handle_errors, parse_time, read_input_file
 from jpki.errors import CrlError, RevocationError, UsageError
 from jpki.revocation.crl import Crl
 from jpki.revocation.policy import (
@@ -25,19 +25,6 @@ from jpki.revocation.policy import (
 )
 
 _F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def _parse_at(value: str | None) -> datetime:
-    """ISO 8601 time; without an offset it is taken as UTC. Default: now."""
-    if value is None:
-        return datetime.now(UTC)
-    try:
-        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(
-            f"bad --at time {value!r} (use ISO 8601, e.g. 2026-01-01T00:00:00Z)"
-        ) from None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def _issuer_option(help: str, *, required: bool = False) -> Callable[[_F], _F]:
@@ -127,7 +114,7 @@ def _crl_text(d: dict[str, Any]) -> str:
 @handle_errors
 def crl_info(file: str, issuer_paths: tuple[str, ...], at_text: str | None, as_json: bool) -> None:
     """Entries, thisUpdate, nextUpdate, number and signature validity of a CRL (DER or PEM)."""
-    at = _parse_at(at_text)
+    at = parse_time(at_text)
     issuers = _load_certs(issuer_paths)
     d = crl_info_dict(load_crl_file(file), issuers, at)
     emit(d, as_json, lambda: _crl_text(d))
@@ -241,7 +228,7 @@ def check(
         raise UsageError("give --crl FILE, --ocsp URL or --store DB")
     if max_crl_age is not None and not 0 <= max_crl_age <= 1e6:  # also refuses NaN
         raise UsageError("--max-crl-age must be between 0 and 1000000 hours")
-    at = _parse_at(at_text)
+    at = parse_time(at_text)
     cert = JpkiCertificate.load(read_input_file(cert_path))
     issuer = _pick_issuer(cert, _load_certs(issuer_paths))
     crls = [load_crl_file(p) for p in crl_paths]
@@ -342,7 +329,7 @@ def monitor_cmd(
     from jpki.revocation.store import RevocationStore
 
     db = _store_url(db, must_exist=True)
-    at = _parse_at(at_text)
+    at = parse_time(at_text)
     issuers: list[x509.Certificate] = [c.certificate for c in _load_certs(issuer_paths)]
     with RevocationStore(db) as store:
         report = monitor(store, cert_dir, at=at, issuers=issuers or None)

@@ -11,14 +11,13 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from jpki.cert import CertKind, JpkiCertificate
-from jpki.cli._common import Exit, emit, handle_errors, read_input_file
+from jpki.cli._common import Exit, emit, handle_errors, parse_time, read_input_file
 from jpki.cli.revocation import load_crl_file
 from jpki.errors import JpkiError, UsageError
 from jpki.verify.batch import BatchItem, verify_batch
@@ -41,27 +40,6 @@ _EXIT = {
 }
 _PURPOSES = click.Choice([p.value for p in Purpose])
 _HASHES = click.Choice([h.value for h in HashAlgorithm], case_sensitive=False)
-
-
-def parse_time(value: str | None) -> datetime:
-    """ISO 8601 time with a zone ('Z' allowed); a bare date means 00:00 UTC; None means now."""
-    if value is None:
-        return datetime.now(UTC)
-    text = value.strip()
-    zulu = text.endswith(("Z", "z"))
-    if zulu:
-        text = text[:-1]
-    try:
-        if len(text) == 10:  # a date alone: midnight UTC
-            return datetime.fromisoformat(text).replace(tzinfo=UTC)
-        t = datetime.fromisoformat(text + ("+00:00" if zulu else ""))
-    except ValueError:
-        raise UsageError(
-            f"bad time {value!r}: use ISO 8601, e.g. 2026-06-01T09:00:00+09:00"
-        ) from None
-    if t.tzinfo is None:
-        raise UsageError(f"time {value!r} has no timezone: add Z or an offset like +09:00")
-    return t
 
 
 def decode_blob(raw: bytes) -> bytes:

@@ -15,6 +15,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+from jpki._files import MAX_CERT_FILE, InputFileError, read_regular_file, scan_directory
 from jpki.errors import CertificateError, UsageError
 from jpki.revocation.index import RevocationReason
 from jpki.revocation.results import RevocationStatus, issued_by
@@ -80,7 +81,7 @@ class MonitorReport:
 
 
 def _load_cert(path: Path) -> x509.Certificate:
-    data = path.read_bytes()
+    data = read_regular_file(path, max_bytes=MAX_CERT_FILE)
     try:
         if b"-----BEGIN" in data:
             return x509.load_pem_x509_certificate(data)
@@ -109,7 +110,8 @@ def monitor(
     """
     if not cert_dir.is_dir():
         raise UsageError(f"not a directory: {cert_dir}")
-    paths = sorted(p for p in cert_dir.iterdir() if p.suffix.lower() in CERT_SUFFIXES)
+    # Regular files only: a FIFO or /dev/zero symlink named *.pem must not hang the run.
+    paths = scan_directory(cert_dir, CERT_SUFFIXES)
     cands = list(issuers) if issuers else store.signers()
     new: list[MonitorEvent] = []
     unknown: list[MonitorEvent] = []
@@ -117,7 +119,7 @@ def monitor(
     for path in paths:
         try:
             cert = _load_cert(path)
-        except (CertificateError, OSError) as exc:
+        except (CertificateError, InputFileError, OSError) as exc:
             # One bad file must not hide the status of every other customer's certificate.
             why = exc.strerror if isinstance(exc, OSError) else str(exc)
             unknown.append(

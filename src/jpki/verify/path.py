@@ -25,6 +25,7 @@ from asn1crypto import x509 as asn1_x509
 from pyhanko_certvalidator import CertificateValidator, PKIXValidationParams, ValidationContext
 from pyhanko_certvalidator import errors as cv_errors
 
+from jpki._files import MAX_CERT_FILE, InputFileError, read_regular_file, scan_directory
 from jpki.cert import JpkiCertificate
 from jpki.errors import CertificateError, JpkiError, RevocationError, RevokedError, UsageError
 from jpki.revocation.crl import Crl
@@ -61,21 +62,23 @@ RevocationCheck = Callable[[JpkiCertificate, JpkiCertificate, datetime], Revocat
 def load_trust_anchors(*paths: str | Path) -> tuple[JpkiCertificate, ...]:
     """CA certificates from files or directories (PEM with one or more certs, or DER).
 
-    Directories are read non-recursively, files ending .pem/.crt/.cer/.der, in name order.
+    Directories are read non-recursively, files ending .pem/.crt/.cer/.der, in name order;
+    only regular files (a FIFO, device, socket or a symlink to one is skipped with a
+    warning). A file named directly must be a regular file of at most ``MAX_CERT_FILE``.
     Anything unreadable or not a certificate raises ``CertificateError`` naming the file.
     """
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files += sorted(f for f in p.iterdir() if f.suffix.lower() in _SUFFIXES)
+            files += scan_directory(p, _SUFFIXES)
         else:
             files.append(p)
     out: list[JpkiCertificate] = []
     for f in files:
         try:
-            data = f.read_bytes()
-        except OSError as exc:
-            raise UsageError(f"cannot read trust anchor {f}: {exc.strerror or exc}") from None
+            data = read_regular_file(f, max_bytes=MAX_CERT_FILE)
+        except InputFileError as exc:
+            raise UsageError(f"trust anchor: {exc}") from None
         try:
             out += list(load_certificates(data))
         except JpkiError as exc:
