@@ -304,6 +304,10 @@ def test_policy_wrong_generation_is_unknown(
 # --- monitoring -------------------------------------------------------------------------------
 
 
+def _written(event: object) -> None:
+    """A deliver callback: the notice counts as written once this returns."""
+
+
 def test_monitor_reports_each_revocation_once(
     pki: TestPki, leaves: list[Issued], tmp_path: Path
 ) -> None:
@@ -317,11 +321,11 @@ def test_monitor_reports_each_revocation_once(
             _crl(pki, [(leaves[0].cert.serial_number, R.affiliation_changed)], 1),
             [pki.sign_ca.cert],
         )
-        first = monitor(st, certs, at=NOW)
+        first = monitor(st, certs, at=NOW, deliver=_written)
         assert first.checked == 4
         assert [e.reason for e in first.newly_revoked] == [RevocationReason.AFFILIATION_CHANGED]
         assert first.newly_revoked[0].meaning == "basic information changed (move, name change)"
-        again = monitor(st, certs, at=NOW)
+        again = monitor(st, certs, at=NOW, deliver=_written)
         assert again.newly_revoked == () and again.already_reported == 1
         st.load(
             _crl(
@@ -334,7 +338,7 @@ def test_monitor_reports_each_revocation_once(
             ),
             [pki.sign_ca.cert],
         )
-        third = monitor(st, certs, at=NOW)
+        third = monitor(st, certs, at=NOW, deliver=_written)
         assert [e.path.endswith("c3.pem") for e in third.newly_revoked] == [True]
         assert "death" in third.newly_revoked[0].meaning
     assert REASON_MEANING[RevocationReason.CERTIFICATE_HOLD] == "suspended"

@@ -12,9 +12,19 @@ import click
 from cryptography import x509
 
 from jpki.cert import JpkiCertificate
-from jpki.cli._common import Exit, emit, handle_errors, parse_time, read_input_file
+from jpki.cli._common import (
+    Exit,
+    echo,
+    emit,
+    handle_errors,
+    parse_time,
+    printable,
+    read_input_file,
+)
 from jpki.errors import CrlError, RevocationError, UsageError
 from jpki.revocation.crl import Crl
+from jpki.revocation.index import WalkProgress
+from jpki.revocation.monitor import MonitorEvent
 from jpki.revocation.policy import (
     RevocationPolicy,
     RevocationResult,
@@ -38,9 +48,14 @@ def _load_certs(paths: tuple[str, ...]) -> list[JpkiCertificate]:
     return [JpkiCertificate.load(read_input_file(p)) for p in paths]
 
 
-def load_crl_file(path: str) -> Crl:
-    """A CRL named on the command line; big files are memory-mapped, '-' reads stdin."""
-    return Crl.load(read_input_file(path)) if path == "-" else Crl.from_file(path)
+def load_crl_file(path: str, *, progress: WalkProgress | None = None) -> Crl:
+    """A CRL named on the command line ('-' reads stdin); a big file is copied privately
+    and memory-mapped (see ``Crl.from_file``)."""
+    if path == "-":
+        crl = Crl.load(read_input_file(path), index=False)
+        crl.build_index(progress)
+        return crl
+    return Crl.from_file(path, progress=progress)
 
 
 def _pick_issuer(cert: JpkiCertificate, issuers: list[JpkiCertificate]) -> JpkiCertificate:
@@ -273,23 +288,32 @@ def store_group() -> None:
     """The SQLite revocation store."""
 
 
+def _quiet_option(fn: _F) -> _F:
+    return click.option(
+        "--quiet", "-q", is_flag=True, help="No progress on stderr (shown only on a terminal)."
+    )(fn)
+
+
 @store_group.command("load")
 @click.argument("db", metavar="STORE")
 @click.argument("crl_paths", nargs=-1, required=True, metavar="CRL...")
 @_issuer_option("CA certificate(s) that may have signed the CRLs.")
+@_quiet_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @handle_errors
 def store_load(
-    db: str, crl_paths: tuple[str, ...], issuer_paths: tuple[str, ...], as_json: bool
+    db: str, crl_paths: tuple[str, ...], issuer_paths: tuple[str, ...], quiet: bool, as_json: bool
 ) -> None:
     """Verify CRLs and make them current in STORE (atomic; CRL numbers never go backwards).
 
     STORE is a path, sqlite:///PATH or postgresql://... (created if needed).
     """
+    from jpki.revocation.progress import Progress
     from jpki.revocation.store import RevocationStore
 
     db = _store_url(db, must_exist=False)
     issuers = _load_certs(issuer_paths)
+    show = False if quiet else None
     with RevocationStore(db) as store:
         if not issuers:
             issuers = [JpkiCertificate.from_cryptography(c) for c in store.signers()]
@@ -297,18 +321,39 @@ def store_load(
             raise UsageError("give --issuer CA (the store knows no CA yet)")
         results = []
         for p in crl_paths:
-            r = store.load(load_crl_file(p), issuers)
+            with Progress(f"{p}: parsing", enabled=show) as parse:
+                crl = load_crl_file(
+                    p,
+                    progress=lambda n, done, total: parse.update(
+                        n, total=n * total // done if done else None
+                    ),
+                )
+            with Progress(f"{p}: writing", enabled=show) as write:
+                r = store.load(
+                    crl, issuers, progress=lambda done, total: write.update(done, total=total)
+                )
             results.append({"file": p, **r.__dict__})
     emit(
         results,
         as_json,
         lambda: "\n".join(
-            f"{r['file']}: {'delta ' if r['is_delta'] else ''}CRL #{r['number']} "
+            f"{printable(r['file'])}: {'delta ' if r['is_delta'] else ''}CRL #{r['number']} "
             f"({r['entries']} entries) loaded"
             + (f", replaces #{r['replaced']}" if r["replaced"] is not None else "")
+            + (
+                f"; {r['kept_final']} final revocations it dropped are kept"
+                if r["kept_final"]
+                else ""
+            )
             for r in results
         ),
     )
+
+
+def _event_line(e: MonitorEvent) -> str:
+    reason = e.reason.value if e.reason else "-"
+    when = e.revoked_at.isoformat() if e.revoked_at else "?"
+    return f"REVOKED {printable(e.path)}: {reason} = {e.meaning} at {when}"
 
 
 @revocation_group.command("monitor")
@@ -316,37 +361,62 @@ def store_load(
 @click.argument("cert_dir", type=click.Path(path_type=Path))
 @_issuer_option("CA certificate(s) (default: the signers of the stored CRLs).")
 @click.option("--at", "at_text", metavar="TIME", help="Check time (ISO 8601; default now).")
+@click.option(
+    "--peek", is_flag=True, help="Show what would be reported without marking it reported."
+)
+@_quiet_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @handle_errors
 def monitor_cmd(
-    db: str, cert_dir: Path, issuer_paths: tuple[str, ...], at_text: str | None, as_json: bool
+    db: str,
+    cert_dir: Path,
+    issuer_paths: tuple[str, ...],
+    at_text: str | None,
+    peek: bool,
+    quiet: bool,
+    as_json: bool,
 ) -> None:
     """Report stored signing certificates revoked since the last run (現況確認).
 
-    Exit 0 nothing new, 1 newly revoked certificates reported, 3 some status unknown.
+    A notice is marked reported only after it was written out (at-least-once); a certificate
+    reported on hold is reported again when revoked for good. Exit 0 nothing new, 1 newly
+    revoked certificates reported, 3 some status unknown, 130 interrupted, 2 error.
     """
-    from jpki.revocation.monitor import monitor
+    from jpki.revocation.monitor import mark_delivered, monitor
+    from jpki.revocation.progress import Progress
     from jpki.revocation.store import RevocationStore
 
     db = _store_url(db, must_exist=True)
     at = parse_time(at_text)
     issuers: list[x509.Certificate] = [c.certificate for c in _load_certs(issuer_paths)]
-    with RevocationStore(db) as store:
-        report = monitor(store, cert_dir, at=at, issuers=issuers or None)
 
-    def text() -> str:
-        lines = [
-            f"checked {report.checked} certificates; {len(report.newly_revoked)} newly revoked"
-        ]
-        for e in report.newly_revoked:
-            reason = e.reason.value if e.reason else "-"
-            when = e.revoked_at.isoformat() if e.revoked_at else "?"
-            lines.append(f"REVOKED {e.path}: {reason} = {e.meaning} at {when}")
-        for e in report.unknown:
-            lines.append(f"UNKNOWN {e.path}: {e.detail}")
-        return "\n".join(lines)
+    def deliver(e: MonitorEvent) -> None:
+        echo(_event_line(e))
+        sys.stdout.flush()  # on the way out before it is marked reported
 
-    emit(report.to_json(), as_json, text)
+    prog = Progress("checking", unit="certificates", enabled=False if quiet else None)
+    with RevocationStore(db) as store, prog:
+        report = monitor(
+            store,
+            cert_dir,
+            at=at,
+            issuers=issuers or None,
+            deliver=None if as_json else deliver,
+            peek=peek,
+            progress=lambda done, total: prog.update(done, total=total),
+        )
+        if as_json:
+            emit({**report.to_json(), "peek": peek}, True)
+            sys.stdout.flush()
+            if not peek:
+                mark_delivered(store, report.newly_revoked)
+        else:
+            lines = [
+                f"checked {report.checked} certificates; {len(report.newly_revoked)} newly revoked"
+                + (" (peek: nothing marked reported)" if peek else "")
+            ]
+            lines += [f"UNKNOWN {printable(e.path)}: {printable(e.detail)}" for e in report.unknown]
+            echo("\n".join(lines))
     if report.newly_revoked:
         sys.exit(int(Exit.INVALID))
     if report.unknown:

@@ -33,6 +33,7 @@ from jpki.revocation.index import (
     RevocationReason,
     RevokedEntry,
     SerialIndex,
+    WalkProgress,
     as_array,
     decode_oid,
     expect,
@@ -294,7 +295,9 @@ class Crl:
         return cls(data, index=index)
 
     @classmethod
-    def from_file(cls, path: str | Path, *, index: bool = True) -> Crl:
+    def from_file(
+        cls, path: str | Path, *, index: bool = True, progress: WalkProgress | None = None
+    ) -> Crl:
         """DER or PEM file, read once into memory owned by this object: what is verified
         and indexed is never the file itself, so changing, truncating or replacing the file
         afterwards changes nothing here (``source_changed()`` tells that it happened).
@@ -315,7 +318,7 @@ class Crl:
         crl.path = Path(path)
         crl.file_identity = FileIdentity.of(st)
         if index:
-            crl.build_index()
+            crl.build_index(progress)
         return crl
 
     def source_changed(self) -> bool:
@@ -331,13 +334,16 @@ class Crl:
         except OSError:
             return True
 
-    def build_index(self) -> SerialIndex:
+    def build_index(self, progress: WalkProgress | None = None) -> SerialIndex:
+        """Index the revoked list (once); ``progress(entries, bytes done, bytes total)``."""
         if self._index is None:
             if self.layout.revoked is None:
                 self._index = SerialIndex.build(as_array(b""), 0, 0)
             else:
                 _, s, e = self.layout.revoked
-                self._index = SerialIndex.build(as_array(self._der), s, e, release=self._dropper)
+                self._index = SerialIndex.build(
+                    as_array(self._der), s, e, release=self._dropper, progress=progress
+                )
         return self._index
 
     @property

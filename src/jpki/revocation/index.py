@@ -570,8 +570,17 @@ WALK_CHUNK = 1 << 20  # DER bytes walked per step: every temporary is bounded by
 MIN_ENTRY_BYTES = 20  # 30 LL | 02 01 XX | 17 0D <13 octets>: bounds the entry count
 
 
+#: ``(entries so far, bytes walked, bytes in the list)`` after each walk chunk.
+WalkProgress = Callable[[int, int, int], None]
+
+
 def _walk_and_key(
-    a: U8, start: int, end: int, chunk: int, release: Callable[[int], None] | None
+    a: U8,
+    start: int,
+    end: int,
+    chunk: int,
+    release: Callable[[int], None] | None,
+    progress: WalkProgress | None = None,
 ) -> tuple[list[U64], Offsets, I64]:
     """One pass over ``a[start:end]`` a chunk at a time: chain, validate and key the entries.
 
@@ -612,6 +621,8 @@ def _walk_and_key(
         p = nxt
         if release is not None:
             release(p)
+        if progress is not None:
+            progress(n, p - start, end - start)
     out = [c[:n] for c in reversed(cols)]
     # leading zero octets (e.g. a 00 sign octet) never need a column of their own
     while len(out) > 1 and not out[0].any():
@@ -755,6 +766,7 @@ class SerialIndex:
         *,
         chunk: int = WALK_CHUNK,
         release: Callable[[int], None] | None = None,
+        progress: WalkProgress | None = None,
     ) -> SerialIndex:
         """Walk ``buf[start:end]`` (the content of revokedCertificates) and index it.
 
@@ -763,7 +775,7 @@ class SerialIndex:
         """
         if not 0 <= start <= end <= len(buf):
             raise CrlError("revokedCertificates outside the CRL")
-        cols, pos, undoable = _walk_and_key(buf, start, end, chunk, release)
+        cols, pos, undoable = _walk_and_key(buf, start, end, chunk, release, progress)
         cols, pos, packed = _sort_index(buf, cols, pos)
         return cls(buf, cols, pos, end, packed=packed, undoable=undoable)
 

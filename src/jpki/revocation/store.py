@@ -539,11 +539,13 @@ class RevocationStore:
         crl: Crl | bytes,
         issuers: Iterable[CertLike],
         *,
+        progress: Callable[[int, int], None] | None = None,
         _hook: Callable[[str], None] | None = None,
         _fail_before_commit: bool = False,
     ) -> LoadResult:
         """Verify ``crl`` against ``issuers``, index it, and make it current for its scope.
 
+        ``progress(entries written, entries)`` is called as the index is written.
         ``_hook(stage)`` (tests) runs inside the transaction at "chunks", "current", "commit".
         """
         c = crl if isinstance(crl, Crl) else Crl.load(crl)
@@ -604,7 +606,7 @@ class RevocationStore:
             )
             assert gen_row is not None
             gen = int(gen_row[0])
-            db.insert_chunks((gen, *chunk) for chunk in _chunks(index, a))
+            db.insert_chunks(_with_progress(gen, _chunks(index, a), len(index), progress))
             hook("chunks")
             replaced: list[int] = []
             if row is not None:
@@ -918,6 +920,13 @@ class RevocationStore:
         return state == "final" or (state == "hold" and not final)
 
     @_db_errors
+    def clear_reported(self, fingerprint: str) -> None:
+        """Forget a notice (a certificate released from hold)."""
+        db = self._c()
+        with db.write():
+            db.x("DELETE FROM monitor_reported WHERE fingerprint=?", (fingerprint,))
+
+    @_db_errors
     def mark_reported(
         self,
         fingerprint: str,
@@ -945,6 +954,20 @@ class RevocationStore:
                     datetime.now(UTC).isoformat(),
                 ),
             )
+
+
+def _with_progress(
+    gen: int,
+    chunks: Iterator[tuple[bytes, bytes, bytes, bytes]],
+    total: int,
+    progress: Callable[[int, int], None] | None,
+) -> Iterator[tuple[int, bytes, bytes, bytes, bytes]]:
+    done = 0
+    for first, keys, ends, entries in chunks:
+        yield gen, first, keys, ends, entries
+        done += len(ends) // 4
+        if progress is not None:
+            progress(done, total)
 
 
 def _entry_der(e: RevokedEntry) -> bytes:
