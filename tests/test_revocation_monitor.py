@@ -203,3 +203,47 @@ def test_progress_only_on_a_terminal() -> None:
     with Progress("x", 3, stream=quiet, enabled=False) as p:
         p.update(2, force=True)
     assert quiet.getvalue() == ""
+
+
+def _run_on_a_tty_stderr(args: list[str]) -> tuple[int, str]:
+    """Run ``python -m jpki ARGS`` with stderr on a pseudo-terminal; returns (rc, stderr)."""
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jpki", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=slave,
+        env=os.environ.copy(),
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:  # EIO once the child closed its end
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return proc.wait(timeout=60), b"".join(chunks).decode(errors="replace")
+
+
+def test_cli_progress_on_a_terminal_only(
+    pki: TestPki, leaves: list[Issued], tmp_path: Path
+) -> None:
+    crl = tmp_path / "x.crl"
+    crl.write_bytes(_crl(pki, [(leaves[0].cert.serial_number, R.superseded)], 1))
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(pki.sign_ca.pem)
+    load = ["revocation", "store", "load", str(tmp_path / "p.db"), str(crl), "--issuer", str(ca)]
+    rc, err = _run_on_a_tty_stderr(load)
+    assert rc == 0 and "parsing: 1" in err and "writing: 1/1 entries" in err, err
+    rc, err = _run_on_a_tty_stderr([*load, "--quiet"])
+    assert rc == 0 and "parsing" not in err and "writing" not in err, err
+    # not a terminal: nothing on stderr
+    proc = subprocess.run(
+        [sys.executable, "-m", "jpki", *load], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr

@@ -300,3 +300,28 @@ def test_store_shared_between_threads(pki: TestPki, store: RevocationStore) -> N
     assert store.check(leaves[0].cert, pki.sign_ca.cert, at=NOW).status is (
         RevocationStatus.REVOKED
     )
+
+
+def test_concurrent_loads_never_go_backwards(pki: TestPki, store_url: str) -> None:
+    """Two writers race (#4 and #5, other connections): the current CRL ends at #5 and a
+    lower number is refused once the higher one is in."""
+    ders = {n: make_crl(pki, [], n) for n in (4, 5)}
+    outcome: dict[int, str] = {}
+
+    def load(n: int) -> None:
+        with RevocationStore(store_url) as st:
+            try:
+                st.load(ders[n], [pki.sign_ca.cert])
+                outcome[n] = "loaded"
+            except CrlError as exc:
+                outcome[n] = str(exc)
+
+    threads = [threading.Thread(target=load, args=(n,)) for n in (5, 4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert outcome[5] == "loaded"
+    assert outcome[4] == "loaded" or "backwards" in outcome[4]
+    with RevocationStore(store_url) as st:
+        assert [c.number for c in st.current()] == [5]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -44,6 +44,12 @@ def _issuer_option(help: str, *, required: bool = False) -> Callable[[_F], _F]:
     )
 
 
+def _quiet_option(fn: _F) -> _F:
+    return click.option(
+        "--quiet", "-q", is_flag=True, help="No progress on stderr (shown only on a terminal)."
+    )(fn)
+
+
 def _load_certs(paths: tuple[str, ...]) -> list[JpkiCertificate]:
     return [JpkiCertificate.load(read_input_file(p)) for p in paths]
 
@@ -56,6 +62,24 @@ def load_crl_file(path: str, *, progress: WalkProgress | None = None) -> Crl:
         crl.build_index(progress)
         return crl
     return Crl.from_file(path, progress=progress)
+
+
+def _load_crls_showing_progress(paths: Sequence[str], *, quiet: bool) -> list[Crl]:
+    """``load_crl_file`` for each path, with a progress line on a terminal (not ``quiet``)."""
+    from jpki.revocation.progress import Progress
+
+    out = []
+    for p in paths:
+        with Progress(f"{p}: parsing", enabled=False if quiet else None) as prog:
+            out.append(
+                load_crl_file(
+                    p,
+                    progress=lambda n, done, total: prog.update(
+                        n, total=n * total // done if done else None
+                    ),
+                )
+            )
+    return out
 
 
 def _pick_issuer(cert: JpkiCertificate, issuers: list[JpkiCertificate]) -> JpkiCertificate:
@@ -125,13 +149,16 @@ def _crl_text(d: dict[str, Any]) -> str:
 @click.argument("file", metavar="FILE")
 @_issuer_option("CA certificate(s) to verify the signature with.")
 @click.option("--at", "at_text", metavar="TIME", help="Freshness time (ISO 8601; default now).")
+@_quiet_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @handle_errors
-def crl_info(file: str, issuer_paths: tuple[str, ...], at_text: str | None, as_json: bool) -> None:
+def crl_info(
+    file: str, issuer_paths: tuple[str, ...], at_text: str | None, quiet: bool, as_json: bool
+) -> None:
     """Entries, thisUpdate, nextUpdate, number and signature validity of a CRL (DER or PEM)."""
     at = parse_time(at_text)
     issuers = _load_certs(issuer_paths)
-    d = crl_info_dict(load_crl_file(file), issuers, at)
+    d = crl_info_dict(_load_crls_showing_progress([file], quiet=quiet)[0], issuers, at)
     emit(d, as_json, lambda: _crl_text(d))
     if d["signature"] == "invalid":
         sys.exit(int(Exit.INVALID))
@@ -221,8 +248,9 @@ def _result_text(r: RevocationResult) -> str:
     type=click.FloatRange(0, 3600, min_open=True),
     default=10.0,
     show_default=True,
-    help="OCSP timeout (s).",
+    help="OCSP deadline for the whole request (s).",
 )
+@_quiet_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @handle_errors
 def check(
@@ -236,6 +264,7 @@ def check(
     max_crl_age: float | None,
     prefer: str,
     timeout: float,
+    quiet: bool,
     as_json: bool,
 ) -> None:
     """Is CERT revoked? Exit 0 good, 1 revoked, 3 unknown, 2 usage or malformed input."""
@@ -246,7 +275,7 @@ def check(
     at = parse_time(at_text)
     cert = JpkiCertificate.load(read_input_file(cert_path))
     issuer = _pick_issuer(cert, _load_certs(issuer_paths))
-    crls = [load_crl_file(p) for p in crl_paths]
+    crls = _load_crls_showing_progress(crl_paths, quiet=quiet)
     policy = RevocationPolicy(
         soft_fail=soft_fail,
         max_crl_age=timedelta(hours=max_crl_age) if max_crl_age is not None else None,
@@ -286,12 +315,6 @@ def check(
 @revocation_group.group("store")
 def store_group() -> None:
     """The SQLite revocation store."""
-
-
-def _quiet_option(fn: _F) -> _F:
-    return click.option(
-        "--quiet", "-q", is_flag=True, help="No progress on stderr (shown only on a terminal)."
-    )(fn)
 
 
 @store_group.command("load")

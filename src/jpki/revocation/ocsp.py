@@ -7,16 +7,15 @@ thisUpdate/nextUpdate must bracket the time within the clock-skew tolerance.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import socket
-import ssl
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -29,6 +28,12 @@ from jpki.errors import OcspError, UsageError
 from jpki.revocation.crl import CertLike, as_x509
 from jpki.revocation.index import RevocationReason, RevokedEntry, expect, read_header
 from jpki.revocation.results import RevocationResult, RevocationStatus, result_from_entry
+
+if TYPE_CHECKING:
+    import asyncio
+
+# asyncio and ssl are imported where used: importing jpki.revocation (every CRL check, the
+# memory benchmark) should not pay for them.
 
 MAX_RESPONSE = 1 << 20  # an OCSP response is a few KB; refuse to buffer more
 
@@ -178,6 +183,8 @@ def _late(timeout: float) -> OcspError:
 def post(url: str, body: bytes, timeout: float) -> bytes:
     """HTTP POST with ONE deadline for connect + send + receive (a trickling or silent
     responder cannot stretch it); any network failure is an OcspError."""
+    import ssl
+
     t = _target(url)
     deadline = time.monotonic() + timeout
 
@@ -222,6 +229,9 @@ def post(url: str, body: bytes, timeout: float) -> bytes:
 
 async def post_async(url: str, body: bytes, timeout: float) -> bytes:
     """:func:`post` for asyncio: the same single deadline, never blocking the event loop."""
+    import asyncio
+    import ssl
+
     t = _target(url)
     writer: asyncio.StreamWriter | None = None
     try:
