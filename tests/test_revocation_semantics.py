@@ -325,3 +325,19 @@ def test_concurrent_loads_never_go_backwards(pki: TestPki, store_url: str) -> No
     assert outcome[4] == "loaded" or "backwards" in outcome[4]
     with RevocationStore(store_url) as st:
         assert [c.number for c in st.current()] == [5]
+
+
+def test_store_of_the_name_keyed_schema_is_refused(tmp_path: Path) -> None:
+    """A store made when CRLs were keyed by issuer name is not reused (nor changed)."""
+    import sqlite3
+
+    from jpki.errors import RevocationError
+
+    old = tmp_path / "v1.db"
+    with sqlite3.connect(old) as db:
+        db.execute("CREATE TABLE crl_generation (id INTEGER PRIMARY KEY, issuer BLOB)")
+    with pytest.raises(RevocationError, match="older jpki"):
+        RevocationStore(old)
+    with sqlite3.connect(old) as db:
+        names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert names == {"crl_generation"}

@@ -307,6 +307,9 @@ class _Conn:
     def script(self, sql: str) -> None:
         raise NotImplementedError
 
+    def tables(self) -> set[str]:
+        raise NotImplementedError
+
     def close(self) -> None:
         self.raw.close()
 
@@ -370,6 +373,9 @@ class _SqliteConn(_Conn):
     def script(self, sql: str) -> None:
         self.raw.executescript(sql)
 
+    def tables(self) -> set[str]:
+        return {r[0] for r in self.q("SELECT name FROM sqlite_master WHERE type='table'")}
+
 
 class _PgConn(_Conn):
     dialect = "postgresql"
@@ -415,6 +421,13 @@ class _PgConn(_Conn):
             for stmt in sql.split(";"):
                 if stmt.strip():
                     self.raw.execute(stmt)
+
+    def tables(self) -> set[str]:
+        rows = self.q(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = current_schema()"
+        )
+        return {str(r[0]) for r in rows}
 
 
 def _parse_url(url: str | Path) -> tuple[str, str]:
@@ -473,6 +486,13 @@ class RevocationStore:
         self._cache: tuple[int, list[tuple[StoredCrl, frozenset[bytes]]]] | None = None
         try:
             db = self._c()
+            existing = db.tables()
+            if "crl_generation" in existing and "store_meta" not in existing:
+                self.close()
+                raise RevocationError(
+                    f"revocation store {self.display} was made by an older jpki (schema 1, "
+                    "CRLs keyed by issuer name): load the CRLs into a new store"
+                )
             ddl = _SCHEMA.format(**_DIALECT_TYPES[self.dialect])
             db.script(ddl)
             db.x("INSERT INTO store_version (id, v) VALUES (1, 0) ON CONFLICT DO NOTHING")
