@@ -247,3 +247,35 @@ def test_cli_progress_on_a_terminal_only(
         [sys.executable, "-m", "jpki", *load], capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
+def test_cli_with_a_postgresql_store(
+    pki: TestPki, leaves: list[Issued], setup: tuple[Path, Path], pg_server: object
+) -> None:
+    from pg_helpers import PgServer
+
+    assert isinstance(pg_server, PgServer)
+    url = pg_server.create_db("cli")
+    _, certs = setup
+    crl = certs.parent / "pg.crl"
+    crl.write_bytes(_crl(pki, [(leaves[1].cert.serial_number, R.affiliation_changed)], 3))
+    ca = certs.parent / "ca.pem"
+    ca.write_bytes(pki.sign_ca.pem)
+    run = CliRunner().invoke
+    res = run(main, ["revocation", "store", "load", url, str(crl), "--issuer", str(ca)])
+    assert res.exit_code == 0 and "#3" in res.stdout, res.output
+    at = ["--at", (NOW + timedelta(hours=1)).isoformat()]
+    res = run(main, ["revocation", "monitor", url, str(certs), *at, "--json"])
+    assert res.exit_code == 1 and len(json.loads(res.stdout)["newly_revoked"]) == 1
+    res = run(main, ["revocation", "monitor", url, str(certs), *at])
+    assert res.exit_code == 0, res.output
+    cert = certs / "c1.pem"
+    res = run(
+        main,
+        ["revocation", "check", str(cert), "--issuer", str(ca), "--store", url, *at, "--json"],
+    )
+    assert res.exit_code == 1 and json.loads(res.stdout)["source"] == "store:crl#3"
+    # the password of a URL never shows in an error
+    bad = "postgresql://u:s3cret@127.0.0.1:1/none"
+    res = run(main, ["revocation", "store", "load", bad, str(crl), "--issuer", str(ca)])
+    assert res.exit_code == 2 and "s3cret" not in res.output, res.output

@@ -328,12 +328,14 @@ class _Conn:
             self.x("COMMIT")
 
     @contextmanager
-    def write(self) -> Iterator[_Conn]:
-        """An exclusive write transaction (loads are serialised store-wide)."""
+    def write(self, *, bump: bool = True) -> Iterator[_Conn]:
+        """An exclusive write transaction (loads are serialised store-wide). ``bump``: the
+        CRL data changes, so every reader's cached list of current CRLs must be re-read."""
         self.begin_write()
         self._depth = 1
         try:
-            self.x("UPDATE store_version SET v = v + 1 WHERE id = 1")
+            if bump:
+                self.x("UPDATE store_version SET v = v + 1 WHERE id = 1")
             yield self
         except BaseException:
             self._depth = 0
@@ -943,7 +945,7 @@ class RevocationStore:
     def clear_reported(self, fingerprint: str) -> None:
         """Forget a notice (a certificate released from hold)."""
         db = self._c()
-        with db.write():
+        with db.write(bump=False):
             db.x("DELETE FROM monitor_reported WHERE fingerprint=?", (fingerprint,))
 
     @_db_errors
@@ -957,7 +959,7 @@ class RevocationStore:
         final: bool = True,
     ) -> None:
         db = self._c()
-        with db.write():
+        with db.write(bump=False):
             db.x(
                 "INSERT INTO monitor_reported "
                 "(fingerprint, serial, reason, revoked_at, final, reported_at) "
