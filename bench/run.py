@@ -6,6 +6,11 @@ Runs the sub-benchmarks as subprocesses with ``--json`` (and ``--quick``):
 * ``bench_crl.py`` (revocation engineer): CRL load vs ``openssl crl``, revocation check vs
   pyhanko-certvalidator
 * ``bench_sim.py``: simulator sessions/s vs raw RSA signing with the same key
+* ``bench_login.py``: logins/s (challenge, card signature, chain, revocation against a
+  10^6-entry CRL) vs two RSA-2048 verifies/s
+
+With ``--json`` and a single ``--only NAME`` whose benchmark gives one row, the output is that
+row alone: ``{"name", "ours", "reference", "ratio", ...}`` (e.g. ``--only login --json``).
 
 A missing or failing sub-benchmark is reported and skipped; the others still run.
 
@@ -91,6 +96,7 @@ BENCHES: tuple[
     # (it takes seconds per validation beyond).
     ("crl", "bench_crl.py", _generic_rows, (600, 3000), ("--sizes", "100000", "1000000")),
     ("sim", "bench_sim.py", _generic_rows, (120, 600), ()),
+    ("login", "bench_login.py", _generic_rows, (300, 1200), ()),
 )
 
 
@@ -173,13 +179,27 @@ def _better(row: Row) -> str:
     return "higher" if unit.endswith("/s") or "/s" in unit or "/CPU s" in unit else "lower"
 
 
+def _one_row(row: Row) -> dict[str, Any]:
+    """One row as ``{"name", "ours", "reference", "ratio"}`` (values, then descriptions)."""
+    return {
+        "name": row["name"],
+        "ours": row.get("value"),
+        "reference": row.get("reference_value"),
+        "ratio": row.get("ratio"),
+        "unit": row.get("unit", ""),
+        "reference_name": row.get("reference", ""),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short runs (a few minutes in all)")
     ap.add_argument("--json", action="store_true", help="print the JSON result")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
     ap.add_argument("--md", type=Path, default=None, help="also write a Markdown report here")
-    ap.add_argument("--only", nargs="*", default=None, help="run only these (verify, crl, sim)")
+    ap.add_argument(
+        "--only", nargs="*", default=None, help="run only these (verify, crl, sim, login)"
+    )
     args = ap.parse_args(argv)
 
     started = time.perf_counter()
@@ -239,7 +259,9 @@ def main(argv: list[str] | None = None) -> int:
             "machines.\n\n" + text + "\n",
             encoding="utf-8",
         )
-    if args.json:
+    if args.json and args.only and len(args.only) == 1 and len(rows) == 1:
+        print(json.dumps(_one_row(rows[0])))
+    elif args.json:
         print(json.dumps(result, indent=2))
     else:
         print(text)

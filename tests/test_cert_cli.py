@@ -41,7 +41,7 @@ def test_show_json_signing(test_pki: TestPki, tmp_path: Path) -> None:
     assert d["basic_info"]["name_substitutes"][0] is True
     assert d["basic_info"]["birth_date"] == "1926-12-25"
     assert d["basic_info"]["birth_era"] == "showa"
-    assert d["crl_distribution_points"][0]["value"].endswith("CN=Sapporo-shi Chuo-ku CRLDP")
+    assert d["crl_distribution_points"][0]["value"].endswith("CN=Sapporo-shi-Chuo-ku CRLDP")
 
 
 def test_show_text(test_pki: TestPki, tmp_path: Path) -> None:

@@ -120,14 +120,20 @@ def test_select_ef_missing_or_without_application_is_6a82(card: SimulatedCard) -
     assert select_ef(card, "000A") == "9000"
 
 
-def test_select_mf_clears_the_security_state(card: SimulatedCard) -> None:
+def test_select_mf_as_a_real_card(card: SimulatedCard) -> None:
+    """Spec §1: 6A86 after a cold reset; 9000 that changes nothing with an AP current."""
+    assert sw(card, "00 A4 00 00") == "6A86"
+    assert sw(card, "00 A4 00 0C") == "6A86"
     select_ap(card)
     assert verify(card, "001B", "JPKITEST01") == "9000"
-    assert tx(card, "00 A4 00 0C 02 3F00") == b"\x90\x00"
-    select_ap(card)
+    assert sw(card, "00 A4 00 00") == "9000"
+    # the DF and its verified password survive (what a phone relay's fake reset relies on)
     select_ef(card, "0001")
-    assert sw(card, "00 B0 00 00 04") == "6982"
-    assert tx(card, "00 A4 00 0C") == b"\x90\x00"  # empty data also means the MF
+    assert sw(card, "00 B0 00 00 04") == "9000"
+    assert sw(card, "00 A4 00 0C 02 3F00") == "6A82"  # 3F00 by FID
+    assert sw(card, "00 A4 02 0C 02 3F00") == "6A82"
+    card.reset()
+    assert sw(card, "00 A4 00 00") == "6A86"
 
 
 # --- READ BINARY -----------------------------------------------------------------------------
@@ -244,7 +250,7 @@ def test_wrong_pin_counts_down_blocks_and_stays_blocked(
     assert verify(card, fid, bad) == "6984"
     assert verify(card, fid, good) == "6984"
     select_ef(card, fid)
-    assert sw(card, "00 20 00 80") == "6984"
+    assert sw(card, "00 20 00 80") == "63C0"  # the status query on a blocked key (spec §3)
     # a restarted simulator remembers it
     again = open_simulated_card(card.path)
     select_ap(again)
@@ -447,7 +453,9 @@ def test_fast_and_raw_signing_paths_agree(card: SimulatedCard) -> None:
     [
         ("80 2A 00 80 00", "6700"),  # no data (Le only)
         ("80 2A 00 80 F6 " + "00" * 246 + " 00", "6700"),  # 246 > 245 bytes
-        ("80 2A 01 80 05 0102030405 00", "6A86"),  # P1
+        ("80 2A 06 80 05 0102030405 00", "6A86"),  # P1 beyond the six schemes
+        ("80 2A 02 80 05 0102030405 00", "6700"),  # P1 02 takes exactly 32 bytes
+        ("80 2A 04 80 05 0102030405 00", "6700"),  # P1 04 likewise
         ("80 2A 00 00 05 0102030405 00", "6A86"),  # P2
         ("80 2A 00 8A 05 0102030405 00", "6A88"),  # SFI 0A is not a key
         ("80 2A 00 80 05 0102030405 80", "6C00"),  # Le shorter than the signature

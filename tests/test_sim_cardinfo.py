@@ -1,23 +1,134 @@
-"""Text AP (券面入力補助AP) and visual AP (券面事項確認AP) of the simulator, by raw APDUs."""
+"""Text AP (券面入力補助AP) and visual AP (券面事項確認AP) of the simulator, by raw APDUs.
+
+Every record is checked against the byte layouts of the card protocol spec (§5, §6) with a
+TLV walker and signature checks written here (``cryptography`` directly), not with the client.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import io
+import json
 from datetime import date
 from pathlib import Path
 
 import pytest
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jpki import tlv
 from jpki.sim import SimulatedCard, open_simulated_card
 from jpki.sim.create import create_profile
 from jpki.sim.layout import collation_b, era_yymmdd
+from jpki.sim.profile import KeyId
 from test_sim_card import TEXT, VISUAL, select_ap, sw, tx
+
+SHA256_DI = bytes.fromhex("3031300d060960864801650304020105000420")
+
+
+# --- an independent BER-TLV walker ------------------------------------------------------------
+
+
+def tlv_at(data: bytes, pos: int) -> tuple[int, int, int, int]:
+    """(tag, value start, value end, header length) of the TLV at ``pos``."""
+    start = pos
+    tag = data[pos]
+    pos += 1
+    if tag & 0x1F == 0x1F:
+        while True:
+            tag = (tag << 8) | data[pos]
+            pos += 1
+            if not data[pos - 1] & 0x80:
+                break
+    n = data[pos]
+    pos += 1
+    if n & 0x80:
+        k = n & 0x7F
+        n = int.from_bytes(data[pos : pos + k], "big")
+        pos += k
+    assert pos + n <= len(data), "TLV runs past the end"
+    return tag, pos, pos + n, pos - start
+
+
+def children(value: bytes) -> list[tuple[int, int, bytes, bytes]]:
+    """(tag, offset inside ``value``, value, whole TLV) of each child; stops at 00/FF filler."""
+    out = []
+    pos = 0
+    while pos < len(value):
+        if value[pos] in (0x00, 0xFF) and value[pos:] == bytes([value[pos]]) * (len(value) - pos):
+            break
+        tag, vs, ve, _ = tlv_at(value, pos)
+        out.append((tag, pos, value[vs:ve], value[pos:ve]))
+        pos = ve
+    return out
+
+
+def outer(data: bytes, want: int) -> tuple[bytes, int, int]:
+    """(value, header length, end) of the file's first TLV, which must have tag ``want``."""
+    tag, vs, ve, hl = tlv_at(data, 0)
+    assert tag == want, f"{tag:X} != {want:X}"
+    return data[vs:ve], hl, ve
+
+
+def fields(data: bytes, want: int) -> dict[int, bytes]:
+    value, _, _ = outer(data, want)
+    return {tag: v for tag, _, v, _ in children(value)}
+
+
+def key_9091(value: bytes) -> rsa.RSAPublicKey:
+    f = {tag: v for tag, _, v, _ in children(value)}
+    assert set(f) == {0x90, 0x91}
+    return rsa.RSAPublicNumbers(
+        int.from_bytes(f[0x90], "big"), int.from_bytes(f[0x91], "big")
+    ).public_key()
+
+
+def pkcs1_ok(key: rsa.RSAPublicKey, sig: bytes, message: bytes) -> bool:
+    try:
+        key.verify(sig, message, padding.PKCS1v15(), hashes.SHA256())
+    except InvalidSignature:
+        return False
+    return True
+
+
+def recover(key: rsa.RSAPublicKey, sig: bytes) -> bytes:
+    """The encoded message under a signature (raw RSA with the public key)."""
+    pub = key.public_numbers()
+    return pow(int.from_bytes(sig, "big"), pub.e, pub.n).to_bytes(256, "big")
+
+
+def cvca_keys(profile: Path) -> dict[bytes, rsa.RSAPublicKey]:
+    """The profile's test CVCA keys from PROFILE/cvca (index.json + PEM)."""
+    index = json.loads((profile / "cvca" / "index.json").read_text())
+    out = {}
+    for entry in index:
+        key = serialization.load_pem_public_key((profile / "cvca" / entry["file"]).read_bytes())
+        assert isinstance(key, rsa.RSAPublicKey)
+        out[bytes.fromhex(entry["key_id_hex"])] = key
+    return out
+
+
+def check_cvc(ef4: bytes, cvcas: dict[bytes, rsa.RSAPublicKey], issuer: str) -> rsa.RSAPublicKey:
+    """Spec §5.1 byte for byte; returns the certified key after checking the CVCA signature."""
+    assert ef4[:5] == bytes.fromhex("7F21820233") and len(ef4) == 5 + 0x233
+    assert ef4[5:10] == bytes.fromhex("5F4E820129")
+    body = ef4[10 : 10 + 297]
+    assert ef4[307:312] == bytes.fromhex("5F37820100")
+    sig = ef4[312:]
+    issuer_id, subject_id, key_part = body[:16], body[16:32], body[32:]
+    assert issuer_id == issuer.encode() + b"\x08\x05" + b"001" + b"\x00" * 4
+    assert subject_id[7:9] == b"\x08\x05" and subject_id != issuer_id
+    assert key_part[:5] == bytes.fromhex("9003010001") and key_part[5:9] == bytes.fromhex(
+        "91820100"
+    )
+    assert len(key_part) == 265
+    assert issuer_id[0] not in b"56"  # never the J-LIS production or test hierarchy
+    assert pkcs1_ok(cvcas[issuer_id], sig, body)
+    return key_9091(key_part)
+
+
+# --- APDU helpers ---------------------------------------------------------------------------
 
 
 def verify(card: SimulatedCard, fid: str, value: str) -> str:
@@ -27,7 +138,7 @@ def verify(card: SimulatedCard, fid: str, value: str) -> str:
 
 
 def read(card: SimulatedCard, fid: str) -> tuple[str, bytes]:
-    """(SW of the first read, whole file) with 15-bit offsets and 256-byte chunks."""
+    """(SW of the first read, whole physical file) with 15-bit offsets and 256-byte chunks."""
     assert sw(card, f"00 A4 02 0C 02 {fid}") == "9000"
     out = b""
     while True:
@@ -39,6 +150,12 @@ def read(card: SimulatedCard, fid: str) -> tuple[str, bytes]:
             return "9000", out
 
 
+def must_read(card: SimulatedCard, fid: str) -> bytes:
+    status, data = read(card, fid)
+    assert status == "9000", (fid, status)
+    return data
+
+
 @pytest.fixture
 def card(sim_profile: Path) -> SimulatedCard:
     c = open_simulated_card(sim_profile)
@@ -46,312 +163,262 @@ def card(sim_profile: Path) -> SimulatedCard:
     return c
 
 
-def rsa_from_cvc(ef4: bytes) -> tuple[rsa.RSAPublicKey, bytes, bytes]:
-    """(issuer key, 5F4E TLV bytes, 5F37 signature) from EF 0004."""
-    outer, end = tlv.decode_one(ef4)
-    assert outer.tag == 0x7F21 and end == len(ef4)
-    body_tlv, pos = tlv.decode_one(outer.value)
-    assert body_tlv.tag == 0x5F4E
-    sig = tlv.decode_one(outer.value, pos)[0]
-    assert sig.tag == 0x5F37
-    fields = {t.tag: t.value for t in tlv.decode_all(body_tlv.value)}
-    key = rsa.RSAPublicNumbers(
-        int.from_bytes(fields[0x90], "big"), int.from_bytes(fields[0x91], "big")
-    ).public_key()
-    return key, outer.value[:pos], sig.value
-
-
-# --- text AP -----------------------------------------------------------------------------------
-
-
-def test_text_ap_files_need_pin_except_the_certificate(card: SimulatedCard) -> None:
-    select_ap(card, TEXT)
-    for fid in ("0001", "0002", "0003"):
-        assert read(card, fid)[0] == "6982"
-    status, ef4 = read(card, "0004")
-    assert status == "9000" and ef4[:2] == b"\x7f\x21"
-    for fid in ("0011", "0014", "0015"):
-        assert read(card, fid)[0] == "6981"
-
-
-def test_text_ap_my_number_file(card: SimulatedCard) -> None:
+def text_with_pin(card: SimulatedCard) -> None:
     select_ap(card, TEXT)
     assert verify(card, "0011", "5678") == "9000"
-    _, ef1 = read(card, "0001")
-    mn = card.profile.person.my_number
-    assert ef1 == b"\xff\x10\x0c" + mn.encode() + b"\xff\xff"
+
+
+def visual_with_a(card: SimulatedCard) -> None:
+    select_ap(card, VISUAL)
+    assert verify(card, "0013", card.profile.person.my_number) == "9000"
+
+
+# --- collation values (the spec's test-card example) ------------------------------------------
+
+
+def test_collation_values_match_the_test_card_example() -> None:
+    # Spec §6: 1980-02-17 (昭和55) → birth-date key 550217; 55021720352285 opened a test card.
+    assert era_yymmdd(date(1980, 2, 17)) == "550217"
+    assert collation_b(date(1980, 2, 17), 2035, "2285") == "55021720352285"
+
+
+# --- text AP -------------------------------------------------------------------------------
+
+
+def test_text_ap_my_number_file_is_17_physical_bytes(card: SimulatedCard) -> None:
+    text_with_pin(card)
+    ef1 = must_read(card, "0001")
+    assert ef1 == b"\xff\x10\x0c" + card.profile.person.my_number.encode() + b"\xff\xff"
     assert len(ef1) == 17
 
 
-def test_text_ap_basic_information_layout(card: SimulatedCard) -> None:
-    select_ap(card, TEXT)
-    assert verify(card, "0011", "5678") == "9000"
-    _, ef2 = read(card, "0002")
-    top, end = tlv.decode_one(ef2)
-    assert top.tag == 0xFF20 and end == len(ef2)
-    items = tlv.decode_all(top.value)
-    assert [t.tag for t in items] == [0xDF21, 0xDF22, 0xDF23, 0xDF24, 0xDF25]
-    p = card.profile.person
-    values = {t.tag: t.value for t in items}
-    assert values[0xDF22].decode() == p.name and "\u3000" in p.name
-    assert values[0xDF23].decode() == p.address
-    assert values[0xDF24] == f"{p.birth_date:%Y%m%d}".encode()
-    assert values[0xDF25] == b"1"
-    offsets = [int.from_bytes(values[0xDF21][i : i + 2], "big") for i in range(0, 8, 2)]
-    for off, tag in zip(offsets, (0xDF22, 0xDF23, 0xDF24, 0xDF25), strict=True):
-        assert tlv.parse_tag(ef2, off)[0] == tag
-
-
-def test_text_ap_integrity_hashes_and_signature(card: SimulatedCard) -> None:
-    select_ap(card, TEXT)
-    assert verify(card, "0011", "5678") == "9000"
-    ef1, ef2, ef3, ef4 = (read(card, f)[1] for f in ("0001", "0002", "0003", "0004"))
-    top = tlv.decode_one(ef3)[0]
-    assert top.tag == 0xFF30
-    items = tlv.decode_all(top.value)
-    assert [t.tag for t in items] == [0xDF31, 0xDF32, 0xDF33]
-    assert items[0].value == hashlib.sha256(ef1).digest()
-    offset_df22 = int.from_bytes(tlv.find(tlv.decode_one(ef2)[0].value, 0xDF21) or b"", "big") >> 48
-    assert items[1].value == hashlib.sha256(ef2[offset_df22:]).digest()
-    issuer, _, _ = rsa_from_cvc(ef4)
-    signed = items[0].encode() + items[1].encode()
-    issuer.verify(items[2].value, signed, padding.PKCS1v15(), hashes.SHA256())
-
-
-def test_text_ap_cvc_is_signed_by_the_root(card: SimulatedCard) -> None:
-    select_ap(card, TEXT)
-    issuer, body, sig = rsa_from_cvc(read(card, "0004")[1])
-    root = card.profile.private_key("cvc_root").public_key()
-    root.verify(sig, body, padding.PKCS1v15(), hashes.SHA256())
-    assert (
-        issuer.public_numbers() == card.profile.private_key("issuer").public_key().public_numbers()
-    )
-
-
-def test_text_ap_collation_a_opens_my_number_only(card: SimulatedCard) -> None:
-    select_ap(card, TEXT)
-    assert verify(card, "0014", "000000000000") == "63C9"
-    assert verify(card, "0014", card.profile.person.my_number) == "9000"
-    assert read(card, "0001")[0] == "9000"
-    assert read(card, "0002")[0] == "6982"
-    assert read(card, "0003")[0] == "6982"
-
-
-def test_text_ap_collation_b_opens_basic_information_only(card: SimulatedCard) -> None:
-    p = card.profile
-    b = collation_b(p.person.birth_date, p.expiry_date.year, p.security_code)
-    assert len(b) == 14 and b.isdigit()
-    select_ap(card, TEXT)
-    assert verify(card, "0015", b) == "9000"
-    assert read(card, "0002")[0] == "9000"
-    assert read(card, "0001")[0] == "6982"
-
-
-def test_support_pin_blocks_after_three(card: SimulatedCard) -> None:
-    select_ap(card, TEXT)
-    assert [verify(card, "0011", "0000") for _ in range(4)] == ["63C2", "63C1", "63C0", "6984"]
-    assert verify(card, "0011", "5678") == "6984"
-    select_ap(card, "D392F000260100000001")  # the JPKI auth PIN is unaffected
-    assert sw(card, "00 20 00 98") == "63C3"
-
-
-def test_long_form_lengths(tmp_path: Path) -> None:
-    c = open_simulated_card(create_profile(tmp_path / "lf", text_long_form=True).path)
-    select_ap(c, TEXT)
-    assert verify(c, "0011", "5678") == "9000"
-    _, ef2 = read(c, "0002")
-    assert bytes.fromhex("DF2481") in ef2 and bytes.fromhex("DF258101") in ef2
-    items = tlv.decode_all(tlv.decode_one(ef2)[0].value)
-    assert items[4].value == b"1"
-    # hashes still cover the bytes as stored
-    _, ef3 = read(c, "0003")
-    df32 = tlv.decode_all(tlv.decode_one(ef3)[0].value)[1].value
-    start = ef2.index(bytes.fromhex("DF22"))
-    assert df32 == hashlib.sha256(ef2[start:]).digest()
-
-
-# --- visual AP ---------------------------------------------------------------------------------
-
-
-def _visual_ef2(card: SimulatedCard) -> bytes:
-    select_ap(card, VISUAL)
-    assert verify(card, "0013", card.profile.person.my_number) == "9000"
-    status, ef2 = read(card, "0002")
-    assert status == "9000"
-    return ef2
-
-
-def test_visual_ap_locked_until_collation(card: SimulatedCard) -> None:
-    select_ap(card, VISUAL)
-    assert read(card, "0002")[0] == "6982"
-    assert read(card, "0005")[0] == "6982"
-    assert sw(card, "00 A4 02 0C 02 0012") == "9000"
-    assert sw(card, "00 20 00 80") == "63CA"  # collation B: 10 tries
-    # the birth-date key verifies but opens nothing
-    p = card.profile
-    assert verify(card, "0011", era_yymmdd(p.person.birth_date)) == "9000"
-    assert read(card, "0002")[0] == "6982"
-
-
-def test_visual_ap_collation_b_opens_surface_not_my_number(card: SimulatedCard) -> None:
-    p = card.profile
-    select_ap(card, VISUAL)
-    b = collation_b(p.person.birth_date, p.expiry_date.year, p.security_code)
-    assert verify(card, "0012", "0" * 14) == "63C9"
-    assert verify(card, "0012", b) == "9000"
-    assert read(card, "0002")[0] == "9000"
-    assert read(card, "0005")[0] == "6982"
-
-
-def test_visual_ap_layout_signature_and_images(card: SimulatedCard) -> None:
-    from PIL import Image  # Pillow is a test dependency: missing, this fails (no skip)
-
-    ef2 = _visual_ef2(card)
-    assert len(ef2) > 512  # needs offsets beyond 8 bits
-    top, end = tlv.decode_one(ef2)
-    assert top.tag == 0xFF20 and end == len(ef2)
-    items = tlv.decode_all(top.value)
-    tags = [t.tag for t in items]
-    assert tags == [0xDF21, *range(0xDF22, 0xDF2B)]
-    v = {t.tag: t for t in items}
-    table = v[0xDF21].value
+def test_text_ap_basic_information_offsets_from_the_file_start(card: SimulatedCard) -> None:
+    text_with_pin(card)
+    ef2 = must_read(card, "0002")
+    value, hl, end = outer(ef2, 0xFF20)
+    assert set(ef2[end:]) <= {0xFF}  # filler after the TLV
+    kids = children(value)
+    assert [k[0] for k in kids] == [0xDF21, 0xDF22, 0xDF23, 0xDF24, 0xDF25]
+    table = kids[0][2]
     offsets = [int.from_bytes(table[i : i + 2], "big") for i in range(0, len(table), 2)]
-    assert [tlv.parse_tag(ef2, o)[0] for o in offsets] == tags[1:]
-    p = card.profile
-    assert v[0xDF22].value == f"{p.person.birth_date:%Y%m%d}".encode()
-    assert v[0xDF23].value == b"1"
-    assert v[0xDF29].value == f"{p.expiry_date:%Y%m%d}".encode()
-    key = serialization.load_der_public_key(v[0xDF24].value)
-    assert isinstance(key, rsa.RSAPublicKey)
-    groups = [(0xDF22, 0xDF23, 0xDF24), (0xDF25, 0xDF26), (0xDF27,)]
-    message = b"".join(hashlib.sha256(b"".join(v[t].encode() for t in g)).digest() for g in groups)
-    key.verify(v[0xDF28].value, message, padding.PKCS1v15(), hashes.SHA256())
-    formats = {0xDF25: "PNG", 0xDF26: "PNG", 0xDF27: "JPEG2000", 0xDF2A: "PNG"}
-    for tag, fmt in formats.items():
-        img = Image.open(io.BytesIO(v[tag].value))
-        img.load()
-        assert img.format == fmt and img.size[0] > 10
+    assert offsets == [hl + off for _, off, _, _ in kids[1:]]
+    for (tag, _, v, _), off in zip(kids[1:], offsets, strict=True):
+        assert tlv_at(ef2, off)[0] == tag and ef2[tlv_at(ef2, off)[1] :].startswith(v)
+    p = card.profile.person
+    got = {tag: v for tag, _, v, _ in kids}
+    assert got[0xDF22].decode() == p.name and "\u3000" in p.name
+    assert got[0xDF23].decode() == p.address
+    assert got[0xDF24] == f"{p.birth_date:%Y%m%d}".encode()
+    assert got[0xDF25] == str(p.sex).encode()
 
 
-def test_visual_ap_my_number_image_file(card: SimulatedCard) -> None:
-    from PIL import Image  # Pillow is a test dependency: missing, this fails (no skip)
-
-    _visual_ef2(card)
-    status, ef5 = read(card, "0005")
-    assert status == "9000"
-    top = tlv.decode_one(ef5)[0]
-    assert top.tag == 0xFF40
-    items = tlv.decode_all(top.value)
-    assert [t.tag for t in items] == [0xDF41, 0xDF42, 0xDF43]
-    key = serialization.load_der_public_key(items[1].value)
-    assert isinstance(key, rsa.RSAPublicKey)
-    key.verify(
-        items[2].value,
-        hashlib.sha256(items[0].encode()).digest(),
-        padding.PKCS1v15(),
-        hashes.SHA256(),
-    )
-    assert Image.open(io.BytesIO(items[0].value)).format == "PNG"
+def test_text_ap_integrity_record_chains_to_the_profile_cvca(
+    card: SimulatedCard, sim_profile: Path
+) -> None:
+    text_with_pin(card)
+    ef1, ef2, ef3, ef4 = (must_read(card, f) for f in ("0001", "0002", "0003", "0004"))
+    ap_key = check_cvc(ef4, cvca_keys(sim_profile), "7000033")
+    value, _, _ = outer(ef3, 0xFF30)
+    kids = children(value)
+    assert [k[0] for k in kids] == [0xDF31, 0xDF32, 0xDF33]
+    assert kids[0][2] == hashlib.sha256(ef1).digest()  # physical 17 bytes, filler included
+    v2, _, _ = outer(ef2, 0xFF20)
+    skip = children(v2)[1][1]  # DF22 onwards, the DF21 table skipped
+    assert kids[1][2] == hashlib.sha256(v2[skip:]).digest()
+    assert kids[1][2] != hashlib.sha256(ef2).digest()
+    covered = kids[0][3] + kids[1][3]
+    assert pkcs1_ok(ap_key, kids[2][2], covered)
+    assert not pkcs1_ok(ap_key, kids[2][2], covered[:-1] + bytes([covered[-1] ^ 1]))
 
 
-def test_visual_ap_tampered_image_fails_the_signature(card: SimulatedCard) -> None:
-    ef2 = bytearray(_visual_ef2(card))
-    v = {t.tag: t for t in tlv.decode_all(tlv.decode_one(bytes(ef2))[0].value)}
-    face_at = bytes(ef2).index(v[0xDF27].value) + 100
-    ef2[face_at] ^= 1
-    v2 = {t.tag: t for t in tlv.decode_all(tlv.decode_one(bytes(ef2))[0].value)}
-    key = serialization.load_der_public_key(v2[0xDF24].value)
-    assert isinstance(key, rsa.RSAPublicKey)
-    groups = [(0xDF22, 0xDF23, 0xDF24), (0xDF25, 0xDF26), (0xDF27,)]
-    message = b"".join(hashlib.sha256(b"".join(v2[t].encode() for t in g)).digest() for g in groups)
-    from cryptography.exceptions import InvalidSignature
-
-    with pytest.raises(InvalidSignature):
-        key.verify(v2[0xDF28].value, message, padding.PKCS1v15(), hashes.SHA256())
-
-
-def test_committed_assets_open_with_pillow() -> None:
-    from PIL import Image  # Pillow is a test dependency: missing, this fails (no skip)
-
-    assets = Path(__file__).resolve().parents[1] / "src" / "jpki" / "sim" / "assets"
-    expect = {
-        "name.png": "PNG",
-        "address.png": "PNG",
-        "security_code.png": "PNG",
-        "my_number.png": "PNG",
-        "face.jp2": "JPEG2000",
-    }
-    for name, fmt in expect.items():
-        with Image.open(assets / name) as img:
-            img.load()
-            assert img.format == fmt
+def test_text_ap_basic_data_session_key_and_own_key(card: SimulatedCard, sim_profile: Path) -> None:
+    text_with_pin(card)
+    ef4 = must_read(card, "0004")
+    ap_key = check_cvc(ef4, cvca_keys(sim_profile), "7000033")
+    f5 = fields(must_read(card, "0005"), 0xFF40)
+    assert len(f5[0xDF41]) == 4 and len(f5[0xDF42]) == 16 and len(f5[0xDF43]) == 128
+    assert f5[0xDF42] != ef4[26:42]  # not the key EF 0004 certifies
+    v6, _, _ = outer(must_read(card, "0006"), 0xA1)
+    session = key_9091(v6)
+    v7, _, _ = outer(must_read(card, "0007"), 0xFF50)
+    kids = children(v7)
+    assert [k[0] for k in kids] == [0xDF51, 0xDF52]
+    own = key_9091(kids[0][2])
+    assert pkcs1_ok(ap_key, kids[1][2], kids[0][3])
+    numbers = {k.public_numbers().n for k in (ap_key, session, own)}
+    assert len(numbers) == 3
 
 
 @pytest.mark.parametrize(
-    ("d", "want"),
+    ("key", "opens", "closed"),
     [
-        (date(1985, 4, 1), "600401"),  # Showa 60
-        (date(1989, 1, 7), "640107"),  # last day of Showa
-        (date(1989, 1, 8), "010108"),  # Heisei 1
-        (date(2019, 4, 30), "310430"),
-        (date(2019, 5, 1), "010501"),  # Reiwa 1
-        (date(1926, 12, 24), "151224"),  # Taisho 15
-        (date(1926, 12, 25), "011225"),  # Showa 1
-        (date(1912, 7, 29), "450729"),  # Meiji 45
-        (date(1912, 7, 30), "010730"),  # Taisho 1
+        ("0011", {"0001", "0002", "0003", "0006", "0007"}, set()),
+        ("0014", {"0001", "0003", "0006", "0007"}, {"0002"}),
+        ("0015", {"0002", "0003", "0006", "0007"}, {"0001"}),
+        (None, set(), {"0001", "0002", "0003", "0006", "0007"}),
     ],
 )
-def test_era_yymmdd(d: date, want: str) -> None:
-    assert era_yymmdd(d) == want
-
-
-def test_collation_b_shape() -> None:
-    assert collation_b(date(1985, 4, 1), 2035, "0427") == "60040120350427"
-
-
-@pytest.fixture(scope="module")
-def layout_keys(sim_template: Path) -> tuple[rsa.RSAPrivateKey, rsa.RSAPrivateKey]:
-    from jpki.sim import ProfileStore
-
-    p = ProfileStore(sim_template).profile
-    return p.private_key("issuer"), p.private_key("cvc_root")
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    name=st.text(min_size=1, max_size=90),
-    address=st.text(min_size=1, max_size=200),
-    birth=st.dates(min_value=date(1868, 10, 23), max_value=date(2030, 12, 31)),
-    sex=st.sampled_from([1, 2, 9]),
-    long_form=st.booleans(),
-)
-def test_text_ap_layout_for_any_person(
-    layout_keys: tuple[rsa.RSAPrivateKey, rsa.RSAPrivateKey],
-    name: str,
-    address: str,
-    birth: date,
-    sex: int,
-    long_form: bool,
+def test_text_ap_access_rules(
+    card: SimulatedCard, key: str | None, opens: set[str], closed: set[str]
 ) -> None:
-    from jpki.sim.layout import text_ap_files
+    select_ap(card, TEXT)
+    if key is not None:
+        value = {
+            "0011": "5678",
+            "0014": card.profile.person.my_number,
+            "0015": card.profile.initial_value(KeyId.TEXT_B),
+        }[key]
+        assert verify(card, key, value) == "9000"
+    for fid in sorted(opens | {"0004", "0005"}):
+        assert read(card, fid)[0] == "9000", fid
+    for fid in sorted(closed):
+        assert read(card, fid)[0] == "6982", fid
 
-    issuer, root = layout_keys
-    t = text_ap_files(
-        my_number="123456789018", name=name, address=address, birth_date=birth, sex=sex,
-        issuer=issuer, cvc_root=root, long_form=long_form,
-    )  # fmt: skip
-    top, end = tlv.decode_one(t.ef0002)
-    assert top.tag == 0xFF20 and end == len(t.ef0002)
-    v = {x.tag: x.value for x in tlv.decode_all(top.value)}
-    assert v[0xDF22].decode() == name and v[0xDF23].decode() == address
-    assert v[0xDF24] == f"{birth:%Y%m%d}".encode() and v[0xDF25] == str(sex).encode()
-    offsets = [int.from_bytes(v[0xDF21][i : i + 2], "big") for i in range(0, 8, 2)]
-    assert [tlv.parse_tag(t.ef0002, o)[0] for o in offsets] == [0xDF22, 0xDF23, 0xDF24, 0xDF25]
-    h = {x.tag: x for x in tlv.decode_all(tlv.decode_one(t.ef0003)[0].value)}
-    assert h[0xDF32].value == hashlib.sha256(t.ef0002[offsets[0] :]).digest()
-    issuer.public_key().verify(
-        h[0xDF33].value,
-        h[0xDF31].encode() + h[0xDF32].encode(),
-        padding.PKCS1v15(),
-        hashes.SHA256(),
-    )
+
+def test_text_ap_key_0012_is_blocked_from_issue(card: SimulatedCard) -> None:
+    select_ap(card, TEXT)
+    assert sw(card, "00 A4 02 0C 02 0012") == "9000"
+    assert sw(card, "00 20 00 80") == "63C0"
+    assert sw(card, "00 20 00 80 04 31323334") == "6984"
+    assert sw(card, "00 20 00 80") == "63C0"
+
+
+@settings(max_examples=8, deadline=None)
+@given(person=st.integers(min_value=0, max_value=40))
+def test_text_ap_layout_for_any_person(
+    tmp_path_factory: pytest.TempPathFactory, person: int
+) -> None:
+    path = tmp_path_factory.mktemp("p") / "card"
+    create_profile(path, person=person)
+    c = open_simulated_card(path, durable=False)
+    text_with_pin(c)
+    ef1, ef2, ef3 = (must_read(c, f) for f in ("0001", "0002", "0003"))
+    f3 = fields(ef3, 0xFF30)
+    v2, _, _ = outer(ef2, 0xFF20)
+    assert f3[0xDF31] == hashlib.sha256(ef1).digest()
+    assert f3[0xDF32] == hashlib.sha256(v2[children(v2)[1][1] :]).digest()
+
+
+def test_long_form_lengths_keep_the_offsets_right(tmp_path: Path) -> None:
+    create_profile(tmp_path / "c", text_long_form=True)
+    c = open_simulated_card(tmp_path / "c", durable=False)
+    text_with_pin(c)
+    ef2 = must_read(c, "0002")
+    value, hl, _ = outer(ef2, 0xFF20)
+    kids = children(value)
+    table = kids[0][2]
+    assert value[2] == 0x81  # DF21 81 08: a long-form length below 128
+    offsets = [int.from_bytes(table[i : i + 2], "big") for i in range(0, len(table), 2)]
+    assert offsets == [hl + off for _, off, _, _ in kids[1:]]
+
+
+# --- visual AP -----------------------------------------------------------------------------
+
+
+def test_visual_ap_age_record_with_the_birth_date_key_only(
+    card: SimulatedCard, sim_profile: Path
+) -> None:
+    select_ap(card, VISUAL)
+    assert read(card, "0001")[0] == "6982"
+    assert verify(card, "0011", era_yymmdd(card.profile.person.birth_date)) == "9000"
+    ef1 = must_read(card, "0001")
+    for fid in ("0002", "0005", "0006"):
+        assert read(card, fid)[0] == "6982", fid  # least disclosure
+    ap_key = check_cvc(must_read(card, "0004"), cvca_keys(sim_profile), "7000023")
+    value, _, _ = outer(ef1, 0xFF10)
+    kids = children(value)
+    assert [k[0] for k in kids] == [0xDF11, 0xDF12, 0xDF13]
+    assert kids[0][2] == f"{card.profile.person.birth_date:%Y%m%d}".encode()
+    key_9091(kids[1][2])
+    assert pkcs1_ok(ap_key, kids[2][2], kids[0][3] + kids[1][3])
+
+
+def test_visual_ap_card_face_signature_is_one_digest_info_of_three_digests(
+    card: SimulatedCard, sim_profile: Path
+) -> None:
+    visual_with_a(card)
+    ef2 = must_read(card, "0002")
+    ap_key = check_cvc(must_read(card, "0004"), cvca_keys(sim_profile), "7000023")
+    value, hl, end = outer(ef2, 0xFF20)
+    assert set(ef2[end:]) <= {0xFF}
+    kids = children(value)
+    tags = [k[0] for k in kids]
+    assert tags == [0xDF21, *range(0xDF22, 0xDF2B)]
+    table = kids[0][2]
+    assert [int.from_bytes(table[i : i + 2], "big") for i in range(0, len(table), 2)] == [
+        hl + off for _, off, _, _ in kids[1:]
+    ]
+    whole = {k[0]: k[3] for k in kids}
+    val = {k[0]: k[2] for k in kids}
+    card_key = key_9091(val[0xDF24])  # 90/91, not SubjectPublicKeyInfo
+    h1 = hashlib.sha256(whole[0xDF22] + whole[0xDF23] + whole[0xDF24]).digest()
+    h2 = hashlib.sha256(whole[0xDF25] + whole[0xDF26]).digest()
+    h3 = hashlib.sha256(whole[0xDF27]).digest()
+    di = bytes.fromhex("3071300d060960864801650304020105000460") + h1 + h2 + h3
+    em = recover(ap_key, val[0xDF28])
+    assert em == b"\x00\x01" + b"\xff" * (256 - 3 - len(di)) + b"\x00" + di
+    assert recover(card_key, val[0xDF28]) != em  # made by the AP key, not the card key
+    assert val[0xDF29] == f"{card.profile.expiry_date:%Y%m%d}".encode()
+    assert val[0xDF25].startswith(b"\x89PNG") and val[0xDF2A].startswith(b"\x89PNG")
+
+
+def test_visual_ap_basic_data_and_my_number_image(card: SimulatedCard, sim_profile: Path) -> None:
+    visual_with_a(card)
+    f3 = fields(must_read(card, "0003"), 0xFF30)
+    assert f3[0xDF34] == card.profile.municipality_code.encode() == b"13101"
+    assert len(f3[0xDF32]) == 16 and len(f3[0xDF35]) == 16 + 256
+    ap_key = check_cvc(must_read(card, "0004"), cvca_keys(sim_profile), "7000023")
+    value, _, _ = outer(must_read(card, "0005"), 0xFF40)
+    kids = children(value)
+    assert [k[0] for k in kids] == [0xDF41, 0xDF42, 0xDF43]
+    assert kids[0][2].startswith(b"\x89PNG")
+    key_9091(kids[1][2])
+    assert pkcs1_ok(ap_key, kids[2][2], kids[0][3] + kids[1][3])  # DF41 AND DF42
+    assert not pkcs1_ok(ap_key, kids[2][2], kids[0][3])
+
+
+@pytest.mark.parametrize(
+    ("key", "opens", "closed"),
+    [
+        ("0013", {"0002", "0003", "0004", "0005", "0006"}, {"0001"}),
+        ("0012", {"0002", "0003", "0004", "0006"}, {"0001", "0005"}),
+        (None, {"0003", "0004"}, {"0001", "0002", "0005", "0006"}),
+    ],
+)
+def test_visual_ap_access_rules(
+    card: SimulatedCard, key: str | None, opens: set[str], closed: set[str]
+) -> None:
+    select_ap(card, VISUAL)
+    p = card.profile
+    if key == "0013":
+        assert verify(card, key, p.person.my_number) == "9000"
+    elif key == "0012":
+        value = collation_b(p.person.birth_date, p.expiry_date.year, p.security_code)
+        assert verify(card, key, value) == "9000"
+    for fid in sorted(opens):
+        assert read(card, fid)[0] == "9000", fid
+    for fid in sorted(closed):
+        assert read(card, fid)[0] == "6982", fid
+
+
+# --- card presence (spec §6.1) ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("aid", [TEXT, VISUAL])
+def test_presence_challenge_is_signed_by_the_card_key_without_credential(
+    card: SimulatedCard, sim_profile: Path, aid: str
+) -> None:
+    challenge = hashlib.sha256(b"nonce from the relying party").digest()
+    select_ap(card, aid)
+    r = tx(card, f"80 2A 00 00 33 {(SHA256_DI + challenge).hex()} 00")
+    assert r[-2:] == b"\x90\x00" and len(r) == 258
+    # the card key as a record signed by the CVCA-certified AP key carries it
+    if aid == TEXT:
+        text_with_pin(card)
+        v7, _, _ = outer(must_read(card, "0007"), 0xFF50)
+        card_key = key_9091(children(v7)[0][2])
+    else:
+        visual_with_a(card)
+        card_key = key_9091(fields(must_read(card, "0005"), 0xFF40)[0xDF42])
+    card_key.verify(r[:-2], challenge, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
+    assert sw(card, f"80 2A 00 80 33 {(SHA256_DI + challenge).hex()} 00") == "6A86"

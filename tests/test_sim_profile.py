@@ -107,7 +107,9 @@ def test_missing_directory_or_files(tmp_path: Path, sim_profile: Path) -> None:
         (lambda d: d["pins"].pop("sign_pin"), "sign_pin"),
         (lambda d: d.update(max_tries={"auth_pin": 0}), "max_tries"),
         (lambda d: d.update(max_tries={"bogus": 3}), "malformed"),
-        (lambda d: d.update(token_label="X" * 33), "32"),
+        (lambda d: d.update(token="nokia"), "malformed"),
+        (lambda d: d["key_ids"].update(text_cvca="0102"), "16 bytes"),
+        (lambda d: d.update(dump={"files": {"jpki-0017": ""}}), "unknown file"),
     ],
 )
 def test_malformed_profile_json(sim_profile: Path, mutate: object, match: str) -> None:
@@ -200,7 +202,11 @@ def test_failed_state_write_keeps_the_old_state(
         store.save_state(state)
     monkeypatch.undo()
     assert (sim_profile / "state.json").read_bytes() == before
-    assert sorted(p.name for p in sim_profile.iterdir()) == ["profile.json", "state.json"]
+    assert sorted(p.name for p in sim_profile.iterdir() if not p.name.startswith(".")) == [
+        "cvca",
+        "profile.json",
+        "state.json",
+    ]
 
 
 def test_write_atomic_replaces_whole_file(tmp_path: Path) -> None:
@@ -248,7 +254,12 @@ def test_non_durable_store_skips_fsync_but_stays_atomic(
     assert card.process(bytes.fromhex("002000980439393939")) == b"\x63\xc2"
     monkeypatch.undo()
     assert ProfileStore(sim_profile).load_state().tries_left[KeyId.AUTH_PIN] == 2
-    assert sorted(p.name for p in sim_profile.iterdir()) == ["profile.json", "state.json"]
+    assert sorted(p.name for p in sim_profile.iterdir() if not p.name.startswith(".")) == [
+        "cvca",
+        "profile.json",
+        "state.json",
+        "state.lock",
+    ]
 
 
 SELECT_JPKI = bytes.fromhex("00A4040C0AD392F000260100000001")

@@ -224,7 +224,7 @@ def test_mutated_cms_never_crashes(sample_cms: bytes, data: st.DataObject) -> No
 # Byte flips (offset in the certificate DER, xor) in the embedded signer certificate that
 # JpkiCertificate.load accepts but whose extensions cryptography cannot decode: a damaged
 # directoryName surfaces as KeyError / TypeError (found by mutating a CMS; was a traceback).
-CERT_DAMAGE = [((1139, 117), (1251, 128)), ((1105, 15),)]
+CERT_DAMAGE = [((1298, 117), (1413, 128)), ((1264, 15),)]
 
 
 @pytest.mark.parametrize("flips", CERT_DAMAGE)

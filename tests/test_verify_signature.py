@@ -262,7 +262,7 @@ def test_signatures_made_by_openssl(signing: Issued, tmp_path: Path, name: str) 
     )
 
 
-@pytest.mark.parametrize("flips", [((1139, 117), (1251, 128)), ((1105, 15),), ((755, 3),)])
+@pytest.mark.parametrize("flips", [((1298, 117), (1413, 128)), ((1264, 15),), ((914, 3),)])
 def test_undecodable_extensions_are_certificate_errors(
     signing: Issued, flips: tuple[tuple[int, int], ...]
 ) -> None:

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509 import ocsp
 
 from jpki.apdu import CommandApdu, ResponseApdu
-from jpki.sim.layout import VisualImages, text_ap_files, visual_ap_files
+from jpki.sim.layout import CardInfoKeys, VisualImages, key_id, text_ap_files, visual_ap_files
 from jpki.testing.pki import TestPki, sample_person
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
@@ -86,14 +86,22 @@ def seeds() -> dict[str, dict[str, bytes]]:
         "resp_tries": bytes.fromhex("63C3"),
     }
 
+    keys = CardInfoKeys(
+        cvca=pki.key("fuzz-cvc-root"),
+        cvca_id=key_id("7000033"),
+        ap=pki.key("fuzz-text-issuer"),
+        ap_id=key_id("7100033"),
+        card=pki.key("fuzz-text-card"),
+    )
     files = text_ap_files(
         my_number=person.my_number,
         name=person.name,
         address=person.address,
         birth_date=person.birth_date,
         sex=person.sex,
-        issuer=pki.key("fuzz-text-issuer"),
-        cvc_root=pki.key("fuzz-cvc-root"),
+        keys=keys,
+        session_key=pki.key("fuzz-text-session").public_key(),
+        basic_key_id=key_id("7000034"),
     )
     long_files = text_ap_files(
         my_number=person.my_number,
@@ -101,8 +109,9 @@ def seeds() -> dict[str, dict[str, bytes]]:
         address=person.address,
         birth_date=person.birth_date,
         sex=person.sex,
-        issuer=pki.key("fuzz-text-issuer"),
-        cvc_root=pki.key("fuzz-cvc-root"),
+        keys=keys,
+        session_key=pki.key("fuzz-text-session").public_key(),
+        basic_key_id=key_id("7000034"),
         long_form=True,
     )
     out["tlv"] = {
@@ -153,13 +162,21 @@ def seeds() -> dict[str, dict[str, bytes]]:
         security_code_png=b"\x89PNG code",
         my_number_png=b"\x89PNG number",
     )
-    vis2, vis5 = visual_ap_files(
+    vis = visual_ap_files(
         birth_date=person.birth_date,
         sex=person.sex,
         expiry_date=date(2033, 1, 1),
+        municipality_code="13101",
         images=images,
-        issuer=pki.key("fuzz-visual-issuer"),
+        keys=CardInfoKeys(
+            cvca=pki.key("fuzz-cvc-root"),
+            cvca_id=key_id("7000023"),
+            ap=pki.key("fuzz-visual-issuer"),
+            ap_id=key_id("7100023"),
+            card=pki.key("fuzz-visual-card"),
+        ),
     )
+    vis2, vis5 = vis.ef0002, vis.ef0005
     spki = (
         pki.key("fuzz-visual-issuer")
         .public_key()

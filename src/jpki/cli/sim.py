@@ -8,11 +8,12 @@ from typing import Any
 
 import click
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from jpki.cli._common import emit, handle_errors
 from jpki.sim.faults import FaultConfig
-from jpki.sim.layout import collation_b, era_yymmdd
-from jpki.sim.profile import CHANGEABLE, KeyId, ProfileStore
+from jpki.sim.layout import collation_b, era_yymmdd, key_id_text
+from jpki.sim.profile import CHANGEABLE, CVCA_DIR, KeyId, ProfileStore, TokenKind
 
 _PROFILE = click.Path(path_type=Path, file_okay=False)
 
@@ -44,7 +45,9 @@ def describe(store: ProfileStore) -> dict[str, Any]:
         "profile": str(store.path),
         "seed": p.seed,
         "person_index": p.person_index,
+        "token": p.token.value,
         "token_label": p.token_label,
+        "has_sign_cert": p.has_sign_cert,
         "atr": p.atr.hex().upper(),
         **pins,
         "tries_left": {k.value: state.tries_left[k] for k in KeyId},
@@ -62,7 +65,29 @@ def describe(store: ProfileStore) -> dict[str, Any]:
             "security_code": p.security_code,
             "birth_date_key": era_yymmdd(person.birth_date),
             "collation_b": collation_b(person.birth_date, p.expiry_date.year, p.security_code),
+            "municipality_code": p.municipality_code,
         },
+        "cvca_keys": [
+            {
+                "ap": ap,
+                "key_id": key_id_text(kid),
+                "key_id_hex": kid.hex().upper(),
+                "public_key_pem": pub.public_bytes(
+                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+                ).decode("ascii"),
+            }
+            for ap, kid, pub in p.cvca_keys()
+        ],
+        "cvca_keys_dir": str(store.path / CVCA_DIR),
+        "dump": {
+            "source": p.dump_source,
+            "files": sorted(f"{name}.bin" for name in p.dump_files),
+            # A dump holds what a card lets anyone read: never a private key. The card's keys
+            # are the profile's own, so signatures by them do not match a dumped certificate.
+            "signing_keys": "generated (private keys cannot come from a dump)",
+        }
+        if p.dump_files
+        else None,
         "certificates": {
             "auth": _cert_summary(p.auth_cert),
             "auth_ca": _cert_summary(p.auth_ca_cert),
@@ -81,7 +106,7 @@ def _text(info: dict[str, Any]) -> str:
     m = info["max_tries"]
     lines = [
         f"profile      {info['profile']}  (seed {info['seed']!r}, person {info['person_index']})",
-        f"token label  {info['token_label']}   ATR {info['atr']}",
+        f"token label  {info['token_label']} ({info['token']})   ATR {info['atr']}",
         f"name         {info['person']['name']}",
         f"address      {info['person']['address']}",
         f"birth date   {info['person']['birth_date']}   sex {info['person']['sex']}",
@@ -96,6 +121,14 @@ def _text(info: dict[str, Any]) -> str:
     ]
     for slot, c in info["certificates"].items():
         lines.append(f"cert {slot:8s} {c['subject']}  (until {c['not_after'][:10]})")
+    if not info["has_sign_cert"]:
+        lines.append("signing cert none on the card (EF 0008 byte 0 = 00)")
+    cvcas = ", ".join(k["key_id"] for k in info["cvca_keys"])
+    lines.append(f"CVCA keys    {cvcas}  (--cvca-keys {info['cvca_keys_dir']})")
+    if info["dump"]:
+        d = info["dump"]
+        lines.append(f"dump         {d['source']}: {', '.join(d['files'])}")
+        lines.append(f"             signing keys {d['signing_keys']}")
     if info["faults"]:
         lines.append(f"faults       {info['faults']}")
     return "\n".join(lines)
@@ -111,6 +144,19 @@ def _init_options(fn: Any) -> Any:
     )(fn)
     fn = click.option("--force", is_flag=True, help="Overwrite an existing profile.")(fn)
     fn = click.option(
+        "--from-dump", "from_dump", type=click.Path(path_type=Path, file_okay=False, exists=True),
+        help="Serve the <ap>-<fid>.bin files of a `jpki card dump` directory (others generated).",
+    )(fn)  # fmt: skip
+    fn = click.option(
+        "--no-sign-cert", "no_sign_cert", is_flag=True,
+        help="A card issued without a signing certificate (EF 0008 byte 0 = 00).",
+    )(fn)  # fmt: skip
+    fn = click.option(
+        "--token", type=click.Choice([t.value for t in TokenKind]), default="card",
+        show_default=True,
+        help="What answers as the JPKI AP: the card, an Android or an iPhone secure element.",
+    )(fn)  # fmt: skip
+    fn = click.option(
         "--person", type=click.IntRange(min=0), default=0, show_default=True,
         help="Test person index (jpki.testing.pki.sample_person).",
     )(fn)  # fmt: skip
@@ -122,12 +168,29 @@ def _init_options(fn: Any) -> Any:
 @_init_options
 @handle_errors
 def init_cmd(
-    profile: Path, seed: str, person: int, force: bool, long_form: bool, as_json: bool
+    profile: Path,
+    seed: str,
+    person: int,
+    token: str,
+    no_sign_cert: bool,
+    from_dump: Path | None,
+    force: bool,
+    long_form: bool,
+    as_json: bool,
 ) -> None:
     """Create a simulated card profile directory PROFILE from the test PKI."""
     from jpki.sim.create import create_profile  # needs the test PKI: import only when used
 
-    store = create_profile(profile, seed=seed, person=person, force=force, text_long_form=long_form)
+    store = create_profile(
+        profile,
+        seed=seed,
+        person=person,
+        force=force,
+        text_long_form=long_form,
+        token=token,
+        sign_cert=not no_sign_cert,
+        from_dump=from_dump,
+    )
     emit(describe(store), as_json, lambda: f"created simulated card profile {store.path}")
 
 

@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
@@ -94,6 +95,8 @@ _KNOWN_CRL_EXTENSIONS = frozenset(
         ExtensionOID.AUTHORITY_INFORMATION_ACCESS,
     }
 )
+
+_COVERS_MEMO = 1 << 16  # certificates whose scope decision a Crl remembers
 
 _PEM_RE = re.compile(rb"-----BEGIN X509 CRL-----(.*?)-----END X509 CRL-----", re.S)
 
@@ -281,6 +284,7 @@ class Crl:
         self._check_extensions()
         self._index: SerialIndex | None = None
         self._tbs_digest: bytes | None = None
+        self._covers: dict[int, tuple[x509.Certificate, bool]] = {}
         self.verified_by: x509.Certificate | None = None
         if index:
             self.build_index()
@@ -379,15 +383,15 @@ class Crl:
     def size(self) -> int:
         return len(self._der)
 
-    @property
+    @cached_property
     def issuer(self) -> x509.Name:
         return self._header.issuer
 
-    @property
+    @cached_property
     def this_update(self) -> datetime:
         return self._header.last_update_utc
 
-    @property
+    @cached_property
     def next_update(self) -> datetime | None:
         return self._header.next_update_utc
 
@@ -397,27 +401,27 @@ class Crl:
         except x509.ExtensionNotFound:
             return None
 
-    @property
+    @cached_property
     def number(self) -> int | None:
         v = self._ext(ExtensionOID.CRL_NUMBER)
         return v.crl_number if isinstance(v, x509.CRLNumber) else None
 
-    @property
+    @cached_property
     def base_number(self) -> int | None:
         """deltaCRLIndicator: the base CRL number this delta applies to (None for a full CRL)."""
         v = self._ext(ExtensionOID.DELTA_CRL_INDICATOR)
         return v.crl_number if isinstance(v, x509.DeltaCRLIndicator) else None
 
-    @property
+    @cached_property
     def is_delta(self) -> bool:
         return self.base_number is not None
 
-    @property
+    @cached_property
     def idp(self) -> x509.IssuingDistributionPoint | None:
         v = self._ext(ExtensionOID.ISSUING_DISTRIBUTION_POINT)
         return v if isinstance(v, x509.IssuingDistributionPoint) else None
 
-    @property
+    @cached_property
     def idp_names(self) -> tuple[x509.Name, ...]:
         """directoryName full names of the issuing distribution point (the CRL's scope)."""
         idp = self.idp
@@ -429,7 +433,7 @@ class Crl:
             return (x509.Name([*self.issuer.rdns, idp.relative_name]),)
         return ()
 
-    @property
+    @cached_property
     def authority_key_id(self) -> bytes | None:
         v = self._ext(ExtensionOID.AUTHORITY_KEY_IDENTIFIER)
         return v.key_identifier if isinstance(v, x509.AuthorityKeyIdentifier) else None
@@ -518,6 +522,20 @@ class Crl:
     def covers(self, cert: CertLike) -> bool:
         """Does this CRL's scope include ``cert`` (same issuer; DirName DP matches the IDP)?"""
         c = as_x509(cert)
+        # A pure function of the two (the header never changes): asked on every check of a
+        # certificate, so remember it rather than decode names and extensions again.
+        # Keyed by identity (hashing a certificate object costs microseconds); the entry
+        # holds the certificate, so its id cannot be reused while remembered.
+        known = self._covers.get(id(c))
+        if known is not None and known[0] is c:
+            return known[1]
+        if len(self._covers) >= _COVERS_MEMO:
+            self._covers.clear()
+        answer = self._covers_uncached(c)
+        self._covers[id(c)] = (c, answer)
+        return answer
+
+    def _covers_uncached(self, c: x509.Certificate) -> bool:
         if c.issuer != self.issuer:
             return False
         idp = self.idp

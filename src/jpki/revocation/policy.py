@@ -101,7 +101,13 @@ class CrlFiles:
             if not crl.covers(cert):
                 continue
             try:
-                if crl.verified_by is None or crl.verified_by.public_key() != issuer.public_key():
+                signer = crl.verified_by
+                # Equal certificates have equal keys: skip decoding both keys on every check.
+                if signer is None or (
+                    signer is not issuer
+                    and signer != issuer
+                    and signer.public_key() != issuer.public_key()
+                ):
                     crl.verify([issuer])
             except CrlError as exc:
                 problems.append(str(exc))

@@ -141,9 +141,28 @@ def result_from_entry(entry: RevokedEntry | None, at: datetime, source: str) -> 
     )
 
 
-@functools.lru_cache(maxsize=1024)
+_ISSUED: dict[tuple[int, int], tuple[x509.Certificate, x509.Certificate, bool]] = {}
+
+
 def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """Did ``issuer``'s key sign ``cert`` (name and signature)? Cached: asked once per pair."""
+    """Did ``issuer``'s key sign ``cert`` (name and signature)? Cached: asked once per pair.
+
+    The front memo is keyed by identity (hashing two certificate objects costs more than the
+    rest of a repeat check); each entry holds both objects, so their ids stay theirs.
+    """
+    key = (id(cert), id(issuer))
+    hit = _ISSUED.get(key)
+    if hit is not None and hit[0] is cert and hit[1] is issuer:
+        return hit[2]
+    answer = _issued_by(cert, issuer)
+    if len(_ISSUED) >= 4096:
+        _ISSUED.clear()
+    _ISSUED[key] = (cert, issuer, answer)
+    return answer
+
+
+@functools.lru_cache(maxsize=1024)
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     try:
         cert.verify_directly_issued_by(issuer)
     except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):

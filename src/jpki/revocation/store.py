@@ -426,8 +426,7 @@ class _PgConn(_Conn):
 
     def tables(self) -> set[str]:
         rows = self.q(
-            "SELECT table_name FROM information_schema.tables "
-            "WHERE table_schema = current_schema()"
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
         )
         return {str(r[0]) for r in rows}
 

@@ -9,6 +9,7 @@ closed card): every malformed command gets a status word.
 from __future__ import annotations
 
 import enum
+import hashlib
 import hmac
 import logging
 import threading
@@ -26,13 +27,20 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 from jpki.apdu import SW, CommandApdu
 from jpki.errors import ApduFormatError, CardRemovedError, ProfileError
 from jpki.sim.faults import FaultConfig, corrupt
-from jpki.sim.layout import VisualImages, text_ap_files, visual_ap_files
+from jpki.sim.layout import (
+    CardInfoKeys,
+    VisualImages,
+    pkcs1_type1_sign,
+    text_ap_files,
+    visual_ap_files,
+)
 from jpki.sim.profile import (
     CHANGEABLE,
     CardProfile,
     CardState,
     KeyId,
     ProfileStore,
+    TokenKind,
     pin_format_ok,
 )
 
@@ -78,26 +86,50 @@ _DIGEST_INFO_PREFIXES: tuple[tuple[bytes, hashes.HashAlgorithm], ...] = (
 )
 
 
-def pkcs1_type1_sign(key: rsa.RSAPrivateKey, data: bytes) -> bytes:
-    """RSA over ``00 01 FF.. 00 || data`` (the card hashes nothing); ``data`` ≤ k − 11 bytes."""
-    k = (key.key_size + 7) // 8
-    if not 1 <= len(data) <= k - 11:
-        raise ValueError("data too long for PKCS#1 v1.5 type-1 padding")
+def sign_raw(key: rsa.RSAPrivateKey, data: bytes) -> bytes:
+    """PKCS#1 v1.5 type-1 padding of ``data`` as sent (the card hashes nothing), then RSA."""
     for prefix, alg in _DIGEST_INFO_PREFIXES:
         if data.startswith(prefix) and len(data) == len(prefix) + alg.digest_size:
-            try:  # the same EM as below, computed by OpenSSL (faster, constant time)
+            try:  # the same EM as pkcs1_type1_sign, computed by OpenSSL (faster, constant time)
                 digest = data[len(prefix) :]
                 return key.sign(digest, padding.PKCS1v15(), utils.Prehashed(alg))
             except (UnsupportedAlgorithm, ValueError):
                 break
-    em = b"\x00\x01" + b"\xff" * (k - 3 - len(data)) + b"\x00" + data
-    priv = key.private_numbers()
-    m = int.from_bytes(em, "big")
-    # CRT: about 3x faster than pow(m, d, n).
-    s1 = pow(m, priv.dmp1, priv.p)
-    s2 = pow(m, priv.dmq1, priv.q)
-    h = (priv.iqmp * (s1 - s2)) % priv.p
-    return (s2 + h * priv.q).to_bytes(k, "big")
+    return pkcs1_type1_sign(key, data)
+
+
+def token_info(label: str, serial: str) -> bytes:
+    """JPKI EF 0006: a PKCS#11 ``CK_TOKEN_INFO`` with 32-bit big-endian integers, 160 bytes."""
+
+    def text(value: str, n: int) -> bytes:
+        return value.encode("ascii")[:n].ljust(n, b" ")
+
+    unavailable = 0xFFFFFFFF
+    ints = (
+        0x0000040D,  # flags: RNG | LOGIN_REQUIRED | USER_PIN_INITIALIZED | TOKEN_INITIALIZED
+        0,  # ulMaxSessionCount: effectively infinite
+        unavailable,  # ulSessionCount
+        0,  # ulMaxRwSessionCount
+        unavailable,  # ulRwSessionCount
+        16,  # ulMaxPinLen
+        4,  # ulMinPinLen
+        unavailable,
+        unavailable,
+        unavailable,
+        unavailable,  # total/free public/private memory
+    )
+    out = (
+        text(label, 32)
+        + text("JPKI SIMULATOR", 32)
+        + text("JPKI-SIM", 16)
+        + text(serial, 16)
+        + b"".join(i.to_bytes(4, "big") for i in ints)
+        + b"03"  # hardwareVersion: ASCII digits, as physical cards write it
+        + b"01"  # firmwareVersion
+        + b" " * 16  # utcTime: no clock on the token
+    )
+    assert len(out) == 160
+    return out
 
 
 def _asset(name: str) -> bytes:
@@ -121,6 +153,8 @@ def _sw(sw: int) -> bytes:
 
 _OK = _sw(SW.OK)
 MAX_SIGN_INPUT = 245  # RSA-2048: k - 11
+MAX_MESSAGE = 255  # schemes that hash on the card: the short-APDU limit
+_PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
 
 
 class SimulatedCard:
@@ -263,25 +297,56 @@ class SimulatedCard:
 
     @cached_property
     def _rsa(self) -> Mapping[str, rsa.RSAPrivateKey]:
-        return {"auth": self.profile.private_key("auth"), "sign": self.profile.private_key("sign")}
+        p = self.profile
+        return {
+            "auth": p.private_key("auth"),
+            "sign": p.private_key("sign"),
+            "text": p.private_key("text_card"),
+            "visual": p.private_key("visual_card"),
+        }
+
+    def _content(self, ap: str, fid: int, generated: bytes) -> bytes:
+        """A dump's file if the profile has one, else the generated content."""
+        return self.profile.dump_files.get(f"{ap}-{fid:04X}", generated)
 
     @cached_property
     def _jpki_files(self) -> Mapping[int, ElementaryFile]:
         p = self.profile
-        label = p.token_label.encode("ascii").ljust(32, b" ")
+        serial = hashlib.sha256(p.auth_cert).hexdigest()[:16].upper()
+        availability = bytes([0x8F if p.has_sign_cert else 0x00, 0x8F, 0x00])
         pk, d = FileKind.PRIVATE_KEY, FileKind.DATA
+        # A phone's secure element guards the auth certificate with the auth PIN (spec §2).
+        auth_read = frozenset({KeyId.AUTH_PIN}) if p.token is TokenKind.ANDROID else None
+
+        def c(fid: int, generated: bytes) -> bytes:
+            return self._content("jpki", fid, generated)
+
         files = [
-            ElementaryFile(0x0001, d, p.sign_cert, frozenset({KeyId.SIGN_PIN})),
-            ElementaryFile(0x0002, d, p.sign_ca_cert),
-            ElementaryFile(0x000A, d, p.auth_cert),
-            ElementaryFile(0x000B, d, p.auth_ca_cert),
-            ElementaryFile(0x0006, d, label),
+            ElementaryFile(0x0002, d, c(0x0002, p.sign_ca_cert)),
+            ElementaryFile(0x000A, d, c(0x000A, p.auth_cert), auth_read),
+            ElementaryFile(0x000B, d, c(0x000B, p.auth_ca_cert)),
+            ElementaryFile(0x0006, d, c(0x0006, token_info(p.token_label, serial))),
+            ElementaryFile(0x0008, d, c(0x0008, availability)),
             ElementaryFile(0x0017, pk, key=KeyId.AUTH_PIN, rsa_key="auth"),
-            ElementaryFile(0x001A, pk, key=KeyId.SIGN_PIN, rsa_key="sign"),
             ElementaryFile(0x0018, FileKind.PIN, key=KeyId.AUTH_PIN),
             ElementaryFile(0x001B, FileKind.PIN, key=KeyId.SIGN_PIN),
         ]
+        if p.has_sign_cert:
+            files += [
+                ElementaryFile(0x0001, d, c(0x0001, p.sign_cert), frozenset({KeyId.SIGN_PIN})),
+                ElementaryFile(0x001A, pk, key=KeyId.SIGN_PIN, rsa_key="sign"),
+            ]
         return {f.fid: f for f in files}
+
+    def _keys(self, ap: str) -> CardInfoKeys:
+        p = self.profile
+        return CardInfoKeys(
+            cvca=p.private_key(f"{ap}_cvca"),
+            cvca_id=p.key_ids[f"{ap}_cvca"],
+            ap=p.private_key(f"{ap}_ap"),
+            ap_id=p.key_ids[f"{ap}_ap"],
+            card=p.private_key(f"{ap}_card"),
+        )
 
     @cached_property
     def _text_files(self) -> Mapping[int, ElementaryFile]:
@@ -292,39 +357,61 @@ class SimulatedCard:
             address=person.address,
             birth_date=person.birth_date,
             sex=person.sex,
-            issuer=p.private_key("issuer"),
-            cvc_root=p.private_key("cvc_root"),
+            keys=self._keys("text"),
+            session_key=p.private_key("text_session").public_key(),
+            basic_key_id=p.key_ids["text_basic"],
             long_form=p.text_long_form,
         )
         d = FileKind.DATA
+        pin, a, b = KeyId.SUPPORT_PIN, KeyId.TEXT_A, KeyId.TEXT_B
+        any_of = frozenset({pin, a, b})
+
+        def ef(fid: int, generated: bytes, read_with: frozenset[KeyId] | None) -> ElementaryFile:
+            return ElementaryFile(fid, d, self._content("text", fid, generated), read_with)
+
         files = [
-            ElementaryFile(0x0001, d, t.ef0001, frozenset({KeyId.SUPPORT_PIN, KeyId.TEXT_A})),
-            ElementaryFile(0x0002, d, t.ef0002, frozenset({KeyId.SUPPORT_PIN, KeyId.TEXT_B})),
-            ElementaryFile(0x0003, d, t.ef0003, frozenset({KeyId.SUPPORT_PIN})),
-            ElementaryFile(0x0004, d, t.ef0004),
-            ElementaryFile(0x0011, FileKind.PIN, key=KeyId.SUPPORT_PIN),
-            ElementaryFile(0x0014, FileKind.PIN, key=KeyId.TEXT_A),
-            ElementaryFile(0x0015, FileKind.PIN, key=KeyId.TEXT_B),
+            ef(0x0001, t.ef0001, frozenset({pin, a})),
+            ef(0x0002, t.ef0002, frozenset({pin, b})),
+            ef(0x0003, t.ef0003, any_of),
+            ef(0x0004, t.ef0004, None),
+            ef(0x0005, t.ef0005, None),
+            ef(0x0006, t.ef0006, any_of),
+            ef(0x0007, t.ef0007, any_of),
+            ElementaryFile(0x0011, FileKind.PIN, key=pin),
+            ElementaryFile(0x0012, FileKind.PIN, key=KeyId.TEXT_0012),
+            ElementaryFile(0x0014, FileKind.PIN, key=a),
+            ElementaryFile(0x0015, FileKind.PIN, key=b),
         ]
         return {f.fid: f for f in files}
 
     @cached_property
     def _visual_files(self) -> Mapping[int, ElementaryFile]:
         p = self.profile
-        ef2, ef5 = visual_ap_files(
+        v = visual_ap_files(
             birth_date=p.person.birth_date,
             sex=p.person.sex,
             expiry_date=p.expiry_date,
+            municipality_code=p.municipality_code,
             images=load_images(),
-            issuer=p.private_key("issuer"),
+            keys=self._keys("visual"),
         )
         d = FileKind.DATA
+        a, b = KeyId.VISUAL_A, KeyId.VISUAL_B
+        a_or_b = frozenset({a, b})
+
+        def ef(fid: int, generated: bytes, read_with: frozenset[KeyId] | None) -> ElementaryFile:
+            return ElementaryFile(fid, d, self._content("visual", fid, generated), read_with)
+
         files = [
-            ElementaryFile(0x0002, d, ef2, frozenset({KeyId.VISUAL_A, KeyId.VISUAL_B})),
-            ElementaryFile(0x0005, d, ef5, frozenset({KeyId.VISUAL_A})),
+            ef(0x0001, v.ef0001, frozenset({KeyId.VISUAL_BIRTH})),
+            ef(0x0002, v.ef0002, a_or_b),
+            ef(0x0003, v.ef0003, None),
+            ef(0x0004, v.ef0004, None),
+            ef(0x0005, v.ef0005, frozenset({a})),
+            ef(0x0006, v.ef0006, a_or_b),
             ElementaryFile(0x0011, FileKind.PIN, key=KeyId.VISUAL_BIRTH),
-            ElementaryFile(0x0012, FileKind.PIN, key=KeyId.VISUAL_B),
-            ElementaryFile(0x0013, FileKind.PIN, key=KeyId.VISUAL_A),
+            ElementaryFile(0x0012, FileKind.PIN, key=b),
+            ElementaryFile(0x0013, FileKind.PIN, key=a),
         ]
         return {f.fid: f for f in files}
 
@@ -363,9 +450,12 @@ class SimulatedCard:
             self._clear_session()
             self._app = app
             return _OK
-        if p1 == 0x00 and data in (b"", b"\x3f\x00"):
-            self._clear_session()  # the MF
-            return _OK
+        if p1 == 0x00 and not data:
+            # SELECT MF as a real card answers it (spec §1): refused after a cold reset; with an
+            # application current, 9000 that changes nothing (DF and verified PINs stay).
+            return _sw(SW.INCORRECT_P1P2) if self._app is None else _OK
+        if data == b"\x3f\x00":
+            return _sw(SW.FILE_NOT_FOUND)  # the MF has no FID-addressable form on this card
         if p1 in (0x00, 0x02):
             if len(data) != 2:
                 return _sw(SW.WRONG_LENGTH)
@@ -421,14 +511,20 @@ class SimulatedCard:
         return value.encode("ascii")
 
     def _save(self, change: Callable[[CardState], None], *, durable: bool = True) -> None:
-        """Apply ``change`` to the state and persist it; on failure keep the old state."""
-        old = CardState(dict(self._state.tries_left), dict(self._state.changed_pins))
-        change(self._state)
+        """Apply ``change`` to the state on disk (re-read under the profile lock) and keep it.
+
+        Another simulator process on the same profile may have spent a try since we last
+        looked: the lock plus the re-read make every update land on the latest counters.
+        On failure the in-memory state is left as it was.
+        """
+        self._state = self._store.update(change, durable=durable)
+
+    def _refresh(self) -> None:
+        """Re-read the counters (another process may have changed them); keep ours on error."""
         try:
-            self._store.save_state(self._state, durable=durable)
+            self._state = self._store.load_state()
         except ProfileError:
-            self._state = old
-            raise
+            log.warning("simulator could not re-read its state; using the last one")
 
     def _verify(self, apdu: CommandApdu) -> bytes:
         if apdu.p1 != 0x00:
@@ -437,13 +533,25 @@ class SimulatedCard:
         if ef is None or ef.key is None:
             return err or _sw(SW.REFERENCED_DATA_NOT_FOUND)
         key = ef.key
-        tries = self._state.tries_left[key]
-        if tries == 0:
-            return _sw(SW.REFERENCE_DATA_BLOCKED)
         if not apdu.data:
-            return _sw(0x63C0 | min(tries, 15))  # status only: spends nothing, changes nothing
-        # Spend the try durably BEFORE comparing: tearing the power never gives a free try.
-        self._save(lambda s: s.tries_left.__setitem__(key, tries - 1))
+            # Status only: spends nothing. A blocked key answers 63C0 here (spec §3), not 6984.
+            self._refresh()
+            return _sw(0x63C0 | min(self._state.tries_left[key], 15))
+        outcome: list[int] = []
+
+        def spend(s: CardState) -> None:
+            tries = s.tries_left[key]
+            outcome.append(tries)
+            if tries > 0:
+                s.tries_left[key] = tries - 1
+
+        # Spend the try durably BEFORE comparing (under the lock, on the latest counter):
+        # tearing the power never gives a free try, and neither does a second process.
+        self._save(spend)
+        tries = outcome[0]
+        if tries == 0:
+            self._verified.discard(key)
+            return _sw(SW.REFERENCE_DATA_BLOCKED)
         self.verify_count += 1
         if self.faults.power_loss_at_verify == self.verify_count:
             self._remove()
@@ -471,6 +579,7 @@ class SimulatedCard:
         if ef is None or ef.key is None:
             return err or _sw(SW.REFERENCED_DATA_NOT_FOUND)
         key = ef.key
+        self._refresh()
         if self._state.tries_left[key] == 0:
             return _sw(SW.REFERENCE_DATA_BLOCKED)
         if key not in self._verified:
@@ -493,27 +602,60 @@ class SimulatedCard:
     # --- COMPUTE DIGITAL SIGNATURE -----------------------------------------------------------
 
     def _sign(self, apdu: CommandApdu) -> bytes:
-        if apdu.p1 != 0x00:
+        if apdu.p1 > 0x05:
             return _sw(SW.INCORRECT_P1P2)
-        if apdu.p2 == 0x80:
-            ef = self._ef
-            if ef is None or ef.kind is not FileKind.PRIVATE_KEY:
-                return _sw(SW.CONDITIONS_NOT_SATISFIED)  # select a key EF first
-        else:
-            ef, ok = self._by_short_id(apdu.p2)
-            if not ok:
+        if self._app in (Aid.TEXT, Aid.VISUAL):
+            # Card presence (spec §6.1): the AP's own key, P2 00, no credential.
+            if apdu.p2 != 0x00:
                 return _sw(SW.INCORRECT_P1P2)
-            if ef is None or ef.kind is not FileKind.PRIVATE_KEY:
+            rsa_name = "text" if self._app is Aid.TEXT else "visual"
+            needs: KeyId | None = None
+        else:
+            if apdu.p2 == 0x80:
+                ef = self._ef
+                if ef is None or ef.kind is not FileKind.PRIVATE_KEY:
+                    return _sw(SW.CONDITIONS_NOT_SATISFIED)  # select a key EF first
+            else:
+                ef, ok = self._by_short_id(apdu.p2)
+                if not ok:
+                    return _sw(SW.INCORRECT_P1P2)
+                if ef is None or ef.kind is not FileKind.PRIVATE_KEY:
+                    return _sw(SW.REFERENCED_DATA_NOT_FOUND)
+            if ef.rsa_key is None:
                 return _sw(SW.REFERENCED_DATA_NOT_FOUND)
-        if not 1 <= len(apdu.data) <= MAX_SIGN_INPUT:
+            rsa_name, needs = ef.rsa_key, ef.key
+        data = apdu.data
+        # Input lengths per scheme (spec §4), checked before the PIN.
+        if apdu.p1 == 0x00:
+            length_ok = 1 <= len(data) <= MAX_SIGN_INPUT
+        elif apdu.p1 in (0x02, 0x04):
+            length_ok = len(data) == 32
+        else:
+            length_ok = 1 <= len(data) <= MAX_MESSAGE
+        if not length_ok:
             return _sw(SW.WRONG_LENGTH)
-        if ef.key not in self._verified or ef.rsa_key is None:
+        if needs is not None and needs not in self._verified:
             return _sw(SW.SECURITY_STATUS_NOT_SATISFIED)
-        key = self._rsa[ef.rsa_key]
+        key = self._rsa[rsa_name]
         size = (key.key_size + 7) // 8
         if apdu.le is not None and apdu.le < size:
             return _sw(0x6C00 | (size & 0xFF))  # wrong Le; the exact length is the key size
-        return pkcs1_type1_sign(key, apdu.data) + _OK
+        return _scheme_sign(key, apdu.p1, data) + _OK
+
+
+def _scheme_sign(key: rsa.RSAPrivateKey, p1: int, data: bytes) -> bytes:
+    """The six signing schemes of COMPUTE DIGITAL SIGNATURE P1 00–05 (spec §4)."""
+    if p1 == 0x00:
+        return sign_raw(key, data)
+    if p1 == 0x01:  # bare SHA-256, no DigestInfo
+        return pkcs1_type1_sign(key, hashlib.sha256(data).digest())
+    if p1 == 0x02:
+        return key.sign(data, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
+    if p1 == 0x03:
+        return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+    if p1 == 0x04:
+        return key.sign(data, _PSS, utils.Prehashed(hashes.SHA256()))
+    return key.sign(data, _PSS, hashes.SHA256())
 
 
 def open_simulated_card(

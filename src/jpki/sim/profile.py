@@ -8,17 +8,23 @@ A profile is a directory:
   atomically (temporary file, fsync, ``os.replace``, fsync of the directory) on every change,
   so a restarted simulator remembers a blocked PIN and a crash mid-write leaves the old state.
 * ``faults.json`` — optional fault injection (see ``jpki.sim.faults``).
+* ``state.lock`` — an ``fcntl`` lock held around every read-modify-write of ``state.json``,
+  so two simulator processes on one profile never lose a counter update.
+* ``cvca/`` — the profile's test CVCA public keys, laid out like ``jpki.trust``'s
+  ``cvca_keys`` (``index.json`` + PEM), for ``--cvca-keys PROFILE/cvca``.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import enum
+import fcntl
 import functools
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -30,15 +36,44 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from jpki.errors import ProfileError
-from jpki.sim.layout import collation_b, era_yymmdd
+from jpki.sim.layout import collation_b, era_yymmdd, key_id_text
 
 PROFILE_FILE = "profile.json"
 STATE_FILE = "state.json"
 FAULTS_FILE = "faults.json"
-FORMAT = 1
+LOCK_FILE = "state.lock"
+CVCA_DIR = "cvca"
+FORMAT = 2
+STATE_FORMAT = 1
 
 DEFAULT_ATR = bytes.fromhex("3BE000FF8131FE4514")
-DEFAULT_TOKEN_LABEL = "JPKIAPICCTOKEN2"  # noqa: S105 (a label, not a secret)
+
+
+class TokenKind(enum.StrEnum):
+    """What answers as the JPKI AP: the plastic card or a phone's secure element."""
+
+    CARD = "card"
+    ANDROID = "android"
+    IPHONE = "iphone"
+
+    @property
+    def label(self) -> str:
+        return _TOKEN_LABELS[self]
+
+
+_TOKEN_LABELS = {
+    TokenKind.CARD: "JPKIAPICCTOKEN2",
+    TokenKind.ANDROID: "JPKIAPGPSETOKEN",
+    TokenKind.IPHONE: "JPKIAPIOSTOKEN",
+}
+DEFAULT_TOKEN_LABEL = TokenKind.CARD.label
+
+# Files a dump may provide: ``<ap>-<fid>`` (physical content). Key EFs are never in a dump.
+DUMP_FILES: frozenset[str] = frozenset(
+    [f"jpki-{fid}" for fid in ("0001", "0002", "0006", "0008", "000A", "000B")]
+    + [f"text-{fid:04X}" for fid in range(1, 8)]
+    + [f"visual-{fid:04X}" for fid in range(1, 7)]
+)
 
 
 class KeyId(enum.StrEnum):
@@ -52,6 +87,7 @@ class KeyId(enum.StrEnum):
     VISUAL_BIRTH = "visual_birth_date"  # visual AP EF 0011 (era YYMMDD)
     VISUAL_B = "visual_collation_b"  # visual AP EF 0012 (14 digits)
     VISUAL_A = "visual_collation_a"  # visual AP EF 0013 (My Number)
+    TEXT_0012 = "text_0012"  # text AP EF 0012: blocked from issue (purpose unknown)
 
 
 DEFAULT_MAX_TRIES: Mapping[KeyId, int] = {
@@ -63,7 +99,11 @@ DEFAULT_MAX_TRIES: Mapping[KeyId, int] = {
     KeyId.VISUAL_BIRTH: 10,
     KeyId.VISUAL_B: 10,
     KeyId.VISUAL_A: 10,
+    KeyId.TEXT_0012: 3,
 }
+
+# Keys a card leaves the factory with blocked (fresh state: 0 tries; `sim reset` keeps them so).
+BLOCKED_FROM_ISSUE: frozenset[KeyId] = frozenset({KeyId.TEXT_0012})
 
 # Keys whose value CHANGE REFERENCE DATA may replace (the collation keys derive from card data).
 CHANGEABLE: frozenset[KeyId] = frozenset({KeyId.AUTH_PIN, KeyId.SIGN_PIN, KeyId.SUPPORT_PIN})
@@ -98,6 +138,18 @@ class SimPerson:
         return f"SimPerson(name={self.name!r}, my_number=<redacted>)"
 
 
+CARD_INFO_KEYS = (
+    "text_cvca",  # signs the text AP CVC (EF 0004)
+    "text_ap",  # certified by it; signs EF 0003 and EF 0007
+    "text_card",  # DF51 in EF 0007; signs presence challenges in the text AP
+    "text_session",  # EF 0006 (a terminal would encrypt a session key to it)
+    "visual_cvca",  # signs the visual AP CVC (EF 0004)
+    "visual_ap",  # certified by it; signs DF13, DF28, DF43
+    "visual_card",  # DF12/DF24/DF42; signs presence challenges in the visual AP
+)
+KEY_IDS = ("text_cvca", "text_ap", "text_basic", "visual_cvca", "visual_ap")
+
+
 @dataclass(frozen=True)
 class CardProfile:
     """Everything a simulated card was issued with (``profile.json``)."""
@@ -108,21 +160,29 @@ class CardProfile:
     sign_ca_cert: bytes
     auth_key_pem: bytes
     sign_key_pem: bytes
-    issuer_key_pem: bytes  # signs the text/visual AP data; its key is in text AP EF 0004
-    cvc_root_key_pem: bytes  # signs the card-verifiable certificate in text AP EF 0004
+    card_info_key_pems: Mapping[str, bytes]  # CARD_INFO_KEYS → PKCS#8 PEM
+    key_ids: Mapping[str, bytes]  # KEY_IDS → 16-byte CVC key id
     person: SimPerson
     expiry_date: date
     security_code: str
+    municipality_code: str = "13101"
     pins: Mapping[KeyId, str] = field(default_factory=lambda: dict(DEFAULT_PINS))
     max_tries: Mapping[KeyId, int] = field(default_factory=lambda: dict(DEFAULT_MAX_TRIES))
-    token_label: str = DEFAULT_TOKEN_LABEL
+    token: TokenKind = TokenKind.CARD
+    has_sign_cert: bool = True
     atr: bytes = DEFAULT_ATR
     text_long_form: bool = False  # write text AP lengths < 128 as 81 xx (BER) too
     seed: str | None = None
     person_index: int | None = None
+    dump_files: Mapping[str, bytes] = field(default_factory=dict, repr=False)  # DUMP_FILES
+    dump_source: str | None = None
 
     def __repr__(self) -> str:  # keys, PINs and the My Number stay out of reprs
         return f"CardProfile(label={self.token_label!r}, person={self.person!r})"
+
+    @property
+    def token_label(self) -> str:
+        return self.token.label
 
     def initial_value(self, key: KeyId) -> str:
         """The reference data a key was issued with (PIN or collation value)."""
@@ -132,20 +192,29 @@ class CardProfile:
             return self.person.my_number
         if key is KeyId.VISUAL_BIRTH:
             return era_yymmdd(self.person.birth_date)
+        if key in BLOCKED_FROM_ISSUE:
+            return ""  # never matches: the key is blocked anyway
         return collation_b(self.person.birth_date, self.expiry_date.year, self.security_code)
 
     def private_key(self, which: str) -> rsa.RSAPrivateKey:
-        """One of the profile's keys: ``auth``, ``sign``, ``issuer``, ``cvc_root``."""
-        pem = {
-            "auth": self.auth_key_pem,
-            "sign": self.sign_key_pem,
-            "issuer": self.issuer_key_pem,
-            "cvc_root": self.cvc_root_key_pem,
-        }[which]
+        """One of the profile's keys: ``auth``, ``sign`` or one of ``CARD_INFO_KEYS``."""
+        if which == "auth":
+            pem = self.auth_key_pem
+        elif which == "sign":
+            pem = self.sign_key_pem
+        else:
+            pem = self.card_info_key_pems[which]
         try:
             return _load_key(pem)
         except ValueError as exc:
             raise ProfileError(f"profile {which} key: {exc}") from None
+
+    def cvca_keys(self) -> list[tuple[str, bytes, rsa.RSAPublicKey]]:
+        """The profile's test CVCA keys: (``text``/``visual``, 16-byte key id, public key)."""
+        return [
+            (ap, self.key_ids[f"{ap}_cvca"], self.private_key(f"{ap}_cvca").public_key())
+            for ap in ("text", "visual")
+        ]
 
     # --- JSON ------------------------------------------------------------------------------
 
@@ -158,7 +227,8 @@ class CardProfile:
             "format": FORMAT,
             "seed": self.seed,
             "person_index": self.person_index,
-            "token_label": self.token_label,
+            "token": self.token.value,
+            "has_sign_cert": self.has_sign_cert,
             "atr": self.atr.hex().upper(),
             "certificates": {
                 "auth": pem(self.auth_cert),
@@ -169,9 +239,9 @@ class CardProfile:
             "keys": {
                 "auth": self.auth_key_pem.decode("ascii"),
                 "sign": self.sign_key_pem.decode("ascii"),
-                "issuer": self.issuer_key_pem.decode("ascii"),
-                "cvc_root": self.cvc_root_key_pem.decode("ascii"),
+                **{k: self.card_info_key_pems[k].decode("ascii") for k in CARD_INFO_KEYS},
             },
+            "key_ids": {k: self.key_ids[k].hex().upper() for k in KEY_IDS},
             "pins": {k.value: v for k, v in self.pins.items()},
             "max_tries": {k.value: v for k, v in self.max_tries.items()},
             "person": {
@@ -184,8 +254,16 @@ class CardProfile:
             "visual": {
                 "expiry_date": self.expiry_date.isoformat(),
                 "security_code": self.security_code,
+                "municipality_code": self.municipality_code,
             },
             "text_long_form": self.text_long_form,
+            "dump": {
+                "source": self.dump_source,
+                "files": {
+                    k: base64.b64encode(v).decode("ascii")
+                    for k, v in sorted(self.dump_files.items())
+                },
+            },
         }
 
     @classmethod
@@ -193,7 +271,10 @@ class CardProfile:
         """Parse ``profile.json`` content; any defect is a ``ProfileError``."""
         try:
             if data.get("format") != FORMAT:
-                raise ProfileError(f"unsupported profile format {data.get('format')!r}")
+                raise ProfileError(
+                    f"unsupported profile format {data.get('format')!r}"
+                    " (re-create the profile with `jpki sim init`)"
+                )
             certs = data["certificates"]
             keys = data["keys"]
             person = data["person"]
@@ -220,6 +301,18 @@ class CardProfile:
                 my_number=_digits(person["my_number"], 12, "person.my_number"),
             )
             code = _digits(visual["security_code"], 4, "visual.security_code")
+            ids = {k: bytes.fromhex(_str(data["key_ids"][k])) for k in KEY_IDS}
+            for k, v in ids.items():
+                if len(v) != 16:
+                    raise ProfileError(f"key_ids.{k} must be 16 bytes")
+            dump = data.get("dump") or {}
+            dump_files = {
+                _str(k): base64.b64decode(_str(v), validate=True)
+                for k, v in (dump.get("files") or {}).items()
+            }
+            unknown = set(dump_files) - DUMP_FILES
+            if unknown:
+                raise ProfileError(f"dump.files: unknown file(s) {', '.join(sorted(unknown))}")
             profile = cls(
                 auth_cert=der(certs["auth"]),
                 auth_ca_cert=der(certs["auth_ca"]),
@@ -227,18 +320,24 @@ class CardProfile:
                 sign_ca_cert=der(certs["sign_ca"]),
                 auth_key_pem=_str(keys["auth"]).encode("ascii"),
                 sign_key_pem=_str(keys["sign"]).encode("ascii"),
-                issuer_key_pem=_str(keys["issuer"]).encode("ascii"),
-                cvc_root_key_pem=_str(keys["cvc_root"]).encode("ascii"),
+                card_info_key_pems={k: _str(keys[k]).encode("ascii") for k in CARD_INFO_KEYS},
+                key_ids=ids,
                 person=sp,
                 expiry_date=date.fromisoformat(visual["expiry_date"]),
                 security_code=code,
+                municipality_code=_digits(
+                    visual.get("municipality_code", "13101"), 5, "visual.municipality_code"
+                ),
                 pins=pins,
                 max_tries=max_tries,
-                token_label=_str(data.get("token_label", DEFAULT_TOKEN_LABEL)),
+                token=TokenKind(data.get("token", "card")),
+                has_sign_cert=bool(data.get("has_sign_cert", True)),
                 atr=bytes.fromhex(data.get("atr", DEFAULT_ATR.hex())),
                 text_long_form=bool(data.get("text_long_form", False)),
                 seed=data.get("seed"),
                 person_index=data.get("person_index"),
+                dump_files=dump_files,
+                dump_source=dump.get("source"),
             )
         except ProfileError:
             raise
@@ -246,8 +345,6 @@ class CardProfile:
             raise ProfileError(f"profile.json lacks the field {exc.args[0]!r}") from None
         except (ValueError, TypeError, AttributeError, UnicodeError) as exc:
             raise ProfileError(f"profile.json is malformed: {exc}") from None
-        if len(profile.token_label.encode("ascii", "replace")) > 32:
-            raise ProfileError("token_label longer than 32 characters")
         return profile
 
 
@@ -288,7 +385,11 @@ class CardState:
 
     @classmethod
     def fresh(cls, profile: CardProfile) -> CardState:
-        return cls(tries_left=dict(profile.max_tries))
+        tries = {k: 0 if k in BLOCKED_FROM_ISSUE else profile.max_tries[k] for k in KeyId}
+        return cls(tries_left=tries)
+
+    def copy(self) -> CardState:
+        return CardState(dict(self.tries_left), dict(self.changed_pins))
 
     def current_pins(self, profile: CardProfile) -> dict[KeyId, str]:
         """Each changeable PIN as the card now holds it (a changed one wins over the issued one)."""
@@ -296,7 +397,7 @@ class CardState:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "format": FORMAT,
+            "format": STATE_FORMAT,
             "tries_left": {k.value: v for k, v in self.tries_left.items()},
             "changed_pins": {k.value: v for k, v in self.changed_pins.items()},
         }
@@ -304,7 +405,7 @@ class CardState:
     @classmethod
     def from_json(cls, data: Any, profile: CardProfile) -> CardState:
         try:
-            if data.get("format") != FORMAT:
+            if data.get("format") != STATE_FORMAT:
                 raise ProfileError(f"unsupported state format {data.get('format')!r}")
             tries = {KeyId(k): v for k, v in data["tries_left"].items()}
             changed = {KeyId(k): _str(v) for k, v in data.get("changed_pins", {}).items()}
@@ -315,7 +416,7 @@ class CardState:
         except (ValueError, TypeError, AttributeError) as exc:
             raise ProfileError(f"state.json is malformed: {exc}") from None
         for key in KeyId:
-            v = tries.setdefault(key, profile.max_tries[key])
+            v = tries.setdefault(key, 0 if key in BLOCKED_FROM_ISSUE else profile.max_tries[key])
             if (
                 not isinstance(v, int)
                 or isinstance(v, bool)
@@ -408,6 +509,35 @@ class ProfileStore:
     def faults_path(self) -> Path:
         return self.path / FAULTS_FILE
 
+    @property
+    def lock_path(self) -> Path:
+        return self.path / LOCK_FILE
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the profile's state lock (``fcntl.flock``, exclusive; blocks until free).
+
+        Every read-modify-write of ``state.json`` runs under it, so two simulators (or a
+        simulator and `jpki sim reset`) on one profile never lose each other's updates.
+        """
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ProfileError(f"cannot open lock file {self.lock_path}: {exc}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing drops the lock
+
+    def update(self, change: Callable[[CardState], None], *, durable: bool = True) -> CardState:
+        """Re-read ``state.json``, apply ``change``, write it back, all under the lock."""
+        with self.locked():
+            state = self.load_state()
+            change(state)
+            self.save_state(state, durable=durable)
+            return state
+
     def load_state(self) -> CardState:
         return CardState.from_json(_read_json(self.state_path, "state"), self.profile)
 
@@ -424,7 +554,8 @@ class ProfileStore:
     def reset_state(self) -> CardState:
         """Restore every counter and the issued PINs."""
         state = CardState.fresh(self.profile)
-        self.save_state(state)
+        with self.locked():
+            self.save_state(state)
         return state
 
 
@@ -442,6 +573,29 @@ def write_profile(path: Path | str, profile: CardProfile, *, force: bool = False
         p.mkdir(parents=True, exist_ok=True)
         write_atomic(target, _dump(profile.to_json()))
         write_atomic(p / STATE_FILE, _dump(CardState.fresh(profile).to_json()))
+        write_cvca_dir(p / CVCA_DIR, profile)
     except OSError as exc:
         raise ProfileError(f"cannot write profile {p}: {exc.strerror or exc}") from exc
     return ProfileStore(p)
+
+
+def write_cvca_dir(directory: Path, profile: CardProfile) -> None:
+    """The profile's test CVCA public keys as ``index.json`` + PEM files (like jpki.trust's)."""
+    directory.mkdir(exist_ok=True)
+    index = []
+    for ap, kid, pub in profile.cvca_keys():
+        name = f"cvca_{kid[:7].decode('ascii', 'replace')}.pem"
+        pem = pub.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        write_atomic(directory / name, pem)
+        index.append(
+            {
+                "key_id_hex": kid.hex().upper(),
+                "key_id": key_id_text(kid),
+                "file": name,
+                "hierarchy": "other",
+                "certifies": f"simulated {ap} AP EF 0004",
+            }
+        )
+    write_atomic(directory / "index.json", (json.dumps(index, indent=2) + "\n").encode())

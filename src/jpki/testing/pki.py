@@ -6,11 +6,17 @@ byte-identical keys, certificates and CRLs (RSA PKCS#1 v1.5 signatures are deter
 * Keys: ``cryptography`` cannot seed key generation, so primes come from a SHA-256 counter-mode
   DRBG over ``seed|label|size`` plus Miller-Rabin. Generated keys are cached in memory and on
   disk (``$JPKI_TESTPKI_CACHE``, default ``~/.cache/jpki-testpki``); the cache only saves time.
-* CA certificates mirror the real J-LIS roots (same extensions and validity dates per
-  generation) with ``O=JPKI-TEST`` in the DN, so nothing here can be mistaken for a real card.
-  Generation 2023: 2023-07-16 .. 2033-07-15; generation 2015: 2015-10-20 .. 2025-10-19 (expired
-  today, like the real one).
-* ``now`` defaults to 2026-01-01T00:00Z for generation 2023 (2020-01-01 for 2015). End-entity
+* CA certificates mirror the real J-LIS roots (same extensions, validity dates and serial
+  numbers per generation, one DN for every generation, different keys) with ``O=JPKI-TEST`` in
+  the DN, so nothing here can be mistaken for a real card. Generation 2023: 2023-07-16 ..
+  2033-07-15; 2019: 2019-09-14 .. 2029-09-14; 2015: 2015-10-20 .. 2025-10-19 (expired today,
+  like the real one).
+* Auth certificates carry what real ones do: EKU clientAuth, critical certificatePolicies with
+  a CPS qualifier, an OCSP AIA (under a reserved ``.example`` host unless ``ocsp_url`` is given),
+  AKI with key id + issuer DirName + serial, and a per-municipality CRL DP DirName shaped like
+  ``…, OU=CRL Distribution Points, OU=Kanagawa-ken, CN=Yokohama-shi-Naka-ku CRLDP``.
+* ``now`` defaults to 2026-01-01T00:00Z for generation 2023 (2022-01-01 for 2019, 2020-01-01
+  for 2015). End-entity
   certificates run from ``now`` to the holder's 5th birthday after ``now`` (capped at the CA's
   expiry), so the defaults cover the real date (late 2026) and a few years beyond.
 * Signing certificates use the production policy OID by default (``test_policy=True`` gives the
@@ -90,12 +96,27 @@ _GENERATIONS: dict[int, tuple[datetime, datetime, datetime]] = {
         datetime(2025, 10, 19, 14, 59, 59, tzinfo=UTC),
         datetime(2020, 1, 1, tzinfo=UTC),
     ),
+    2019: (
+        datetime(2019, 9, 14, 23, 41, 56, tzinfo=UTC),
+        datetime(2029, 9, 14, 14, 59, 59, tzinfo=UTC),
+        datetime(2022, 1, 1, tzinfo=UTC),
+    ),
     2023: (
         datetime(2023, 7, 16, 0, 50, 27, tzinfo=UTC),
         datetime(2033, 7, 15, 14, 59, 59, tzinfo=UTC),
         datetime(2026, 1, 1, tzinfo=UTC),
     ),
 }
+# The real roots' serial numbers per generation (the keys here are of course different).
+_CA_SERIALS: dict[int, dict[str, int]] = {
+    2015: {"sign": 0x01, "auth": 0x01},
+    2019: {"sign": 0x0132C4AB, "auth": 0x0133C349},
+    2023: {"sign": 0x067C6A21, "auth": 0x06D18006},
+}
+# Real auth certificates: critical policies with a CPS pointer, an OCSP AIA (spec §2). The AIA
+# host is under a reserved name so nothing made here ever makes a client call J-LIS.
+CPS_URI = "http://www.jpki.go.jp/cps.html"
+DEFAULT_AUTH_OCSP_URL = "http://ocspauthnorm.jpki-test.example"
 _JST_END_OF_DAY = time(14, 59, 59)  # 23:59:59 JST expressed in UTC
 CaName = Literal["sign", "auth"]
 
@@ -118,6 +139,7 @@ class TestPerson:
     my_number: str = field(repr=False)  # specific personal information, even when fictional
     prefecture: str
     municipality: str
+    municipality_code: str = "13101"  # 全国地方公共団体コード without the check digit
 
     @property
     def birth_date_code(self) -> str:
@@ -157,6 +179,7 @@ def _person(
     pref: str,
     muni: str,
     substituted: str = "",
+    code: str = "13101",
 ) -> TestPerson:
     return TestPerson(
         name=name,
@@ -168,28 +191,33 @@ def _person(
         my_number=_my_number(index),
         prefecture=pref,
         municipality=muni,
+        municipality_code=code,
     )
 
 
-# (name, address, birth date, sex, prefecture, municipality, substituted characters)
-_PEOPLE_DATA: tuple[tuple[str, str, date, int, str, str, str], ...] = (
+# (name, address, birth date, sex, prefecture, municipality, substituted characters, code).
+# Prefecture and municipality are romanised the way real CRL DP names spell them
+# ("OU=Kanagawa-ken, CN=Yokohama-shi-Naka-ku CRLDP").
+_PEOPLE_DATA: tuple[tuple[str, str, date, int, str, str, str, str], ...] = (
     (
         "試験　太郎",
         "東京都千代田区試験町一丁目2番3号",
         date(1985, 4, 1),
         1,
-        "Tokyo",
+        "Tokyo-to",
         "Chiyoda-ku",
         "",
+        "13101",
     ),
     (
         "見本　花子",
         "大阪府大阪市北区見本町4-5-6",
         date(1992, 2, 29),
         2,
-        "Osaka",
-        "Osaka-shi Kita-ku",
+        "Osaka-fu",
+        "Osaka-shi-Kita-ku",
         "",
+        "27127",
     ),
     # U+20BB7 (outside the BMP) and U+FA11 stand in for substitute characters (代替文字).
     (
@@ -198,31 +226,34 @@ _PEOPLE_DATA: tuple[tuple[str, str, date, int, str, str, str], ...] = (
         date(1926, 12, 25),
         1,
         "Hokkaido",
-        "Sapporo-shi Chuo-ku",
+        "Sapporo-shi-Chuo-ku",
         "𠮷﨑",
+        "01101",
     ),
     (
         "検証　次郎",
         "福岡県福岡市博多区検証町7-8",
         date(2019, 4, 30),
         3,
-        "Fukuoka",
-        "Fukuoka-shi Hakata-ku",
+        "Fukuoka-ken",
+        "Fukuoka-shi-Hakata-ku",
         "",
+        "40132",
     ),
     (
         "模擬　明子",
         "京都府京都市左京区模擬町9",
         date(1912, 7, 29),
         2,
-        "Kyoto",
-        "Kyoto-shi Sakyo-ku",
+        "Kyoto-fu",
+        "Kyoto-shi-Sakyo-ku",
         "",
+        "26103",
     ),
 )
 _PEOPLE = tuple(
-    _person(name, addr, birth, sex, i, pref, muni, subst)
-    for i, (name, addr, birth, sex, pref, muni, subst) in enumerate(_PEOPLE_DATA)
+    _person(name, addr, birth, sex, i, pref, muni, subst, code)
+    for i, (name, addr, birth, sex, pref, muni, subst, code) in enumerate(_PEOPLE_DATA)
 )
 
 _FULLWIDTH_DIGITS = str.maketrans("0123456789", "０１２３４５６７８９")
@@ -240,7 +271,14 @@ def sample_person(index: int = 0) -> TestPerson:
     birth = date(1950, 1, 1) + timedelta(days=h % 20000)
     name = base.name + str(index).translate(_FULLWIDTH_DIGITS)
     return _person(
-        name, f"{base.address}-{index}", birth, 1 + h % 2, index, base.prefecture, base.municipality
+        name,
+        f"{base.address}-{index}",
+        birth,
+        1 + h % 2,
+        index,
+        base.prefecture,
+        base.municipality,
+        code=base.municipality_code,
     )
 
 
@@ -483,7 +521,7 @@ class TestPki:
             .subject_name(name)
             .issuer_name(name)
             .public_key(key.public_key())
-            .serial_number(self._serial("ca", ca))
+            .serial_number(_CA_SERIALS[self.generation][ca])
             .not_valid_before(self.ca_not_before)
             .not_valid_after(self.ca_not_after)
             .add_extension(_ku(key_cert_sign=True, crl_sign=True), critical=True)
@@ -519,10 +557,7 @@ class TestPki:
             .serial_number(serial)
             .not_valid_before(not_before)
             .not_valid_after(not_after)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
-                critical=False,
-            )
+            .add_extension(_full_aki(issuer.cert), critical=False)
             .add_extension(
                 x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
             )
@@ -617,9 +652,10 @@ class TestPki:
                 "auth", key, subject, start, end, serial or self._serial("auth", label, start)
             )
             .add_extension(_ku(digital_signature=True), critical=True)
-            .add_extension(_policies(AUTH_POLICY_OID), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .add_extension(_policies(AUTH_POLICY_OID, cps=CPS_URI), critical=True)
         )
-        builder = self._common_ee(builder, person, "auth", ocsp_url)
+        builder = self._common_ee(builder, person, "auth", ocsp_url or DEFAULT_AUTH_OCSP_URL)
         return Issued(key, builder.sign(self.auth_ca.key, hashes.SHA256()))
 
     def _common_ee(
@@ -732,8 +768,18 @@ def _check_ca(ca: str) -> CaName:
     raise ValueError(f"ca must be 'sign' or 'auth', not {ca!r}")
 
 
-def _policies(oid: x509.ObjectIdentifier) -> x509.CertificatePolicies:
-    return x509.CertificatePolicies([x509.PolicyInformation(oid, None)])
+def _policies(oid: x509.ObjectIdentifier, *, cps: str | None = None) -> x509.CertificatePolicies:
+    return x509.CertificatePolicies([x509.PolicyInformation(oid, [cps] if cps else None)])
+
+
+def _full_aki(issuer: x509.Certificate) -> x509.AuthorityKeyIdentifier:
+    """AKI as on real JPKI certificates: key id, issuer DirName and the issuer's serial."""
+    ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    return x509.AuthorityKeyIdentifier(
+        key_identifier=ski.digest,
+        authority_cert_issuer=[x509.DirectoryName(issuer.issuer)],
+        authority_cert_serial_number=issuer.serial_number,
+    )
 
 
 def _ku(

@@ -15,7 +15,10 @@ let an already logged-in user re-bind the new key (e.g. after a signing-certific
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import heapq
+import os
 import secrets
 import sqlite3
 import threading
@@ -33,8 +36,14 @@ from cryptography.hazmat.primitives import serialization
 from jpki.cert import JpkiCertificate
 from jpki.errors import ChallengeError, UsageError
 from jpki.verify.digest import HashAlgorithm
-from jpki.verify.path import RevocationCheck, validate_chain
-from jpki.verify.result import Status, VerificationResult
+from jpki.verify.flat import CertificateCache, LruCache, certificate_cache
+from jpki.verify.path import (
+    AsyncRevocationCheck,
+    RevocationCheck,
+    async_validate_chain,
+    validate_chain,
+)
+from jpki.verify.result import Status, VerificationResult, worst
 from jpki.verify.signature import Purpose, as_certificate, verify_signature
 
 MIN_CHALLENGE_BYTES = 32
@@ -71,18 +80,30 @@ class ChallengeStore(Protocol):
 
 
 class MemoryChallengeStore:
-    """In-process store (one process only; tests, single-worker servers)."""
+    """In-process store (one process only; tests, single-worker servers).
+
+    Safe to share between threads: one lock around every operation. Expired challenges are
+    dropped in expiry order (a heap), so ``put`` costs O(log n), not a scan of all entries.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._items: dict[str, tuple[bytes, datetime, bool]] = {}
+        self._expiry: list[tuple[datetime, str]] = []
 
     def put(self, challenge: Challenge, now: datetime) -> None:
         with self._lock:
             # Used and expired entries only matter until they expire.
-            for k in [k for k, (_n, exp, _u) in self._items.items() if exp < now]:
-                del self._items[k]
+            heap = self._expiry
+            while heap and heap[0][0] < now:
+                _, old = heapq.heappop(heap)
+                item = self._items.get(old)
+                if item is not None and item[1] < now:
+                    del self._items[old]
+            if challenge.id in self._items:
+                raise ChallengeError("challenge id already issued")
             self._items[challenge.id] = (challenge.nonce, challenge.expires_at, False)
+            heapq.heappush(heap, (challenge.expires_at, challenge.id))
 
     def consume(self, challenge_id: str, now: datetime) -> bytes:
         with self._lock:
@@ -102,33 +123,56 @@ class SqliteChallengeStore:
     """SQLite-backed store: replay protection across processes sharing one database file.
 
     ``consume`` is one ``UPDATE ... WHERE id = ? AND used = 0 AND expires_at > ?``; SQLite
-    serialises writers, so exactly one process can flip ``used`` for a challenge.
+    serialises writers, so exactly one process or thread can flip ``used`` for a challenge.
+    Safe to share between threads: each thread (and each forked process) uses its own
+    connection, opened on first use and kept.
     """
 
     def __init__(self, path: str | PathLike[str], *, timeout: float = 10.0) -> None:
         self.path = Path(path)
         self._timeout = timeout
+        self._local = threading.local()
         with self._session() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS jpki_challenges ("
                 " id TEXT PRIMARY KEY, nonce BLOB NOT NULL,"
                 " expires_at REAL NOT NULL, used INTEGER NOT NULL DEFAULT 0)"
             )
+            # put() drops expired rows: by index, not by scanning the table.
+            db.execute(
+                "CREATE INDEX IF NOT EXISTS jpki_challenges_expiry ON jpki_challenges (expires_at)"
+            )
+
+    def _connection(self) -> sqlite3.Connection:
+        # One connection per thread (sqlite3 objects must stay in their thread) and per
+        # process (a connection must not cross fork()); reused, so an operation costs one
+        # statement, not an open and close.
+        pid = os.getpid()
+        held: tuple[int, sqlite3.Connection] | None = getattr(self._local, "db", None)
+        if held is not None and held[0] == pid:
+            return held[1]
+        db = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
+        self._local.db = (pid, db)
+        return db
+
+    def close(self) -> None:
+        """Close this thread's connection (others close when their thread ends)."""
+        held = getattr(self._local, "db", None)
+        self._local.db = None
+        if held is not None and held[0] == os.getpid():
+            held[1].close()
 
     @contextmanager
     def _session(self) -> Iterator[sqlite3.Connection]:
-        """A connection per operation (safe across threads and forks), always closed.
+        """This thread's connection; on any SQLite error it is dropped and reopened next time.
 
         A missing directory or a damaged / foreign file is a ChallengeError, not a traceback
         (``verify`` then answers INVALID: no challenge can be confirmed).
         """
         try:
-            db = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
-            try:
-                yield db
-            finally:
-                db.close()
+            yield self._connection()
         except sqlite3.Error as exc:
+            self.close()
             raise ChallengeError(f"challenge store {self.path} is unusable: {exc}") from None
 
     def put(self, challenge: Challenge, now: datetime) -> None:
@@ -168,7 +212,13 @@ class LoginVerifier:
 
     ``store`` is a :class:`ChallengeStore` or a path (then SQLite, the default choice for
     anything with more than one process). ``trust_anchors`` (the J-LIS authentication CAs)
-    turn on chain validation; ``revocation`` plugs in a revocation check.
+    turn on chain validation; ``revocation`` plugs in a revocation check (a plain callable, or
+    an ``async def`` one such as :func:`jpki.verify.aio.async_revocation_checker`).
+
+    One verifier may be shared by many threads and by asyncio tasks: the built-in stores
+    are thread-safe, and parsed certificates and chain verdicts are cached per certificate
+    (:mod:`jpki.verify.flat`). :meth:`async_issue` / :meth:`async_verify` never block the
+    event loop.
     """
 
     def __init__(
@@ -178,9 +228,10 @@ class LoginVerifier:
         ttl: timedelta = timedelta(minutes=5),
         nonce_bytes: int = MIN_CHALLENGE_BYTES,
         trust_anchors: Sequence[JpkiCertificate] | None = None,
-        revocation: RevocationCheck | None = None,
+        revocation: RevocationCheck | AsyncRevocationCheck | None = None,
         soft_fail: bool = False,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        cache: CertificateCache = certificate_cache,
     ) -> None:
         if nonce_bytes < MIN_CHALLENGE_BYTES:
             raise UsageError(f"a challenge needs at least {MIN_CHALLENGE_BYTES} random bytes")
@@ -195,6 +246,8 @@ class LoginVerifier:
         self.revocation = revocation
         self.soft_fail = soft_fail
         self.clock = clock
+        self.cache = cache
+        self._account_keys: LruCache[bytes, str] = LruCache(65536)
 
     def _now(self) -> datetime:
         now = self.clock()
@@ -212,6 +265,65 @@ class LoginVerifier:
         self.store.put(ch, now)
         return ch
 
+    async def async_issue(self) -> Challenge:
+        """:meth:`issue` in a worker thread (a SQLite store may wait for its lock)."""
+        return await asyncio.to_thread(self.issue)
+
+    def _certificate(
+        self, certificate: JpkiCertificate | x509.Certificate | bytes
+    ) -> JpkiCertificate:
+        if isinstance(certificate, bytes | bytearray | memoryview):
+            return self.cache.load(bytes(certificate))
+        return self.cache.facts(as_certificate(certificate)).cert
+
+    def _account_key(self, cert: JpkiCertificate) -> str:
+        fp = cert.fingerprint_sha256
+        key = self._account_keys.get(fp)
+        if key is None:
+            key = account_key(cert)
+            self._account_keys.put(fp, key)
+        return key
+
+    def _signature(
+        self,
+        challenge_id: str,
+        signature: bytes,
+        certificate: JpkiCertificate | x509.Certificate | bytes,
+        purpose: Purpose | str,
+    ) -> tuple[JpkiCertificate, datetime, VerificationResult, str, bool]:
+        """Consume the challenge, check the signature: (cert, now, result, account key, go on?)."""
+        now = self._now()
+        cert = self._certificate(certificate)
+        key = self._account_key(cert)
+        try:
+            nonce = self.store.consume(challenge_id, now)
+        except ChallengeError as exc:
+            failed = VerificationResult(
+                Status.INVALID, (str(exc),), account_key=key, certificate_kind=cert.kind.value
+            )
+            return cert, now, failed, key, False
+        result = verify_signature(
+            cert,
+            signature,
+            data=nonce,
+            hash_alg=HashAlgorithm.SHA256,
+            purpose=purpose,
+            at=now,
+        )
+        return cert, now, result, key, True
+
+    @staticmethod
+    def _with_chain(
+        result: VerificationResult, chain: VerificationResult | None, key: str
+    ) -> VerificationResult:
+        if chain is None:
+            more: tuple[str, ...] = ("certificate chain not validated (no trust anchors)",)
+            status = result.status
+        else:
+            more = tuple(r for r in chain.reasons if r not in result.reasons)
+            status = worst((result.status, chain.status))
+        return replace(result, status=status, reasons=result.reasons + more, account_key=key)
+
     def verify(
         self,
         challenge_id: str,
@@ -224,23 +336,12 @@ class LoginVerifier:
 
         The challenge is used up even if the signature is wrong: one challenge, one attempt.
         """
-        now = self._now()
-        cert = as_certificate(certificate)
-        key = account_key(cert)
-        try:
-            nonce = self.store.consume(challenge_id, now)
-        except ChallengeError as exc:
-            return VerificationResult(
-                Status.INVALID, (str(exc),), account_key=key, certificate_kind=cert.kind.value
-            )
-        result = verify_signature(
-            cert,
-            signature,
-            data=nonce,
-            hash_alg=HashAlgorithm.SHA256,
-            purpose=purpose,
-            at=now,
+        cert, now, result, key, go_on = self._signature(
+            challenge_id, signature, certificate, purpose
         )
+        if not go_on:
+            return result
+        chain = None
         if self.trust_anchors is not None:
             chain = validate_chain(
                 cert,
@@ -250,8 +351,34 @@ class LoginVerifier:
                 revocation=self.revocation,
                 soft_fail=self.soft_fail,
             )
-            extra = [r for r in chain.reasons if r not in result.reasons]
-            result = result.with_reasons(*extra, status=chain.status)
-        else:
-            result = result.with_reasons("certificate chain not validated (no trust anchors)")
-        return replace(result, account_key=key)
+        return self._with_chain(result, chain, key)
+
+    async def async_verify(
+        self,
+        challenge_id: str,
+        signature: bytes,
+        certificate: JpkiCertificate | x509.Certificate | bytes,
+        *,
+        purpose: Purpose | str = Purpose.LOGIN,
+    ) -> VerificationResult:
+        """:meth:`verify` without blocking the event loop.
+
+        Store access and RSA work run in a worker thread; an ``async def`` revocation check
+        (e.g. OCSP over httpx) is awaited on the loop.
+        """
+        cert, now, result, key, go_on = await asyncio.to_thread(
+            self._signature, challenge_id, signature, certificate, purpose
+        )
+        if not go_on:
+            return result
+        chain = None
+        if self.trust_anchors is not None:
+            chain = await async_validate_chain(
+                cert,
+                self.trust_anchors,
+                at=now,
+                purpose=purpose,
+                revocation=self.revocation,
+                soft_fail=self.soft_fail,
+            )
+        return self._with_chain(result, chain, key)

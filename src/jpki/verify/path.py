@@ -9,16 +9,20 @@
   outcome`` (see :func:`revocation_checker`, which wires ``jpki.revocation.policy``).
 * Several CA generations with one DN (2015/2023): certvalidator builds every candidate path
   and keeps the one whose signatures verify, so the issuer is chosen by key, not by name.
+* A leaf directly under an anchor (JPKI's flat PKI) is decided natively and cached by
+  :mod:`jpki.verify.flat`, with the same verdict; everything else goes to certvalidator.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from asn1crypto import pem as asn1_pem
 from asn1crypto import x509 as asn1_x509
@@ -30,6 +34,7 @@ from jpki.cert import JpkiCertificate
 from jpki.errors import CertificateError, JpkiError, RevocationError, RevokedError, UsageError
 from jpki.revocation.crl import Crl
 from jpki.revocation.policy import RevocationPolicy, check_revocation
+from jpki.verify.flat import flat_chain
 from jpki.verify.result import Status, VerificationResult, worst
 from jpki.verify.signature import Purpose, key_usage_problems, purpose_of
 
@@ -41,10 +46,10 @@ T = TypeVar("T")
 _SUFFIXES = {".pem", ".crt", ".cer", ".der"}
 
 #: KeyUsage bits certvalidator must see on the end entity, per purpose.
-_REQUIRED_KU: dict[Purpose, set[str]] = {
-    Purpose.SIGN: {"digital_signature", "non_repudiation"},
-    Purpose.LOGIN: {"digital_signature"},
-    Purpose.ANY: set(),
+_REQUIRED_KU: dict[Purpose, frozenset[str]] = {
+    Purpose.SIGN: frozenset({"digital_signature", "non_repudiation"}),
+    Purpose.LOGIN: frozenset({"digital_signature"}),
+    Purpose.ANY: frozenset(),
 }
 
 
@@ -57,6 +62,10 @@ class RevocationOutcome(Protocol):
 
 #: ``(certificate, issuer, validation time) -> outcome``.
 RevocationCheck = Callable[[JpkiCertificate, JpkiCertificate, datetime], RevocationOutcome]
+#: The same as a coroutine function (awaited on the event loop by the async verifiers).
+AsyncRevocationCheck = Callable[
+    [JpkiCertificate, JpkiCertificate, datetime], Awaitable[RevocationOutcome]
+]
 
 
 def load_trust_anchors(*paths: str | Path) -> tuple[JpkiCertificate, ...]:
@@ -113,6 +122,10 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
         return ex.submit(asyncio.run, coro).result()
 
 
+async def _awaited(value: Awaitable[T]) -> T:
+    return await value
+
+
 def validate_chain(
     cert: JpkiCertificate,
     trust_anchors: Sequence[JpkiCertificate],
@@ -121,7 +134,7 @@ def validate_chain(
     intermediates: Iterable[JpkiCertificate] = (),
     purpose: Purpose | str = Purpose.SIGN,
     policies: Iterable[str] | None = None,
-    revocation: RevocationCheck | None = None,
+    revocation: RevocationCheck | AsyncRevocationCheck | None = None,
     soft_fail: bool = False,
 ) -> VerificationResult:
     """Validate ``cert`` up to one of ``trust_anchors`` at time ``at``.
@@ -129,20 +142,17 @@ def validate_chain(
     Checks signatures along the path, validity periods, BasicConstraints, KeyUsage (for
     ``purpose``; ``Purpose.ANY`` overrides and says so), the JPKI kind policy, and, if
     ``policies`` is given, that the path carries one of those certificate-policy OIDs.
-    ``revocation`` is called for every non-anchor certificate of the path.
+    ``revocation`` is called for every non-anchor certificate of the path, on every call.
+    A leaf directly under an anchor is decided natively (:mod:`jpki.verify.flat`, cached);
+    anything else by pyhanko-certvalidator.
     """
-    return _run(
-        async_validate_chain(
-            cert,
-            trust_anchors,
-            at=at,
-            intermediates=intermediates,
-            purpose=purpose,
-            policies=policies,
-            revocation=revocation,
-            soft_fail=soft_fail,
-        )
-    )
+    intermediates = tuple(intermediates)
+    purp, problems, notes = _prelude(cert, trust_anchors, at, purpose)
+    built = _build(cert, trust_anchors, at, intermediates, purp, policies)
+    checks = None
+    if revocation is not None:
+        checks = [_revocation(revocation, c, p, at, soft_fail) for c, p in built.pairs]
+    return _result(cert, built, problems, notes, checks)
 
 
 async def async_validate_chain(
@@ -153,23 +163,91 @@ async def async_validate_chain(
     intermediates: Iterable[JpkiCertificate] = (),
     purpose: Purpose | str = Purpose.SIGN,
     policies: Iterable[str] | None = None,
-    revocation: RevocationCheck | None = None,
+    revocation: RevocationCheck | AsyncRevocationCheck | None = None,
     soft_fail: bool = False,
 ) -> VerificationResult:
-    """Async form of :func:`validate_chain`."""
+    """Async form of :func:`validate_chain` that never blocks the event loop.
+
+    Path building and signature checks run in a worker thread (``asyncio.to_thread``). An
+    ``async def`` ``revocation`` (e.g. :func:`jpki.verify.aio.async_revocation_checker`) is
+    awaited on the loop; a plain callable runs in a worker thread.
+    """
+    intermediates = tuple(intermediates)
+    purp, problems, notes = _prelude(cert, trust_anchors, at, purpose)
+    built = await asyncio.to_thread(_build, cert, trust_anchors, at, intermediates, purp, policies)
+    checks = None
+    if revocation is not None:
+        checks = [await _async_revocation(revocation, c, p, at, soft_fail) for c, p in built.pairs]
+    return _result(cert, built, problems, notes, checks)
+
+
+@dataclass(frozen=True)
+class _Built:
+    """A decided path (anchor first) or, with ``status`` not VALID, why there is none."""
+
+    status: Status
+    why: str | None = None
+    certs: tuple[JpkiCertificate, ...] = ()
+    chain: tuple[str, ...] = ()
+    anchor_key_id: str = "none"
+
+    @property
+    def pairs(self) -> list[tuple[JpkiCertificate, JpkiCertificate]]:
+        """(certificate, issuer) for every non-anchor certificate of a valid path."""
+        if self.status is not Status.VALID:
+            return []
+        return list(zip(self.certs[1:], self.certs[:-1], strict=True))
+
+
+def _prelude(
+    cert: JpkiCertificate,
+    trust_anchors: Sequence[JpkiCertificate],
+    at: datetime,
+    purpose: Purpose | str,
+) -> tuple[Purpose, list[str], list[str]]:
     if at.tzinfo is None or at.utcoffset() is None:
         raise UsageError("validation time must be timezone-aware")
     if not trust_anchors:
         # certvalidator would fall back to the system trust store; we never do.
         raise UsageError("no trust anchors given (pass the J-LIS CA certificates explicitly)")
     purp = purpose_of(purpose)
-    subject = cert.subject_text
-    base: dict[str, Any] = {
-        "certificate_fingerprint": cert.fingerprint_sha256.hex(),
-        "certificate_kind": cert.kind.value,
-        "subject": subject,
-    }
     problems, notes = key_usage_problems(cert, purp)
+    return purp, problems, notes
+
+
+def _build(
+    cert: JpkiCertificate,
+    trust_anchors: Sequence[JpkiCertificate],
+    at: datetime,
+    intermediates: tuple[JpkiCertificate, ...],
+    purp: Purpose,
+    policies: Iterable[str] | None,
+) -> _Built:
+    """The flat fast path when it applies, else pyhanko-certvalidator (the one dispatch)."""
+    policies = None if policies is None else tuple(policies)
+    flat = flat_chain(
+        cert,
+        trust_anchors,
+        at=at,
+        key_usage=_REQUIRED_KU[purp],
+        policies=policies,
+        intermediates=intermediates,
+    )
+    if flat is None:
+        return _run(_certvalidator(cert, trust_anchors, at, intermediates, purp, policies))
+    if flat.problem is not None:
+        return _Built(Status.INVALID, flat.problem)
+    return _Built(Status.VALID, None, (flat.anchor, cert), flat.chain, flat.anchor_key_id)
+
+
+async def _certvalidator(
+    cert: JpkiCertificate,
+    trust_anchors: Sequence[JpkiCertificate],
+    at: datetime,
+    intermediates: Iterable[JpkiCertificate],
+    purp: Purpose,
+    policies: Iterable[str] | None,
+) -> _Built:
     ctx = ValidationContext(
         trust_roots=[_asn1(a) for a in trust_anchors],
         other_certs=[_asn1(c) for c in intermediates],
@@ -184,49 +262,56 @@ async def async_validate_chain(
         )
     validator = CertificateValidator(_asn1(cert), validation_context=ctx, pkix_params=params)
     try:
-        path = await validator.async_validate_usage(_REQUIRED_KU[purp])  # type: ignore[no-untyped-call]
+        path = await validator.async_validate_usage(set(_REQUIRED_KU[purp]))  # type: ignore[no-untyped-call]
     except cv_errors.PathBuildingError:
-        return VerificationResult(
+        return _Built(
             Status.INVALID,
-            (
-                f"the certificate does not chain to any of the {len(trust_anchors)} trusted "
-                f"CA certificate(s): its issuer ({cert.certificate.issuer.rfc4514_string()})"
-                " is not trusted, or no trusted CA key signed it",
-                *problems,
-            ),
-            **base,
+            f"the certificate does not chain to any of the {len(trust_anchors)} trusted "
+            f"CA certificate(s): its issuer ({cert.certificate.issuer.rfc4514_string()})"
+            " is not trusted, or no trusted CA key signed it",
         )
     except cv_errors.ExpiredError as exc:
-        return VerificationResult(Status.INVALID, (_expired(exc, at), *problems), **base)
-    except cv_errors.NotYetValidError as exc:
-        return VerificationResult(Status.INVALID, (_msg(exc), *problems), **base)
+        return _Built(Status.INVALID, _expired(exc, at))
     except cv_errors.InsufficientRevinfoError as exc:  # not expected with mode "none"
-        return VerificationResult(Status.INDETERMINATE, (_msg(exc), *problems), **base)
+        return _Built(Status.INDETERMINATE, _msg(exc))
     except (cv_errors.ValidationError, cv_errors.PathError) as exc:
-        return VerificationResult(Status.INVALID, (_msg(exc), *problems), **base)
+        return _Built(Status.INVALID, _msg(exc))
     except (ValueError, TypeError) as exc:  # asn1crypto choking on a malformed extension
         raise CertificateError(f"certificate cannot be validated: {exc}") from None
-
     chain_asn1 = list(path.iter_certs(include_root=True))
-    chain = tuple(c.subject.human_friendly for c in chain_asn1)
-    reasons = [f"chains to trusted CA {chain[0]} (key id {_key_id(chain_asn1[0])})"]
+    return _Built(
+        Status.VALID,
+        None,
+        tuple(JpkiCertificate.load(c.dump()) for c in chain_asn1),
+        tuple(c.subject.human_friendly for c in chain_asn1),
+        _key_id(chain_asn1[0]),
+    )
+
+
+def _result(
+    cert: JpkiCertificate,
+    built: _Built,
+    problems: list[str],
+    notes: list[str],
+    revocation: list[tuple[Status, str]] | None,
+) -> VerificationResult:
+    base: dict[str, Any] = {
+        "certificate_fingerprint": cert.fingerprint_sha256.hex(),
+        "certificate_kind": cert.kind.value,
+        "subject": cert.subject_text,
+    }
+    if built.status is not Status.VALID:
+        return VerificationResult(built.status, (built.why or "", *problems), **base)
+    reasons = [f"chains to trusted CA {built.chain[0]} (key id {built.anchor_key_id})"]
     status = Status.INVALID if problems else Status.VALID
     reasons += problems + notes
-    if revocation is not None:
-        pairs = list(zip(chain_asn1[1:], chain_asn1[:-1], strict=True))
-        for child, parent in pairs:
-            rstat, rwhy = _revocation(
-                revocation,
-                JpkiCertificate.load(child.dump()),
-                JpkiCertificate.load(parent.dump()),
-                at,
-                soft_fail,
-            )
+    if revocation is None:
+        reasons.append("revocation not checked (no CRL or OCSP given)")
+    else:
+        for rstat, rwhy in revocation:
             status = worst((status, rstat))
             reasons.append(rwhy)
-    else:
-        reasons.append("revocation not checked (no CRL or OCSP given)")
-    return VerificationResult(status, tuple(reasons), chain=chain, **base)
+    return VerificationResult(status, tuple(reasons), chain=built.chain, **base)
 
 
 def _key_id(c: asn1_x509.Certificate) -> str:
@@ -248,21 +333,63 @@ _SOFT = "accepted anyway because of soft-fail (the certificate may be revoked)"
 
 
 def _revocation(
-    check: RevocationCheck,
+    check: RevocationCheck | AsyncRevocationCheck,
     cert: JpkiCertificate,
     issuer: JpkiCertificate,
     at: datetime,
     soft_fail: bool,
 ) -> tuple[Status, str]:
-    who = cert.subject_text
     try:
-        outcome = check(cert, issuer, at)
-    except RevokedError as exc:
-        return Status.INVALID, f"{who}: {exc}"
+        if _is_async(check):
+            outcome = _run(_awaited(cast("AsyncRevocationCheck", check)(cert, issuer, at)))
+        else:
+            outcome = cast("RevocationCheck", check)(cert, issuer, at)
+    except RevocationError as exc:  # RevokedError included
+        return _revocation_failed(cert, exc, soft_fail)
+    return _revocation_verdict(cert, outcome, soft_fail)
+
+
+def _is_async(check: object) -> bool:
+    code = getattr(check, "__code__", None)
+    if code is not None:  # a plain function: one flag test (asked on every login)
+        return bool(code.co_flags & inspect.CO_COROUTINE)
+    return inspect.iscoroutinefunction(check) or inspect.iscoroutinefunction(
+        getattr(check, "__call__", None)  # noqa: B004 - an object with an async __call__
+    )
+
+
+async def _async_revocation(
+    check: RevocationCheck | AsyncRevocationCheck,
+    cert: JpkiCertificate,
+    issuer: JpkiCertificate,
+    at: datetime,
+    soft_fail: bool,
+) -> tuple[Status, str]:
+    try:
+        if _is_async(check):
+            outcome = await cast("AsyncRevocationCheck", check)(cert, issuer, at)
+        else:
+            outcome = await asyncio.to_thread(cast("RevocationCheck", check), cert, issuer, at)
     except RevocationError as exc:
-        if soft_fail:
-            return Status.VALID, f"{who}: {_NOT_ESTABLISHED}: {exc}; {_SOFT}"
-        return Status.INDETERMINATE, f"{who}: {_NOT_ESTABLISHED}: {exc}"
+        return _revocation_failed(cert, exc, soft_fail)
+    return _revocation_verdict(cert, outcome, soft_fail)
+
+
+def _revocation_failed(
+    cert: JpkiCertificate, exc: RevocationError, soft_fail: bool
+) -> tuple[Status, str]:
+    who = cert.subject_text
+    if isinstance(exc, RevokedError):
+        return Status.INVALID, f"{who}: {exc}"
+    if soft_fail:
+        return Status.VALID, f"{who}: {_NOT_ESTABLISHED}: {exc}; {_SOFT}"
+    return Status.INDETERMINATE, f"{who}: {_NOT_ESTABLISHED}: {exc}"
+
+
+def _revocation_verdict(
+    cert: JpkiCertificate, outcome: RevocationOutcome, soft_fail: bool
+) -> tuple[Status, str]:
+    who = cert.subject_text
     status = getattr(outcome, "status", None)
     name = str(getattr(status, "name", status)).upper()
     source = getattr(outcome, "source", None)

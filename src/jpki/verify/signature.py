@@ -8,6 +8,7 @@ measurably cheaper per call than ``public_key.verify`` (no hash context set up p
 
 from __future__ import annotations
 
+import functools
 import hmac
 from datetime import datetime
 from enum import StrEnum
@@ -81,6 +82,23 @@ def _key_usage(cert: x509.Certificate) -> x509.KeyUsage | None:
 
 def key_usage_problems(cert: JpkiCertificate, purpose: Purpose) -> tuple[list[str], list[str]]:
     """(problems, notes) of using ``cert`` for ``purpose``; problems make a result invalid.
+
+    A pure function of the two, remembered per certificate (every login asks it twice).
+    """
+    problems, notes = _key_usage_verdict(cert, purpose)
+    return list(problems), list(notes)
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_usage_verdict(
+    cert: JpkiCertificate, purpose: Purpose
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    problems, notes = _key_usage_rule(cert, purpose)
+    return tuple(problems), tuple(notes)
+
+
+def _key_usage_rule(cert: JpkiCertificate, purpose: Purpose) -> tuple[list[str], list[str]]:
+    """The rule itself.
 
     JPKI kinds decide first (a signing certificate must not log in, an authentication
     certificate must not sign documents: it carries no nonRepudiation and the law gives its

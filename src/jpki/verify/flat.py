@@ -1,0 +1,468 @@
+"""Native validation of a flat chain: an end-entity certificate directly under a trust anchor.
+
+JPKI's PKI is flat (each user certificate is issued by a root), so the common case needs no
+path building. :func:`flat_chain` decides that case with the same rules pyhanko-certvalidator
+applies to a one-certificate path (``tests/test_verify_flat_diff.py`` holds the two to the same
+verdict on generated cases):
+
+1. issuer: anchors whose subject DER equals the issuer DER, narrowed by the
+   AuthorityKeyIdentifier key id when both sides carry one (CA generations share a DN);
+2. signature: sha256/384/512WithRSAEncryption over the raw TBS slice (hash + ``Prehashed``
+   verify), the anchor key RSA of at least 2048 bits;
+3. validity, with certvalidator's 1 s tolerance (the anchor's own dates are not checked, as
+   in RFC 5280 and certvalidator);
+4. KeyUsage bits required for the purpose; certificate policies when a set is required;
+5. no critical extension outside the set certvalidator supports.
+
+Anything else — intermediates, a self-issued leaf, an anchor key id mismatch, odd signature
+encodings, policy mapping / constraints or name constraints on the leaf, no anchor whose key
+verifies the signature — returns ``None``: the caller hands the case to pyhanko-certvalidator.
+
+Results are cached: the per-certificate facts (parsed once per fingerprint) and the
+time-independent verdict per (certificate, anchors, usage, policies). A cached verdict is
+re-judged against the validation time on every call (validity window), so it lasts until the
+certificate expires; revocation is never cached here (the caller checks it on every call).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cached_property
+from typing import Generic, TypeVar
+
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+from jpki.cert import JpkiCertificate
+from jpki.errors import CertificateError, TlvError
+from jpki.tlv import parse_length, parse_tag
+
+__all__ = [
+    "TOLERANCE",
+    "CertificateCache",
+    "FlatChain",
+    "LruCache",
+    "certificate_cache",
+    "flat_chain",
+]
+
+#: certvalidator's default ``time_tolerance``: validity is checked with this much slack.
+TOLERANCE = timedelta(seconds=1)
+
+#: Critical extensions certvalidator accepts (its SUPPORTED_EXTENSIONS, as OIDs).
+SUPPORTED_CRITICAL = frozenset(
+    {
+        "1.3.6.1.5.5.7.1.1",  # authorityInfoAccess
+        "2.5.29.35",  # authorityKeyIdentifier
+        "2.5.29.19",  # basicConstraints
+        "2.5.29.31",  # cRLDistributionPoints
+        "2.5.29.37",  # extKeyUsage
+        "2.5.29.46",  # freshestCRL
+        "2.5.29.14",  # subjectKeyIdentifier
+        "2.5.29.15",  # keyUsage
+        "1.3.6.1.5.5.7.48.1.5",  # id-pkix-ocsp-nocheck
+        "2.5.29.32",  # certificatePolicies
+        "2.5.29.33",  # policyMappings
+        "2.5.29.36",  # policyConstraints
+        "2.5.29.54",  # inhibitAnyPolicy
+        "2.5.29.30",  # nameConstraints
+        "2.5.29.17",  # subjectAltName
+        "1.3.6.1.5.5.7.1.6",  # aaControls
+        "1.3.6.1.5.5.7.1.3",  # qcStatements
+    }
+)
+#: On the end entity these change policy or name processing: left to certvalidator.
+_DEFERRED = frozenset({"2.5.29.33", "2.5.29.36", "2.5.29.54", "2.5.29.30"})
+_ANY_POLICY = "2.5.29.32.0"
+
+# AlgorithmIdentifier DER (with the NULL parameters) -> hash; other encodings are deferred.
+_RSA_ALGS: dict[bytes, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
+    bytes.fromhex("300d06092a864886f70d01010b0500"): hashes.SHA256,
+    bytes.fromhex("300d06092a864886f70d01010c0500"): hashes.SHA384,
+    bytes.fromhex("300d06092a864886f70d01010d0500"): hashes.SHA512,
+}
+_HASHLIB = {hashes.SHA256: "sha256", hashes.SHA384: "sha384", hashes.SHA512: "sha512"}
+_MIN_RSA_BITS = 2048  # certvalidator's default rsa_key_size_threshold
+
+#: RFC 5280 KeyUsage names (``JpkiCertificate.key_usage``) -> certvalidator's names.
+_KU_NAMES = {
+    "digitalSignature": "digital_signature",
+    "nonRepudiation": "non_repudiation",
+    "keyEncipherment": "key_encipherment",
+    "dataEncipherment": "data_encipherment",
+    "keyAgreement": "key_agreement",
+    "keyCertSign": "key_cert_sign",
+    "cRLSign": "crl_sign",
+    "encipherOnly": "encipher_only",
+    "decipherOnly": "decipher_only",
+}
+
+_PKCS1 = padding.PKCS1v15()
+
+
+def _element(der: bytes, pos: int) -> tuple[int, int, int]:
+    """(tag, value start, value end) of the element at ``pos``."""
+    tag, p = parse_tag(der, pos)
+    n, p = parse_length(der, p)
+    if p + n > len(der):
+        raise CertificateError("malformed certificate: element runs past the end")
+    return tag, p, p + n
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """Offsets read once from a certificate's raw DER (nothing is re-encoded)."""
+
+    tbs: bytes
+    inner_alg: bytes
+    outer_alg: bytes
+    signature: bytes
+    issuer: bytes
+    subject: bytes
+
+
+def _layout(der: bytes) -> _Layout:
+    try:
+        _, c0, c1 = _element(der, 0)
+        tag, t0, t1 = _element(der, c0)
+        tbs_start = c0
+        fields: list[tuple[int, int, int]] = []
+        p = t0
+        while p < t1:
+            f = _element(der, p)
+            fields.append((f[0], p, f[2]))
+            p = f[2]
+        _, _, a1 = _element(der, t1)
+        _, s0, s1 = _element(der, a1)
+    except TlvError as exc:
+        raise CertificateError(f"malformed certificate: {exc}") from None
+    i = 1 if fields and fields[0][0] == 0xA0 else 0
+    if tag != 0x30 or len(fields) < i + 6 or s1 != c1:
+        raise CertificateError("malformed certificate: unexpected structure")
+    inner = der[fields[i + 1][1] : fields[i + 1][2]]
+    bits = der[s0:s1]
+    if not bits or bits[0] != 0:
+        raise CertificateError("malformed certificate: signature BIT STRING")
+    return _Layout(
+        tbs=der[tbs_start:t1],
+        inner_alg=inner,
+        outer_alg=der[t1:a1],
+        signature=bits[1:],
+        issuer=der[fields[i + 2][1] : fields[i + 2][2]],
+        subject=der[fields[i + 4][1] : fields[i + 4][2]],
+    )
+
+
+class _Facts:
+    """What the flat path reads from one certificate, each field decoded at most once."""
+
+    def __init__(self, cert: JpkiCertificate) -> None:
+        self.cert = cert
+        self.fingerprint = cert.fingerprint_sha256
+
+    @cached_property
+    def layout(self) -> _Layout:
+        return _layout(self.cert.der)
+
+    @cached_property
+    def extensions(self) -> tuple[tuple[str, bool], ...]:
+        try:
+            exts = self.cert.certificate.extensions
+        except (ValueError, TypeError, KeyError, x509.DuplicateExtension) as exc:
+            raise CertificateError(f"certificate extensions cannot be decoded: {exc!r}") from None
+        return tuple((e.oid.dotted_string, e.critical) for e in exts)
+
+    @cached_property
+    def aki(self) -> tuple[bytes | None, bool] | None:
+        """(keyIdentifier, has authorityCertIssuer/serial) of the AKI; None if absent."""
+        try:
+            ext = self.cert.certificate.extensions.get_extension_for_class(
+                x509.AuthorityKeyIdentifier
+            )
+        except x509.ExtensionNotFound:
+            return None
+        v = ext.value
+        other = v.authority_cert_issuer is not None or v.authority_cert_serial_number is not None
+        return v.key_identifier, other
+
+    @cached_property
+    def key_usage(self) -> frozenset[str]:
+        return frozenset(_KU_NAMES[k] for k in self.cert.key_usage)
+
+    @cached_property
+    def has_key_usage(self) -> bool:
+        return any(oid == "2.5.29.15" for oid, _ in self.extensions)
+
+    @cached_property
+    def policies(self) -> tuple[str, ...] | None:
+        """Policy OIDs, or None without a certificatePolicies extension."""
+        if not any(oid == "2.5.29.32" for oid, _ in self.extensions):
+            return None
+        return self.cert.policies
+
+    @cached_property
+    def rsa_key(self) -> rsa.RSAPublicKey | None:
+        try:
+            key = self.cert.public_key
+        except CertificateError:
+            return None
+        return key if isinstance(key, rsa.RSAPublicKey) else None
+
+    @cached_property
+    def human_subject(self) -> str:
+        """The subject as certvalidator names it (``Name.human_friendly``), for ``chain``."""
+        return str(asn1_x509.Name.load(self.layout.subject).human_friendly)
+
+    @cached_property
+    def key_id_text(self) -> str:
+        kid = self.cert.subject_key_id
+        return kid.hex() if kid else "none"
+
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class LruCache(Generic[K, V]):
+    """A bounded map safe to share between threads; the least recently stored goes first.
+
+    Reads take no lock (a dict lookup is atomic) and do not reorder: on the hot path a
+    read is one lookup. Writes and eviction hold the lock.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._d: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        return self._d.get(key)
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._d[key] = value
+            self._d.move_to_end(key)
+            while len(self._d) > self.size:
+                self._d.popitem(last=False)
+
+    def drop(self, key: K) -> None:
+        with self._lock:
+            self._d.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._d.clear()
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+
+class CertificateCache:
+    """Parsed certificates and flat-chain verdicts, keyed by SHA-256 fingerprint.
+
+    Safe to share between threads. ``load`` turns certificate bytes into one shared
+    ``JpkiCertificate`` per fingerprint, so a repeat login parses nothing.
+    """
+
+    def __init__(self, size: int = 65536) -> None:
+        self._facts: LruCache[bytes, _Facts] = LruCache(size)
+        self._verdicts: LruCache[tuple[object, ...], _Verdict] = LruCache(size)
+        self._anchor_sets: LruCache[tuple[bytes, ...], _Anchors] = LruCache(256)
+
+    def load(self, der: bytes) -> JpkiCertificate:
+        """The certificate for DER (or PEM/base64) bytes, parsed once per fingerprint."""
+        if der[:1] != b"\x30":
+            return self.facts(JpkiCertificate.load(der)).cert
+        fp = hashlib.sha256(der).digest()
+        found = self._facts.get(fp)
+        if found is not None:
+            return found.cert
+        return self.facts(JpkiCertificate.load(der)).cert
+
+    def facts(self, cert: JpkiCertificate) -> _Facts:
+        fp = cert.fingerprint_sha256
+        found = self._facts.get(fp)
+        if found is None:
+            found = _Facts(cert)
+            self._facts.put(fp, found)
+        return found
+
+    def anchors(self, anchors: Sequence[JpkiCertificate]) -> _Anchors:
+        key = tuple(a.fingerprint_sha256 for a in anchors)
+        found = self._anchor_sets.get(key)
+        if found is None:
+            found = _Anchors([self.facts(a) for a in anchors])
+            self._anchor_sets.put(key, found)
+        return found
+
+    def clear(self) -> None:
+        self._facts.clear()
+        self._verdicts.clear()
+        self._anchor_sets.clear()
+
+
+class _Anchors:
+    def __init__(self, facts: list[_Facts]) -> None:
+        self.by_subject: dict[bytes, list[_Facts]] = {}
+        self.fingerprints = frozenset(f.fingerprint for f in facts)
+        for f in facts:
+            self.by_subject.setdefault(f.layout.subject, []).append(f)
+        self.key = tuple(sorted(self.fingerprints))
+
+
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    """The time-independent part of a flat-chain decision, plus the validity window."""
+
+    anchor: _Facts
+    problem: str | None  # None: the path is valid (inside the window)
+    not_before: datetime
+    not_after: datetime
+
+
+@dataclass(frozen=True)
+class FlatChain:
+    """A decided flat chain: valid iff ``problem`` is None."""
+
+    anchor: JpkiCertificate
+    cert: JpkiCertificate
+    problem: str | None
+    #: Subjects from the anchor down (certvalidator's ``human_friendly`` form).
+    chain: tuple[str, ...]
+    anchor_key_id: str
+
+    @property
+    def valid(self) -> bool:
+        return self.problem is None
+
+
+#: The process-wide cache the verifiers share.
+certificate_cache = CertificateCache()
+
+
+def flat_chain(
+    cert: JpkiCertificate,
+    trust_anchors: Sequence[JpkiCertificate],
+    *,
+    at: datetime,
+    key_usage: Iterable[str],
+    policies: Iterable[str] | None = None,
+    intermediates: Iterable[JpkiCertificate] = (),
+    cache: CertificateCache = certificate_cache,
+) -> FlatChain | None:
+    """Decide ``cert`` under ``trust_anchors`` natively, or None if outside the flat profile.
+
+    ``key_usage``: certvalidator's names of the bits the end entity needs. ``policies``: if
+    given, the certificate must carry one of them (or anyPolicy). The caller validates
+    ``at`` (timezone-aware) and checks revocation.
+    """
+    anchors = cache.anchors(trust_anchors)
+    if any(c.fingerprint_sha256 not in anchors.fingerprints for c in intermediates):
+        return None
+    facts = cache.facts(cert)
+    if facts.fingerprint in anchors.fingerprints:
+        return None
+    ku = key_usage if isinstance(key_usage, frozenset) else frozenset(key_usage)
+    pol = None if policies is None else frozenset(policies)
+    if pol is not None and (not pol or _ANY_POLICY in pol):
+        return None  # certvalidator's reading of a required anyPolicy is its own
+    key = (facts.fingerprint, anchors.key, ku, pol)
+    verdict = cache._verdicts.get(key)
+    if verdict is None:
+        verdict = _decide(facts, anchors, ku, pol)
+        if verdict is None:
+            return None
+        cache._verdicts.put(key, verdict)
+    problem = verdict.problem
+    if problem is None:
+        if at + TOLERANCE < verdict.not_before:
+            problem = f"the certificate is not valid until {verdict.not_before.isoformat()}"
+        elif at - TOLERANCE > verdict.not_after:
+            problem = (
+                f"the certificate expired {verdict.not_after.isoformat()} "
+                f"(validation time {at.isoformat()})"
+            )
+    return FlatChain(
+        anchor=verdict.anchor.cert,
+        cert=cert,
+        problem=problem,
+        chain=(verdict.anchor.human_subject, facts.human_subject),
+        anchor_key_id=verdict.anchor.key_id_text,
+    )
+
+
+def _signed_by(leaf: _Facts, anchor: _Facts) -> bool:
+    key = anchor.rsa_key
+    if key is None or key.key_size < _MIN_RSA_BITS:
+        return False
+    alg = _RSA_ALGS[leaf.layout.outer_alg]
+    digest = hashlib.new(_HASHLIB[alg], leaf.layout.tbs).digest()
+    try:
+        key.verify(leaf.layout.signature, digest, _PKCS1, Prehashed(alg()))
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _decide(
+    leaf: _Facts, anchors: _Anchors, ku: frozenset[str], policies: frozenset[str] | None
+) -> _Verdict | None:
+    lay = leaf.layout
+    if lay.issuer == lay.subject:
+        return None  # self-issued: certvalidator's rules for those differ
+    if lay.outer_alg != lay.inner_alg or lay.outer_alg not in _RSA_ALGS:
+        return None
+    exts = leaf.extensions
+    if any(oid in _DEFERRED for oid, _ in exts):
+        return None
+    pols = leaf.policies
+    if pols is not None and len(set(pols)) != len(pols):
+        return None  # a repeated policy OID: not worth second-guessing certvalidator on
+    aki = leaf.aki
+    if aki is not None and aki[1]:
+        return None  # authorityCertIssuer/serial narrow issuers further: certvalidator's job
+    kid = aki[0] if aki is not None else None
+    candidates = [
+        a
+        for a in anchors.by_subject.get(lay.issuer, ())
+        if kid is None or a.cert.subject_key_id is None or a.cert.subject_key_id == kid
+    ]
+    anchor = next((a for a in candidates if _signed_by(leaf, a)), None)
+    if anchor is None:
+        # No decision without a verified issuer: another anchor may match by a normalised
+        # name; certvalidator searches (and words the failure).
+        return None
+    cert = leaf.cert
+    problem = _usage_problem(leaf, ku, policies, exts)
+    return _Verdict(anchor, problem, cert.not_before, cert.not_after)
+
+
+def _usage_problem(
+    leaf: _Facts,
+    ku: frozenset[str],
+    policies: frozenset[str] | None,
+    exts: tuple[tuple[str, bool], ...],
+) -> str | None:
+    missing = ku - leaf.key_usage if leaf.has_key_usage else ku
+    if missing:
+        names = ", ".join(sorted(m.replace("_", " ") for m in missing))
+        return f"the certificate is not valid for the purpose(s) of {names} (KeyUsage)"
+    if policies is not None:
+        have = leaf.policies
+        if have is None or not (_ANY_POLICY in have or policies.intersection(have)):
+            return "the certificate carries none of the required certificate policies"
+    unsupported = sorted(
+        oid for oid, critical in exts if critical and oid not in SUPPORTED_CRITICAL
+    )
+    if unsupported:
+        return f"the certificate has unsupported critical extension(s): {', '.join(unsupported)}"
+    return None
