@@ -55,9 +55,12 @@ def _serve(handler: str) -> Iterator[str]:
                 with contextlib.suppress(OSError):
                     conn.recv(65536)
             payload = b"HTTP/1.1 200 OK\r\nContent-Type: application/ocsp-response\r\n"
+            if handler == "tls-trickle":  # a TLS handshake record header, then a long body
+                conn.sendall(b"\x16\x03\x03\x40\x00")
+                payload = b"\x00"
             i = 0
             while not stop.is_set():
-                if handler == "trickle":
+                if handler in ("trickle", "tls-trickle"):
                     conn.sendall(payload[i % len(payload) : i % len(payload) + 1])
                     i += 1
                 time.sleep(0.1)
@@ -93,6 +96,14 @@ def trickle() -> Iterator[str]:
 @pytest.fixture
 def silent() -> Iterator[str]:
     yield from _serve("silent")
+
+
+def test_trickling_tls_handshake_hits_the_deadline() -> None:
+    for url in _serve("tls-trickle"):
+        t0 = time.monotonic()
+        with pytest.raises(OcspError, match="did not answer within"):
+            post(url.replace("http://", "https://"), b"x", DEADLINE)
+        assert time.monotonic() - t0 < 3 * DEADLINE
 
 
 def test_trickling_responder_hits_the_deadline(trickle: str) -> None:

@@ -7,9 +7,11 @@ thisUpdate/nextUpdate must bracket the time within the clock-skew tolerance.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
+import threading
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
@@ -200,10 +202,17 @@ def post(url: str, body: bytes, timeout: float) -> bytes:
         raise _late(timeout) from None
     except OSError as exc:
         raise OcspError(f"cannot reach OCSP responder: {exc.strerror or exc}") from None
+    # Per-operation timeouts bound plain TCP reads; a TLS record that trickles in could still
+    # keep one read busy, so a watchdog also shuts the socket down at the deadline.
+    current = [sock]  # the TLS wrapper takes over the descriptor: shut that one down
+    watchdog = threading.Timer(max(deadline - time.monotonic(), 0.0), _shut, (current,))
+    watchdog.daemon = True
+    watchdog.start()
     try:
         if t.tls:
             sock.settimeout(left())
             sock = ssl.create_default_context().wrap_socket(sock, server_hostname=t.host)
+            current[0] = sock
         data = memoryview(_request_bytes(t, body))
         while data:
             sock.settimeout(left())
@@ -214,17 +223,26 @@ def post(url: str, body: bytes, timeout: float) -> bytes:
             sock.settimeout(left())
             chunk = sock.recv(65536)
             if not chunk:
+                left()  # closed by the watchdog: late, not cut short
                 return resp.body(eof=True)
             resp.feed(chunk)
         return resp.body(eof=False)
     except TimeoutError:
         raise _late(timeout) from None
     except ssl.SSLError as exc:
+        left()
         raise OcspError(f"TLS with the OCSP responder failed: {exc.reason or exc}") from None
     except OSError as exc:
+        left()
         raise OcspError(f"OCSP responder connection failed: {exc.strerror or exc}") from None
     finally:
+        watchdog.cancel()
         sock.close()
+
+
+def _shut(current: list[socket.socket]) -> None:
+    with contextlib.suppress(OSError):
+        current[0].shutdown(socket.SHUT_RDWR)
 
 
 async def post_async(url: str, body: bytes, timeout: float) -> bytes:
