@@ -17,6 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from jpki.errors import CrlError
+from jpki.revocation.crl import Crl
 from jpki.revocation.index import RevocationReason
 from jpki.revocation.policy import RevocationStatus, check_revocation
 from jpki.revocation.store import RevocationStore
@@ -341,3 +342,31 @@ def test_store_of_the_name_keyed_schema_is_refused(tmp_path: Path) -> None:
     with sqlite3.connect(old) as db:
         names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert names == {"crl_generation"}
+
+
+def test_undoable_entries_found_in_bulk_match_a_plain_decode(pki: TestPki) -> None:
+    """``SerialIndex.undoable_offsets`` (bulk) equals decoding every entry, template
+    reasonCodes and other extension lists (hold with an invalidityDate) alike."""
+    from jpki.revocation.index import decode_entry
+
+    entries: list[Entry] = []
+    reasons = [None, R.certificate_hold, R.key_compromise, R.remove_from_crl, R.superseded]
+    for i in range(1, 400):
+        reason = reasons[i % len(reasons)]
+        invalid = NOW - 2 * DAY if i % 7 == 0 else None
+        entries.append((i * 7919, reason, NOW - DAY, invalid))
+    crl = Crl.load(make_crl(pki, entries, 1))
+    idx = crl.index
+    _, s, e = crl.layout.revoked or (0, 0, 0)
+    buf = memoryview(crl.der)
+    want = set()
+    pos = s
+    while pos < e:
+        ent = decode_entry(buf, pos, e)
+        if ent.reason in (RevocationReason.CERTIFICATE_HOLD, RevocationReason.REMOVE_FROM_CRL):
+            want.add(pos)
+        pos = ent.offset + 2 + buf[pos + 1]
+    got = set(idx.undoable_offsets().tolist())
+    assert got == want and len(want) > 100
+    keys = idx.undoable_keys()
+    assert not isinstance(keys, set) and len(keys) == len(want)

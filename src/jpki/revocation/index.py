@@ -463,7 +463,6 @@ def _chain_from_first(jump: I64, m: int) -> I64:
 class _Layout:
     serial_end: I64
     serial_len: I64
-    undoable: I64  # offsets of entries whose reason is certificateHold or removeFromCRL
 
 
 def _validate_entries(a: U8, pos: I64, region_end: int) -> _Layout:
@@ -499,7 +498,6 @@ def _validate_entries(a: U8, pos: I64, region_end: int) -> _Layout:
     if len(neg) and (a[s[neg] + 1] >= 0x80).any():
         raise CrlError("non-minimal negative serial number in a CRL entry")
     has_ext = np.flatnonzero(x < end)
-    undoable: I64 = np.zeros(0, pos.dtype)
     if len(has_ext):
         xe = x[has_ext]
         ee = end[has_ext]
@@ -509,19 +507,13 @@ def _validate_entries(a: U8, pos: I64, region_end: int) -> _Layout:
         if not ok_ext.all():
             bad = int(pos[has_ext[np.argmin(ok_ext)]])
             raise CrlError(f"bad crlEntryExtensions in entry at offset {bad}")
-        undoable = pos[has_ext[_check_extensions(a, xe, ee)]]
+        _check_extensions(a, xe, ee)
     s += slen
-    return _Layout(s, slen, undoable)
+    return _Layout(s, slen)
 
 
-_UNDOABLE_CODES = np.array([6, 8], dtype=np.uint8)
-
-
-def _check_extensions(a: U8, x: I64, end: I64) -> I64:
-    """Template reasonCode extensions are checked in bulk; anything else entry by entry.
-
-    Returns the indices (into ``x``) of the entries on hold or removed from the CRL: the store
-    compares them with the CRL they replace (a final revocation is never undone)."""
+def _check_extensions(a: U8, x: I64, end: I64) -> None:
+    """Template reasonCode extensions are checked in bulk; anything else entry by entry."""
     tlen = len(REASON_TEMPLATE)
     regular = (end - x) == tlen + 1
     xr = np.minimum(x, len(a) - tlen - 1)
@@ -530,15 +522,11 @@ def _check_extensions(a: U8, x: I64, end: I64) -> I64:
     codes = a[x[regular] + tlen]
     if not np.isin(codes, _VALID_REASON_BYTES).all():
         raise CrlError("unknown CRL reason code in an entry")
-    out = [np.flatnonzero(regular)[(codes == 6) | (codes == 8)]]
     irregular = np.flatnonzero(~regular)
     if len(irregular):
         buf = memoryview(a.data).cast("B")
         for i in irregular.tolist():
-            reason, _ = _parse_entry_extensions(buf, int(x[i]), int(end[i]))
-            if reason in (RevocationReason.CERTIFICATE_HOLD, RevocationReason.REMOVE_FROM_CRL):
-                out.append(np.array([i], np.int64))
-    return np.sort(np.concatenate(out)).astype(np.int64)
+            _parse_entry_extensions(buf, int(x[i]), int(end[i]))
 
 
 _U64_MAX = (1 << 64) - 1
@@ -581,16 +569,15 @@ def _walk_and_key(
     chunk: int,
     release: Callable[[int], None] | None,
     progress: WalkProgress | None = None,
-) -> tuple[list[U64], Offsets, I64]:
+) -> tuple[list[U64], Offsets]:
     """One pass over ``a[start:end]`` a chunk at a time: chain, validate and key the entries.
 
-    Returns the key columns (most significant first) and the entry offsets, in DER order, and
-    the offsets of the entries on hold or removed from the CRL.
+    Returns the key columns (most significant first) and the entry offsets, in DER order.
     The output arrays are sized for the most entries the list could hold; only the pages
     written become resident. ``release(pos)`` is told when the bytes before ``pos`` are done.
     """
     if start == end:
-        return [np.zeros(0, np.uint64)], np.zeros(0, _offset_dtype(len(a))), np.zeros(0, np.int64)
+        return [np.zeros(0, np.uint64)], np.zeros(0, _offset_dtype(len(a)))
     if end + 3 > len(a):
         raise CrlError("revokedCertificates runs to the end of the data")
     cap = (end - start) // MIN_ENTRY_BYTES + 1
@@ -598,7 +585,6 @@ def _walk_and_key(
     cols: list[U64] = []  # least significant first; a wider serial adds a (zeroed) column
     n = 0
     p = start
-    undoable: list[I64] = []
     while p < end:
         pos, nxt = _walk_chunk(a, p, min(end, p + max(chunk, 1)))
         if nxt > end:
@@ -608,8 +594,6 @@ def _walk_and_key(
         if n + k > cap:  # pragma: no cover - validated entries are >= MIN_ENTRY_BYTES long
             raise CrlError("revokedCertificates entries shorter than possible")
         offs[n : n + k] = pos
-        if len(lay.undoable):
-            undoable.append(lay.undoable.astype(np.int64))
         width = (int(lay.serial_len.max()) + 7) // 8
         part = _keys(a, lay.serial_end, lay.serial_len, width)
         while len(cols) < width:
@@ -627,8 +611,7 @@ def _walk_and_key(
     # leading zero octets (e.g. a 00 sign octet) never need a column of their own
     while len(out) > 1 and not out[0].any():
         out.pop(0)
-    und = np.concatenate(undoable) if undoable else np.zeros(0, np.int64)
-    return out, offs[:n], und
+    return out, offs[:n]
 
 
 def fast_walk(a: U8, start: int, end: int, *, chunk: int = WALK_CHUNK) -> Offsets:
@@ -747,10 +730,8 @@ class SerialIndex:
         region_end: int,
         *,
         packed: _Packing | None = None,
-        undoable: I64 | None = None,
     ) -> None:
         self._buf = buf
-        self._undoable = np.zeros(0, np.int64) if undoable is None else undoable
         self._cols = cols
         self._offsets = offsets
         self._region_end = region_end
@@ -775,9 +756,9 @@ class SerialIndex:
         """
         if not 0 <= start <= end <= len(buf):
             raise CrlError("revokedCertificates outside the CRL")
-        cols, pos, undoable = _walk_and_key(buf, start, end, chunk, release, progress)
+        cols, pos = _walk_and_key(buf, start, end, chunk, release, progress)
         cols, pos, packed = _sort_index(buf, cols, pos)
-        return cls(buf, cols, pos, end, packed=packed, undoable=undoable)
+        return cls(buf, cols, pos, end, packed=packed)
 
     @property
     def columns(self) -> list[U64]:
@@ -815,10 +796,50 @@ class SerialIndex:
     def region_end(self) -> int:
         return self._region_end
 
-    def undoable_entries(self) -> list[RevokedEntry]:
-        """The entries on hold or removed from the CRL (found during the walk, decoded now)."""
+    def undoable_offsets(self) -> Offsets:
+        """Offsets of the entries on hold or removed from the CRL.
+
+        A vectorised pass over the (already validated) entries, made only when asked (the
+        store compares them with the CRL they replace): the lone template reasonCode is read
+        in bulk, any other extension list decoded entry by entry.
+        """
+        a, buf = self._buf, self._view
+        out: list[Offsets] = []
+        tlen = len(REASON_TEMPLATE)
+        n = len(a)
+        for i in range(0, len(self._offsets), _STEP):
+            p = self._offsets[i : i + _STEP].astype(np.int64)
+            hdr, length = _tlv_at(a, p)
+            end = p + hdr + length
+            s = p + hdr  # the INTEGER tag
+            d = s + 2 + a[s + 1].astype(np.int64)
+            x = d + 2 + a[np.minimum(d + 1, n - 1)].astype(np.int64)
+            has_ext = x < end
+            regular = has_ext & ((end - x) == tlen + 1)
+            xr = np.minimum(x, n - tlen - 1)
+            for k in range(tlen):
+                regular &= a[xr + k] == REASON_TEMPLATE[k]
+            code = a[np.minimum(end - 1, n - 1)]
+            out.append(p[regular & ((code == 6) | (code == 8))])
+            odd = [
+                off
+                for off in p[has_ext & ~regular].tolist()
+                if decode_entry(buf, off, self._region_end).reason
+                in (RevocationReason.CERTIFICATE_HOLD, RevocationReason.REMOVE_FROM_CRL)
+            ]
+            out.append(np.array(odd, np.int64))
+        return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+    def undoable_keys(self) -> U64 | set[bytes]:
+        """Sorted keys (one column) or key magnitudes (wider serials) of the undoable entries."""
+        offs = self.undoable_offsets()
+        if len(self._cols) == 1:
+            return np.sort(_keys_at(self._buf, offs)) if len(offs) else np.zeros(0, np.uint64)
         buf = self._view
-        return [decode_entry(buf, int(o), self._region_end) for o in self._undoable.tolist()]
+        return {
+            _magnitude(serial_key_bytes(decode_entry(buf, int(o), self._region_end).serial))
+            for o in offs.tolist()
+        }
 
     def __len__(self) -> int:
         return len(self._offsets)
@@ -941,7 +962,7 @@ def fast_listing(
     a: U8, start: int, end: int, *, chunk: int = WALK_CHUNK
 ) -> list[tuple[bytes, int]]:
     """The fast path's result in ``reference_walk``'s shape (for parity tests and debugging)."""
-    cols, pos, _ = _walk_and_key(a, start, end, chunk, None)
+    cols, pos = _walk_and_key(a, start, end, chunk, None)
     width = 8 * len(cols)
     out: list[tuple[bytes, int]] = []
     for i, off in enumerate(pos.tolist()):

@@ -663,41 +663,48 @@ class RevocationStore:
 
     def _keep_finals(self, db: _Conn, old: int, key: bytes, new: SerialIndex) -> int:
         """Copy into the history each final entry of generation ``old`` that ``new`` does not
-        list as final (dropped, or turned into a hold / removeFromCRL). Returns how many."""
+        list as final (dropped, or turned into a hold / removeFromCRL). Returns how many.
+
+        Keys are compared in bulk, chunk by chunk of the old index; only the old entries whose
+        key the new CRL lacks (or lists as undoable) are decoded.
+        """
         meta = db.one("SELECT number, key_width FROM crl_generation WHERE id=?", (old,))
         if meta is None:
             return 0
         number, w = meta[0], int(meta[1])
         cols = new.columns
-        single = len(cols) == 1 and w == 8
+        undo = new.undoable_keys()
+        single = len(cols) == 1 and w == 8 and not isinstance(undo, set)
         new_keys = cols[0] if single else None
-        new_set: set[bytes] | None = None
+        new_set: set[bytes] = set()
+        undo_set: set[bytes] = set()
         if not single:
             width = 8 * len(cols)
             new_set = {
                 _magnitude(b"".join(int(c[i]).to_bytes(8, "big") for c in cols)[-width:])
                 for i in range(len(new))
             }
+            undo_set = (
+                undo
+                if isinstance(undo, set)
+                else {_magnitude(int(v).to_bytes(8, "big")) for v in undo.tolist()}
+            )
         rows: list[tuple[bytes, bytes, bytes, str | None]] = []
         for first_key, keys in db.q(
             "SELECT first_key, keys FROM crl_chunk WHERE generation=?", (old,)
         ):
             kb = bytes(keys)
             if new_keys is not None:
+                assert not isinstance(undo, set)
                 k = np.frombuffer(kb, ">u8").astype(np.uint64)
-                if len(new_keys):
-                    pos = np.minimum(np.searchsorted(new_keys, k), len(new_keys) - 1)
-                    missing = k[new_keys[pos] != k]
-                else:
-                    missing = k
-                miss_keys = {int(v).to_bytes(8, "big") for v in missing.tolist()}
+                gone = ~_member(k, new_keys) | _member(k, undo)
+                miss_keys = {int(v).to_bytes(8, "big") for v in k[gone].tolist()}
             else:
-                assert new_set is not None
-                miss_keys = {
-                    kb[i : i + w]
-                    for i in range(0, len(kb), w)
-                    if _magnitude(kb[i : i + w]) not in new_set
-                }
+                miss_keys = set()
+                for i in range(0, len(kb), w):
+                    mk = _magnitude(kb[i : i + w])
+                    if mk not in new_set or mk in undo_set:
+                        miss_keys.add(kb[i : i + w])
             if not miss_keys:
                 continue
             chunk = db.one(
@@ -707,14 +714,11 @@ class RevocationStore:
             assert chunk is not None
             ck, ce, cd = bytes(chunk[0]), bytes(chunk[1]), bytes(chunk[2])
             for mk in sorted(miss_keys):
-                for e in _chunk_entries(ck, ce, cd, w, mk):
-                    if is_final(e):
-                        rows.append(self._history_row_entry(key, e, number))
-        # Entries the new CRL holds or removes: the old one may have declared them final.
-        for e in new.undoable_entries():
-            for o in self._lookup_gen(db, old, w, e.serial):
-                if is_final(o):
-                    rows.append(self._history_row_entry(key, o, number))
+                rows.extend(
+                    self._history_row_entry(key, e, number)
+                    for e in _chunk_entries(ck, ce, cd, w, mk)
+                    if is_final(e) and not self._still_final(new, e.serial)
+                )
         if rows:
             db.many(
                 "INSERT INTO crl_final_history (issuer_key, serial_key, entry, crl_number) "
@@ -722,6 +726,12 @@ class RevocationStore:
                 rows,
             )
         return len(rows)
+
+    @staticmethod
+    def _still_final(new: SerialIndex, serial: int) -> bool:
+        # a key listed as undoable may still carry a final entry too (listed twice), or be a
+        # negative/positive serial twin of the undoable one
+        return is_final(new.lookup(serial))
 
     @staticmethod
     def _history_row_entry(
@@ -975,6 +985,14 @@ class RevocationStore:
                     datetime.now(UTC).isoformat(),
                 ),
             )
+
+
+def _member(k: np.ndarray[Any, Any], sorted_keys: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Which of ``k`` are in ``sorted_keys`` (a sorted uint64 array)."""
+    if len(sorted_keys) == 0:
+        return np.zeros(len(k), bool)
+    pos = np.minimum(np.searchsorted(sorted_keys, k), len(sorted_keys) - 1)
+    return np.asarray(sorted_keys[pos] == k)
 
 
 def _with_progress(
