@@ -447,3 +447,63 @@ def test_cli_verify_pdf_exit_codes(
     junk.write_bytes(b"junk")
     res = runner.invoke(main, ["verify", "pdf", str(junk)])
     assert res.exit_code == 2 and "Traceback" not in res.output
+
+
+def test_revocation_from_the_store_at_signing_time(
+    card: JpkiAp, tsa: TestTsa, test_pki: TestPki, anchors: list[JpkiCertificate], tmp_path: Path
+) -> None:
+    from jpki.revocation.store import RevocationStore
+
+    pdf = sign_pdf(card, minimal_pdf(), _pin, tsa_url=tsa.url)
+    serial = x509.load_der_x509_certificate(card.read_certificate("sign")).serial_number
+    now = datetime.now(UTC) + timedelta(hours=2)
+    crl = test_pki.make_crl(
+        entries=[(serial, x509.ReasonFlags.affiliation_changed, now - timedelta(minutes=60))],
+        this_update=now - timedelta(minutes=30),
+    )
+    db = tmp_path / "rev.db"
+    with RevocationStore(db) as store:
+        store.load(crl, [test_pki.sign_ca.cert])
+        src = RevocationSources(store=store)
+        proven = verify_pdf(
+            pdf, trust_anchors=anchors, timestamp_trust=anchors, revocation=src, at=now
+        )
+        unproven = verify_pdf(pdf, trust_anchors=anchors, revocation=src, at=now)
+    assert proven.status is Status.VALID, proven.to_dict()
+    assert unproven.status is Status.INVALID
+    f = tmp_path / "signed.pdf"
+    f.write_bytes(pdf)
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(test_pki.sign_ca.cert.public_bytes(serialization.Encoding.PEM))
+    base = [
+        "verify",
+        "pdf",
+        str(f),
+        "--trust",
+        str(ca),
+        "--store",
+        str(db),
+        "--at",
+        now.isoformat(),
+    ]
+    ok = CliRunner().invoke(main, [*base, "--tsa-trust", str(ca)])
+    assert ok.exit_code == 0, ok.output
+    assert CliRunner().invoke(main, base).exit_code == 1
+
+
+def test_document_timestamp_after_the_signature(
+    signed: bytes, tsa: TestTsa, anchors: list[JpkiCertificate]
+) -> None:
+    from pyhanko.sign.signers import PdfTimeStamper
+    from pyhanko.sign.timestamps import HTTPTimeStamper
+
+    w = IncrementalPdfFileWriter(io.BytesIO(signed))
+    out = PdfTimeStamper(HTTPTimeStamper(tsa.url)).timestamp_pdf(w, "sha256")
+    stamped = out.getvalue()
+    r = verify_pdf(stamped, trust_anchors=anchors, timestamp_trust=anchors)
+    assert r.status is Status.VALID, r.to_dict()
+    kinds = [(s.kind, s.status) for s in r.signatures]
+    assert kinds == [("signature", Status.VALID), ("document timestamp", Status.VALID)]
+    assert r.signatures[1].signing_time_proven
+    # Untrusted TSA: the document timestamp proves nothing, and the document is not valid.
+    assert verify_pdf(stamped, trust_anchors=anchors).status is Status.INDETERMINATE

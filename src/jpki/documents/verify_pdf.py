@@ -27,6 +27,7 @@ from asn1crypto import cms as asn1_cms
 
 from jpki.cert import CertKind, JpkiCertificate
 from jpki.errors import DocumentError, JpkiError, UsageError
+from jpki.policy import Policy
 from jpki.revocation.policy import (
     RevocationPolicy,
     RevocationReason,
@@ -136,22 +137,31 @@ class PdfVerification:
         return d
 
 
-def _checker(sources: RevocationSources, signing_time: datetime, now: datetime) -> RevocationCheck:
-    """Ask the sources as of ``now``; read the answer for ``signing_time``."""
+def _checker(
+    sources: RevocationSources,
+    signing_time: datetime,
+    now: datetime,
+    asked: dict[tuple[bytes, bytes], RevocationResult],
+) -> RevocationCheck:
+    """Ask the sources as of ``now`` (once per certificate, kept in ``asked``); read the
+    answer for ``signing_time``."""
     from jpki.revocation.policy import check_revocation
 
     policy = RevocationPolicy(soft_fail=sources.soft_fail)
 
     def check(cert: JpkiCertificate, issuer: JpkiCertificate, _at: datetime) -> RevocationOutcome:
-        res = check_revocation(
-            cert,
-            issuer,
-            crls=sources.crls,
-            ocsp_url=sources.ocsp_url,
-            store=sources.store,
-            at=now,
-            policy=policy,
-        )
+        key = (cert.fingerprint_sha256, issuer.fingerprint_sha256)
+        res = asked.get(key)
+        if res is None:
+            res = asked[key] = check_revocation(
+                cert,
+                issuer,
+                crls=sources.crls,
+                ocsp_url=sources.ocsp_url,
+                store=sources.store,
+                at=now,
+                policy=policy,
+            )
         if (
             res.status is RevocationStatus.REVOKED
             and res.revoked_at is not None
@@ -386,14 +396,26 @@ def _one(
         when = ts_info.time
     else:
         when = _claimed_time(emb, one.signing_time if one else None) or now
-    rev_at = _checker(sources, when, now) if sources.given and anchors else None
-    rev_now = _checker(sources, now, now) if sources.given and anchors else None
-    at_signing = verify_cms(cms_der, content=signed, trust_anchors=anchors, at=when,
-                            revocation=rev_at, soft_fail=sources.soft_fail,
-                            timestamp_trust=tsa_anchors)  # fmt: skip
-    at_now = verify_cms(cms_der, content=signed, trust_anchors=anchors, at=now,
-                        revocation=rev_now, soft_fail=sources.soft_fail,
-                        timestamp_trust=tsa_anchors)  # fmt: skip
+    # One question per certificate to the sources serves both readings (then and now).
+    asked: dict[tuple[bytes, bytes], RevocationResult] = {}
+    use = sources.given and bool(anchors)
+
+    def policy(at: datetime, check: RevocationCheck | None) -> Policy:
+        return Policy(
+            anchors=tuple(anchors or ()),
+            at=at,
+            revocation=check,
+            soft_fail=sources.soft_fail and check is not None,
+            timestamp_anchors=tuple(tsa_anchors or ()),
+        )
+
+    rev_at = _checker(sources, when, now, asked) if use else None
+    at_signing = verify_cms(cms_der, policy(when, rev_at), content=signed)
+    if when is now:
+        at_now = at_signing  # no time claimed: "then" is "now"
+    else:
+        rev_now = _checker(sources, now, now, asked) if use else None
+        at_now = verify_cms(cms_der, policy(now, rev_now), content=signed)
     reasons = list(problems)
     if proven:
         reasons.append(f"signing time {when.isoformat()} proven by the signature timestamp")
