@@ -342,6 +342,7 @@ class CertificateCache:
         self._verdicts: LruCache[tuple[object, ...], _Verdict] = LruCache(size)
         self._anchor_sets: LruCache[tuple[bytes, ...], _Anchors] = LruCache(256)
         self._by_bytes: LruCache[bytes, JpkiCertificate] = LruCache(size)
+        self._anchor_ids: dict[int, tuple[tuple[JpkiCertificate, ...], _Anchors]] = {}
 
     def load(self, der: bytes) -> JpkiCertificate:
         """The certificate for DER (or PEM/base64) bytes, parsed once per fingerprint."""
@@ -366,11 +367,21 @@ class CertificateCache:
         return found
 
     def anchors(self, anchors: Sequence[JpkiCertificate]) -> _Anchors:
+        # A verifier passes the same tuple on every call: know it by identity (a tuple cannot
+        # change; the entry holds it, so its id stays its own).
+        if type(anchors) is tuple:
+            held = self._anchor_ids.get(id(anchors))
+            if held is not None and held[0] is anchors:
+                return held[1]
         key = tuple(a.fingerprint_sha256 for a in anchors)
         found = self._anchor_sets.get(key)
         if found is None:
             found = _Anchors([self.facts(a) for a in anchors])
             self._anchor_sets.put(key, found)
+        if type(anchors) is tuple:
+            if len(self._anchor_ids) >= 256:
+                self._anchor_ids.clear()
+            self._anchor_ids[id(anchors)] = (anchors, found)
         return found
 
     def clear(self) -> None:
@@ -378,6 +389,7 @@ class CertificateCache:
         self._verdicts.clear()
         self._anchor_sets.clear()
         self._by_bytes.clear()
+        self._anchor_ids.clear()
 
 
 class _Anchors:
@@ -389,7 +401,7 @@ class _Anchors:
         self.key = tuple(sorted(self.fingerprints))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Verdict:
     """The time-independent part of a flat-chain decision, plus the validity window."""
 
@@ -397,6 +409,7 @@ class _Verdict:
     problem: str | None  # None: the path is valid (inside the window)
     not_before: datetime
     not_after: datetime
+    ok: FlatChain | None = None  # the valid answer, once made (immutable, shared)
 
 
 @dataclass(frozen=True)
@@ -461,13 +474,20 @@ def flat_chain(
                 f"the certificate expired {verdict.not_after.isoformat()} "
                 f"(validation time {at.isoformat()})"
             )
-    return FlatChain(
+        else:
+            ok = verdict.ok  # the answer of every repeat inside the window: made once
+            if ok is not None and ok.cert is cert:
+                return ok
+    found = FlatChain(
         anchor=verdict.anchor.cert,
         cert=cert,
         problem=problem,
         chain=(verdict.anchor.human_subject, facts.human_subject),
         anchor_key_id=verdict.anchor.key_id_text,
     )
+    if problem is None:
+        verdict.ok = found
+    return found
 
 
 def _signed_by(leaf: _Facts, anchor: _Facts) -> bool:

@@ -24,7 +24,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from os import PathLike
 from pathlib import Path
@@ -242,7 +242,7 @@ class LoginVerifier:
         )
         self.ttl = ttl
         self.nonce_bytes = nonce_bytes
-        self.trust_anchors = trust_anchors
+        self.trust_anchors = None if trust_anchors is None else tuple(trust_anchors)
         self.revocation = revocation
         self.soft_fail = soft_fail
         self.clock = clock
@@ -322,7 +322,12 @@ class LoginVerifier:
         else:
             more = tuple(r for r in chain.reasons if r not in result.reasons)
             status = worst((result.status, chain.status))
-        return replace(result, status=status, reasons=result.reasons + more, account_key=key)
+        # dataclasses.replace re-runs every field through __init__ (slow for a frozen class);
+        # a login takes one plain copy of the result's fields, whatever fields it has.
+        out = object.__new__(type(result))
+        out.__dict__.update(result.__dict__)
+        out.__dict__.update(status=status, reasons=result.reasons + more, account_key=key)
+        return out
 
     def verify(
         self,
