@@ -21,6 +21,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
@@ -34,7 +35,7 @@ from jpki.cert import JpkiCertificate
 from jpki.errors import CertificateError, JpkiError, RevocationError, RevokedError, UsageError
 from jpki.revocation.crl import Crl
 from jpki.revocation.policy import RevocationPolicy, check_revocation
-from jpki.verify.flat import flat_chain
+from jpki.verify.flat import FlatChain, flat_chain
 from jpki.verify.result import Status, VerificationResult, worst
 from jpki.verify.signature import Purpose, key_usage_problems, purpose_of
 
@@ -191,12 +192,16 @@ class _Built:
     chain: tuple[str, ...] = ()
     anchor_key_id: str = "none"
 
-    @property
+    @cached_property
     def pairs(self) -> list[tuple[JpkiCertificate, JpkiCertificate]]:
         """(certificate, issuer) for every non-anchor certificate of a valid path."""
         if self.status is not Status.VALID:
             return []
         return list(zip(self.certs[1:], self.certs[:-1], strict=True))
+
+    @cached_property
+    def lead(self) -> str:
+        return f"chains to trusted CA {self.chain[0]} (key id {self.anchor_key_id})"
 
 
 def _prelude(
@@ -237,7 +242,19 @@ def _build(
         return _run(_certvalidator(cert, trust_anchors, at, intermediates, purp, policies))
     if flat.problem is not None:
         return _Built(Status.INVALID, flat.problem)
-    return _Built(Status.VALID, None, (flat.anchor, cert), flat.chain, flat.anchor_key_id)
+    # The flat path hands back one shared answer per certificate while it stays valid: so
+    # does this (its reasons are then formatted once, not per login).
+    held = _FLAT_BUILT.get(id(flat))
+    if held is not None and held[0] is flat:
+        return held[1]
+    built = _Built(Status.VALID, None, (flat.anchor, cert), flat.chain, flat.anchor_key_id)
+    if len(_FLAT_BUILT) >= 4096:
+        _FLAT_BUILT.clear()
+    _FLAT_BUILT[id(flat)] = (flat, built)
+    return built
+
+
+_FLAT_BUILT: dict[int, tuple[FlatChain, _Built]] = {}
 
 
 async def _certvalidator(
@@ -302,7 +319,7 @@ def _result(
     }
     if built.status is not Status.VALID:
         return VerificationResult(built.status, (built.why or "", *problems), **base)
-    reasons = [f"chains to trusted CA {built.chain[0]} (key id {built.anchor_key_id})"]
+    reasons = [built.lead]
     status = Status.INVALID if problems else Status.VALID
     reasons += problems + notes
     if revocation is None:
