@@ -36,6 +36,8 @@ class Purpose(StrEnum):
 
 def purpose_of(value: Purpose | str) -> Purpose:
     """Normalise a purpose name; ``UsageError`` for anything unknown."""
+    if isinstance(value, Purpose):
+        return value
     try:
         return Purpose(value)
     except ValueError:
