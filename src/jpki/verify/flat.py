@@ -337,7 +337,7 @@ class CertificateCache:
     ``JpkiCertificate`` per fingerprint, so a repeat login parses nothing.
     """
 
-    def __init__(self, size: int = 65536) -> None:
+    def __init__(self, size: int = 16384) -> None:
         self._facts: LruCache[bytes, _Facts] = LruCache(size)
         self._verdicts: LruCache[tuple[object, ...], _Verdict] = LruCache(size)
         self._anchor_sets: LruCache[tuple[bytes, ...], _Anchors] = LruCache(256)
