@@ -74,7 +74,51 @@ RULES: list[tuple[str, list[Path], set[str]]] = [
     ("trust", _files("trust"), CORE | {"jpki.cert", "jpki.trust"}),
     ("trust/cvca", [SRC / "trust" / "cvca.py"], CORE),
     ("testing/pki", [SRC / "testing" / "pki.py"], CORE | {"jpki.cert"}),
+    (
+        "documents",
+        _files("documents"),
+        CORE
+        | {"jpki.transport.base", "jpki.card", "jpki.cert", "jpki.trust", "jpki.revocation"}
+        | {"jpki.verify", "jpki.documents"},
+    ),
+    # The service sits above the relying-party layers, below the CLI, never on the test PKI.
+    (
+        "service",
+        _files("service"),
+        CORE
+        | {"jpki.service", "jpki.cert", "jpki.trust", "jpki.verify", "jpki.revocation"}
+        | {"jpki.documents"},
+    ),
 ]
+
+#: Only this module of the service calls the verifiers and the revocation layer.
+SERVICE_ADAPTER = SRC / "service" / "adapter.py"
+
+
+def test_service_calls_the_library_through_its_adapter() -> None:
+    bad = {
+        f"{path.relative_to(SRC)} imports {target}"
+        for path in _files("service")
+        if path != SERVICE_ADAPTER
+        for target in _imports(path)
+        if _allowed(target, {"jpki.verify", "jpki.revocation", "jpki.documents"})
+    }
+    assert not bad, sorted(bad)
+
+
+def test_pyhanko_only_in_documents_and_cli() -> None:
+    # pyHanko is the `pdf` extra: verify/, revocation/ and the core must work without it.
+    bad = {
+        f"{path.relative_to(SRC)} imports {target}"
+        for path in SRC.rglob("*.py")
+        if path.relative_to(SRC).parts[0] not in ("documents", "cli")
+        for target in _imports(path)
+        if target == "pyhanko" or target.startswith("pyhanko.")
+    }
+    assert not bad, sorted(bad)
+    assert any(t.startswith("pyhanko.") for t in _imports(SRC / "documents" / "pdf.py")), (
+        "the checker must see documents/ importing pyhanko"
+    )
 
 
 @pytest.mark.parametrize(("layer", "files", "allowed"), RULES, ids=[r[0] for r in RULES])

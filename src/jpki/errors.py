@@ -189,3 +189,14 @@ class BadAddressError(TransportError, UsageError):
 
 class TlvTruncatedError(TlvError):
     """The TLV data ends before a tag, length or value it announces is complete."""
+
+
+# --- signed documents (owner: documents) ----------------------------------------------------
+
+
+class DocumentError(ParseError):
+    """A PDF (or other document to sign or verify) cannot be read or used as asked."""
+
+
+class TimestampError(JpkiError):
+    """A timestamp authority could not be reached or gave no usable timestamp."""

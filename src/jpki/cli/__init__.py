@@ -31,6 +31,9 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "crl": ("revocation", "inspect CRLs"),
     "revocation": ("revocation", "revocation checks, the revocation store, monitoring"),
     "conformance": ("conformance", "run the card conformance suite"),
+    "serve": ("serve", "the verification service for relying parties; its API keys"),
+    "audit": ("serve", "verify and export the service's audit record"),
+    "login": ("login", "log in at a jpki serve service with the card"),
 }
 
 

@@ -504,3 +504,5 @@ def surface_cmd(
 
 
 commands: list[click.Command] = [card_group]
+
+from jpki.cli import documents as _documents  # noqa: E402, F401  (sign-cms, sign-pdf)

@@ -299,3 +299,5 @@ def monitor_cmd(
 
 
 commands: list[click.Command] = [crl_group, revocation_group]
+
+revocation_group.add_command(__import__("jpki.cli.revocation_sync", fromlist=["sync_cmd"]).sync_cmd)

@@ -187,6 +187,9 @@ def signature_cmd(
                    "the signatures are checked, not the chain.")  # fmt: skip
 @click.option("--at", "at", metavar="TIME", help="Validation time (ISO 8601; default now).")
 @click.option("--purpose", type=_PURPOSES, default="sign", show_default=True)
+@click.option("--tsa-trust", "tsa_trust", multiple=True, metavar="CA",
+              help="Trusted CA of timestamp authorities (signature timestamps); "
+                   "repeatable. Without it a timestamp is reported, not proven.")  # fmt: skip
 @revocation_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @handle_errors
@@ -197,6 +200,7 @@ def cms_cmd(
     trust: tuple[str, ...],
     at: str | None,
     purpose: str,
+    tsa_trust: tuple[str, ...],
     crl_files: tuple[str, ...],
     ocsp_url: str | None,
     soft_fail: bool,
@@ -216,6 +220,7 @@ def cms_cmd(
         purpose=purpose,
         revocation=revocation,
         soft_fail=soft_fail,
+        timestamp_trust=_anchors(tsa_trust) or None,
     )
     _finish(result, as_json)
 
@@ -398,3 +403,5 @@ def batch_cmd(manifest: str, workers: int | None, as_json: bool) -> None:
 
 
 commands: list[click.Command] = [verify_group]
+
+from jpki.cli import verify_pdf as _verify_pdf  # noqa: E402, F401  (verify pdf)

@@ -22,7 +22,7 @@ from jpki.digestinfo import PREFIXES
 from jpki.errors import JpkiError, SignatureFormatError, UsageError
 from jpki.verify.digest import OID_TO_HASH, HashAlgorithm, digest_of
 from jpki.verify.path import RevocationCheck, validate_chain
-from jpki.verify.result import Status, VerificationResult, worst
+from jpki.verify.result import Status, TimestampInfo, VerificationResult, worst
 from jpki.verify.signature import (
     Purpose,
     check_rsa_pkcs1,
@@ -31,6 +31,7 @@ from jpki.verify.signature import (
     rsa_public_key,
     validity_problems,
 )
+from jpki.verify.timestamp import signature_timestamp_tokens, verify_timestamp_token
 
 _ASN1_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError)
 _RSA_OIDS = {
@@ -59,6 +60,8 @@ class SignerInfo:
     message_digest_attr: bytes | None
     signing_time: datetime | None
     attribute_problems: tuple[str, ...]
+    #: DER of each RFC 3161 signatureTimeStampToken (unsigned attribute).
+    timestamp_tokens: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -213,6 +216,7 @@ def _parse_signer(
         message_digest_attr=mdigest,
         signing_time=stime,
         attribute_problems=tuple(problems),
+        timestamp_tokens=tuple(signature_timestamp_tokens(si)),
     )
 
 
@@ -232,6 +236,7 @@ def verify_cms(
     purpose: Purpose | str = Purpose.SIGN,
     revocation: RevocationCheck | None = None,
     soft_fail: bool = False,
+    timestamp_trust: Sequence[JpkiCertificate] | None = None,
 ) -> VerificationResult:
     """Verify every signer of a CMS SignedData; the overall status is the worst signer's.
 
@@ -239,6 +244,9 @@ def verify_cms(
     embedded ones. With ``trust_anchors`` each signer's chain is validated at ``at``
     (default: now); without, only the signatures, key usage and validity are checked and a
     reason says the chain was not. The signingTime attribute is reported, not trusted.
+    A signature timestamp (RFC 3161 unsigned attribute) is checked and reported in
+    ``timestamp``: proven with ``timestamp_trust`` (TSA anchors), else indeterminate; a token
+    that does not match the signature makes the signer invalid.
     """
     if at is not None and (at.tzinfo is None or at.utcoffset() is None):
         raise UsageError("validation time must be timezone-aware")
@@ -260,7 +268,13 @@ def verify_cms(
         return VerificationResult(Status.INVALID, ("the CMS structure has no signers",))
     pool = sd.certificates + extra
     results = tuple(
-        _verify_signer(s, signed_content, pool, trust_anchors, when, purp, revocation, soft_fail)
+        _with_timestamp(
+            _verify_signer(
+                s, signed_content, pool, trust_anchors, when, purp, revocation, soft_fail
+            ),
+            s,
+            timestamp_trust,
+        )
         for s in sd.signers
     )
     status = worst(r.status for r in results)
@@ -280,7 +294,29 @@ def verify_cms(
         signing_time=first.signing_time if n == 1 else None,
         chain=first.chain if n == 1 else (),
         signers=results,
+        timestamp=first.timestamp if n == 1 else None,
     )
+
+
+def _with_timestamp(
+    result: VerificationResult, s: SignerInfo, trust: Sequence[JpkiCertificate] | None
+) -> VerificationResult:
+    if not s.timestamp_tokens:
+        return result
+    if len(s.timestamp_tokens) > 1:
+        # Several tokens are allowed; the first is reported, the others are not vouched for.
+        note = f" ({len(s.timestamp_tokens) - 1} further token(s) not checked)"
+    else:
+        note = ""
+    ts: TimestampInfo = verify_timestamp_token(
+        s.timestamp_tokens[0], s.signature, trust_anchors=trust
+    )
+    when = ts.time.isoformat() if ts.time else "unreadable time"
+    line = f"signature timestamp {when}" + (f" by {ts.tsa}" if ts.tsa else "")
+    line += f": {ts.status.value}{note}: " + "; ".join(ts.reasons)
+    # Only a token contradicting the signature spoils it; an unproven one is just reported.
+    worse = Status.INVALID if ts.status is Status.INVALID else None
+    return replace(result.with_reasons(line, status=worse), timestamp=ts)
 
 
 def _verify_signer(

@@ -32,6 +32,26 @@ def worst(statuses: Iterable[Status]) -> Status:
 
 
 @dataclass(frozen=True)
+class TimestampInfo:
+    """An RFC 3161 timestamp token's verdict: the time it proves and why (or why not)."""
+
+    status: Status
+    reasons: tuple[str, ...] = ()
+    #: genTime of the token (None if it could not be read).
+    time: datetime | None = None
+    #: Subject of the TSA certificate.
+    tsa: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"status": self.status.value, "reasons": list(self.reasons)}
+        if self.time is not None:
+            d["time"] = self.time.isoformat()
+        if self.tsa is not None:
+            d["tsa"] = self.tsa
+        return d
+
+
+@dataclass(frozen=True)
 class VerificationResult:
     """What a verifier decided and why.
 
@@ -54,6 +74,8 @@ class VerificationResult:
     chain: tuple[str, ...] = ()
     #: CMS: one result per signer.
     signers: tuple[VerificationResult, ...] = field(default=())
+    #: CMS: the signer's signature timestamp (RFC 3161 unsigned attribute), if present.
+    timestamp: TimestampInfo | None = None
 
     @property
     def valid(self) -> bool:
@@ -77,4 +99,6 @@ class VerificationResult:
             d["chain"] = list(self.chain)
         if self.signers:
             d["signers"] = [s.to_dict() for s in self.signers]
+        if self.timestamp is not None:
+            d["timestamp"] = self.timestamp.to_dict()
         return d

@@ -1,0 +1,168 @@
+"""The service database: SQLite in a data directory by default, PostgreSQL for a fleet.
+
+One small SQL dialect for both (``?`` placeholders, rewritten for psycopg). Every method is
+synchronous and short; the app runs them in threads. State that must hold across a fleet
+lives here and nowhere else: challenges (single use), API keys, the current CRLs, the audit
+record. Serialised writers (the audit chain, CRL replacement) take one database-wide lock:
+``BEGIN IMMEDIATE`` in SQLite, a transaction-scoped advisory lock in PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from jpki.errors import JpkiError, UsageError
+
+
+class ServiceDbError(JpkiError):
+    """The service database is unreachable or unusable."""
+
+
+_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS svc_challenge (
+        id TEXT PRIMARY KEY, nonce {blob} NOT NULL, expires_at DOUBLE PRECISION NOT NULL,
+        used INTEGER NOT NULL DEFAULT 0, origin TEXT NOT NULL, result TEXT)""",
+    "CREATE INDEX IF NOT EXISTS svc_challenge_expiry ON svc_challenge (expires_at)",
+    """CREATE TABLE IF NOT EXISTS svc_api_key (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL, key_sha256 TEXT NOT NULL UNIQUE,
+        rate_per_minute INTEGER NOT NULL, created_at TEXT NOT NULL, revoked_at TEXT)""",
+    """CREATE TABLE IF NOT EXISTS svc_crl (
+        sha256 TEXT PRIMARY KEY, slot TEXT NOT NULL, issuer TEXT NOT NULL,
+        issuer_key_id TEXT NOT NULL, is_delta INTEGER NOT NULL, number TEXT,
+        this_update TEXT NOT NULL, next_update TEXT, entries INTEGER NOT NULL,
+        loaded_at TEXT NOT NULL, der {blob} NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS svc_crl_current (
+        slot TEXT PRIMARY KEY, sha256 TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS svc_anchor (fingerprint TEXT PRIMARY KEY, der {blob} NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS svc_audit (
+        seq BIGINT PRIMARY KEY, at TEXT NOT NULL, body TEXT NOT NULL,
+        prev_hash TEXT NOT NULL, hash TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS svc_state (name TEXT PRIMARY KEY, value TEXT NOT NULL)""",
+]
+
+
+class _Cursor(Protocol):
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+class Tx(Protocol):
+    """What a transaction body sees: ``execute(sql, params)`` with ``?`` placeholders."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> _Cursor: ...
+
+
+@dataclass(frozen=True)
+class _PgTx:
+    conn: Any
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> _Cursor:
+        return self.conn.execute(sql.replace("?", "%s"), tuple(params))  # type: ignore[no-any-return]
+
+
+class Database:
+    """Open the database at ``url``: ``sqlite:///PATH``, a plain path, or ``postgresql://…``."""
+
+    def __init__(self, url: str, *, pool_size: int = 8) -> None:
+        self.url = url
+        self.is_postgres = url.startswith(("postgresql://", "postgres://"))
+        self._pg_pool: Any = None
+        self._local = threading.local()
+        if self.is_postgres:
+            try:
+                from psycopg_pool import ConnectionPool
+            except ImportError:  # pragma: no cover - the serve extra brings it
+                raise UsageError(
+                    "PostgreSQL needs psycopg and psycopg-pool (jpki[serve])"
+                ) from None
+            self._pg_pool = ConnectionPool(
+                url, min_size=1, max_size=pool_size, open=False, kwargs={"autocommit": True}
+            )
+            try:
+                self._pg_pool.open(wait=True, timeout=15)
+            except Exception as exc:
+                raise ServiceDbError(f"cannot reach PostgreSQL: {_one_line(exc)}") from None
+        else:
+            path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
+            self.path = Path(path)
+            if not self.path.parent.is_dir():
+                raise UsageError(f"database directory {self.path.parent} does not exist")
+        self._init_schema()
+
+    @property
+    def display(self) -> str:
+        return display_url(self.url)
+
+    def close(self) -> None:
+        if self._pg_pool is not None:
+            self._pg_pool.close()
+
+    def _init_schema(self) -> None:
+        blob = "BYTEA" if self.is_postgres else "BLOB"
+        # Exclusive: PostgreSQL's CREATE TABLE IF NOT EXISTS races between fleet members.
+        with self.transaction(exclusive=True) as tx:
+            for stmt in _SCHEMA:
+                tx.execute(stmt.format(blob=blob))
+
+    def _sqlite(self) -> sqlite3.Connection:
+        # One connection per thread: sqlite3 connections must not cross threads, and a
+        # thread pool reuses its threads, so this costs one open per thread, not per call.
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed audit record survives a power cut, not only a process crash.
+            conn.execute("PRAGMA synchronous=FULL")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def transaction(self, *, exclusive: bool = False) -> Iterator[Tx]:
+        """One transaction; ``exclusive`` serialises it against every other exclusive one."""
+        try:
+            if self.is_postgres:
+                with self._pg_pool.connection() as conn, conn.transaction():
+                    tx = _PgTx(conn)
+                    if exclusive:
+                        tx.execute("SELECT pg_advisory_xact_lock(?)", (0x6A706B69,))
+                    yield tx
+            else:
+                conn = self._sqlite()
+                conn.execute("BEGIN IMMEDIATE" if exclusive else "BEGIN")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+        except JpkiError:
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            raise ServiceDbError(f"service database {self.display}: {_one_line(exc)}") from None
+        except Exception as exc:
+            if type(exc).__module__.startswith("psycopg"):
+                raise ServiceDbError(f"service database {self.display}: {_one_line(exc)}") from None
+            raise
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self.transaction() as tx:
+            return list(tx.execute(sql, params).fetchall())
+
+
+def display_url(url: str) -> str:
+    """A database URL without its password (for logs and messages)."""
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in creds:
+        return url
+    return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+
+
+def _one_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -1,0 +1,124 @@
+"""The /login page in real headless chromium; the card side is `jpki login` on the simulator."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from jpki.cli import main
+from jpki.service.app import ServiceConfig
+from jpki.sim.profile import DEFAULT_PINS, KeyId
+from jpki.testing.pki import sample_person
+from jpki.verify import account_key
+from service_helpers import REPO, add_key, make_pki, thread_service
+
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    tmp = tmp_path_factory.mktemp("page")
+    pki = make_pki(tmp / "pki")
+    crl_dir = tmp / "crls"
+    crl_dir.mkdir()
+    (crl_dir / "auth.crl").write_bytes(pki.crl("auth", 1))
+    db = str(tmp / "service.sqlite")
+    config = ServiceConfig(db_url=db, anchors=pki.anchors(), crl_dir=crl_dir, workers=1)
+    with thread_service(config) as (base, _app):
+        yield base, db
+
+
+def _login(url: str, profile: Path, monkeypatch: pytest.MonkeyPatch, *extra: str) -> Any:
+    monkeypatch.setenv("TEST_AUTH_PIN", DEFAULT_PINS[KeyId.AUTH_PIN])
+    return CliRunner().invoke(
+        main,
+        ["login", url, "--sim", str(profile), "--pin-env", "TEST_AUTH_PIN", "--json", *extra],
+    )
+
+
+def _sim_account(profile: Path) -> str:
+    from jpki.cert import JpkiCertificate
+    from jpki.sim import open_simulated_card
+
+    card = open_simulated_card(profile)
+    return account_key(JpkiCertificate.load(card.profile.auth_cert))
+
+
+@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="chromium/chromedriver not installed")
+def test_login_page_in_headless_chromium(
+    service: tuple[str, str], sim_profile: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    base, _db = service
+    opts = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        opts.add_argument(arg)
+    assert CHROMIUM and CHROMEDRIVER
+    opts.binary_location = CHROMIUM
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    try:
+        driver.get(base + "/login")
+        wait = WebDriverWait(driver, 30)
+        link = wait.until(lambda d: d.find_element(By.ID, "link").get_attribute("value"))
+        assert "/login/c/" in link
+        assert driver.find_elements(By.CSS_SELECTOR, "#qr svg"), "no QR code shown"
+        assert "waiting" in driver.find_element(By.ID, "status").text
+        res = _login(link, sim_profile, monkeypatch)
+        assert res.exit_code == 0, res.output
+        answer = json.loads(res.output)
+        assert answer["status"] == "valid"
+        want = _sim_account(sim_profile)
+        shown = wait.until(lambda d: d.find_element(By.ID, "account").text)
+        assert shown == want == answer["account_key"]
+        assert "verified" in driver.find_element(By.ID, "status").text
+    except BaseException:
+        ARTIFACTS.mkdir(exist_ok=True)
+        shot = ARTIFACTS / f"login-page-{int(time.time())}.png"
+        driver.save_screenshot(str(shot))
+        print(f"screenshot of the failing login page: {shot}")
+        raise
+    finally:
+        driver.quit()
+
+
+def test_jpki_login_against_the_api(
+    service: tuple[str, str], sim_profile: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, db = service
+    monkeypatch.setenv("TEST_API_KEY", add_key(db, "shop"))
+    res = _login(base, sim_profile, monkeypatch, "--api-key-env", "TEST_API_KEY")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["status"] == "valid" and out["account_key"] == _sim_account(sim_profile)
+    # Without the key: refused by the service, a clean error and no traceback.
+    res = _login(base, sim_profile, monkeypatch)
+    assert res.exit_code != 0 and "401" in res.output and "Traceback" not in res.output
+    # A page link used twice: the second login is refused.
+    page = httpx.post(base + "/login/challenges").json()
+    assert _login(page["link"], sim_profile, monkeypatch).exit_code == 0
+    again = _login(page["link"], sim_profile, monkeypatch)
+    assert again.exit_code == 1 and "already used" in again.output
+    # Neither the PIN nor the holder's My Number reaches the service's records.
+    my_number = sample_person(0).my_number
+    raw = Path(db).read_bytes()
+    assert my_number.encode() not in raw
+    with sqlite3.connect(db) as c:
+        bodies = [json.loads(r[0]) for r in c.execute("SELECT body FROM svc_audit")]
+    assert bodies
+    for rec in bodies:
+        assert "pin" not in json.dumps(rec).lower().replace("pinned", "")
