@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from jpki.revocation.crl import Crl
 from jpki.testing.crl import synthetic_crl
 from jpki.testing.pki import TestPki, sample_person
-from jpki.verify import LoginVerifier, MemoryChallengeStore, Status, revocation_checker
+from jpki.verify import LoginVerifier, MemoryChallengeStore, Policy, Status, revocation_checker
 
 
 def setup(crl_entries: int) -> tuple[LoginVerifier, rsa.RSAPrivateKey, bytes, int]:
@@ -60,8 +60,7 @@ def setup(crl_entries: int) -> tuple[LoginVerifier, rsa.RSAPrivateKey, bytes, in
     crl = Crl.load(syn.der)
     verifier = LoginVerifier(
         MemoryChallengeStore(),
-        trust_anchors=[pki.auth_ca.jpki],
-        revocation=revocation_checker(crls=[crl]),
+        Policy(anchors=[pki.auth_ca.jpki], revocation=revocation_checker(crls=[crl])),
         clock=lambda: now,
     )
     return verifier, auth.key, auth.der, len(crl)

@@ -24,13 +24,15 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
+from jpki.cert import JpkiCertificate
 from jpki.testing.pki import TestPki, sample_person
-from jpki.verify import BatchItem, Status, verify_batch
+from jpki.verify import BatchItem, Policy, Status, verify_batch
 
 _ROW = re.compile(r"^rsa\s+2048\s+bits\s+\S+\s+\S+\s+([\d.]+)\s+([\d.]+)\s*$", re.MULTILINE)
 
@@ -98,7 +100,15 @@ def crypto_loop(items: list[BatchItem]) -> Callable[[], int]:
     return run
 
 
+def bench_policy() -> Policy:
+    """Trust the test signing CA (the items' issuer), at a time inside its validity."""
+    ca = JpkiCertificate.load(TestPki().sign_ca.der)
+    return Policy(anchors=(ca,), at=datetime(2026, 6, 1, tzinfo=UTC))
+
+
 def batch_run(items: list[BatchItem], **kw: Any) -> Callable[[], int]:
+    kw.setdefault("policy", bench_policy())
+
     def run() -> int:
         results = verify_batch(items, **kw)
         assert all(r.status is Status.VALID for r in results)

@@ -70,6 +70,22 @@ def pki_2015() -> TestPki:
     return TestPki(generation=2015, now=PKI_2015_NOW)
 
 
+@pytest.fixture(scope="session")
+def test_policy(test_pki: TestPki, test_pki_2015: TestPki) -> object:
+    """A verification policy trusting both test CA generations, at 2026-06-01 UTC."""
+    from datetime import UTC, datetime
+
+    from jpki.cert import JpkiCertificate
+    from jpki.policy import Policy
+
+    anchors = tuple(
+        JpkiCertificate.load(c.der)
+        for p in (test_pki_2015, test_pki)
+        for c in (p.sign_ca, p.auth_ca)
+    )
+    return Policy(anchors=anchors, at=datetime(2026, 6, 1, tzinfo=UTC))
+
+
 # Client tests that still expect the card-info layouts the simulator used to invent. The
 # simulator now follows card-protocol.md §5–§6 (real-card layouts, CVCA → CVC → records), which
 # the pre-rewrite client in jpki.card cannot read yet. Strict: once the client reads the real

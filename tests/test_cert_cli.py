@@ -89,13 +89,22 @@ def test_missing_file_exit_2(tmp_path: Path) -> None:
 def test_bad_basic_info_exit_2(test_pki: TestPki, tmp_path: Path) -> None:
     der = bytearray(test_pki.issue_signing().der)
     at = der.find(b"319850401")  # the birth date otherName value
-    der[at + 5 : at + 7] = b"13"  # month 13
-    path = tmp_path / "bad-date.der"
+    month13 = bytearray(der)
+    month13[at + 5 : at + 7] = b"13"  # no such month: the date is unknown, the rest readable
+    (tmp_path / "month13.der").write_bytes(bytes(month13))
+    code, out, _err = _run(str(tmp_path / "month13.der"), "--json")
+    assert code == 0
+    basic = json.loads(out)["basic_info"]
+    assert basic["birth_date"] is None and basic["birth_date_raw"] == "319851301"
+    code, out, _err = _run(str(tmp_path / "month13.der"))
+    assert code == 0 and "Birth date:  unknown (as written: 319851301" in out
+    der[at] = ord("9")  # no such era digit: malformed
+    path = tmp_path / "bad-era.der"
     path.write_bytes(bytes(der))
     code, out, err = _run(str(path), "--json")
     # Under --json the only stdout is the error object: no half-written certificate.
     assert code == 2 and json.loads(out)["error"]["code"] == "certificate"
-    assert "no such date" in err
+    assert "unknown era digit" in err
 
 
 def test_real_process(test_pki: TestPki, tmp_path: Path) -> None:

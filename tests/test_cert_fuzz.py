@@ -134,9 +134,11 @@ def test_basic_info_round_trip(
     values["1.2.392.200149.8.5.5.6"] = _utf8("".join("01"[f] for f in aflags))
     info = _cert(values).basic_info
     assert info is not None
+    known = None if era is Era.UNKNOWN else birth  # era 0: the date is not known either
     assert (info.name, info.address, info.sex, info.birth_date, info.birth_era) == (
-        name, address, sex, birth, era,
+        name, address, sex, known, era,
     )  # fmt: skip
+    assert info.substitute_flags_consistent
     assert info.name_substitutes == tuple(nflags)
     assert info.address_substitutes == tuple(aflags)
 
@@ -162,14 +164,15 @@ def test_wrong_or_odd_other_name_values(oid: str, tag: int, raw: bytes) -> None:
     # only a UTF8String with acceptable content can get through
     assert tag == 0x0C
     assert info is not None
-    assert len(info.name_substitutes) == len(info.name)
-    assert len(info.address_substitutes) == len(info.address)
+    consistent = len(info.name_substitutes) == len(info.name) and len(
+        info.address_substitutes
+    ) == len(info.address)
+    assert info.substitute_flags_consistent is consistent
 
 
 @pytest.mark.parametrize(
     "birth",
-    ["520231340", "520230229", "520230000", "5202312", "5202312310", "x20231231", "５20231231",
-     "920231231", " 20231231", "5-2023123"],
+    ["5202312", "5202312310", "x20231231", "５20231231", "920231231", " 20231231", "5-2023123"],
 )  # fmt: skip
 def test_bad_birth_dates(birth: str) -> None:
     with pytest.raises(CertificateError):
@@ -177,13 +180,37 @@ def test_bad_birth_dates(birth: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("birth", "era"),
+    [("520231340", Era.REIWA), ("520230229", Era.REIWA), ("319850000", Era.SHOWA),
+     ("319850400", Era.SHOWA), ("019850401", Era.UNKNOWN), ("000000000", Era.UNKNOWN)],
+)  # fmt: skip
+def test_partly_unknown_birth_date_is_none_with_the_text_kept(birth: str, era: Era) -> None:
+    # Era 0 (unknown) or month/day 00: the rest of the basic information stays readable.
+    info = _cert(_good_values("試験　太郎", "東京都", birth)).basic_info
+    assert info is not None and info.name == "試験　太郎"
+    assert info.birth_date is None and info.birth_date_raw == birth and info.birth_era is era
+    d = info.as_dict()
+    assert d["birth_date"] is None and d["birth_date_raw"] == birth
+
+
+def test_substitute_flag_count_mismatch_keeps_the_text() -> None:
+    values = _good_values("試験　太郎", "東京都")
+    values["1.2.392.200149.8.5.5.2"] = _utf8("0100")  # 4 flags for 5 characters
+    info = _cert(values).basic_info
+    assert info is not None and info.name == "試験　太郎"
+    assert info.name_substitutes == (False, True, False, False)
+    assert info.substitute_flags_consistent is False
+    assert info.as_dict()["substitute_flags_consistent"] is False
+    assert _cert(_good_values("試験　太郎", "東京都")).basic_info.substitute_flags_consistent  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
     ("oid", "value", "message"),
     [
         ("1.2.392.200149.8.5.5.3", "4", "sex"),
         ("1.2.392.200149.8.5.5.3", "", "sex"),
-        ("1.2.392.200149.8.5.5.2", "0000", "4 name substitute flags for 5"),
         ("1.2.392.200149.8.5.5.2", "0020 ", "0/1"),
-        ("1.2.392.200149.8.5.5.6", "00", "address substitute flags"),
+        ("1.2.392.200149.8.5.5.6", "0x", "address substitute flags"),
     ],
 )
 def test_bad_field_values(oid: str, value: str, message: str) -> None:

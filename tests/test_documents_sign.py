@@ -24,7 +24,7 @@ from jpki.secret import Secret
 from jpki.sim import open_simulated_card
 from jpki.testing.pki import TestPki
 from jpki.transport.simulated import SimulatedConnection
-from jpki.verify import Status, verify_cms
+from jpki.verify import Policy, Status, verify_cms
 from pdf_helpers import minimal_pdf
 from tsa_helpers import TestTsa, closed_port_url, openssl_tsa
 
@@ -105,9 +105,9 @@ def test_cms_detached_verified_by_openssl_and_jpki(
     )
     assert out.returncode == 0, out.stderr
     assert "Verification successful" in out.stderr
-    r = verify_cms(der, content=DOC, trust_anchors=[test_pki.sign_ca.jpki])
+    r = verify_cms(der, Policy(anchors=[test_pki.sign_ca.jpki]), content=DOC)
     assert r.status is Status.VALID, r.reasons
-    assert verify_cms(der, content=DOC + b"x", trust_anchors=[test_pki.sign_ca.jpki]).status is (
+    assert verify_cms(der, Policy(anchors=[test_pki.sign_ca.jpki]), content=DOC + b"x").status is (
         Status.INVALID
     )
 
@@ -127,13 +127,13 @@ def test_cms_attached_with_timestamp(
     assert out.returncode == 0, out.stderr
     assert out.stdout == DOC
     anchors = [test_pki.sign_ca.jpki]
-    r = verify_cms(der, trust_anchors=anchors, timestamp_trust=anchors)
+    r = verify_cms(der, Policy(anchors=anchors, timestamp_anchors=anchors))
     assert r.status is Status.VALID, r.reasons
     assert r.timestamp is not None and r.timestamp.status is Status.VALID, r.timestamp
     assert r.timestamp.tsa and "Time Stamping" in r.timestamp.tsa
     assert abs(r.timestamp.time - datetime.now(UTC)) < timedelta(minutes=5)  # type: ignore[operator]
     # Without TSA anchors the time is reported, not proven; the signature stays valid.
-    r2 = verify_cms(der, trust_anchors=anchors)
+    r2 = verify_cms(der, Policy(anchors=anchors))
     assert r2.status is Status.VALID
     assert r2.timestamp is not None and r2.timestamp.status is Status.INDETERMINATE
 
@@ -148,7 +148,7 @@ def test_cms_timestamp_from_another_signature_is_invalid(
         "unsigned_attrs"
     ]
     anchors = [test_pki.sign_ca.jpki]
-    r = verify_cms(two.dump(), content=DOC, trust_anchors=anchors, timestamp_trust=anchors)
+    r = verify_cms(two.dump(), Policy(anchors=anchors, timestamp_anchors=anchors), content=DOC)
     assert r.status is Status.INVALID
     assert r.timestamp is not None and r.timestamp.status is Status.INVALID
     assert any("messageImprint does not match" in x for x in r.timestamp.reasons)

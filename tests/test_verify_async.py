@@ -7,7 +7,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from jpki.verify import (
     ChallengeStore,
     LoginVerifier,
     MemoryChallengeStore,
+    Policy,
     SqliteChallengeStore,
     Status,
     async_check_ocsp,
@@ -134,7 +135,7 @@ def _verifier(store: ChallengeStore, pki: TestPki, cards: Cards, *, aio: bool) -
     rev = (
         async_revocation_checker(crls=[cards.crl]) if aio else revocation_checker(crls=[cards.crl])
     )
-    return LoginVerifier(store, trust_anchors=[pki.auth_ca.jpki], revocation=rev)
+    return LoginVerifier(store, Policy(anchors=[pki.auth_ca.jpki], revocation=rev))
 
 
 def test_32_concurrent_logins_from_threads(pki: TestPki, cards: Cards, tmp_path: Path) -> None:
@@ -188,20 +189,13 @@ def test_async_chain_equals_sync(pki: TestPki, cards: Cards) -> None:
     at = REAL_NOW
     anchors = [pki.auth_ca.jpki]
     for card in (*cards.good, cards.revoked):
+        policy = Policy(anchors=anchors, at=at, purpose="login")
         sync = validate_chain(
-            card.jpki,
-            anchors,
-            at=at,
-            purpose="login",
-            revocation=revocation_checker(crls=[cards.crl]),
+            card.jpki, replace(policy, revocation=revocation_checker(crls=[cards.crl]))
         )
         got = asyncio.run(
             async_validate_chain(
-                card.jpki,
-                anchors,
-                at=at,
-                purpose="login",
-                revocation=async_revocation_checker(crls=[cards.crl]),
+                card.jpki, replace(policy, revocation=async_revocation_checker(crls=[cards.crl]))
             )
         )
         assert got == sync
@@ -238,7 +232,8 @@ def test_async_ocsp_against_openssl(responder_url: str, pki: TestPki, cards: Car
     check = async_revocation_checker(ocsp_url=responder_url)
     r = asyncio.run(
         async_validate_chain(
-            cards.revoked.jpki, [ca], at=datetime.now(UTC), purpose="login", revocation=check
+            cards.revoked.jpki,
+            Policy(anchors=[ca], at=datetime.now(UTC), purpose="login", revocation=check),
         )
     )
     assert r.status is Status.INVALID and any("REVOKED" in x for x in r.reasons)
@@ -291,7 +286,8 @@ def test_event_loop_stays_responsive_while_ocsp_hangs(
     async def main() -> None:
         task = asyncio.create_task(
             async_validate_chain(
-                cards.good[0].jpki, [ca], at=datetime.now(UTC), purpose="login", revocation=check
+                cards.good[0].jpki,
+                Policy(anchors=[ca], at=datetime.now(UTC), purpose="login", revocation=check),
             )
         )
         # The loop keeps serving other coroutines while the responder sits on the request:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import replace
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from jpki.errors import UsageError
 from jpki.testing.pki import TestPki, sample_person
-from jpki.verify import BatchItem, Status, verify_batch, verify_signature
+from jpki.verify import BatchItem, Code, Policy, Status, verify_batch, verify_signature
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def items(test_pki: TestPki) -> list[BatchItem]:
     return out
 
 
-def _expected(items: list[BatchItem]) -> list[tuple[Status, tuple[str, ...]]]:
+def _expected(items: list[BatchItem], policy: Policy) -> list[tuple[Status, tuple[str, ...]]]:
     res = []
     for it in items:
         r = verify_signature(
@@ -51,34 +52,39 @@ def _expected(items: list[BatchItem]) -> list[tuple[Status, tuple[str, ...]]]:
             data=it.data,
             digest=it.digest,
             hash_alg=it.hash_alg,
-            purpose=it.purpose,
+            policy=replace(policy, purpose=it.purpose) if it.purpose else policy,
         )
         res.append((r.status, r.reasons))
     return res
 
 
-def test_in_process_matches_single_verification(items: list[BatchItem]) -> None:
-    got = verify_batch(items, chunk_size=7)
-    assert [(r.status, r.reasons) for r in got] == _expected(items)
+def test_in_process_matches_single_verification(
+    items: list[BatchItem], test_policy: Policy
+) -> None:
+    got = verify_batch(items, chunk_size=7, policy=test_policy)
+    assert [(r.status, r.reasons) for r in got] == _expected(items, test_policy)
     statuses = {r.status for r in got}
     assert statuses == {Status.VALID, Status.INVALID}
 
 
 @pytest.mark.parametrize("kind", ["threads", "processes", "own-pool"])
-def test_executors_keep_input_order(items: list[BatchItem], kind: str) -> None:
-    want = [(r.status, r.reasons, r.certificate_fingerprint) for r in verify_batch(items)]
+def test_executors_keep_input_order(items: list[BatchItem], kind: str, test_policy: Policy) -> None:
+    want = [
+        (r.status, r.reasons, r.certificate_fingerprint)
+        for r in verify_batch(items, policy=test_policy)
+    ]
     if kind == "threads":
         with ThreadPoolExecutor(3) as ex:
-            got = verify_batch(items, ex, chunk_size=5)
+            got = verify_batch(items, ex, chunk_size=5, policy=test_policy)
     elif kind == "processes":
         with ProcessPoolExecutor(2) as ex:
-            got = verify_batch(items, ex, chunk_size=9)
+            got = verify_batch(items, ex, chunk_size=9, policy=test_policy)
     else:
-        got = verify_batch(items, workers=2)
+        got = verify_batch(items, workers=2, policy=test_policy)
     assert [(r.status, r.reasons, r.certificate_fingerprint) for r in got] == want
 
 
-def test_tuples_progress_and_bad_items(items: list[BatchItem]) -> None:
+def test_tuples_progress_and_bad_items(items: list[BatchItem], test_policy: Policy) -> None:
     first = items[0]
     done: list[int] = []
     got = verify_batch(
@@ -90,21 +96,26 @@ def test_tuples_progress_and_bad_items(items: list[BatchItem]) -> None:
         ],
         chunk_size=2,
         progress=done.append,
+        policy=test_policy,
     )
     assert done == [2, 2]
     assert got[0].status is Status.VALID
     assert got[1].status is Status.INVALID and "unusable certificate" in got[1].reasons[0]
     assert got[2].status is Status.INVALID and "32 bytes" in got[2].reasons[0]
     assert got[3].status is Status.INVALID and "neither data nor digest" in got[3].reasons[0]
-    assert verify_batch([]) == []
+    assert verify_batch([], policy=test_policy) == []
 
 
-def test_usage_errors(items: list[BatchItem]) -> None:
+def test_usage_errors(items: list[BatchItem], test_policy: Policy) -> None:
     it = items[0]
     with pytest.raises(UsageError):
-        verify_batch([BatchItem(it.certificate, it.signature, data=b"x", hash_alg="md5")])
+        verify_batch(
+            [BatchItem(it.certificate, it.signature, data=b"x", hash_alg="md5")], policy=test_policy
+        )
     with pytest.raises(UsageError):
-        verify_batch([BatchItem(it.certificate, it.signature, data=b"x", purpose="nope")])
+        verify_batch(
+            [BatchItem(it.certificate, it.signature, data=b"x", purpose="nope")], policy=test_policy
+        )
 
 
 def test_bench_parses_openssl_speed_output() -> None:
@@ -126,7 +137,9 @@ def test_bench_parses_openssl_speed_output() -> None:
         mod.parse_openssl_speed("nothing here")
 
 
-def test_spellings_of_one_hash_and_purpose_share_a_plan(items: list[BatchItem]) -> None:
+def test_spellings_of_one_hash_and_purpose_share_a_plan(
+    items: list[BatchItem], test_policy: Policy
+) -> None:
     from jpki.verify import HashAlgorithm, Purpose
 
     it = items[0]
@@ -136,7 +149,7 @@ def test_spellings_of_one_hash_and_purpose_share_a_plan(items: list[BatchItem]) 
         for p in ("sign", Purpose.SIGN)
     ]
     wrong_len = BatchItem(it.certificate, it.signature, data=it.data, digest=b"\0" * 20)
-    got = verify_batch([*spelled, wrong_len, *spelled], chunk_size=64)
+    got = verify_batch([*spelled, wrong_len, *spelled], chunk_size=64, policy=test_policy)
     assert [r.status for r in got] == [Status.VALID] * 6 + [Status.INVALID] + [Status.VALID] * 6
     assert got[0] is got[5]  # plain valid results for one certificate are shared
     assert "32 bytes" in got[6].reasons[0]
@@ -165,11 +178,35 @@ def test_chunk_spans_cover_the_batch_in_order(n: int, workers: int, fixed: int |
         assert len(sizes) <= 2 * workers * 12 + 1
 
 
-def test_guided_chunks_through_an_executor(items: list[BatchItem]) -> None:
+def test_guided_chunks_through_an_executor(items: list[BatchItem], test_policy: Policy) -> None:
     many = items * 25  # 1500 items: several guided chunks of the 500-item floor and above
-    want = [(r.status, r.reasons) for r in verify_batch(items)] * 25
+    want = [(r.status, r.reasons) for r in verify_batch(items, policy=test_policy)] * 25
     done: list[int] = []
     with ThreadPoolExecutor(2) as ex:
-        got = verify_batch(many, ex, progress=done.append)
+        got = verify_batch(many, ex, progress=done.append, policy=test_policy)
     assert [(r.status, r.reasons) for r in got] == want
     assert sum(done) == len(many) and len(done) > 1
+
+
+def test_data_and_digest_must_both_match(items: list[BatchItem], test_policy: Policy) -> None:
+    it = items[0]
+    assert it.data is not None
+    good = hashlib.sha256(it.data).digest()
+    other = hashlib.sha256(b"a document the signature does not cover").digest()
+    both = [
+        BatchItem(it.certificate, it.signature, data=it.data, digest=good),
+        BatchItem(it.certificate, it.signature, data=b"other data", digest=good),
+        BatchItem(it.certificate, it.signature, data=it.data, digest=other),
+    ]
+    ok, data_differs, digest_differs = verify_batch(both, policy=test_policy)
+    assert ok.status is Status.VALID, ok.reasons
+    for r in (data_differs, digest_differs):
+        assert r.status is Status.INVALID
+        assert r.reasons[0].code is Code.DATA_DIGEST_MISMATCH
+
+
+def test_without_trust_every_item_is_at_best_indeterminate(items: list[BatchItem]) -> None:
+    got = verify_batch(items)
+    assert Status.VALID not in {r.status for r in got}
+    assert all(r.has(Code.CHAIN_NOT_VALIDATED) for r in got)
+    assert {r.status for r in got} == {Status.INDETERMINATE, Status.INVALID}

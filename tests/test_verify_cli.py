@@ -7,7 +7,7 @@ import hashlib
 import json
 import shutil
 import subprocess
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -72,39 +72,50 @@ def run(*args: str | Path) -> tuple[Result, dict[str, object] | None]:
 
 def test_signature_valid_and_invalid(files: dict[str, Path]) -> None:
     f = files
-    res, data = run(
-        "signature",
-        "--cert",
-        f["sign.pem"],
-        "--data",
-        f["doc.txt"],
-        "--sig",
-        f["doc.sig"],
-        "--json",
-    )
+    trust = ("--trust", f["anchors"], "--at", "2026-06-01Z")
+    base = ("signature", "--cert", f["sign.pem"], "--data", f["doc.txt"])
+    res, data = run(*base, "--sig", f["doc.sig"], *trust, "--json")
     assert res.exit_code == 0, res.output
     assert data is not None and data["status"] == "valid" and data["reasons"]
-    res, _ = run(
-        "signature",
-        "--cert",
-        f["sign.pem"],
-        "--digest",
-        hashlib.sha256(DOC).hexdigest(),
-        "--sig",
-        f["doc.sig.b64"],
-    )
+    codes = data["reason_codes"]
+    assert isinstance(codes, list) and len(codes) == len(data["reasons"])  # type: ignore[arg-type]
+    assert codes[0] == "signature.ok" and "chain.ok" in codes
+    assert data["basic_info"]["name"] == sample_person(0).name  # type: ignore[index]
+    digest = ("--digest", hashlib.sha256(DOC).hexdigest())
+    res, _ = run("signature", "--cert", f["sign.pem"], *digest, "--sig", f["doc.sig.b64"], *trust)
     assert res.exit_code == 0 and res.output.startswith("VALID")
-    res, data = run(
-        "signature",
-        "--cert",
-        f["sign.pem"],
-        "--data",
-        f["doc.txt"],
-        "--sig",
-        f["bad.sig"],
-        "--json",
-    )
+    res, data = run(*base, "--sig", f["bad.sig"], *trust, "--json")
     assert res.exit_code == 1 and data is not None and data["status"] == "invalid"
+    # Data and digest together: both must match.
+    res, _ = run(*base, *digest, "--sig", f["doc.sig"], *trust)
+    assert res.exit_code == 0, res.output
+    res, _ = run(*base, "--digest", "00" * 32, "--sig", f["doc.sig"], *trust)
+    assert res.exit_code == 2 and "not the sha256 digest" in res.output
+    # Without --trust the chain is not validated: at best indeterminate, never exit 0.
+    res, data = run(*base, "--sig", f["doc.sig"], "--json")
+    assert res.exit_code == 3 and data is not None and data["status"] == "indeterminate"
+    assert "chain.not_validated" in data["reason_codes"]  # type: ignore[operator]
+
+
+def test_forged_self_signed_certificate_is_never_valid(tmp_path: Path) -> None:
+    from forged import AUTH_POLICY, SIGN_POLICY, forged
+
+    for policy, purpose in ((AUTH_POLICY, "login"), (SIGN_POLICY, "sign")):
+        key, cert = forged(policy, non_repudiation=purpose == "sign")
+        (tmp_path / "f.der").write_bytes(cert.der)
+        (tmp_path / "f.sig").write_bytes(key.sign(DOC, padding.PKCS1v15(), hashes.SHA256()))
+        (tmp_path / "doc").write_bytes(DOC)
+        base = ("signature", "--cert", tmp_path / "f.der", "--data", tmp_path / "doc")
+        args = (*base, "--sig", tmp_path / "f.sig", "--purpose", purpose, "--json")
+        res, data = run(*args)
+        assert res.exit_code == 3, res.output  # no trust: indeterminate
+        res, data = run(*args, "--trust", "jlis")
+        assert res.exit_code == 1, res.output
+        assert data is not None and "chain.untrusted" in data["reason_codes"]  # type: ignore[operator]
+        # Trusting the forged certificate itself: a leaf is never an anchor.
+        res, data = run(*args, "--trust", tmp_path / "f.der")
+        assert res.exit_code == 3, res.output
+        assert data is not None and "anchor.refused" in data["reason_codes"]  # type: ignore[operator]
 
 
 def test_signature_purpose(files: dict[str, Path]) -> None:
@@ -117,6 +128,8 @@ def test_signature_purpose(files: dict[str, Path]) -> None:
         f["doc.txt"],
         "--sig",
         f["auth.sig"],
+        "--trust",
+        f["anchors"],
     ]
     res, _ = run(*base)
     assert res.exit_code == 1 and "signing certificate" in res.output
@@ -130,7 +143,7 @@ def test_signature_purpose(files: dict[str, Path]) -> None:
 def test_usage_errors_exit_2(files: dict[str, Path]) -> None:
     f = files
     res, _ = run("signature", "--cert", f["sign.pem"], "--sig", f["doc.sig"])
-    assert res.exit_code == 2 and "exactly one" in res.output
+    assert res.exit_code == 2 and "give --data" in res.output
     res, _ = run("signature", "--cert", f["doc.txt"], "--data", f["doc.txt"], "--sig", f["doc.sig"])
     assert res.exit_code == 2 and "Traceback" not in res.output
     res, _ = run("chain", f["sign.pem"], "--trust", f["ca.pem"], "--at", "2026-06-01T00:00:00")
@@ -214,13 +227,27 @@ def test_batch_manifest(files: dict[str, Path]) -> None:
     ]
     manifest = f["dir"] / "m.jsonl"
     manifest.write_text("# comment\n" + "\n".join(json.dumps(x) for x in lines) + "\n")
-    res, data = run("batch", manifest, "--json")
+    trust = ("--trust", f["anchors"], "--at", "2026-06-01Z")
+    res, data = run("batch", manifest, *trust, "--json")
     assert res.exit_code == 1, res.output
     assert data is not None and data["count"] == 4 and data["valid"] == 3
     assert [r["status"] for r in data["results"]] == ["valid"] * 3 + ["invalid"]  # type: ignore[attr-defined]
     manifest.write_text("\n".join(json.dumps(x) for x in lines[:3]))
-    res, _ = run("batch", manifest, "--workers", "2")
+    res, _ = run("batch", manifest, "--workers", "2", *trust)
     assert res.exit_code == 0 and res.output.startswith("VALID: 3 signatures")
+    # Without --trust: every item says its chain was not validated; the batch exits 3.
+    res, data = run("batch", manifest, "--json")
+    assert res.exit_code == 3 and data is not None and data["indeterminate"] == 3
+    for r in data["results"]:  # type: ignore[attr-defined]
+        assert "chain.not_validated" in r["reason_codes"]
+    # A document the signature does not cover, with the digest of the one it does: refused.
+    other = f["dir"] / "other.txt"
+    other.write_bytes(b"another document")
+    both = {"cert": "sign.pem", "sig": "doc.sig", "data": "other.txt"}
+    manifest.write_text(json.dumps({**both, "digest": hashlib.sha256(DOC).hexdigest()}))
+    res, data = run("batch", manifest, *trust, "--json")
+    assert res.exit_code == 1 and data is not None
+    assert data["results"][0]["reason_codes"][0] == "input.data_digest_mismatch"  # type: ignore[index]
     manifest.write_text('{"cert": "sign.pem"}\n')
     res, _ = run("batch", manifest)
     assert res.exit_code == 2 and "line 1" in res.output
@@ -267,7 +294,7 @@ def test_batch_bad_certificate_is_an_invalid_item(files: dict[str, Path]) -> Non
     manifest.write_text(
         "\n".join(json.dumps(x) for x in (good, {**good, "cert": "garbage.pem"}, good))
     )
-    res, data = run("batch", manifest, "--json")
+    res, data = run("batch", manifest, "--trust", files["anchors"], "--json")
     assert res.exit_code == 1, res.output
     assert data is not None
     results = data["results"]
@@ -358,11 +385,12 @@ def test_read_manifest_garbage(lines: list[str]) -> None:
 
 
 async def _in_event_loop(cert: Path, ca: Path) -> Status:
-    from jpki.verify import load_trust_anchors, validate_chain
+    from jpki.verify import Policy, load_trust_anchors, validate_chain
     from jpki.verify.path import load_certificates
 
     leaf = load_certificates(cert.read_bytes())[0]
-    r = validate_chain(leaf, load_trust_anchors(ca), at=datetime(2026, 6, 1, tzinfo=UTC))
+    policy = Policy(anchors=load_trust_anchors(ca), at=datetime(2026, 6, 1, tzinfo=UTC))
+    r = validate_chain(leaf, policy)
     return r.status
 
 
@@ -409,3 +437,55 @@ def test_cli_mutated_cms_exit_2_never_a_traceback(attached_cms: bytes, data: st.
     assert res.exit_code in (0, 1, 2, 3), res.output
     if res.exit_code == 2:
         assert res.output.strip()  # one clear line saying what is wrong
+
+
+def test_card_certs_dir_as_trust_never_trusts_the_leaf(sim_profile: Path, tmp_path: Path) -> None:
+    """`jpki card certs --out DIR` then `--trust DIR`: the card's own certificate is in DIR,
+    but only the CA certificates there are anchors, so the leaf's validity and revocation are
+    still checked (an expired or revoked leaf was VALID when DIR was trusted whole)."""
+    from jpki.cert import JpkiCertificate
+
+    out = tmp_path / "certs"
+    got = CliRunner().invoke(main, ["card", "certs", "--sim", str(sim_profile), "--out", str(out)])
+    assert got.exit_code == 0, got.output
+    leaf = JpkiCertificate.load((out / "auth.der").read_bytes())
+    inside = leaf.not_before + (leaf.not_after - leaf.not_before) / 2
+    at = inside.isoformat()
+    res, data = run("chain", out / "auth.der", "--trust", out, "--at", at, "--json")
+    assert res.exit_code == 0, res.output
+    assert data is not None and "anchor.refused" in data["reason_codes"]  # type: ignore[operator]
+    late = (leaf.not_after.replace(microsecond=0) + (leaf.not_after - leaf.not_before)).isoformat()
+    res, data = run("chain", out / "auth.der", "--trust", out, "--at", late, "--json")
+    assert res.exit_code == 1, res.output
+    assert data is not None and "certificate.expired" in data["reason_codes"]  # type: ignore[operator]
+    # Revoked: a CRL from the card's CA (the default test PKI's) listing the card's certificate.
+    pki = TestPki()
+    assert pki.auth_ca.der == (out / "auth-ca.der").read_bytes()
+    crl = pki.make_crl(
+        "auth",
+        [(leaf.serial, x509.ReasonFlags.key_compromise, inside - timedelta(days=1))],
+        this_update=inside - timedelta(hours=1),
+    )
+    (tmp_path / "auth.crl").write_bytes(crl)
+    res, data = run(
+        "chain", out / "auth.der", "--trust", out, "--at", at, "--crl", tmp_path / "auth.crl",
+        "--json",
+    )  # fmt: skip
+    assert res.exit_code == 1, res.output
+    assert data is not None and "revocation.revoked" in data["reason_codes"]  # type: ignore[operator]
+
+
+def test_out_of_range_time_is_a_usage_error(files: dict[str, Path]) -> None:
+    for at in ("9999-12-31T23:59:59Z", "9999-12-31", "0001-01-01T00:00:00+09:00"):
+        res, _ = run("chain", files["sign.pem"], "--trust", files["anchors"], "--at", at)
+        assert res.exit_code == 2, (at, res.output)
+        assert "out of range" in res.output and "Traceback" not in res.output
+
+
+def test_trust_jlis_combines_with_files(files: dict[str, Path]) -> None:
+    base = ("chain", files["sign.pem"], "--at", "2026-06-01Z", "--json")
+    res, data = run(*base, "--trust", "jlis")
+    assert res.exit_code == 1 and data is not None  # a test certificate: not under J-LIS
+    assert "chain.untrusted" in data["reason_codes"]  # type: ignore[operator]
+    res, data = run(*base, "--trust", "jlis", "--trust", files["anchors"])
+    assert res.exit_code == 0, res.output

@@ -38,7 +38,7 @@ from pyhanko_certvalidator import errors as cv_errors
 from jpki.cert import JpkiCertificate
 from jpki.revocation.crl import Crl
 from jpki.testing.pki import TestPki, deterministic_key
-from jpki.verify import Purpose, Status, revocation_checker, validate_chain
+from jpki.verify import Policy, Purpose, Status, revocation_checker, validate_chain
 from jpki.verify.flat import CertificateCache, flat_chain
 
 CASES = int(os.environ.get("JPKI_DIFF_CASES", "400"))
@@ -414,11 +414,23 @@ def test_revocation_checked_on_every_call(test_pki: TestPki) -> None:
     )
     for _ in range(3):
         ok = validate_chain(
-            leaf, [ca], at=at, purpose=Purpose.LOGIN, revocation=revocation_checker(crls=[clean])
+            leaf,
+            Policy(
+                anchors=[ca],
+                at=at,
+                purpose=Purpose.LOGIN,
+                revocation=revocation_checker(crls=[clean]),
+            ),
         )
         assert ok.status is Status.VALID, ok.reasons
         bad = validate_chain(
-            leaf, [ca], at=at, purpose=Purpose.LOGIN, revocation=revocation_checker(crls=[listed])
+            leaf,
+            Policy(
+                anchors=[ca],
+                at=at,
+                purpose=Purpose.LOGIN,
+                revocation=revocation_checker(crls=[listed]),
+            ),
         )
         assert bad.status is Status.INVALID and any("REVOKED" in r for r in bad.reasons)
 
@@ -428,7 +440,13 @@ def test_cached_verdict_expires_with_the_certificate(test_pki: TestPki) -> None:
     leaf, ca = auth.jpki, test_pki.auth_ca.jpki
     inside = leaf.not_after - timedelta(seconds=5)
     after = leaf.not_after + timedelta(seconds=2)
-    assert validate_chain(leaf, [ca], at=inside, purpose="login").status is Status.VALID
-    late = validate_chain(leaf, [ca], at=after, purpose="login")
+    assert (
+        validate_chain(leaf, Policy(anchors=[ca], at=inside, purpose="login")).status
+        is Status.VALID
+    )
+    late = validate_chain(leaf, Policy(anchors=[ca], at=after, purpose="login"))
     assert late.status is Status.INVALID and "expired" in " ".join(late.reasons)
-    assert validate_chain(leaf, [ca], at=inside, purpose="login").status is Status.VALID
+    assert (
+        validate_chain(leaf, Policy(anchors=[ca], at=inside, purpose="login")).status
+        is Status.VALID
+    )

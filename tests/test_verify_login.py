@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import hashlib
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from jpki.cert import JpkiCertificate
-from jpki.errors import ChallengeError, UsageError
+from forged import AUTH_POLICY, forged
+from jpki.cert import CertKind, JpkiCertificate
+from jpki.errors import ChallengeError, ChallengeExpired, ChallengeUnknown, UsageError
 from jpki.testing.pki import Issued, TestPki, sample_person
 from jpki.verify import (
     Challenge,
     ChallengeStore,
+    Code,
     LoginVerifier,
     MemoryChallengeStore,
+    Policy,
     SqliteChallengeStore,
     Status,
     account_key,
@@ -34,13 +38,23 @@ class Clock:
 
 
 @pytest.fixture(scope="module")
+def login_policy(test_policy: Policy) -> Policy:
+    """The test CAs trusted; the time is the verifier's clock."""
+    return replace(test_policy, at=None)
+
+
+@pytest.fixture(scope="module")
 def auth(test_pki: TestPki) -> Issued:
     return test_pki.issue_auth()
 
 
 def _card_sign(issued: Issued, nonce: bytes) -> bytes:
+    return _card_sign_key(issued.key, nonce)
+
+
+def _card_sign_key(key: rsa.RSAPrivateKey, nonce: bytes) -> bytes:
     # What the card does: PKCS#1 v1.5 over DigestInfo(SHA-256(challenge)).
-    return issued.key.sign(nonce, padding.PKCS1v15(), hashes.SHA256())
+    return key.sign(nonce, padding.PKCS1v15(), hashes.SHA256())
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -50,9 +64,11 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> ChallengeStore:
     return SqliteChallengeStore(tmp_path / "challenges.db")
 
 
-def test_login_ok_then_replay_refused(store: ChallengeStore, auth: Issued) -> None:
+def test_login_ok_then_replay_refused(
+    store: ChallengeStore, auth: Issued, login_policy: Policy
+) -> None:
     clock = Clock()
-    v = LoginVerifier(store, clock=clock)
+    v = LoginVerifier(store, login_policy, clock=clock)
     ch = v.issue()
     assert len(ch.nonce) >= 32 and ch.expires_at == clock.now + timedelta(minutes=5)
     assert "nonce" not in repr(ch)
@@ -68,19 +84,22 @@ def test_login_ok_then_replay_refused(store: ChallengeStore, auth: Issued) -> No
     assert "already used" in again.reasons[0]
 
 
-def test_expired_and_unknown(store: ChallengeStore, auth: Issued) -> None:
+def test_expired_and_unknown(store: ChallengeStore, auth: Issued, login_policy: Policy) -> None:
     clock = Clock()
-    v = LoginVerifier(store, ttl=timedelta(seconds=30), clock=clock)
+    v = LoginVerifier(store, login_policy, ttl=timedelta(seconds=30), clock=clock)
     ch = v.issue()
     clock.now += timedelta(seconds=31)
     r = v.verify(ch.id, _card_sign(auth, ch.nonce), auth.der)
     assert r.status is Status.INVALID and "expired" in r.reasons[0]
+    assert r.reasons[0].code is Code.CHALLENGE_REFUSED
     r2 = v.verify("no-such-id", _card_sign(auth, ch.nonce), auth.der)
     assert r2.status is Status.INVALID and "unknown challenge" in r2.reasons[0]
 
 
-def test_wrong_signature_uses_up_the_challenge(store: ChallengeStore, auth: Issued) -> None:
-    v = LoginVerifier(store, clock=Clock())
+def test_wrong_signature_uses_up_the_challenge(
+    store: ChallengeStore, auth: Issued, login_policy: Policy
+) -> None:
+    v = LoginVerifier(store, login_policy, clock=Clock())
     ch = v.issue()
     other = v.issue()
     bad = v.verify(ch.id, _card_sign(auth, other.nonce), auth.der)  # signed the wrong nonce
@@ -90,9 +109,11 @@ def test_wrong_signature_uses_up_the_challenge(store: ChallengeStore, auth: Issu
     assert retry.status is Status.INVALID and "already used" in retry.reasons[0]
 
 
-def test_signing_certificate_is_refused_for_login(test_pki: TestPki, tmp_path: Path) -> None:
+def test_signing_certificate_is_refused_for_login(
+    test_pki: TestPki, tmp_path: Path, login_policy: Policy
+) -> None:
     signing = test_pki.issue_signing(sample_person(0))
-    v = LoginVerifier(tmp_path / "c.db", clock=Clock())
+    v = LoginVerifier(tmp_path / "c.db", login_policy, clock=Clock())
     ch = v.issue()
     r = v.verify(ch.id, _card_sign(signing, ch.nonce), signing.cert)
     assert r.status is Status.INVALID
@@ -103,17 +124,55 @@ def test_chain_checked_with_anchors(
     test_pki: TestPki, test_pki_2015: TestPki, auth: Issued
 ) -> None:
     anchors = [JpkiCertificate.load(test_pki.auth_ca.der)]
-    v = LoginVerifier(MemoryChallengeStore(), trust_anchors=anchors, clock=Clock())
+    v = LoginVerifier(MemoryChallengeStore(), Policy(anchors=anchors), clock=Clock())
     ch = v.issue()
     r = v.verify(ch.id, _card_sign(auth, ch.nonce), auth.der)
     assert r.status is Status.VALID, r.reasons
     assert any("chains to trusted CA" in x for x in r.reasons)
     old = [JpkiCertificate.load(test_pki_2015.auth_ca.der)]
-    v2 = LoginVerifier(MemoryChallengeStore(), trust_anchors=old, clock=Clock())
+    v2 = LoginVerifier(MemoryChallengeStore(), Policy(anchors=old), clock=Clock())
     ch2 = v2.issue()
     r2 = v2.verify(ch2.id, _card_sign(auth, ch2.nonce), auth.der)
     assert r2.status is Status.INVALID
     assert any("does not chain" in x for x in r2.reasons)
+
+
+def test_forged_certificate_never_logs_in(store: ChallengeStore, login_policy: Policy) -> None:
+    # A self-signed certificate with the JPKI auth policy OID: the signature matches its key.
+    key, cert = forged(AUTH_POLICY)
+    assert cert.kind is CertKind.AUTHENTICATION
+    no_trust = LoginVerifier(store, clock=Clock())
+    ch = no_trust.issue()
+    r = no_trust.verify(ch.id, _card_sign_key(key, ch.nonce), cert.der)
+    assert r.status is Status.INDETERMINATE, r.reasons
+    assert r.reasons[0].code is Code.SIGNATURE_OK and r.has(Code.CHAIN_NOT_VALIDATED)
+    trusted = LoginVerifier(store, login_policy, clock=Clock())
+    ch = trusted.issue()
+    r2 = trusted.verify(ch.id, _card_sign_key(key, ch.nonce), cert.der)
+    assert r2.status is Status.INVALID and r2.has(Code.CHAIN_UNTRUSTED)
+    # Trusting the forged certificate itself does not help: a leaf is never an anchor.
+    itself = LoginVerifier(store, Policy(anchors=[cert]), clock=Clock())
+    ch = itself.issue()
+    r3 = itself.verify(ch.id, _card_sign_key(key, ch.nonce), cert.der)
+    assert r3.status is Status.INDETERMINATE and r3.has(Code.ANCHOR_REFUSED)
+
+
+def test_challenge_errors_carry_their_fields(store: ChallengeStore) -> None:
+    clock = Clock()
+    ch = Challenge("x", b"n" * 32, clock.now + timedelta(seconds=5))
+    store.put(ch, clock.now)
+    with pytest.raises(ChallengeExpired) as info:
+        store.consume("x", clock.now + timedelta(seconds=6))
+    assert info.value.expired_at == ch.expires_at
+    with pytest.raises(ChallengeUnknown):
+        store.consume("nope", clock.now)
+
+
+def test_login_policy_must_be_for_logins(tmp_path: Path, test_policy: Policy) -> None:
+    with pytest.raises(UsageError, match="authentication certificate"):
+        LoginVerifier(MemoryChallengeStore(), Policy(purpose="sign"))
+    with pytest.raises(UsageError, match="clock"):
+        LoginVerifier(MemoryChallengeStore(), test_policy)  # a fixed time
 
 
 def test_parameters_checked(tmp_path: Path) -> None:
@@ -175,10 +234,10 @@ def test_sqlite_store_unusable_is_challenge_error(tmp_path: Path, auth: Issued) 
 
 
 def test_challenges_are_random_and_account_key_stable(
-    test_pki: TestPki, auth: Issued, tmp_path: Path
+    test_pki: TestPki, auth: Issued, tmp_path: Path, login_policy: Policy
 ) -> None:
     clock = Clock()
-    v = LoginVerifier(tmp_path / "k.db", clock=clock)
+    v = LoginVerifier(tmp_path / "k.db", login_policy, clock=clock)
     chs = [v.issue() for _ in range(50)]
     assert len({c.nonce for c in chs}) == 50 and len({c.id for c in chs}) == 50
     assert all(len(c.nonce) >= 32 for c in chs)
@@ -189,19 +248,21 @@ def test_challenges_are_random_and_account_key_stable(
     assert r.status is Status.VALID and r.account_key not in keys
 
 
-def test_signing_certificate_login_only_when_overridden(test_pki: TestPki) -> None:
+def test_signing_certificate_login_only_when_overridden(
+    test_pki: TestPki, login_policy: Policy
+) -> None:
     signing = test_pki.issue_signing(sample_person(0))
-    v = LoginVerifier(MemoryChallengeStore(), clock=Clock())
+    v = LoginVerifier(MemoryChallengeStore(), replace(login_policy, purpose="any"), clock=Clock())
     ch = v.issue()
-    r = v.verify(ch.id, _card_sign(signing, ch.nonce), signing.cert, purpose="any")
+    r = v.verify(ch.id, _card_sign(signing, ch.nonce), signing.cert)
     assert r.status is Status.VALID, r.reasons
     assert any("overridden by the caller" in x for x in r.reasons)
 
 
-def test_memory_store_single_use_across_threads(auth: Issued) -> None:
+def test_memory_store_single_use_across_threads(auth: Issued, login_policy: Policy) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    v = LoginVerifier(MemoryChallengeStore(), clock=Clock())
+    v = LoginVerifier(MemoryChallengeStore(), login_policy, clock=Clock())
     ch = v.issue()
     sig = _card_sign(auth, ch.nonce)
     with ThreadPoolExecutor(8) as ex:

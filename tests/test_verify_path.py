@@ -12,7 +12,7 @@ import pytest
 from jpki.cert import CertKind, JpkiCertificate
 from jpki.errors import CertificateError, RevocationUnknown, RevokedError, UsageError
 from jpki.testing.pki import SIGNING_POLICY_OID, TestPki, sample_person
-from jpki.verify import Status, load_trust_anchors, validate_chain
+from jpki.verify import Code, Policy, Status, load_trust_anchors, validate_chain
 
 AT = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -49,17 +49,63 @@ def test_real_jlis_roots_load_as_anchors(jlis_roots_dir: Path) -> None:
     assert len(one) == 1
 
 
-def test_real_root_validates_as_its_own_anchor(jlis_roots_dir: Path) -> None:
+def test_a_root_is_never_an_end_entity(jlis_roots_dir: Path) -> None:
     roots = load_trust_anchors(jlis_roots_dir)
     root = next(r for r in roots if r.not_after.year == 2033 and r.kind is CertKind.SIGNING_CA)
-    r = validate_chain(root, roots, at=AT, purpose="any")
-    assert r.status is Status.VALID, r.reasons
+    for purpose in ("sign", "any"):
+        r = validate_chain(root, Policy(anchors=roots, at=AT, purpose=purpose))
+        assert r.status is Status.INVALID, r.reasons
+        assert r.has(Code.PURPOSE_CA_AS_END_ENTITY)
+
+
+def test_builtin_jlis_policy() -> None:
+    pol = Policy.jlis()
+    assert len(pol.anchors) == 6 and not pol.not_anchors
+    assert len(Policy.jlis("sign").anchors) == 3 and len(Policy.jlis("login").anchors) == 3
+    assert {a.kind for a in Policy.jlis("login").anchors} == {CertKind.AUTHENTICATION_CA}
+
+
+def test_leaf_among_anchors_is_never_an_anchor(
+    anchors: list[JpkiCertificate], test_pki: TestPki
+) -> None:
+    # `jpki card certs --out DIR` then `--trust DIR`: the end entity sits among the anchors.
+    leaf = JpkiCertificate.load(
+        test_pki.issue_signing(
+            sample_person(3),
+            not_before=datetime(2026, 1, 1, tzinfo=UTC),
+            not_after=datetime(2026, 3, 1, tzinfo=UTC),
+        ).der
+    )
+    pol = Policy(anchors=[*anchors, leaf], at=AT)
+    assert leaf not in pol.anchors and len(pol.anchors) == len(anchors)
+    assert pol.not_anchors == ((leaf.subject_text, pol.not_anchors[0][1]),)
+    expired = validate_chain(leaf, pol)
+    assert expired.status is Status.INVALID
+    assert expired.has(Code.CERT_EXPIRED) and expired.has(Code.ANCHOR_REFUSED)
+
+    def revoked(c: JpkiCertificate, i: JpkiCertificate, t: datetime) -> Outcome:
+        return Outcome(RStatus.REVOKED, "keyCompromise", AT)
+
+    live = JpkiCertificate.load(test_pki.issue_signing(sample_person(4)).der)
+    r = validate_chain(live, Policy(anchors=[*anchors, live], at=AT, revocation=revoked))
+    assert r.status is Status.INVALID and r.has(Code.REVOCATION_REVOKED)
+    # Only the leaf given: nothing is trusted at all.
+    alone = validate_chain(live, Policy(anchors=[live], at=AT))
+    assert alone.status is Status.INDETERMINATE
+    assert alone.has(Code.CHAIN_NOT_VALIDATED) and alone.has(Code.ANCHOR_REFUSED)
+
+
+def test_no_anchors_is_at_best_indeterminate(leaf: JpkiCertificate) -> None:
+    r = validate_chain(leaf, Policy(at=AT))
+    assert r.status is Status.INDETERMINATE and r.has(Code.CHAIN_NOT_VALIDATED)
+    late = validate_chain(leaf, Policy(at=datetime(2045, 1, 1, tzinfo=UTC)))
+    assert late.status is Status.INVALID and late.has(Code.CERT_EXPIRED)
 
 
 def test_test_leaf_does_not_chain_to_real_roots(
     jlis_roots_dir: Path, leaf: JpkiCertificate
 ) -> None:
-    r = validate_chain(leaf, load_trust_anchors(jlis_roots_dir), at=AT)
+    r = validate_chain(leaf, Policy(anchors=load_trust_anchors(jlis_roots_dir), at=AT))
     assert r.status is Status.INVALID
     assert "does not chain to any of the 6 trusted" in r.reasons[0]
 
@@ -67,52 +113,57 @@ def test_test_leaf_does_not_chain_to_real_roots(
 def test_generations_with_one_dn(
     anchors: list[JpkiCertificate], leaf: JpkiCertificate, old_leaf: JpkiCertificate
 ) -> None:
-    r = validate_chain(leaf, anchors, at=AT)
+    r = validate_chain(leaf, Policy(anchors=anchors, at=AT))
     assert r.status is Status.VALID, r.reasons
     assert leaf.authority_key_id is not None
     assert leaf.authority_key_id.hex() in r.reasons[0]  # picked by key, not by name
     assert len(r.chain) == 2
     # The 2015 leaf chains to the 2015 CA while that CA was valid.
-    r_old = validate_chain(old_leaf, anchors, at=datetime(2021, 1, 1, tzinfo=UTC))
+    r_old = validate_chain(old_leaf, Policy(anchors=anchors, at=datetime(2021, 1, 1, tzinfo=UTC)))
     assert r_old.status is Status.VALID, r_old.reasons
     # Only the other generation trusted: same issuer DN, wrong key -> invalid.
     only_2015 = [a for a in anchors if a.not_after.year == 2025]
-    assert validate_chain(leaf, only_2015, at=AT).status is Status.INVALID
+    assert validate_chain(leaf, Policy(anchors=only_2015, at=AT)).status is Status.INVALID
 
 
 def test_expired_and_not_yet_valid(anchors: list[JpkiCertificate], leaf: JpkiCertificate) -> None:
-    late = validate_chain(leaf, anchors, at=datetime(2045, 1, 1, tzinfo=UTC))
+    late = validate_chain(leaf, Policy(anchors=anchors, at=datetime(2045, 1, 1, tzinfo=UTC)))
     assert late.status is Status.INVALID
-    assert "expired" in late.reasons[0]
-    early = validate_chain(leaf, anchors, at=datetime(2020, 1, 1, tzinfo=UTC))
+    assert late.reasons[0].code is Code.CERT_EXPIRED and "expired" in late.reasons[0]
+    early = validate_chain(leaf, Policy(anchors=anchors, at=datetime(2020, 1, 1, tzinfo=UTC)))
     assert early.status is Status.INVALID
-    assert "not valid until" in early.reasons[0] or "not yet" in early.reasons[0]
+    assert early.reasons[0].code is Code.CERT_NOT_YET_VALID
+    assert "not valid before" in early.reasons[0]
 
 
 def test_key_usage_and_kind(test_pki: TestPki, anchors: list[JpkiCertificate]) -> None:
     auth = JpkiCertificate.load(test_pki.issue_auth().der)
-    assert validate_chain(auth, anchors, at=AT, purpose="login").status is Status.VALID
-    r = validate_chain(auth, anchors, at=AT, purpose="sign")
+    assert (
+        validate_chain(auth, Policy(anchors=anchors, at=AT, purpose="login")).status is Status.VALID
+    )
+    r = validate_chain(auth, Policy(anchors=anchors, at=AT, purpose="sign"))
     assert r.status is Status.INVALID
     assert any("non repudiation" in x for x in r.reasons)
-    over = validate_chain(auth, anchors, at=AT, purpose="any")
+    over = validate_chain(auth, Policy(anchors=anchors, at=AT, purpose="any"))
     assert over.status is Status.VALID
     assert any("overridden" in x for x in over.reasons)
 
 
 def test_policy_check(anchors: list[JpkiCertificate], leaf: JpkiCertificate) -> None:
-    good = validate_chain(leaf, anchors, at=AT, policies=[SIGNING_POLICY_OID.dotted_string])
+    good = validate_chain(
+        leaf, Policy(anchors=anchors, at=AT, required_policies=[SIGNING_POLICY_OID.dotted_string])
+    )
     assert good.status is Status.VALID, good.reasons
-    bad = validate_chain(leaf, anchors, at=AT, policies=["1.2.3.4"])
+    bad = validate_chain(leaf, Policy(anchors=anchors, at=AT, required_policies=["1.2.3.4"]))
     assert bad.status is Status.INVALID
     assert "polic" in bad.reasons[0]
 
 
 def test_bad_arguments(anchors: list[JpkiCertificate], leaf: JpkiCertificate) -> None:
-    with pytest.raises(UsageError, match="no trust anchors"):
-        validate_chain(leaf, [], at=AT)
+    with pytest.raises(UsageError, match="out of range"):
+        validate_chain(leaf, Policy(anchors=anchors, at=datetime(9999, 12, 31, tzinfo=UTC)))
     with pytest.raises(UsageError, match="timezone-aware"):
-        validate_chain(leaf, anchors, at=datetime(2026, 1, 1))
+        validate_chain(leaf, Policy(anchors=anchors, at=datetime(2026, 1, 1)))
 
 
 def test_load_trust_anchors_errors(tmp_path: Path) -> None:
@@ -161,16 +212,18 @@ def test_revocation_seam(anchors: list[JpkiCertificate], leaf: JpkiCertificate) 
         seen.append((cert.subject_text, issuer.subject_text, at))
         return Outcome(RStatus.GOOD)
 
-    r = validate_chain(leaf, anchors, at=AT, revocation=good)
+    r = validate_chain(leaf, Policy(anchors=anchors, at=AT, revocation=good))
     assert r.status is Status.VALID
     assert seen == [(leaf.subject_text, leaf.issuer_text, AT)]
     assert "not revoked (from crl)" in r.reasons[-1]
 
     revoked = validate_chain(
         leaf,
-        anchors,
-        at=AT,
-        revocation=lambda c, i, t: Outcome(RStatus.REVOKED, "affiliationChanged", AT),
+        Policy(
+            anchors=anchors,
+            at=AT,
+            revocation=lambda c, i, t: Outcome(RStatus.REVOKED, "affiliationChanged", AT),
+        ),
     )
     assert revoked.status is Status.INVALID
     assert "REVOKED (affiliationChanged)" in revoked.reasons[-1]
@@ -178,10 +231,10 @@ def test_revocation_seam(anchors: list[JpkiCertificate], leaf: JpkiCertificate) 
     def unknown(c: JpkiCertificate, i: JpkiCertificate, t: datetime) -> Outcome:
         return Outcome(RStatus.UNKNOWN, detail="no CRL covers this certificate")
 
-    hard = validate_chain(leaf, anchors, at=AT, revocation=unknown)
+    hard = validate_chain(leaf, Policy(anchors=anchors, at=AT, revocation=unknown))
     assert hard.status is Status.INDETERMINATE
     assert "no CRL covers" in hard.reasons[-1]
-    soft = validate_chain(leaf, anchors, at=AT, revocation=unknown, soft_fail=True)
+    soft = validate_chain(leaf, Policy(anchors=anchors, at=AT, revocation=unknown, soft_fail=True))
     assert soft.status is Status.VALID
     assert "soft-fail" in soft.reasons[-1]
     assert "revocation status NOT established" in soft.reasons[-1]
@@ -196,7 +249,7 @@ def test_policy_soft_fail_answer_is_not_reported_as_not_revoked(
     def policy_soft(c: JpkiCertificate, i: JpkiCertificate, t: datetime) -> Outcome:
         return Outcome(RStatus.GOOD, source="soft-fail", detail="treated as good: crl: stale")
 
-    r = validate_chain(leaf, anchors, at=AT, revocation=policy_soft)
+    r = validate_chain(leaf, Policy(anchors=anchors, at=AT, revocation=policy_soft))
     assert r.status is Status.VALID
     assert "revocation status NOT established" in r.reasons[-1]
     assert "stale" in r.reasons[-1] and "soft-fail" in r.reasons[-1]
@@ -210,8 +263,11 @@ def test_revocation_seam_exceptions(anchors: list[JpkiCertificate], leaf: JpkiCe
     def raises_unknown(c: JpkiCertificate, i: JpkiCertificate, t: datetime) -> Outcome:
         raise RevocationUnknown("OCSP responder unreachable")
 
-    assert validate_chain(leaf, anchors, at=AT, revocation=raises_revoked).status is Status.INVALID
-    r = validate_chain(leaf, anchors, at=AT, revocation=raises_unknown)
+    assert (
+        validate_chain(leaf, Policy(anchors=anchors, at=AT, revocation=raises_revoked)).status
+        is Status.INVALID
+    )
+    r = validate_chain(leaf, Policy(anchors=anchors, at=AT, revocation=raises_unknown))
     assert r.status is Status.INDETERMINATE and "unreachable" in r.reasons[-1]
 
 
@@ -222,7 +278,10 @@ def test_revocation_not_consulted_for_broken_chain(
         raise AssertionError("must not be called")
 
     late = datetime(2045, 1, 1, tzinfo=UTC)
-    assert validate_chain(leaf, anchors, at=late, revocation=boom).status is Status.INVALID
+    assert (
+        validate_chain(leaf, Policy(anchors=anchors, at=late, revocation=boom)).status
+        is Status.INVALID
+    )
 
 
 def test_basic_constraints_end_entity_cannot_issue(
@@ -255,7 +314,9 @@ def test_basic_constraints_end_entity_cannot_issue(
     )
     leaf = JpkiCertificate.from_cryptography(forged)
     r = validate_chain(
-        leaf, anchors, at=AT, intermediates=[JpkiCertificate.load(signer.der)], purpose="any"
+        leaf,
+        Policy(anchors=anchors, at=AT, purpose="any"),
+        intermediates=[JpkiCertificate.load(signer.der)],
     )
     assert r.status is Status.INVALID
     text = " ".join(r.reasons).lower()

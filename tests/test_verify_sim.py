@@ -18,7 +18,14 @@ from jpki.secret import Secret
 from jpki.sim import open_simulated_card
 from jpki.sim.create import create_profile
 from jpki.transport.simulated import SimulatedConnection
-from jpki.verify import LoginVerifier, MemoryChallengeStore, Status, verify_cms, verify_signature
+from jpki.verify import (
+    LoginVerifier,
+    MemoryChallengeStore,
+    Policy,
+    Status,
+    verify_cms,
+    verify_signature,
+)
 
 AT = datetime(2026, 6, 1, tzinfo=UTC)
 DOC = "申込書: 口座開設\n".encode()
@@ -40,12 +47,13 @@ def test_document_signature_from_card(card: JpkiAp) -> None:
     cert = JpkiCertificate.load(card.read_certificate("sign"))
     ca = JpkiCertificate.load(card.read_certificate("sign-ca"))
     sig = card.sign_data("sign", DOC)
-    r = verify_signature(cert, sig, data=DOC, at=AT)
+    policy = Policy(anchors=[ca], at=AT)
+    r = verify_signature(cert, sig, data=DOC, policy=policy)
     assert r.status is Status.VALID, r.reasons
-    assert verify_signature(cert, sig, data=DOC + b" ").status is Status.INVALID
+    assert verify_signature(cert, sig, data=DOC + b" ", policy=policy).status is Status.INVALID
     from jpki.verify import validate_chain
 
-    chain = validate_chain(cert, [ca], at=AT)
+    chain = validate_chain(cert, policy)
     assert chain.status is Status.VALID, chain.reasons
 
 
@@ -65,16 +73,16 @@ def test_cms_signed_by_card(card: JpkiAp) -> None:
     # The card signs DigestInfo(SHA-256(DER of the attributes as SET OF)).
     signature = card.sign("sign", digest_info_for(attrs.dump()))
     blob = signed_data(cert_der, attrs, signature, None)  # detached
-    r = verify_cms(blob, content=DOC, trust_anchors=[ca], at=AT)
+    r = verify_cms(blob, Policy(anchors=[ca], at=AT), content=DOC)
     assert r.status is Status.VALID, r.reasons
     assert r.signing_time == AT
-    assert verify_cms(blob, content=DOC[:-1], at=AT).status is Status.INVALID
+    assert verify_cms(blob, Policy(at=AT), content=DOC[:-1]).status is Status.INVALID
 
 
 def test_login_with_card(card: JpkiAp, tmp_path: Path) -> None:
     auth_cert = card.read_certificate("auth")
     ca = JpkiCertificate.load(card.read_certificate("auth-ca"))
-    v = LoginVerifier(MemoryChallengeStore(), trust_anchors=[ca])
+    v = LoginVerifier(MemoryChallengeStore(), Policy(anchors=[ca]))
     ch = v.issue()
     card.verify_pin("auth", Secret("1234"))
     sig = card.sign_data("auth", ch.nonce)

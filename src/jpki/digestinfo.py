@@ -1,15 +1,20 @@
-"""PKCS#1 DigestInfo (RFC 8017 §9.2): the DER prefixes, build and parse. Pure data, no I/O.
+"""PKCS#1 DigestInfo (RFC 8017 §9.2): the one DigestInfo type, its DER table, build and parse.
 
 The card signs a DigestInfo as sent (it hashes nothing), so the card client builds one here;
-the verifier parses what it recovers from a signature with the same table.
+the verifier parses what it recovers from a signature with the same type. Parsing is strict:
+only the canonical encoding with NULL parameters is accepted, because a lenient DigestInfo
+parse is what signature forgeries exploit. Pure data, no I/O.
 """
 
 from __future__ import annotations
 
 import enum
 import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 from jpki.errors import SignatureFormatError, UsageError
+from jpki.oid import HashOID
 
 
 class HashName(enum.StrEnum):
@@ -79,10 +84,73 @@ def digest_info_for(data: bytes, name: str | HashName = HashName.SHA256) -> byte
     return build_digest_info(h, hashlib.new(h.value, data).digest())
 
 
-def parse_digest_info(der: bytes) -> tuple[HashName, bytes]:
-    """Split a DigestInfo into (hash, digest); ``SignatureFormatError`` if it is none we know."""
-    for table in (PREFIXES, PREFIXES_NO_NULL):
-        for name, prefix in table.items():
-            if len(der) == len(prefix) + DIGEST_SIZES[name] and der.startswith(prefix):
-                return name, bytes(der[len(prefix) :])
-    raise SignatureFormatError("not a DigestInfo for SHA-1/256/384/512")
+#: Hash names are also the verifier's ``HashAlgorithm``.
+HashAlgorithm = HashName
+hash_algorithm = hash_name
+
+#: Dotted digest-algorithm OIDs (CMS digestAlgorithm) to hash names.
+OID_TO_HASH: dict[str, HashName] = {
+    HashOID.SHA1: HashName.SHA1,
+    HashOID.SHA256: HashName.SHA256,
+    HashOID.SHA384: HashName.SHA384,
+    HashOID.SHA512: HashName.SHA512,
+}
+
+
+def digest_of(alg: HashName, data: bytes) -> bytes:
+    return hashlib.new(alg.value, data).digest()
+
+
+@dataclass(frozen=True)
+class DigestInfo:
+    """A DigestInfo: which hash, and the digest value (length checked).
+
+    Unpacks as ``(algorithm, digest)``.
+    """
+
+    algorithm: HashName
+    digest: bytes
+
+    def __post_init__(self) -> None:
+        size = DIGEST_SIZES[self.algorithm]
+        if len(self.digest) != size:
+            raise SignatureFormatError(
+                f"a {self.algorithm.value} digest is {size} bytes, got {len(self.digest)}"
+            )
+
+    def __iter__(self) -> Iterator[HashName | bytes]:
+        return iter((self.algorithm, self.digest))
+
+    @classmethod
+    def parse(cls, data: bytes) -> DigestInfo:
+        """Strict parse: exactly one canonical SHA-1/256/384/512 encoding, nothing else.
+
+        Absent NULL parameters, other length forms, trailing bytes and unknown algorithms
+        raise ``SignatureFormatError`` with a message saying which.
+        """
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise SignatureFormatError("DigestInfo must be bytes")
+        raw = bytes(data)
+        for alg, prefix in PREFIXES.items():
+            if len(raw) == len(prefix) + DIGEST_SIZES[alg] and raw.startswith(prefix):
+                return cls(alg, raw[len(prefix) :])
+        for alg, prefix in PREFIXES_NO_NULL.items():
+            if raw.startswith(prefix):
+                raise SignatureFormatError(
+                    f"{alg.value} DigestInfo without NULL parameters is not accepted "
+                    "(not canonical)"
+                )
+        if len(raw) < 2 or raw[0] != 0x30:
+            raise SignatureFormatError("DigestInfo is not a DER SEQUENCE")
+        raise SignatureFormatError(
+            f"DigestInfo ({len(raw)} bytes) is not a canonical SHA-1/256/384/512 encoding "
+            "(unknown algorithm, wrong digest length or trailing data)"
+        )
+
+    def to_der(self) -> bytes:
+        return PREFIXES[self.algorithm] + self.digest
+
+
+def parse_digest_info(data: bytes) -> DigestInfo:
+    """:meth:`DigestInfo.parse` (strict)."""
+    return DigestInfo.parse(data)

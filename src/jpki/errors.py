@@ -121,7 +121,23 @@ class SignatureFormatError(ParseError):
 
 
 class ChallengeError(JpkiError):
-    """A login challenge is unknown, expired or already used."""
+    """A login challenge is unknown, expired or already used (or its store is unusable)."""
+
+
+class ChallengeUnknown(ChallengeError):
+    def __init__(self) -> None:
+        super().__init__("unknown challenge (never issued here, or long expired)")
+
+
+class ChallengeReplayed(ChallengeError):
+    def __init__(self) -> None:
+        super().__init__("challenge already used (replay refused)")
+
+
+class ChallengeExpired(ChallengeError):
+    def __init__(self, expired_at: datetime) -> None:
+        self.expired_at = expired_at
+        super().__init__(f"challenge expired at {expired_at.isoformat()}")
 
 
 class ProfileError(JpkiError):

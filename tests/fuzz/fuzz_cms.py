@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 
 from _harness import fuzz_main, guarded
 
+from jpki.policy import Policy
 from jpki.verify.cms import parse_signed_data, verify_cms
 
 NAME = "cms"
-_AT = datetime(2026, 1, 1, tzinfo=UTC)
+_POLICY = Policy(at=datetime(2026, 1, 1, tzinfo=UTC))
 
 
 @guarded
@@ -18,7 +19,7 @@ def target(data: bytes) -> None:
     for s in sd.signers:
         if s.certificate is not None:
             s.certificate.as_dict()
-    result = verify_cms(data, content=b"jpki fuzz seed\n", at=_AT)
+    result = verify_cms(data, _POLICY, content=b"jpki fuzz seed\n")
     assert result.reasons
 
 

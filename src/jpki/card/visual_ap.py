@@ -9,6 +9,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from jpki import wareki
 from jpki.card.constants import Aid, VisualFile
 from jpki.card.pin import PinStatus, check_digits, guarded_verify, pin_status
 from jpki.card.protocol import CardProtocol, as_protocol
@@ -32,22 +33,13 @@ TAG_MY_NUMBER_IMAGE = 0xFF40
 #: The signature covers SHA-256 of each group (TLVs tag to end), concatenated in this order.
 SIGNED_GROUPS: tuple[tuple[int, ...], ...] = ((0xDF22, 0xDF23, 0xDF24), (0xDF25, 0xDF26), (0xDF27,))
 
-# First day of each era, newest first (collation B uses the era year of the birth date).
-_ERAS: tuple[date, ...] = (
-    date(2019, 5, 1),  # Reiwa
-    date(1989, 1, 8),  # Heisei
-    date(1926, 12, 25),  # Showa
-    date(1912, 7, 30),  # Taisho
-    date(1868, 1, 25),  # Meiji
-)
-
 
 def era_yymmdd(birth_date: date) -> str:
     """Birth date as era year + month + day, 6 digits (1985-04-01 → ``600401``, Showa 60)."""
-    for start in _ERAS:
-        if birth_date >= start:
-            return f"{birth_date.year - start.year + 1:02d}{birth_date:%m%d}"
-    raise PinFormatError("birth date is before the Meiji era")
+    try:
+        return wareki.era_yymmdd(birth_date)
+    except ValueError:
+        raise PinFormatError("birth date is before the Meiji era") from None
 
 
 def collation_b(birth_date: date, expiry_year: int, security_code: str) -> Secret:

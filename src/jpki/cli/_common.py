@@ -167,15 +167,27 @@ def parse_time(value: str | None) -> datetime:
         text = text[:-1]
     try:
         if len(text) == 10:  # a date alone (with or without Z): midnight UTC
-            return datetime.fromisoformat(text).replace(tzinfo=UTC)
-        t = datetime.fromisoformat(text + ("+00:00" if zulu else ""))
+            t = datetime.fromisoformat(text).replace(tzinfo=UTC)
+        else:
+            t = datetime.fromisoformat(text + ("+00:00" if zulu else ""))
     except ValueError:
         raise UsageError(
             f"bad time {value!r}: use ISO 8601 with a zone, e.g. 2026-06-01T09:00:00+09:00"
         ) from None
     if t.tzinfo is None:
         raise UsageError(f"time {value!r} has no timezone: add Z or an offset like +09:00")
+    # Near year 1 or 9999 any skew or lifetime added later overflows: refuse it here.
+    try:
+        in_range = _EARLIEST <= t <= _LATEST
+    except OverflowError:
+        in_range = False
+    if not in_range:
+        raise UsageError(f"time {value!r} is out of range (1900 to 9000)")
     return t
+
+
+_EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def exit_code_for(exc: JpkiError) -> Exit:

@@ -12,7 +12,10 @@ from jpki.cli._common import emit, handle_errors, printable, read_input_file
 
 def _flags_text(flags: tuple[bool, ...], text: str) -> str:
     subst = [
-        f"{i + 1}:{printable(ch)}" for i, (ch, f) in enumerate(zip(text, flags, strict=True)) if f
+        # zip stops at the shorter: flags that do not match the text are reported apart
+        f"{i + 1}:{printable(ch)}"
+        for i, (ch, f) in enumerate(zip(text, flags, strict=False))
+        if f
     ]
     return f"  (substitute characters at {', '.join(subst)})" if subst else ""
 
@@ -22,12 +25,21 @@ def _basic_lines(info: BasicInfo) -> list[str]:
         "Basic information:",
         f"  Name:        {printable(info.name)}{_flags_text(info.name_substitutes, info.name)}",
         f"  Sex:         {info.sex.name.lower()}",
-        f"  Birth date:  {info.birth_date.isoformat()} ({info.birth_era.name.capitalize()})",
+        f"  Birth date:  {_birth_text(info)}",
         f"  Address:     {printable(info.address)}"
         + _flags_text(info.address_substitutes, info.address),
     ]
+    if not info.substitute_flags_consistent:
+        lines.append("  (substitute flags do not match the text they describe; kept as written)")
     lines += [f"  Other {oid}: {printable(value)}" for oid, value in info.other.items()]
     return lines
+
+
+def _birth_text(info: BasicInfo) -> str:
+    era = info.birth_era.name.capitalize()
+    if info.birth_date is None:
+        return f"unknown (as written: {printable(info.birth_date_raw)}, era {era})"
+    return f"{info.birth_date.isoformat()} ({era})"
 
 
 def _colon_hex(data: bytes) -> str:

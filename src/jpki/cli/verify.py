@@ -10,28 +10,30 @@ import binascii
 import json
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 
-from jpki.cert import CertKind, JpkiCertificate
+from jpki.cert import JpkiCertificate
 from jpki.cli._common import Exit, emit, handle_errors, parse_time, read_input_file
 from jpki.cli.revocation import load_crl_file
+from jpki.digestinfo import HashAlgorithm, hash_algorithm
 from jpki.errors import JpkiError, UsageError
+from jpki.policy import (
+    DEFAULT_ALGORITHMS,
+    LEGACY_ALGORITHMS,
+    Policy,
+    Purpose,
+    RevocationCheck,
+    purpose_of,
+    revocation_checker,
+)
 from jpki.verify.batch import BatchItem, verify_batch
 from jpki.verify.cms import verify_cms
-from jpki.verify.digest import HashAlgorithm, hash_algorithm
-from jpki.verify.path import (
-    RevocationCheck,
-    load_certificates,
-    load_trust_anchors,
-    revocation_checker,
-    validate_chain,
-)
-from jpki.verify.result import Status, VerificationResult, worst
-from jpki.verify.signature import Purpose, purpose_of, verify_signature
+from jpki.verify.path import load_certificates, load_trust_anchors, validate_chain
+from jpki.verify.result import Code, Status, VerificationResult, worst
+from jpki.verify.signature import verify_signature
 
 _EXIT = {
     Status.VALID: Exit.OK,
@@ -78,8 +80,68 @@ def _text(result: VerificationResult) -> str:
     return "\n".join(lines)
 
 
-def _anchors(paths: Sequence[str]) -> tuple[JpkiCertificate, ...]:
-    return load_trust_anchors(*paths) if paths else ()
+#: ``--trust jlis``: the J-LIS roots built into the package (a file named so: ``./jlis``).
+BUILTIN_TRUST = "jlis"
+
+
+def _anchors(values: Sequence[str]) -> tuple[JpkiCertificate, ...]:
+    """The certificates named by ``--trust`` values: ``jlis`` and/or files and directories."""
+    out: list[JpkiCertificate] = []
+    paths = [v for v in values if v != BUILTIN_TRUST]
+    if BUILTIN_TRUST in values:
+        from jpki.trust.jlis import jlis_roots
+
+        out += jlis_roots("any")
+    if paths:
+        out += load_trust_anchors(*paths)
+    return tuple(out)
+
+
+def make_policy(
+    *,
+    trust: Sequence[str] = (),
+    at: str | None = None,
+    purpose: str | None = None,
+    crl_files: Sequence[str] = (),
+    ocsp_url: str | None = None,
+    soft_fail: bool = False,
+    legacy_algorithms: bool = False,
+    policies: Sequence[str] = (),
+    tsa_trust: Sequence[str] = (),
+) -> Policy:
+    """The one :class:`Policy` a ``jpki verify`` command applies, from its options."""
+    revocation = _revocation(crl_files, ocsp_url, soft_fail)
+    if revocation is not None and not trust:
+        raise UsageError("revocation checking needs --trust (the issuer comes from the chain)")
+    return Policy(
+        anchors=_anchors(trust),
+        purpose=purpose_of(purpose) if purpose is not None else None,
+        at=parse_time(at),
+        revocation=revocation,
+        soft_fail=soft_fail,
+        algorithms=LEGACY_ALGORITHMS if legacy_algorithms else DEFAULT_ALGORITHMS,
+        required_policies=frozenset(policies) if policies else None,
+        timestamp_anchors=_anchors(tsa_trust),
+    )
+
+
+def trust_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--trust",
+        "trust",
+        multiple=True,
+        metavar="CA",
+        help="Trusted CA certificates: 'jlis' (the built-in J-LIS roots), a file or a "
+        "directory; repeatable. Without it the answer is at best indeterminate.",
+    )(fn)
+
+
+def legacy_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--legacy-algorithms",
+        is_flag=True,
+        help="Accept RSA below 2048 bits and SHA-1 (old signatures); reported in the reasons.",
+    )(fn)
 
 
 def _revocation(
@@ -126,10 +188,10 @@ def verify_group() -> None:
 @click.option("--purpose", type=_PURPOSES, default="sign", show_default=True,
               help="sign: signing certificate needed; login: authentication certificate; "
                    "any: override the key-usage policy (reported).")  # fmt: skip
-@click.option("--at", "at", metavar="TIME", help="Also check the certificate is valid then.")
-@click.option("--trust", "trust", multiple=True, metavar="CA",
-              help="Also validate the certificate's chain to these CA certificates (file or "
-                   "directory; repeatable). Without it the chain is not checked.")  # fmt: skip
+@click.option("--at", "at", metavar="TIME", help="Validation time (ISO 8601; default now).")
+@trust_option
+@revocation_options
+@legacy_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @handle_errors
 def signature_cmd(
@@ -141,17 +203,30 @@ def signature_cmd(
     purpose: str,
     at: str | None,
     trust: tuple[str, ...],
+    crl_files: tuple[str, ...],
+    ocsp_url: str | None,
+    soft_fail: bool,
+    legacy_algorithms: bool,
     as_json: bool,
 ) -> None:
-    """Verify an RSA PKCS#1 v1.5 signature over a file or a digest."""
-    if (data_file is None) == (digest_hex is None):
-        raise UsageError("give exactly one of --data FILE or --digest HEX")
+    """Verify an RSA PKCS#1 v1.5 signature over a file and/or a digest."""
+    if data_file is None and digest_hex is None:
+        raise UsageError("give --data FILE or --digest HEX (or both: then they must agree)")
     digest = None
     if digest_hex is not None:
         try:
             digest = bytes.fromhex(digest_hex.strip())
         except ValueError:
             raise UsageError("--digest must be hexadecimal") from None
+    policy = make_policy(
+        trust=trust,
+        at=at,
+        purpose=purpose,
+        crl_files=crl_files,
+        ocsp_url=ocsp_url,
+        soft_fail=soft_fail,
+        legacy_algorithms=legacy_algorithms,
+    )
     data = read_input_file(data_file) if data_file is not None else None
     certs = load_certificates(read_input_file(cert_file))
     result = verify_signature(
@@ -160,20 +235,9 @@ def signature_cmd(
         data=data,
         digest=digest,
         hash_alg=hash_name,
-        purpose=purpose,
-        at=parse_time(at) if at else None,
+        policy=policy,
+        intermediates=certs[1:],
     )
-    if trust:
-        chain = validate_chain(
-            certs[0], _anchors(trust), at=parse_time(at), intermediates=certs[1:], purpose=purpose
-        )
-        extra = [r for r in chain.reasons if r not in result.reasons]
-        result = replace(result.with_reasons(*extra, status=chain.status), chain=chain.chain)
-    else:
-        result = result.with_reasons(
-            "certificate chain NOT validated (no --trust given): this only shows the data "
-            "matches the key in the certificate"
-        )
     _finish(result, as_json)
 
 
@@ -182,15 +246,14 @@ def signature_cmd(
 @click.option("--content", "content_file", metavar="FILE", help="Content of a detached signature.")
 @click.option("--cert", "cert_files", multiple=True, metavar="FILE",
               help="Certificates not embedded (signer, intermediates); repeatable.")  # fmt: skip
-@click.option("--trust", "trust", multiple=True, metavar="CA",
-              help="Trusted CA certificate file or directory; repeatable. Without it only "
-                   "the signatures are checked, not the chain.")  # fmt: skip
+@trust_option
 @click.option("--at", "at", metavar="TIME", help="Validation time (ISO 8601; default now).")
 @click.option("--purpose", type=_PURPOSES, default="sign", show_default=True)
 @click.option("--tsa-trust", "tsa_trust", multiple=True, metavar="CA",
               help="Trusted CA of timestamp authorities (signature timestamps); "
                    "repeatable. Without it a timestamp is reported, not proven.")  # fmt: skip
 @revocation_options
+@legacy_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @handle_errors
 def cms_cmd(
@@ -204,23 +267,26 @@ def cms_cmd(
     crl_files: tuple[str, ...],
     ocsp_url: str | None,
     soft_fail: bool,
+    legacy_algorithms: bool,
     as_json: bool,
 ) -> None:
     """Verify a CMS SignedData file (PEM or DER, attached or detached)."""
+    policy = make_policy(
+        trust=trust,
+        at=at,
+        purpose=purpose,
+        crl_files=crl_files,
+        ocsp_url=ocsp_url,
+        soft_fail=soft_fail,
+        legacy_algorithms=legacy_algorithms,
+        tsa_trust=tsa_trust,
+    )
     extra = [c for f in cert_files for c in load_certificates(read_input_file(f))]
-    revocation = _revocation(crl_files, ocsp_url, soft_fail)
-    if revocation is not None and not trust:
-        raise UsageError("revocation checking needs --trust (the issuer comes from the chain)")
     result = verify_cms(
         read_input_file(cms_file),
+        policy,
         content=read_input_file(content_file) if content_file else None,
         certificates=extra,
-        trust_anchors=_anchors(trust) or None,
-        at=parse_time(at),
-        purpose=purpose,
-        revocation=revocation,
-        soft_fail=soft_fail,
-        timestamp_trust=_anchors(tsa_trust) or None,
     )
     _finish(result, as_json)
 
@@ -228,7 +294,8 @@ def cms_cmd(
 @verify_group.command("chain")
 @click.argument("cert_file", metavar="CERT")
 @click.option("--trust", "trust", multiple=True, required=True, metavar="CA",
-              help="Trusted CA certificate file or directory; repeatable.")  # fmt: skip
+              help="Trusted CA certificates: 'jlis' (the built-in J-LIS roots), a file or a "
+                   "directory; repeatable.")  # fmt: skip
 @click.option("--intermediate", "intermediates", multiple=True, metavar="FILE",
               help="Untrusted intermediate CA certificates; repeatable.")  # fmt: skip
 @click.option("--at", "at", metavar="TIME", help="Validation time (ISO 8601; default now).")
@@ -253,23 +320,19 @@ def chain_cmd(
     as_json: bool,
 ) -> None:
     """Validate a certificate up to trusted CA certificates (no system roots, ever)."""
+    policy = make_policy(
+        trust=trust,
+        at=at,
+        # auto: a chain check asks "is this certificate good for what it is for".
+        purpose=None if purpose == "auto" else purpose,
+        crl_files=crl_files,
+        ocsp_url=ocsp_url,
+        soft_fail=soft_fail,
+        policies=policies,
+    )
     cert = load_certificates(read_input_file(cert_file))[0]
     inter = [c for f in intermediates for c in load_certificates(read_input_file(f))]
-    if purpose == "auto":
-        # A chain check asks "is this certificate good for what it is for": the kind decides.
-        login_kinds = (CertKind.AUTHENTICATION, CertKind.PHONE_AUTHENTICATION)
-        purpose = Purpose.LOGIN.value if cert.kind in login_kinds else Purpose.SIGN.value
-    result = validate_chain(
-        cert,
-        _anchors(trust),
-        at=parse_time(at),
-        intermediates=inter,
-        purpose=purpose,
-        policies=policies or None,
-        revocation=_revocation(crl_files, ocsp_url, soft_fail),
-        soft_fail=soft_fail,
-    )
-    _finish(result, as_json)
+    _finish(validate_chain(cert, policy, intermediates=inter), as_json)
 
 
 # --- batch ----------------------------------------------------------------------------------
@@ -335,7 +398,7 @@ def read_manifest(path: str) -> list[BatchItem]:
                 certs[cert] = cert
         try:
             hash_alg = hash_algorithm(str(entry.get("hash", "sha256")))
-            purpose = purpose_of(str(entry.get("purpose", "sign")))
+            purpose = purpose_of(str(entry["purpose"])) if "purpose" in entry else None
         except UsageError as exc:
             raise UsageError(f"manifest line {n}: {exc}") from None
         data = _field_bytes(entry, "data", base, cache, n)
@@ -362,19 +425,45 @@ def read_manifest(path: str) -> list[BatchItem]:
 @click.argument("manifest", metavar="MANIFEST.jsonl")
 @click.option("--workers", type=click.IntRange(1, 256), default=None,
               help="Processes to use (default: all cores for large batches).")  # fmt: skip
+@trust_option
+@click.option("--at", "at", metavar="TIME", help="Validation time (ISO 8601; default now).")
+@revocation_options
+@legacy_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @handle_errors
-def batch_cmd(manifest: str, workers: int | None, as_json: bool) -> None:
-    """Verify many signatures listed in a JSON Lines manifest (results in input order)."""
+def batch_cmd(
+    manifest: str,
+    workers: int | None,
+    trust: tuple[str, ...],
+    at: str | None,
+    crl_files: tuple[str, ...],
+    ocsp_url: str | None,
+    soft_fail: bool,
+    legacy_algorithms: bool,
+    as_json: bool,
+) -> None:
+    """Verify many signatures listed in a JSON Lines manifest (results in input order).
+
+    Every item gets the same policy: with --trust each distinct certificate's chain is
+    validated once; without, every item says the chain was not validated.
+    """
+    policy = make_policy(
+        trust=trust,
+        at=at,
+        crl_files=crl_files,
+        ocsp_url=ocsp_url,
+        soft_fail=soft_fail,
+        legacy_algorithms=legacy_algorithms,
+    )
     items = read_manifest(manifest)
     if not items:
         # Zero signatures checked is no evidence: never report that as "valid".
         raise UsageError(f"{manifest}: the manifest lists no signatures")
     if sys.stdout.isatty() and not as_json and items:
         with click.progressbar(length=len(items), label="verifying") as bar:
-            results = verify_batch(items, workers=workers, progress=bar.update)
+            results = verify_batch(items, workers=workers, progress=bar.update, policy=policy)
     else:
-        results = verify_batch(items, workers=workers)
+        results = verify_batch(items, workers=workers, policy=policy)
     counts = {s: sum(1 for r in results if r.status is s) for s in Status}
     overall = worst(r.status for r in results)
     summary = (
@@ -384,6 +473,7 @@ def batch_cmd(manifest: str, workers: int | None, as_json: bool) -> None:
     data = {
         "status": overall.value,
         "reasons": [summary],
+        "reason_codes": [Code.BATCH_SUMMARY.value],
         "count": len(results),
         "valid": counts[Status.VALID],
         "invalid": counts[Status.INVALID],

@@ -27,6 +27,7 @@ from asn1crypto import cms as asn1_cms
 
 from jpki.cert import CertKind, JpkiCertificate
 from jpki.errors import DocumentError, JpkiError, UsageError
+from jpki.policy import Policy
 from jpki.revocation.policy import (
     RevocationPolicy,
     RevocationReason,
@@ -398,17 +399,23 @@ def _one(
     # One question per certificate to the sources serves both readings (then and now).
     asked: dict[tuple[bytes, bytes], RevocationResult] = {}
     use = sources.given and bool(anchors)
+
+    def policy(at: datetime, check: RevocationCheck | None) -> Policy:
+        return Policy(
+            anchors=tuple(anchors or ()),
+            at=at,
+            revocation=check,
+            soft_fail=sources.soft_fail and check is not None,
+            timestamp_anchors=tuple(tsa_anchors or ()),
+        )
+
     rev_at = _checker(sources, when, now, asked) if use else None
-    at_signing = verify_cms(cms_der, content=signed, trust_anchors=anchors, at=when,
-                            revocation=rev_at, soft_fail=sources.soft_fail,
-                            timestamp_trust=tsa_anchors)  # fmt: skip
+    at_signing = verify_cms(cms_der, policy(when, rev_at), content=signed)
     if when is now:
         at_now = at_signing  # no time claimed: "then" is "now"
     else:
         rev_now = _checker(sources, now, now, asked) if use else None
-        at_now = verify_cms(cms_der, content=signed, trust_anchors=anchors, at=now,
-                            revocation=rev_now, soft_fail=sources.soft_fail,
-                            timestamp_trust=tsa_anchors)  # fmt: skip
+        at_now = verify_cms(cms_der, policy(now, rev_now), content=signed)
     reasons = list(problems)
     if proven:
         reasons.append(f"signing time {when.isoformat()} proven by the signature timestamp")

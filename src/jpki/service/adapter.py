@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from jpki.cert import CertKind, JpkiCertificate
 from jpki.errors import ChallengeError, JpkiError, UsageError
+from jpki.policy import Policy
 from jpki.revocation.crl import Crl
 from jpki.revocation.policy import (
     RevocationPolicy,
@@ -30,7 +31,6 @@ from jpki.verify import (
     Purpose,
     Status,
     VerificationResult,
-    validate_chain,
     verify_cms,
     verify_signature,
 )
@@ -207,33 +207,28 @@ def verify_login(
     ev = _Evidence(crls, soft_fail)
     verifier = LoginVerifier(
         _GivenNonce(challenge_id, nonce),
-        trust_anchors=_anchors(anchors),
-        revocation=ev.as_check(),
-        soft_fail=soft_fail,
+        _policy(anchors, ev, soft_fail),
         clock=lambda: at,
     )
     return _outcome(verifier.verify(challenge_id, signature, cert_der), ev)
 
 
-def _with_chain(
-    result: VerificationResult,
-    cert: JpkiCertificate,
+def _policy(
     anchors: Sequence[bytes],
     ev: _Evidence,
-    at: datetime,
-    purpose: Purpose,
     soft_fail: bool,
-) -> VerificationResult:
-    chain = validate_chain(
-        cert,
-        _anchors(anchors),
+    *,
+    at: datetime | None = None,
+    purpose: Purpose | None = None,
+) -> Policy:
+    """The one policy a service call applies: its anchors, the request's CRLs, its time."""
+    return Policy(
+        anchors=_anchors(anchors),
         at=at,
         purpose=purpose,
         revocation=ev.as_check(),
         soft_fail=soft_fail,
     )
-    extra = [r for r in chain.reasons if r not in result.reasons]
-    return replace(result.with_reasons(*extra, status=chain.status), chain=chain.chain)
 
 
 def verify_raw_signature(
@@ -252,17 +247,15 @@ def verify_raw_signature(
     """PKCS#1 v1.5 over data or a digest, plus the chain and revocation at ``at``."""
     ev = _Evidence(crls, soft_fail)
     cert = JpkiCertificate.load(cert_der)
-    purp = Purpose(purpose)
     result = verify_signature(
         cert,
         signature,
         data=data,
         digest=digest,
         hash_alg=HashAlgorithm(hash_alg),
-        purpose=purp,
-        at=at,
+        policy=_policy(anchors, ev, soft_fail, at=at, purpose=Purpose(purpose)),
     )
-    return _outcome(_with_chain(result, cert, anchors, ev, at, purp, soft_fail), ev)
+    return _outcome(result, ev)
 
 
 def verify_cms_blob(
@@ -278,12 +271,8 @@ def verify_cms_blob(
     ev = _Evidence(crls, soft_fail)
     result = verify_cms(
         cms_der,
+        _policy(anchors, ev, soft_fail, at=at, purpose=Purpose(purpose)),
         content=content,
-        trust_anchors=_anchors(anchors),
-        at=at,
-        purpose=Purpose(purpose),
-        revocation=ev.as_check(),
-        soft_fail=soft_fail,
     )
     return _outcome(result, ev)
 

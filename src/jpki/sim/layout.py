@@ -19,16 +19,8 @@ from datetime import date
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from jpki import wareki
 from jpki.tlv import encode_length, tag_bytes
-
-# First day of each era, newest first, with the era's name for docs and errors.
-_ERAS: tuple[tuple[date, str], ...] = (
-    (date(2019, 5, 1), "Reiwa"),
-    (date(1989, 1, 8), "Heisei"),
-    (date(1926, 12, 25), "Showa"),
-    (date(1912, 7, 30), "Taisho"),
-    (date(1868, 10, 23), "Meiji"),
-)
 
 SHA256_DIGEST_INFO_PREFIX = bytes.fromhex("3031300d060960864801650304020105000420")
 # DigestInfo(sha256, 96 bytes): the card face signature covers three digests in one DigestInfo.
@@ -37,10 +29,7 @@ _SHA256_DI_96_PREFIX = bytes.fromhex("3071300d060960864801650304020105000460")
 
 def era_yymmdd(d: date) -> str:
     """Birth date as Japanese era year + month + day, 6 digits (e.g. 1985-04-01 → ``600401``)."""
-    for start, _name in _ERAS:
-        if d >= start:
-            return f"{d.year - start.year + 1:02d}{d:%m%d}"
-    raise ValueError(f"date before the Meiji era: {d.isoformat()}")
+    return wareki.era_yymmdd(d)
 
 
 def collation_b(birth: date, expiry_year: int, security_code: str) -> str:

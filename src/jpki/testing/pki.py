@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from jpki.cert import JpkiCertificate, era_for_date
+from jpki.oid import BasicInfoOID, JpkiPolicyOID
 from jpki.tlv import encode_length
 
 __all__ = [
@@ -58,17 +59,16 @@ __all__ = [
     "sample_person",
 ]
 
-_JPKI = "1.2.392.200149.8.5"
-SIGNING_POLICY_OID = x509.ObjectIdentifier(f"{_JPKI}.1.1.20")
-TEST_SIGNING_POLICY_OID = x509.ObjectIdentifier(f"{_JPKI}.1.0.20")
-PHONE_SIGNING_POLICY_OID = x509.ObjectIdentifier(f"{_JPKI}.1.1.40")
-AUTH_POLICY_OID = x509.ObjectIdentifier(f"{_JPKI}.1.3.30")
-OID_NAME = x509.ObjectIdentifier(f"{_JPKI}.5.1")
-OID_NAME_SUBSTITUTES = x509.ObjectIdentifier(f"{_JPKI}.5.2")
-OID_SEX = x509.ObjectIdentifier(f"{_JPKI}.5.3")
-OID_BIRTH_DATE = x509.ObjectIdentifier(f"{_JPKI}.5.4")
-OID_ADDRESS = x509.ObjectIdentifier(f"{_JPKI}.5.5")
-OID_ADDRESS_SUBSTITUTES = x509.ObjectIdentifier(f"{_JPKI}.5.6")
+SIGNING_POLICY_OID = x509.ObjectIdentifier(JpkiPolicyOID.SIGNING)
+TEST_SIGNING_POLICY_OID = x509.ObjectIdentifier(JpkiPolicyOID.SIGNING_TEST)
+PHONE_SIGNING_POLICY_OID = x509.ObjectIdentifier(JpkiPolicyOID.PHONE_SIGNING)
+AUTH_POLICY_OID = x509.ObjectIdentifier(JpkiPolicyOID.AUTHENTICATION)
+OID_NAME = x509.ObjectIdentifier(BasicInfoOID.NAME)
+OID_NAME_SUBSTITUTES = x509.ObjectIdentifier(BasicInfoOID.NAME_SUBSTITUTES)
+OID_SEX = x509.ObjectIdentifier(BasicInfoOID.SEX)
+OID_BIRTH_DATE = x509.ObjectIdentifier(BasicInfoOID.BIRTH_DATE)
+OID_ADDRESS = x509.ObjectIdentifier(BasicInfoOID.ADDRESS)
+OID_ADDRESS_SUBSTITUTES = x509.ObjectIdentifier(BasicInfoOID.ADDRESS_SUBSTITUTES)
 # Order in which real cards list the basic-4 otherNames (spec §3).
 OTHERNAME_ORDER = (
     OID_NAME,

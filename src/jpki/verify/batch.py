@@ -22,7 +22,7 @@ import hmac
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cryptography import x509
@@ -31,17 +31,13 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from jpki.cert import JpkiCertificate
-from jpki.digestinfo import DIGEST_SIZES, PREFIXES
+from jpki.digestinfo import DIGEST_SIZES, PREFIXES, HashAlgorithm, hash_algorithm
 from jpki.errors import JpkiError
-from jpki.verify.digest import HashAlgorithm, hash_algorithm
-from jpki.verify.result import Status, VerificationResult
-from jpki.verify.signature import (
-    Purpose,
-    check_rsa_pkcs1,
-    key_usage_problems,
-    purpose_of,
-    rsa_public_key,
-)
+from jpki.policy import Policy, Purpose, check_time, purpose_of
+from jpki.verify.path import validate_chain
+from jpki.verify.result import Code, Reason, Status, VerificationResult, worst
+from jpki.verify.rules import algorithm_reasons
+from jpki.verify.signature import check_rsa_pkcs1, rsa_public_key
 
 #: Chunk size in this process (only the progress granularity depends on it).
 DEFAULT_CHUNK = 512
@@ -51,26 +47,27 @@ _MIN_CHUNK = 500
 PARALLEL_THRESHOLD = 4000
 _CACHE_LIMIT = 4096
 _PKCS1 = padding.PKCS1v15()
-_OK_REASONS = ("signature matches the certificate's key",)
+_OK = Reason(Code.SIGNATURE_OK, "signature matches the certificate's key")
 _HASHERS: dict[str, Callable[[bytes], Any]] = {
     "sha1": hashlib.sha1,
     "sha256": hashlib.sha256,
     "sha384": hashlib.sha384,
     "sha512": hashlib.sha512,
 }
-_STATUS = (Status.VALID, Status.INVALID)
 
 
 @dataclass(frozen=True)
 class BatchItem:
-    """One signature to check: over ``data``, or over a precomputed ``digest``."""
+    """One signature to check: over ``data``, or a precomputed ``digest``, or both (then the
+    digest must be the data's). ``purpose`` None: the policy's (default: document signature).
+    """
 
     certificate: bytes | JpkiCertificate | x509.Certificate
     signature: bytes
     data: bytes | None = None
     digest: bytes | None = None
     hash_alg: HashAlgorithm | str = HashAlgorithm.SHA256
-    purpose: Purpose | str = Purpose.SIGN
+    purpose: Purpose | str | None = None
 
 
 # --- worker side ---------------------------------------------------------------------------
@@ -80,8 +77,7 @@ class BatchItem:
 class _KeyEntry:
     key: rsa.RSAPublicKey | None
     meta: tuple[str, str, str]  # fingerprint, kind, subject
-    error: str | None
-    policy: dict[str, tuple[tuple[str, ...], tuple[str, ...]]]  # purpose -> problems, notes
+    error: Reason | None
 
 
 _CACHE: dict[bytes, _KeyEntry] = {}
@@ -95,13 +91,10 @@ def _entry(der: bytes) -> _KeyEntry:
     try:
         jc = JpkiCertificate.load(der)
         key = rsa_public_key(jc)
-        policy = {}
-        for p in Purpose:
-            probs, notes = key_usage_problems(jc, p)
-            policy[p.value] = (tuple(probs), tuple(notes))
-        entry = _KeyEntry(key, (fp.hex(), jc.kind.value, jc.subject_text), None, policy)
+        entry = _KeyEntry(key, (fp.hex(), jc.kind.value, jc.subject_text), None)
     except JpkiError as exc:
-        entry = _KeyEntry(None, (fp.hex(), "unknown", ""), f"unusable certificate: {exc}", {})
+        why = Reason(Code.CERT_MALFORMED, f"unusable certificate: {exc}")
+        entry = _KeyEntry(None, (fp.hex(), "unknown", ""), why)
     if len(_CACHE) >= _CACHE_LIMIT:
         _CACHE.clear()
     _CACHE[fp] = entry
@@ -116,28 +109,31 @@ _Chunk = tuple[
     list[bytes], list[_PlanKey], list[int], list[bytes], list[bytes | None], list[bytes | None]
 ]
 #: Worker answer: one (fingerprint, kind, subject) per certificate, and only for the items
-#: that are not a plain "valid": item index -> (status index: 0 valid / 1 invalid, reasons).
-_Answer = tuple[list[tuple[str, str, str]], dict[int, tuple[int, tuple[str, ...]]]]
+#: whose signature does not plainly match: item index -> the reason.
+_Answer = tuple[list[tuple[str, str, str]], dict[int, Reason]]
 
 
 def _slow(
-    e: _KeyEntry, sig: bytes, data: bytes | None, digest: bytes | None, h: str, purpose: str
-) -> tuple[int, tuple[str, ...]]:
-    """The full explanation for anything but a plain valid signature."""
+    e: _KeyEntry, sig: bytes, data: bytes | None, digest: bytes | None, h: str
+) -> Reason | None:
+    """Why the signature does not match (None: it does, after all)."""
     key = e.key
     if key is None:
-        return 1, (e.error or "unusable certificate",)
+        return e.error or Reason(Code.CERT_MALFORMED, "unusable certificate")
     alg = HashAlgorithm(h)
+    if digest is not None and len(digest) != DIGEST_SIZES[alg]:
+        return Reason(Code.INPUT_MALFORMED, f"a {h} digest is {DIGEST_SIZES[alg]} bytes")
+    if data is not None:
+        computed = _HASHERS[h](data).digest()
+        if digest is not None and not hmac.compare_digest(computed, digest):
+            return Reason(
+                Code.DATA_DIGEST_MISMATCH,
+                f"the digest given is not the {h} digest of the data given (both must match)",
+            )
+        digest = computed
     if digest is None:
-        if data is None:
-            return 1, ("neither data nor digest given",)
-        digest = _HASHERS[h](data).digest()
-    elif len(digest) != DIGEST_SIZES[alg]:
-        return 1, (f"a {h} digest is {DIGEST_SIZES[alg]} bytes",)
-    problems, notes = e.policy[purpose]
-    why = check_rsa_pkcs1(key, sig, PREFIXES[alg] + digest)
-    reasons = (why or _OK_REASONS[0], *problems, *notes)
-    return (0 if why is None and not problems else 1), reasons
+        return Reason(Code.INPUT_MALFORMED, "neither data nor digest given")
+    return check_rsa_pkcs1(key, sig, PREFIXES[alg] + digest)
 
 
 def _verify_chunk(chunk: _Chunk) -> _Answer:
@@ -147,15 +143,15 @@ def _verify_chunk(chunk: _Chunk) -> _Answer:
     # Everything that depends only on (certificate, hash, purpose) is settled once per plan,
     # so the per-item loop is: hash, one RSA public-key operation, one constant-time compare.
     plans: list[tuple[Any, bytes, Callable[[bytes], Any], int] | None] = []
-    for ci, h, purpose in plan_keys:
+    for ci, h, _purpose in plan_keys:
         e = entries[ci]
-        fast = e.key is not None and e.policy[purpose] == ((), ())
+        fast = e.key is not None
         plans.append(
             (e.key.recover_data_from_signature, PREFIXES[h], _HASHERS[h], DIGEST_SIZES[h])  # type: ignore[union-attr, index]
             if fast
             else None
         )
-    fails: dict[int, tuple[int, tuple[str, ...]]] = {}
+    fails: dict[int, Reason] = {}
     compare = hmac.compare_digest
     pkcs1 = _PKCS1
     for i, (pi, sig, data, digest) in enumerate(zip(pis, sigs, datas, digests, strict=True)):
@@ -163,8 +159,9 @@ def _verify_chunk(chunk: _Chunk) -> _Answer:
         if plan is not None:
             recover, prefix, hasher, size = plan
             d = digest
-            if d is None and data is not None:
-                d = hasher(data).digest()
+            if data is not None:
+                # With both, the slow path compares them: never trust a digest alone.
+                d = hasher(data).digest() if digest is None else None
             if d is not None and len(d) == size:
                 # recover + compare is ~15% faster than cryptography's verify(): no second
                 # hash pass and no EVP digest context per call.
@@ -173,8 +170,10 @@ def _verify_chunk(chunk: _Chunk) -> _Answer:
                         continue
                 except (InvalidSignature, ValueError):
                     pass
-        ci, h, purpose = plan_keys[pi]
-        fails[i] = _slow(entries[ci], sig, data, digest, h, purpose)
+        ci, h, _purpose = plan_keys[pi]
+        why = _slow(entries[ci], sig, data, digest, h)
+        if why is not None:
+            fails[i] = why
     return [e.meta for e in entries], fails
 
 
@@ -197,7 +196,7 @@ def _as_item(item: BatchItem | Sequence[Any]) -> BatchItem:
     return BatchItem(*item)
 
 
-def _chunk(items: Sequence[BatchItem], memo: dict[int, bytes]) -> _Chunk:
+def _chunk(items: Sequence[BatchItem], memo: dict[int, bytes], default: Purpose) -> _Chunk:
     cert_index: dict[bytes, int] = {}
     certs: list[bytes] = []
     # Keyed by the caller's own objects: a hash/purpose spelling is normalised once.
@@ -212,7 +211,7 @@ def _chunk(items: Sequence[BatchItem], memo: dict[int, bytes]) -> _Chunk:
         pi = plan_index.get(key)
         if pi is None:
             h = hash_algorithm(it.hash_alg).value
-            p = purpose_of(it.purpose).value
+            p = (purpose_of(it.purpose) if it.purpose is not None else default).value
             ci = cert_index.get(der)
             if ci is None:
                 ci = cert_index[der] = len(certs)
@@ -240,11 +239,42 @@ def _sizes(n: int, fixed: int | None, workers: int) -> Iterator[tuple[int, int]]
         start = stop
 
 
-def _explained(out: tuple[int, tuple[str, ...]], meta: tuple[str, str, str]) -> VerificationResult:
+@dataclass(frozen=True)
+class _Verdict:
+    """The policy's verdict on one (certificate, hash, purpose), shared by its items."""
+
+    chain: VerificationResult  # purpose, validity, anchors, revocation
+    problems: tuple[Reason, ...]  # algorithm rule
+    notes: tuple[Reason, ...]
+    ok: VerificationResult  # the whole result for an item whose signature matched
+
+
+def _verdict(der: bytes, h: str, purpose: str, policy: Policy) -> _Verdict | None:
+    try:
+        cert = JpkiCertificate.load(der)
+        chain = validate_chain(cert, replace(policy, purpose=Purpose(purpose)))
+        problems, notes = algorithm_reasons(policy.algorithms, cert, h)
+    except JpkiError:
+        return None  # the worker reports the certificate as unusable
+    v = _Verdict(chain, tuple(problems), tuple(notes), chain)
+    return replace(v, ok=_combine(None, v))
+
+
+def _combine(why: Reason | None, v: _Verdict) -> VerificationResult:
+    first = why if why is not None else _OK
+    status = Status.INVALID if why is not None or v.problems else Status.VALID
+    return replace(
+        v.chain,
+        status=worst((status, v.chain.status)),
+        reasons=(first, *v.problems, *v.chain.reasons, *v.notes),
+    )
+
+
+def _unusable(why: Reason, meta: tuple[str, str, str]) -> VerificationResult:
     fp, kind, subject = meta
     return VerificationResult(
-        _STATUS[out[0]],
-        out[1],
+        Status.INVALID,
+        (why,),
         certificate_fingerprint=fp,
         certificate_kind=kind,
         subject=subject or None,
@@ -258,8 +288,14 @@ def verify_batch(
     chunk_size: int | None = None,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
+    policy: Policy | None = None,
 ) -> list[VerificationResult]:
     """Verify many signatures; results in input order, one per item.
+
+    ``policy`` (default ``Policy()``: no anchors) is applied to every item the way
+    :func:`verify_signature` applies it: chain, purpose, validity, revocation and algorithms,
+    decided once per distinct certificate. Without anchors every item says the chain was not
+    validated and is at best INDETERMINATE.
 
     ``executor``: any ``concurrent.futures.Executor``; if None, batches of at least
     ``PARALLEL_THRESHOLD`` items (or any batch when ``workers`` > 1 is given) run on a
@@ -270,6 +306,9 @@ def verify_batch(
     A bad item (unparsable certificate, non-RSA key) gives an ``invalid`` result for that
     item, not an exception; bad arguments (unknown hash or purpose) raise ``UsageError``.
     """
+    pol = policy if policy is not None else Policy()
+    pol = replace(pol, at=check_time(pol.time()))
+    default_purpose = pol.purpose_for(Purpose.SIGN)
     seq = [i if type(i) is BatchItem else _as_item(i) for i in items]
     fixed = chunk_size if chunk_size is not None and chunk_size >= 1 else None
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
@@ -290,32 +329,39 @@ def verify_batch(
             pool_size = getattr(executor, "_max_workers", None)
             spans = _sizes(len(seq), fixed, pool_size if type(pool_size) is int else n_workers)
         for start, stop in spans:
-            chunk = _chunk(seq[start:stop], memo)
+            chunk = _chunk(seq[start:stop], memo, default_purpose)
             # Submitted as soon as built: the workers start while later chunks are cut.
             pending.append(
                 (chunk, None if executor is None else executor.submit(_verify_chunk, chunk))
             )
         results: list[VerificationResult] = []
         extend = results.extend
+        verdicts: dict[tuple[bytes, str, str], _Verdict | None] = {}
         for chunk, future in pending:
-            _certs, plan_keys, pis, _sigs, _datas, _digests = chunk
+            certs, plan_keys, pis, _sigs, _datas, _digests = chunk
             metas, fails = _verify_chunk(chunk) if future is None else future.result()
-            # Results are immutable: every plain "valid" for one certificate can share one.
-            ok = [
-                VerificationResult(
-                    Status.VALID,
-                    _OK_REASONS,
-                    certificate_fingerprint=fp,
-                    certificate_kind=kind,
-                    subject=subject or None,
-                )
-                for fp, kind, subject in metas
+            plan_verdicts: list[_Verdict | None] = []
+            for ci, h, p in plan_keys:
+                vkey = (certs[ci], h, p)
+                if vkey not in verdicts:
+                    verdicts[vkey] = _verdict(certs[ci], h, p, pol)
+                plan_verdicts.append(verdicts[vkey])
+            # Results are immutable: every item whose signature matched shares its plan's.
+            part: list[VerificationResult | None] = [
+                v.ok if v is not None else None for v in plan_verdicts
             ]
-            ok_by_plan = [ok[ci] for ci, _h, _p in plan_keys]
-            part = [ok_by_plan[pi] for pi in pis]
-            for i, out in fails.items():
-                part[i] = _explained(out, metas[plan_keys[pis[i]][0]])
-            extend(part)
+            part = [part[pi] for pi in pis]
+            for i, why in fails.items():
+                v = plan_verdicts[pis[i]]
+                meta = metas[plan_keys[pis[i]][0]]
+                part[i] = _combine(why, v) if v is not None else _unusable(why, meta)
+            for i, r in enumerate(part):
+                if r is None:  # cannot happen: an unusable certificate always fails
+                    part[i] = _unusable(
+                        Reason(Code.CERT_MALFORMED, "unusable certificate"),
+                        metas[plan_keys[pis[i]][0]],
+                    )
+            extend(part)  # type: ignore[arg-type]
             if progress is not None:
                 progress(len(pis))
         return results

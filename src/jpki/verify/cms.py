@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from asn1crypto import cms as asn1_cms
@@ -18,30 +18,24 @@ from asn1crypto import core as asn1_core
 from asn1crypto import pem as asn1_pem
 
 from jpki.cert import JpkiCertificate
-from jpki.digestinfo import PREFIXES
-from jpki.errors import JpkiError, SignatureFormatError, UsageError
-from jpki.verify.digest import OID_TO_HASH, HashAlgorithm, digest_of
-from jpki.verify.path import RevocationCheck, validate_chain
-from jpki.verify.result import Status, TimestampInfo, VerificationResult, worst
-from jpki.verify.signature import (
-    Purpose,
-    check_rsa_pkcs1,
-    key_usage_problems,
-    purpose_of,
-    rsa_public_key,
-    validity_problems,
-)
+from jpki.digestinfo import OID_TO_HASH, PREFIXES, HashAlgorithm, digest_of
+from jpki.errors import JpkiError, SignatureFormatError
+from jpki.oid import CmsOID, SignatureOID
+from jpki.policy import Policy, Purpose, check_time
+from jpki.verify.result import Code, Reason, Status, TimestampInfo, VerificationResult, worst
+from jpki.verify.rules import key_usage_problems
+from jpki.verify.signature import check_rsa_pkcs1, judge, rsa_public_key
 from jpki.verify.timestamp import signature_timestamp_tokens, verify_timestamp_token
 
 _ASN1_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError)
 _RSA_OIDS = {
-    "1.2.840.113549.1.1.1": None,  # rsaEncryption: hash from digestAlgorithm
-    "1.2.840.113549.1.1.5": HashAlgorithm.SHA1,
-    "1.2.840.113549.1.1.11": HashAlgorithm.SHA256,
-    "1.2.840.113549.1.1.12": HashAlgorithm.SHA384,
-    "1.2.840.113549.1.1.13": HashAlgorithm.SHA512,
+    SignatureOID.RSA_ENCRYPTION: None,  # rsaEncryption: hash from digestAlgorithm
+    SignatureOID.SHA1_WITH_RSA: HashAlgorithm.SHA1,
+    SignatureOID.SHA256_WITH_RSA: HashAlgorithm.SHA256,
+    SignatureOID.SHA384_WITH_RSA: HashAlgorithm.SHA384,
+    SignatureOID.SHA512_WITH_RSA: HashAlgorithm.SHA512,
 }
-_OID_DATA = "1.2.840.113549.1.7.1"
+_OID_DATA = CmsOID.DATA
 
 
 @dataclass(frozen=True)
@@ -101,7 +95,7 @@ def _parse(der: bytes, extra: tuple[JpkiCertificate, ...]) -> SignedData:
     if not der or der[0] != 0x30:
         raise SignatureFormatError("not a CMS structure (expected a DER SEQUENCE or PEM)")
     ci = asn1_cms.ContentInfo.load(der, strict=True)
-    if ci["content_type"].dotted != "1.2.840.113549.1.7.2":
+    if ci["content_type"].dotted != CmsOID.SIGNED_DATA:
         raise SignatureFormatError(
             f"CMS content type is {ci['content_type'].native}, not signed data"
         )
@@ -188,11 +182,11 @@ def _parse_signer(
             if len(values) != 1:
                 problems.append(f"signed attribute {attr['type'].native} has {len(values)} values")
                 continue
-            if oid == "1.2.840.113549.1.9.3":
+            if oid == CmsOID.CONTENT_TYPE:
                 ctype = values[0].dotted
-            elif oid == "1.2.840.113549.1.9.4":
+            elif oid == CmsOID.MESSAGE_DIGEST:
                 mdigest = bytes(values[0].native)
-            elif oid == "1.2.840.113549.1.9.5":
+            elif oid == CmsOID.SIGNING_TIME:
                 t = values[0].native
                 stime = t if isinstance(t, datetime) else None
         problems += [f"signed attribute {o} appears {n} times" for o, n in seen.items() if n > 1]
@@ -228,54 +222,54 @@ def _issuer_der(cert: JpkiCertificate) -> bytes:
 
 def verify_cms(
     data: bytes,
+    policy: Policy | None = None,
     *,
     content: bytes | None = None,
     certificates: Iterable[JpkiCertificate] = (),
-    trust_anchors: Sequence[JpkiCertificate] | None = None,
-    at: datetime | None = None,
-    purpose: Purpose | str = Purpose.SIGN,
-    revocation: RevocationCheck | None = None,
-    soft_fail: bool = False,
-    timestamp_trust: Sequence[JpkiCertificate] | None = None,
 ) -> VerificationResult:
     """Verify every signer of a CMS SignedData; the overall status is the worst signer's.
 
     ``content`` is required for detached signatures. ``certificates`` supplements the
-    embedded ones. With ``trust_anchors`` each signer's chain is validated at ``at``
-    (default: now); without, only the signatures, key usage and validity are checked and a
-    reason says the chain was not. The signingTime attribute is reported, not trusted.
+    embedded ones. ``policy`` (default ``Policy()``: no anchors, so at best INDETERMINATE)
+    gives the anchors, time, purpose (default: document signature), revocation and
+    algorithm rule. The signingTime attribute is reported, not trusted.
     A signature timestamp (RFC 3161 unsigned attribute) is checked and reported in
-    ``timestamp``: proven with ``timestamp_trust`` (TSA anchors), else indeterminate; a token
-    that does not match the signature makes the signer invalid.
+    ``timestamp``: proven with the policy's ``timestamp_anchors`` (TSA anchors), else
+    indeterminate; a token that does not match the signature makes the signer invalid.
     """
-    if at is not None and (at.tzinfo is None or at.utcoffset() is None):
-        raise UsageError("validation time must be timezone-aware")
-    when = at if at is not None else datetime.now(UTC)
-    purp = purpose_of(purpose)
+    pol = policy if policy is not None else Policy()
+    when = check_time(pol.time())
+    pol = replace(pol, at=when, purpose=pol.purpose_for(Purpose.SIGN))
     extra = tuple(certificates)
     sd = parse_signed_data(data, extra_certificates=extra)
-    reasons: list[str] = []
+    reasons: list[Reason] = []
     if sd.content is None and content is None:
         return VerificationResult(
             Status.INDETERMINATE,
-            ("detached signature: the signed content must be supplied to verify it",),
+            (
+                Reason(
+                    Code.CMS_DETACHED,
+                    "detached signature: the signed content must be supplied to verify it",
+                ),
+            ),
         )
     signed_content = sd.content if sd.content is not None else content
     assert signed_content is not None
     if sd.content is not None and content is not None and sd.content != content:
-        reasons.append("the content supplied differs from the content embedded in the CMS")
-    if not sd.signers:
-        return VerificationResult(Status.INVALID, ("the CMS structure has no signers",))
-    pool = sd.certificates + extra
-    results = tuple(
-        _with_timestamp(
-            _verify_signer(
-                s, signed_content, pool, trust_anchors, when, purp, revocation, soft_fail
-            ),
-            s,
-            timestamp_trust,
+        reasons.append(
+            Reason(
+                Code.CMS_CONTENT_MISMATCH,
+                "the content supplied differs from the content embedded in the CMS",
+            )
         )
-        for s in sd.signers
+    if not sd.signers:
+        return VerificationResult(
+            Status.INVALID, (Reason(Code.CMS_NO_SIGNERS, "the CMS structure has no signers"),)
+        )
+    pool = sd.certificates + extra
+    tsa = tuple(pol.timestamp_anchors) or None
+    results = tuple(
+        _with_timestamp(_verify_signer(s, signed_content, pool, pol), s, tsa) for s in sd.signers
     )
     status = worst(r.status for r in results)
     if reasons:
@@ -283,7 +277,9 @@ def verify_cms(
     n = len(results)
     for i, r in enumerate(results, 1):
         label = f"signer {i}/{n}" + (f" ({r.subject})" if r.subject else "")
-        reasons.append(f"{label}: {r.status.value}: " + "; ".join(r.reasons))
+        reasons.append(
+            Reason(Code.CMS_SIGNER, f"{label}: {r.status.value}: " + "; ".join(r.reasons))
+        )
     first = results[0]
     return VerificationResult(
         status,
@@ -294,6 +290,8 @@ def verify_cms(
         signing_time=first.signing_time if n == 1 else None,
         chain=first.chain if n == 1 else (),
         signers=results,
+        certificate=first.certificate if n == 1 else None,
+        basic_info=first.basic_info if n == 1 else None,
         timestamp=first.timestamp if n == 1 else None,
     )
 
@@ -323,17 +321,18 @@ def _verify_signer(
     s: SignerInfo,
     content: bytes,
     pool: tuple[JpkiCertificate, ...],
-    anchors: Sequence[JpkiCertificate] | None,
-    at: datetime,
-    purpose: Purpose,
-    revocation: RevocationCheck | None,
-    soft_fail: bool,
+    policy: Policy,
 ) -> VerificationResult:
     cert = s.certificate
     if cert is None:
         return VerificationResult(
             Status.INDETERMINATE,
-            (f"signer certificate ({s.sid}) is neither embedded nor supplied",),
+            (
+                Reason(
+                    Code.CERT_MISSING,
+                    f"signer certificate ({s.sid}) is neither embedded nor supplied",
+                ),
+            ),
             signing_time=s.signing_time,
         )
     base: dict[str, Any] = {
@@ -341,24 +340,35 @@ def _verify_signer(
         "certificate_kind": cert.kind.value,
         "subject": cert.subject_text,
         "signing_time": s.signing_time,
+        "certificate": cert,
     }
     if s.digest_algorithm is None:
-        return VerificationResult(Status.INVALID, ("unsupported digest algorithm",), **base)
+        return VerificationResult(
+            Status.INVALID,
+            (Reason(Code.ALGORITHM_UNSUPPORTED, "unsupported digest algorithm"),),
+            **base,
+        )
     if s.signature_algorithm_oid not in _RSA_OIDS:
         return VerificationResult(
             Status.INVALID,
             (
-                f"unsupported signature algorithm {s.signature_algorithm_oid} "
-                "(need RSA PKCS#1 v1.5)",
+                Reason(
+                    Code.ALGORITHM_UNSUPPORTED,
+                    f"unsupported signature algorithm {s.signature_algorithm_oid} "
+                    "(need RSA PKCS#1 v1.5)",
+                ),
             ),
             **base,
         )
     implied = _RSA_OIDS[s.signature_algorithm_oid]
-    problems = list(s.attribute_problems)
+    problems = [Reason(Code.CMS_ATTRIBUTES, p) for p in s.attribute_problems]
     if implied is not None and implied is not s.digest_algorithm:
         problems.append(
-            f"signature algorithm implies {implied.value} but digestAlgorithm is "
-            f"{s.digest_algorithm.value}"
+            Reason(
+                Code.CMS_ATTRIBUTES,
+                f"signature algorithm implies {implied.value} but digestAlgorithm is "
+                f"{s.digest_algorithm.value}",
+            )
         )
     content_digest = digest_of(s.digest_algorithm, content)
     if s.signed_attrs_der is not None:
@@ -366,41 +376,31 @@ def _verify_signer(
             s.message_digest_attr, content_digest
         ):
             problems.append(
-                "the content does not match the signed messageDigest (content altered, or "
-                "the wrong content was supplied)"
+                Reason(
+                    Code.SIGNATURE_MISMATCH,
+                    "the content does not match the signed messageDigest (content altered, or "
+                    "the wrong content was supplied)",
+                )
             )
         signed_digest = digest_of(s.digest_algorithm, s.signed_attrs_der)
     else:
         signed_digest = content_digest
     expected = PREFIXES[s.digest_algorithm] + signed_digest
     why = check_rsa_pkcs1(rsa_public_key(cert), s.signature, expected)
-    ku_problems, notes = key_usage_problems(cert, purpose)
-    reasons = ["signature matches the signer's certificate" if why is None else why]
-    problems += ku_problems
-    if anchors is None:
-        problems += validity_problems(cert, at)
-    status = Status.VALID if why is None and not problems else Status.INVALID
-    reasons += problems + notes
-    if s.signing_time is not None:
-        reasons.append(f"claimed signing time {s.signing_time.isoformat()} (not trusted)")
-    result = VerificationResult(status, tuple(reasons), **base)
-    if anchors is None:
-        # The certificates come with the CMS (anyone can make one): without anchors "valid"
-        # would vouch for a stranger, so the answer is indeterminate, never valid.
-        return result.with_reasons(
-            "certificate chain NOT validated (no trust anchors given): this only shows the "
-            "data matches the key in the certificate, not who holds it",
-            status=Status.INDETERMINATE,
-        )
-    chain = validate_chain(
+    result = judge(
         cert,
-        anchors,
-        at=at,
+        why,
+        s.digest_algorithm.value,
+        policy,
         intermediates=[c for c in pool if c is not cert],
-        purpose=purpose,
-        revocation=revocation,
-        soft_fail=soft_fail,
+        problems=problems,
     )
-    # Key-usage findings were already reported above; keep only the chain's own reasons.
-    chain_reasons = [r for r in chain.reasons if r not in ku_problems and r not in notes]
-    return replace(result.with_reasons(*chain_reasons, status=chain.status), chain=chain.chain)
+    result = replace(result, signing_time=s.signing_time)
+    if s.signing_time is not None:
+        result = result.with_reasons(
+            Reason(
+                Code.CMS_SIGNING_TIME,
+                f"claimed signing time {s.signing_time.isoformat()} (not trusted)",
+            )
+        )
+    return result

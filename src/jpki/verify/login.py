@@ -24,7 +24,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from os import PathLike
 from pathlib import Path
@@ -34,17 +34,19 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from jpki.cert import JpkiCertificate
-from jpki.errors import ChallengeError, UsageError
-from jpki.verify.digest import HashAlgorithm
-from jpki.verify.flat import CertificateCache, LruCache, certificate_cache
-from jpki.verify.path import (
-    AsyncRevocationCheck,
-    RevocationCheck,
-    async_validate_chain,
-    validate_chain,
+from jpki.digestinfo import HashAlgorithm
+from jpki.errors import (
+    ChallengeError,
+    ChallengeExpired,
+    ChallengeReplayed,
+    ChallengeUnknown,
+    UsageError,
 )
-from jpki.verify.result import Status, VerificationResult, worst
-from jpki.verify.signature import Purpose, as_certificate, verify_signature
+from jpki.policy import Policy, Purpose, check_time
+from jpki.verify.flat import CertificateCache, LruCache, certificate_cache
+from jpki.verify.path import async_validate_chain, validate_chain
+from jpki.verify.result import Code, Reason, Status, VerificationResult
+from jpki.verify.signature import as_certificate, combine, signature_check
 
 MIN_CHALLENGE_BYTES = 32
 
@@ -109,13 +111,13 @@ class MemoryChallengeStore:
         with self._lock:
             item = self._items.get(challenge_id)
             if item is None:
-                raise ChallengeError("unknown challenge (never issued here, or long expired)")
+                raise ChallengeUnknown()
             nonce, expires, used = item
             if used:
-                raise ChallengeError("challenge already used (replay refused)")
+                raise ChallengeReplayed()
             self._items[challenge_id] = (nonce, expires, True)
             if now >= expires:
-                raise ChallengeError(f"challenge expired at {expires.isoformat()}")
+                raise ChallengeExpired(expires)
             return nonce
 
 
@@ -200,20 +202,22 @@ class SqliteChallengeStore:
                 "SELECT used, expires_at FROM jpki_challenges WHERE id = ?", (challenge_id,)
             ).fetchone()
         if why is None:
-            raise ChallengeError("unknown challenge (never issued here, or long expired)")
+            raise ChallengeUnknown()
         if why[0]:
-            raise ChallengeError("challenge already used (replay refused)")
-        expired = datetime.fromtimestamp(why[1], UTC)
-        raise ChallengeError(f"challenge expired at {expired.isoformat()}")
+            raise ChallengeReplayed()
+        raise ChallengeExpired(datetime.fromtimestamp(why[1], UTC))
 
 
 class LoginVerifier:
     """Issue login challenges and verify card signatures over them.
 
     ``store`` is a :class:`ChallengeStore` or a path (then SQLite, the default choice for
-    anything with more than one process). ``trust_anchors`` (the J-LIS authentication CAs)
-    turn on chain validation; ``revocation`` plugs in a revocation check (a plain callable, or
-    an ``async def`` one such as :func:`jpki.verify.aio.async_revocation_checker`).
+    anything with more than one process). ``policy`` decides the rest: its anchors (e.g.
+    ``Policy.jlis("login")``: the J-LIS authentication CAs), revocation (a plain callable or
+    an ``async def`` one) and algorithm rule; its purpose must be login (the default) or an
+    explicit ``any``. Without anchors a login is at best INDETERMINATE: a certificate sent by
+    the client vouches for nobody. The time is the ``clock``'s, so a policy with a fixed time
+    is refused.
 
     One verifier may be shared by many threads and by asyncio tasks: the built-in stores
     are thread-safe, and parsed certificates and chain verdicts are cached per certificate
@@ -224,12 +228,10 @@ class LoginVerifier:
     def __init__(
         self,
         store: ChallengeStore | str | PathLike[str],
+        policy: Policy | None = None,
         *,
         ttl: timedelta = timedelta(minutes=5),
         nonce_bytes: int = MIN_CHALLENGE_BYTES,
-        trust_anchors: Sequence[JpkiCertificate] | None = None,
-        revocation: RevocationCheck | AsyncRevocationCheck | None = None,
-        soft_fail: bool = False,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         cache: CertificateCache = certificate_cache,
     ) -> None:
@@ -237,14 +239,17 @@ class LoginVerifier:
             raise UsageError(f"a challenge needs at least {MIN_CHALLENGE_BYTES} random bytes")
         if ttl <= timedelta(0):
             raise UsageError("challenge lifetime must be positive")
+        pol = policy if policy is not None else Policy()
+        if pol.purpose is Purpose.SIGN:
+            raise UsageError("a login needs an authentication certificate, not purpose 'sign'")
+        if pol.at is not None:
+            raise UsageError("a login is verified at the clock's time: give no policy time")
         self.store: ChallengeStore = (
             SqliteChallengeStore(store) if isinstance(store, str | PathLike) else store
         )
         self.ttl = ttl
         self.nonce_bytes = nonce_bytes
-        self.trust_anchors = None if trust_anchors is None else tuple(trust_anchors)
-        self.revocation = revocation
-        self.soft_fail = soft_fail
+        self.policy = replace(pol, purpose=pol.purpose_for(Purpose.LOGIN))
         self.clock = clock
         self.cache = cache
         self._account_keys: LruCache[bytes, str] = LruCache(65536)
@@ -253,7 +258,7 @@ class LoginVerifier:
         now = self.clock()
         if now.tzinfo is None or now.utcoffset() is None:
             raise UsageError("the login clock must return timezone-aware datetimes")
-        return now
+        return check_time(now, "the login clock's time")
 
     def issue(self) -> Challenge:
         now = self._now()
@@ -289,45 +294,33 @@ class LoginVerifier:
         challenge_id: str,
         signature: bytes,
         certificate: JpkiCertificate | x509.Certificate | bytes,
-        purpose: Purpose | str,
-    ) -> tuple[JpkiCertificate, datetime, VerificationResult, str, bool]:
-        """Consume the challenge, check the signature: (cert, now, result, account key, go on?)."""
+    ) -> tuple[JpkiCertificate, Policy, Reason | None, VerificationResult | None]:
+        """Consume the challenge and check the signature.
+
+        (certificate, the policy at now, why the signature fails or None, a finished result
+        when the challenge was refused).
+        """
         now = self._now()
         cert = self._certificate(certificate)
-        key = self._account_key(cert)
         try:
             nonce = self.store.consume(challenge_id, now)
         except ChallengeError as exc:
             failed = VerificationResult(
-                Status.INVALID, (str(exc),), account_key=key, certificate_kind=cert.kind.value
+                Status.INVALID,
+                (Reason(Code.CHALLENGE_REFUSED, str(exc)),),
+                account_key=self._account_key(cert),
+                certificate_kind=cert.kind.value,
+                certificate=cert,
             )
-            return cert, now, failed, key, False
-        result = verify_signature(
-            cert,
-            signature,
-            data=nonce,
-            hash_alg=HashAlgorithm.SHA256,
-            purpose=purpose,
-            at=now,
-        )
-        return cert, now, result, key, True
+            return cert, self.policy, None, failed
+        why = signature_check(cert, signature, data=nonce, hash_alg=HashAlgorithm.SHA256)
+        return cert, replace(self.policy, at=now), why, None
 
-    @staticmethod
-    def _with_chain(
-        result: VerificationResult, chain: VerificationResult | None, key: str
+    def _finish(
+        self, cert: JpkiCertificate, policy: Policy, why: Reason | None, chain: VerificationResult
     ) -> VerificationResult:
-        if chain is None:
-            more: tuple[str, ...] = ("certificate chain not validated (no trust anchors)",)
-            status = result.status
-        else:
-            more = tuple(r for r in chain.reasons if r not in result.reasons)
-            status = worst((result.status, chain.status))
-        # dataclasses.replace re-runs every field through __init__ (slow for a frozen class);
-        # a login takes one plain copy of the result's fields, whatever fields it has.
-        out = object.__new__(type(result))
-        out.__dict__.update(result.__dict__)
-        out.__dict__.update(status=status, reasons=result.reasons + more, account_key=key)
-        return out
+        result = combine(cert, why, HashAlgorithm.SHA256.value, policy, chain)
+        return replace(result, account_key=self._account_key(cert))
 
     def verify(
         self,
@@ -335,28 +328,17 @@ class LoginVerifier:
         signature: bytes,
         certificate: JpkiCertificate | x509.Certificate | bytes,
         *,
-        purpose: Purpose | str = Purpose.LOGIN,
+        intermediates: Sequence[JpkiCertificate] = (),
     ) -> VerificationResult:
-        """Consume the challenge, then check the signature (and chain, if anchors given).
+        """Consume the challenge, then check signature, certificate and chain by the policy.
 
         The challenge is used up even if the signature is wrong: one challenge, one attempt.
         """
-        cert, now, result, key, go_on = self._signature(
-            challenge_id, signature, certificate, purpose
-        )
-        if not go_on:
-            return result
-        chain = None
-        if self.trust_anchors is not None:
-            chain = validate_chain(
-                cert,
-                self.trust_anchors,
-                at=now,
-                purpose=purpose,
-                revocation=self.revocation,
-                soft_fail=self.soft_fail,
-            )
-        return self._with_chain(result, chain, key)
+        cert, policy, why, failed = self._signature(challenge_id, signature, certificate)
+        if failed is not None:
+            return failed
+        chain = validate_chain(cert, policy, intermediates=intermediates)
+        return self._finish(cert, policy, why, chain)
 
     async def async_verify(
         self,
@@ -364,26 +346,17 @@ class LoginVerifier:
         signature: bytes,
         certificate: JpkiCertificate | x509.Certificate | bytes,
         *,
-        purpose: Purpose | str = Purpose.LOGIN,
+        intermediates: Sequence[JpkiCertificate] = (),
     ) -> VerificationResult:
         """:meth:`verify` without blocking the event loop.
 
         Store access and RSA work run in a worker thread; an ``async def`` revocation check
-        (e.g. OCSP over httpx) is awaited on the loop.
+        (e.g. OCSP over an async HTTP client) is awaited on the loop.
         """
-        cert, now, result, key, go_on = await asyncio.to_thread(
-            self._signature, challenge_id, signature, certificate, purpose
+        cert, policy, why, failed = await asyncio.to_thread(
+            self._signature, challenge_id, signature, certificate
         )
-        if not go_on:
-            return result
-        chain = None
-        if self.trust_anchors is not None:
-            chain = await async_validate_chain(
-                cert,
-                self.trust_anchors,
-                at=now,
-                purpose=purpose,
-                revocation=self.revocation,
-                soft_fail=self.soft_fail,
-            )
-        return self._with_chain(result, chain, key)
+        if failed is not None:
+            return failed
+        chain = await async_validate_chain(cert, policy, intermediates=intermediates)
+        return self._finish(cert, policy, why, chain)

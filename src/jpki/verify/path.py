@@ -1,14 +1,16 @@
-"""Certificate chain validation through pyhanko-certvalidator, trust and time explicit.
+"""Certificate chain validation under one :class:`~jpki.policy.Policy`.
 
-* Trust anchors are always passed in (``load_trust_anchors`` reads a directory of PEM/DER
-  CA certificates, e.g. the J-LIS roots); an empty list is refused, never replaced by the
-  system store.
-* The validation time is a required, timezone-aware ``datetime``.
+* Trust anchors come from the policy (``load_trust_anchors`` reads files or directories,
+  ``jpki.trust.jlis_roots`` the built-in J-LIS roots); without anchors the answer is at best
+  INDETERMINATE, never VALID, and never the system store.
+* The validation time is the policy's (timezone-aware; default now).
 * certvalidator never fetches anything: ``allow_fetching=False`` and revocation mode
-  ``none``. Revocation is a seam: pass ``revocation=`` a callable ``(cert, issuer, at) ->
-  outcome`` (see :func:`revocation_checker`, which wires ``jpki.revocation.policy``).
-* Several CA generations with one DN (2015/2023): certvalidator builds every candidate path
-  and keeps the one whose signatures verify, so the issuer is chosen by key, not by name.
+  ``none``. Revocation is the policy's one :data:`~jpki.policy.RevocationCheck` call (plain
+  or ``async def``), made on every call for every non-anchor certificate of the path; the end
+  entity is never an anchor (the policy sets leaves given as anchors aside), so its validity
+  and revocation are always checked.
+* Several CA generations with one DN (2015/2019/2023): the issuer is chosen by key, not by
+  name (certvalidator builds every candidate path and keeps the one whose signatures verify).
 * A leaf directly under an anchor (JPKI's flat PKI) is decided natively and cached by
   :mod:`jpki.verify.flat`, with the same verdict; everything else goes to certvalidator.
 """
@@ -17,30 +19,47 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from asn1crypto import pem as asn1_pem
 from asn1crypto import x509 as asn1_x509
 from pyhanko_certvalidator import CertificateValidator, PKIXValidationParams, ValidationContext
 from pyhanko_certvalidator import errors as cv_errors
+from pyhanko_certvalidator.policy_decl import DisallowWeakAlgorithmsPolicy
 
 from jpki._files import MAX_CERT_FILE, InputFileError, read_regular_file, scan_directory
-from jpki.cert import JpkiCertificate
+from jpki.cert import CertKind, JpkiCertificate
 from jpki.errors import CertificateError, JpkiError, RevocationError, RevokedError, UsageError
-from jpki.revocation.crl import Crl
-from jpki.revocation.policy import RevocationPolicy, check_revocation
-from jpki.verify.flat import FlatChain, flat_chain
-from jpki.verify.result import Status, VerificationResult, worst
-from jpki.verify.signature import Purpose, key_usage_problems, purpose_of
+from jpki.policy import (
+    AlgorithmRule,
+    AsyncRevocationCheck,
+    Policy,
+    Purpose,
+    RevocationCheck,
+    RevocationOutcome,
+    check_time,
+    revocation_checker,
+)
+from jpki.verify.flat import TOLERANCE, flat_chain
+from jpki.verify.result import Code, Reason, Status, VerificationResult, worst
+from jpki.verify.rules import key_usage_problems, purpose_by_kind, validity_problems
 
-if TYPE_CHECKING:
-    from jpki.revocation.store import RevocationStore
+__all__ = [
+    "AsyncRevocationCheck",
+    "RevocationCheck",
+    "RevocationOutcome",
+    "async_validate_chain",
+    "load_certificates",
+    "load_trust_anchors",
+    "revocation_checker",
+    "validate_chain",
+]
 
 T = TypeVar("T")
 
@@ -52,30 +71,17 @@ _REQUIRED_KU: dict[Purpose, frozenset[str]] = {
     Purpose.LOGIN: frozenset({"digital_signature"}),
     Purpose.ANY: frozenset(),
 }
-
-
-class RevocationOutcome(Protocol):
-    """What a revocation check returns (``jpki.revocation.policy.RevocationResult`` fits)."""
-
-    @property
-    def status(self) -> Any: ...  # an Enum named GOOD / REVOKED / UNKNOWN
-
-
-#: ``(certificate, issuer, validation time) -> outcome``.
-RevocationCheck = Callable[[JpkiCertificate, JpkiCertificate, datetime], RevocationOutcome]
-#: The same as a coroutine function (awaited on the event loop by the async verifiers).
-AsyncRevocationCheck = Callable[
-    [JpkiCertificate, JpkiCertificate, datetime], Awaitable[RevocationOutcome]
-]
+_ASN1_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError)
 
 
 def load_trust_anchors(*paths: str | Path) -> tuple[JpkiCertificate, ...]:
-    """CA certificates from files or directories (PEM with one or more certs, or DER).
+    """Certificates from files or directories (PEM with one or more certs, or DER).
 
     Directories are read non-recursively, files ending .pem/.crt/.cer/.der, in name order;
     only regular files (a FIFO, device, socket or a symlink to one is skipped with a
     warning). A file named directly must be a regular file of at most ``MAX_CERT_FILE``.
     Anything unreadable or not a certificate raises ``CertificateError`` naming the file.
+    A :class:`Policy` built from them keeps only the CA certificates as anchors.
     """
     files: list[Path] = []
     for p in map(Path, paths):
@@ -109,8 +115,22 @@ def load_certificates(data: bytes) -> tuple[JpkiCertificate, ...]:
     return (JpkiCertificate.load(data),)
 
 
+@functools.lru_cache(maxsize=512)
+def _asn1_der(der: bytes) -> asn1_x509.Certificate:
+    cert = asn1_x509.Certificate.load(der)
+    # asn1crypto decodes lazily; decode everything now so a certificate cryptography accepted
+    # but asn1crypto refuses is found here, not as a ValueError deep inside path building.
+    _ = cert.native
+    return cert
+
+
 def _asn1(cert: JpkiCertificate) -> asn1_x509.Certificate:
-    return asn1_x509.Certificate.load(cert.der)
+    try:
+        return _asn1_der(cert.der)
+    except _ASN1_ERRORS as exc:
+        raise CertificateError(
+            f"certificate {cert.subject_text} cannot be decoded for path validation: {exc}"
+        ) from None
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -129,57 +149,67 @@ async def _awaited(value: Awaitable[T]) -> T:
 
 def validate_chain(
     cert: JpkiCertificate,
-    trust_anchors: Sequence[JpkiCertificate],
+    policy: Policy,
     *,
-    at: datetime,
     intermediates: Iterable[JpkiCertificate] = (),
-    purpose: Purpose | str = Purpose.SIGN,
-    policies: Iterable[str] | None = None,
-    revocation: RevocationCheck | AsyncRevocationCheck | None = None,
-    soft_fail: bool = False,
 ) -> VerificationResult:
-    """Validate ``cert`` up to one of ``trust_anchors`` at time ``at``.
+    """Validate ``cert`` as an end entity up to one of the policy's anchors.
 
-    Checks signatures along the path, validity periods, BasicConstraints, KeyUsage (for
-    ``purpose``; ``Purpose.ANY`` overrides and says so), the JPKI kind policy, and, if
-    ``policies`` is given, that the path carries one of those certificate-policy OIDs.
-    ``revocation`` is called for every non-anchor certificate of the path, on every call.
-    A leaf directly under an anchor is decided natively (:mod:`jpki.verify.flat`, cached);
-    anything else by pyhanko-certvalidator.
+    Checks signatures along the path, validity periods, BasicConstraints, KeyUsage and kind
+    for the purpose (``purpose=None``: login for authentication certificates, sign
+    otherwise; ``Purpose.ANY`` overrides the kind rule and says so), cA=TRUE never as the end
+    entity, the algorithm rule, the policy's required certificate policies, then revocation
+    (on every call). A leaf directly under an anchor is decided natively
+    (:mod:`jpki.verify.flat`, cached); anything else by pyhanko-certvalidator. Without
+    anchors the result is at best INDETERMINATE.
     """
-    intermediates = tuple(intermediates)
-    purp, problems, notes = _prelude(cert, trust_anchors, at, purpose)
-    built = _build(cert, trust_anchors, at, intermediates, purp, policies)
+    pre = _prelude(cert, policy)
+    if isinstance(pre, VerificationResult):
+        return pre
+    built = _build(cert, policy, pre.at, tuple(intermediates), pre.purpose)
     checks = None
-    if revocation is not None:
-        checks = [_revocation(revocation, c, p, at, soft_fail) for c, p in built.pairs]
-    return _result(cert, built, problems, notes, checks)
+    if policy.revocation is not None:
+        checks = [
+            _revocation(policy.revocation, c, p, pre.at, policy.soft_fail) for c, p in built.pairs
+        ]
+    return _result(cert, built, pre, checks)
 
 
 async def async_validate_chain(
     cert: JpkiCertificate,
-    trust_anchors: Sequence[JpkiCertificate],
+    policy: Policy,
     *,
-    at: datetime,
     intermediates: Iterable[JpkiCertificate] = (),
-    purpose: Purpose | str = Purpose.SIGN,
-    policies: Iterable[str] | None = None,
-    revocation: RevocationCheck | AsyncRevocationCheck | None = None,
-    soft_fail: bool = False,
 ) -> VerificationResult:
     """Async form of :func:`validate_chain` that never blocks the event loop.
 
     Path building and signature checks run in a worker thread (``asyncio.to_thread``). An
-    ``async def`` ``revocation`` (e.g. :func:`jpki.verify.aio.async_revocation_checker`) is
-    awaited on the loop; a plain callable runs in a worker thread.
+    ``async def`` revocation check is awaited on the loop; a plain callable runs in a worker
+    thread.
     """
-    intermediates = tuple(intermediates)
-    purp, problems, notes = _prelude(cert, trust_anchors, at, purpose)
-    built = await asyncio.to_thread(_build, cert, trust_anchors, at, intermediates, purp, policies)
+    pre = _prelude(cert, policy)
+    if isinstance(pre, VerificationResult):
+        return pre
+    built = await asyncio.to_thread(_build, cert, policy, pre.at, tuple(intermediates), pre.purpose)
     checks = None
-    if revocation is not None:
-        checks = [await _async_revocation(revocation, c, p, at, soft_fail) for c, p in built.pairs]
-    return _result(cert, built, problems, notes, checks)
+    if policy.revocation is not None:
+        checks = [
+            await _async_revocation(policy.revocation, c, p, pre.at, policy.soft_fail)
+            for c, p in built.pairs
+        ]
+    return _result(cert, built, pre, checks)
+
+
+@dataclass(frozen=True)
+class _Prelude:
+    """What the policy decides about the end entity before any path is built."""
+
+    at: datetime
+    purpose: Purpose
+    problems: tuple[Reason, ...]
+    notes: tuple[Reason, ...]
+    anchor_notes: tuple[Reason, ...]
+    base: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -187,87 +217,129 @@ class _Built:
     """A decided path (anchor first) or, with ``status`` not VALID, why there is none."""
 
     status: Status
-    why: str | None = None
+    why: Reason | None = None
     certs: tuple[JpkiCertificate, ...] = ()
     chain: tuple[str, ...] = ()
     anchor_key_id: str = "none"
 
-    @cached_property
+    @property
     def pairs(self) -> list[tuple[JpkiCertificate, JpkiCertificate]]:
         """(certificate, issuer) for every non-anchor certificate of a valid path."""
         if self.status is not Status.VALID:
             return []
         return list(zip(self.certs[1:], self.certs[:-1], strict=True))
 
-    @cached_property
-    def lead(self) -> str:
-        return f"chains to trusted CA {self.chain[0]} (key id {self.anchor_key_id})"
+
+def _base(cert: JpkiCertificate) -> dict[str, Any]:
+    return {
+        "certificate_fingerprint": cert.fingerprint_sha256.hex(),
+        "certificate_kind": cert.kind.value,
+        "subject": cert.subject_text,
+        "certificate": cert,
+        "basic_info": _basic_info(cert),
+    }
 
 
-def _prelude(
-    cert: JpkiCertificate,
-    trust_anchors: Sequence[JpkiCertificate],
-    at: datetime,
-    purpose: Purpose | str,
-) -> tuple[Purpose, list[str], list[str]]:
-    if at.tzinfo is None or at.utcoffset() is None:
-        raise UsageError("validation time must be timezone-aware")
-    if not trust_anchors:
+def _basic_info(cert: JpkiCertificate) -> Any:
+    if cert.kind not in (CertKind.SIGNING, CertKind.PHONE_SIGNING):
+        return None
+    try:
+        return cert.basic_info
+    except JpkiError:
+        return None
+
+
+def _prelude(cert: JpkiCertificate, policy: Policy) -> _Prelude | VerificationResult:
+    """The end-entity rules; a finished result when no path needs building."""
+    if not isinstance(policy, Policy):
+        raise UsageError("chain validation needs a jpki.policy.Policy")
+    at = check_time(policy.time())
+    purp = policy.purpose_for(purpose_by_kind(cert))
+    base = _base(cert)
+    try:
+        problems, notes = key_usage_problems(cert, purp)
+        problems += validity_problems(cert, at)
+    except CertificateError as exc:
+        return VerificationResult(Status.INVALID, (Reason(Code.CERT_MALFORMED, str(exc)),), **base)
+    anchor_notes = tuple(Reason(Code.ANCHOR_REFUSED, t) for t in policy.anchor_notes())
+    if not policy.anchors:
         # certvalidator would fall back to the system trust store; we never do.
-        raise UsageError("no trust anchors given (pass the J-LIS CA certificates explicitly)")
-    purp = purpose_of(purpose)
-    problems, notes = key_usage_problems(cert, purp)
-    return purp, problems, notes
+        not_validated = Reason(
+            Code.CHAIN_NOT_VALIDATED,
+            "certificate chain NOT validated (no trust anchors): this only shows the "
+            "certificate's own content, not who issued it",
+        )
+        return VerificationResult(
+            Status.INVALID if problems else Status.INDETERMINATE,
+            (*problems, not_validated, *anchor_notes, *notes),
+            **base,
+        )
+    return _Prelude(at, purp, tuple(problems), tuple(notes), anchor_notes, base)
 
 
 def _build(
     cert: JpkiCertificate,
-    trust_anchors: Sequence[JpkiCertificate],
+    policy: Policy,
     at: datetime,
     intermediates: tuple[JpkiCertificate, ...],
     purp: Purpose,
-    policies: Iterable[str] | None,
 ) -> _Built:
     """The flat fast path when it applies, else pyhanko-certvalidator (the one dispatch)."""
-    policies = None if policies is None else tuple(policies)
-    flat = flat_chain(
-        cert,
-        trust_anchors,
-        at=at,
-        key_usage=_REQUIRED_KU[purp],
-        policies=policies,
-        intermediates=intermediates,
-    )
+    policies = None if policy.required_policies is None else tuple(policy.required_policies)
+    try:
+        flat = flat_chain(
+            cert,
+            policy.anchors,
+            at=at,
+            key_usage=_REQUIRED_KU[purp],
+            policies=policies,
+            intermediates=intermediates,
+        )
+    except CertificateError as exc:
+        return _Built(Status.INVALID, Reason(Code.CERT_MALFORMED, str(exc)))
     if flat is None:
-        return _run(_certvalidator(cert, trust_anchors, at, intermediates, purp, policies))
+        return _run(_certvalidator(cert, policy, at, intermediates, purp, policies))
     if flat.problem is not None:
-        return _Built(Status.INVALID, flat.problem)
-    # The flat path hands back one shared answer per certificate while it stays valid: so
-    # does this (its reasons are then formatted once, not per login).
-    held = _FLAT_BUILT.get(id(flat))
-    if held is not None and held[0] is flat:
-        return held[1]
-    built = _Built(Status.VALID, None, (flat.anchor, cert), flat.chain, flat.anchor_key_id)
-    if len(_FLAT_BUILT) >= 4096:
-        _FLAT_BUILT.clear()
-    _FLAT_BUILT[id(flat)] = (flat, built)
-    return built
+        return _Built(Status.INVALID, Reason(_flat_code(cert, at), flat.problem))
+    return _Built(Status.VALID, None, (flat.anchor, cert), flat.chain, flat.anchor_key_id)
 
 
-_FLAT_BUILT: dict[int, tuple[FlatChain, _Built]] = {}
+def _flat_code(cert: JpkiCertificate, at: datetime) -> Code:
+    """The code of a flat-path refusal: outside the validity window, or anything else."""
+    if at - TOLERANCE > cert.not_after:
+        return Code.CERT_EXPIRED
+    if at + TOLERANCE < cert.not_before:
+        return Code.CERT_NOT_YET_VALID
+    return Code.CHAIN_INVALID
+
+
+@functools.lru_cache(maxsize=8)
+def _algorithm_policy(rule: AlgorithmRule) -> DisallowWeakAlgorithmsPolicy:
+    """The policy's algorithm rule, for the certificate signatures along the path."""
+    weak = {"md2", "md5"} | (set() if rule.allow_sha1 else {"sha1"})
+    return DisallowWeakAlgorithmsPolicy(  # type: ignore[no-untyped-call]
+        weak_hash_algos=frozenset(weak), rsa_key_size_threshold=rule.min_rsa_bits
+    )
 
 
 async def _certvalidator(
     cert: JpkiCertificate,
-    trust_anchors: Sequence[JpkiCertificate],
+    policy: Policy,
     at: datetime,
     intermediates: Iterable[JpkiCertificate],
     purp: Purpose,
     policies: Iterable[str] | None,
 ) -> _Built:
+    try:
+        ee = _asn1(cert)
+        others = [_asn1(c) for c in intermediates]
+        roots = [_asn1(a) for a in policy.anchors]
+    except CertificateError as exc:
+        return _Built(Status.INVALID, Reason(Code.CERT_MALFORMED, str(exc)))
     ctx = ValidationContext(
-        trust_roots=[_asn1(a) for a in trust_anchors],
-        other_certs=[_asn1(c) for c in intermediates],
+        algorithm_usage_policy=_algorithm_policy(policy.algorithms),
+        trust_roots=roots,
+        other_certs=others,
         moment=at,
         allow_fetching=False,
         revocation_mode="none",
@@ -277,29 +349,42 @@ async def _certvalidator(
         params = PKIXValidationParams(
             user_initial_policy_set=frozenset(policies), initial_explicit_policy=True
         )
-    validator = CertificateValidator(_asn1(cert), validation_context=ctx, pkix_params=params)
+    validator = CertificateValidator(ee, validation_context=ctx, pkix_params=params)
+    n = len(policy.anchors)
     try:
         path = await validator.async_validate_usage(set(_REQUIRED_KU[purp]))  # type: ignore[no-untyped-call]
     except cv_errors.PathBuildingError:
         return _Built(
             Status.INVALID,
-            f"the certificate does not chain to any of the {len(trust_anchors)} trusted "
-            f"CA certificate(s): its issuer ({cert.certificate.issuer.rfc4514_string()})"
-            " is not trusted, or no trusted CA key signed it",
+            Reason(
+                Code.CHAIN_UNTRUSTED,
+                f"the certificate does not chain to any of the {n} trusted "
+                f"CA certificate(s): its issuer ({cert.certificate.issuer.rfc4514_string()})"
+                " is not trusted, or no trusted CA key signed it",
+            ),
         )
     except cv_errors.ExpiredError as exc:
-        return _Built(Status.INVALID, _expired(exc, at))
+        return _Built(Status.INVALID, Reason(Code.CERT_EXPIRED, _expired(exc, at)))
+    except cv_errors.NotYetValidError as exc:
+        return _Built(Status.INVALID, Reason(Code.CERT_NOT_YET_VALID, _msg(exc)))
     except cv_errors.InsufficientRevinfoError as exc:  # not expected with mode "none"
-        return _Built(Status.INDETERMINATE, _msg(exc))
+        return _Built(Status.INDETERMINATE, Reason(Code.REVOCATION_UNKNOWN, _msg(exc)))
+    except cv_errors.DisallowedAlgorithmError as exc:
+        return _Built(Status.INVALID, Reason(Code.ALGORITHM_REFUSED, _msg(exc)))
     except (cv_errors.ValidationError, cv_errors.PathError) as exc:
-        return _Built(Status.INVALID, _msg(exc))
-    except (ValueError, TypeError) as exc:  # asn1crypto choking on a malformed extension
-        raise CertificateError(f"certificate cannot be validated: {exc}") from None
+        # Includes a path without the required certificate policies (no distinct type).
+        # A self-issued end entity that is no anchor is simply not trusted.
+        code = Code.CHAIN_UNTRUSTED if _self_issued(cert) else Code.CHAIN_INVALID
+        return _Built(Status.INVALID, Reason(code, _msg(exc)))
+    except _ASN1_ERRORS as exc:  # asn1crypto choking on a malformed extension
+        return _Built(
+            Status.INVALID, Reason(Code.CERT_MALFORMED, f"certificate cannot be validated: {exc}")
+        )
     chain_asn1 = list(path.iter_certs(include_root=True))
     return _Built(
         Status.VALID,
         None,
-        tuple(JpkiCertificate.load(c.dump()) for c in chain_asn1),
+        tuple(cert if c.dump() == cert.der else JpkiCertificate.load(c.dump()) for c in chain_asn1),
         tuple(c.subject.human_friendly for c in chain_asn1),
         _key_id(chain_asn1[0]),
     )
@@ -308,27 +393,36 @@ async def _certvalidator(
 def _result(
     cert: JpkiCertificate,
     built: _Built,
-    problems: list[str],
-    notes: list[str],
-    revocation: list[tuple[Status, str]] | None,
+    pre: _Prelude,
+    revocation: list[tuple[Status, Reason]] | None,
 ) -> VerificationResult:
-    base: dict[str, Any] = {
-        "certificate_fingerprint": cert.fingerprint_sha256.hex(),
-        "certificate_kind": cert.kind.value,
-        "subject": cert.subject_text,
-    }
+    problems, notes, anchor_notes = pre.problems, pre.notes, pre.anchor_notes
     if built.status is not Status.VALID:
-        return VerificationResult(built.status, (built.why or "", *problems), **base)
-    reasons = [built.lead]
-    status = Status.INVALID if problems else Status.VALID
-    reasons += problems + notes
+        why = built.why or Reason(Code.CHAIN_INVALID, "the chain could not be validated")
+        failed: Status = Status.INVALID if problems else built.status
+        return VerificationResult(failed, (*problems, why, *anchor_notes), **pre.base)
+    reasons: list[Reason] = [
+        *problems,
+        Reason(
+            Code.CHAIN_OK, f"chains to trusted CA {built.chain[0]} (key id {built.anchor_key_id})"
+        ),
+        *notes,
+        *anchor_notes,
+    ]
+    status: Status = Status.INVALID if problems else Status.VALID
     if revocation is None:
-        reasons.append("revocation not checked (no CRL or OCSP given)")
+        reasons.append(
+            Reason(Code.REVOCATION_NOT_CHECKED, "revocation not checked (no CRL or OCSP given)")
+        )
     else:
         for rstat, rwhy in revocation:
             status = worst((status, rstat))
             reasons.append(rwhy)
-    return VerificationResult(status, tuple(reasons), chain=built.chain, **base)
+    return VerificationResult(status, tuple(reasons), chain=built.chain, **pre.base)
+
+
+def _self_issued(cert: JpkiCertificate) -> bool:
+    return cert.certificate.subject.public_bytes() == cert.certificate.issuer.public_bytes()
 
 
 def _key_id(c: asn1_x509.Certificate) -> str:
@@ -347,6 +441,8 @@ def _expired(exc: Exception, at: datetime) -> str:
 
 _NOT_ESTABLISHED = "revocation status NOT established"
 _SOFT = "accepted anyway because of soft-fail (the certificate may be revoked)"
+_SOFTC = Code.REVOCATION_SOFT_FAIL
+_UNK = Code.REVOCATION_UNKNOWN
 
 
 def _revocation(
@@ -355,7 +451,7 @@ def _revocation(
     issuer: JpkiCertificate,
     at: datetime,
     soft_fail: bool,
-) -> tuple[Status, str]:
+) -> tuple[Status, Reason]:
     try:
         if _is_async(check):
             outcome = _run(_awaited(cast("AsyncRevocationCheck", check)(cert, issuer, at)))
@@ -381,7 +477,7 @@ async def _async_revocation(
     issuer: JpkiCertificate,
     at: datetime,
     soft_fail: bool,
-) -> tuple[Status, str]:
+) -> tuple[Status, Reason]:
     try:
         if _is_async(check):
             outcome = await cast("AsyncRevocationCheck", check)(cert, issuer, at)
@@ -394,18 +490,18 @@ async def _async_revocation(
 
 def _revocation_failed(
     cert: JpkiCertificate, exc: RevocationError, soft_fail: bool
-) -> tuple[Status, str]:
+) -> tuple[Status, Reason]:
     who = cert.subject_text
     if isinstance(exc, RevokedError):
-        return Status.INVALID, f"{who}: {exc}"
+        return Status.INVALID, Reason(Code.REVOCATION_REVOKED, f"{who}: {exc}")
     if soft_fail:
-        return Status.VALID, f"{who}: {_NOT_ESTABLISHED}: {exc}; {_SOFT}"
-    return Status.INDETERMINATE, f"{who}: {_NOT_ESTABLISHED}: {exc}"
+        return Status.VALID, Reason(_SOFTC, f"{who}: {_NOT_ESTABLISHED}: {exc}; {_SOFT}")
+    return Status.INDETERMINATE, Reason(_UNK, f"{who}: {_NOT_ESTABLISHED}: {exc}")
 
 
 def _revocation_verdict(
     cert: JpkiCertificate, outcome: RevocationOutcome, soft_fail: bool
-) -> tuple[Status, str]:
+) -> tuple[Status, Reason]:
     who = cert.subject_text
     status = getattr(outcome, "status", None)
     name = str(getattr(status, "name", status)).upper()
@@ -414,40 +510,20 @@ def _revocation_verdict(
     src = f" (from {getattr(source, 'value', source)})" if source else ""
     if name == "GOOD" and str(getattr(source, "value", source)) == "soft-fail":
         # The revocation layer's own soft-fail answer: GOOD only by policy, never "not revoked".
-        return Status.VALID, f"{who}: {_NOT_ESTABLISHED}" + (
-            f" ({detail}); {_SOFT}" if detail else f"; {_SOFT}"
-        )
+        text = f"{who}: {_NOT_ESTABLISHED}" + (f" ({detail}); {_SOFT}" if detail else f"; {_SOFT}")
+        return Status.VALID, Reason(_SOFTC, text)
     if name == "GOOD":
         note = getattr(outcome, "detail", None)
-        return Status.VALID, f"{who}: not revoked{src}" + (f" ({note})" if note else "")
+        text = f"{who}: not revoked{src}" + (f" ({note})" if note else "")
+        return Status.VALID, Reason(Code.REVOCATION_GOOD, text)
     if name == "REVOKED":
         reason = getattr(outcome, "reason", None)
         when = getattr(outcome, "revoked_at", None)
         reason_txt = getattr(reason, "value", reason) or "no reason given"
         at_txt = f" on {when.isoformat()}" if isinstance(when, datetime) else ""
-        return Status.INVALID, f"{who}: REVOKED ({reason_txt}){at_txt}{src}"
+        text = f"{who}: REVOKED ({reason_txt}){at_txt}{src}"
+        return Status.INVALID, Reason(Code.REVOCATION_REVOKED, text)
     why = f"{who}: {_NOT_ESTABLISHED}{src}" + (f": {detail}" if detail else "")
     if soft_fail:
-        return Status.VALID, f"{why}; {_SOFT}"
-    return Status.INDETERMINATE, why
-
-
-def revocation_checker(
-    *,
-    crls: Sequence[Crl | bytes] = (),
-    ocsp_url: str | None = None,
-    soft_fail: bool = False,
-    store: RevocationStore | None = None,
-) -> RevocationCheck:
-    """A :data:`RevocationCheck` backed by ``jpki.revocation.policy.check_revocation``.
-
-    ``crls``: DER/PEM bytes or ``jpki.revocation.Crl`` objects (``Crl.from_file`` maps big files).
-    """
-    pol = RevocationPolicy(soft_fail=soft_fail)
-
-    def check(cert: JpkiCertificate, issuer: JpkiCertificate, at: datetime) -> RevocationOutcome:
-        return check_revocation(
-            cert, issuer, crls=crls, ocsp_url=ocsp_url, store=store, at=at, policy=pol
-        )
-
-    return check
+        return Status.VALID, Reason(_SOFTC, f"{why}; {_SOFT}")
+    return Status.INDETERMINATE, Reason(_UNK, why)

@@ -20,8 +20,9 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from jpki.cert import JpkiCertificate
+from jpki.digestinfo import OID_TO_HASH, digest_of
 from jpki.errors import JpkiError, SignatureFormatError
-from jpki.verify.digest import OID_TO_HASH, digest_of
+from jpki.policy import Policy, Purpose
 from jpki.verify.result import Status, TimestampInfo, worst
 
 #: id-aa-signatureTimeStampToken (RFC 3161 appendix A): an unsigned attribute of a SignerInfo.
@@ -122,7 +123,8 @@ def verify_timestamp_token(
             if eku is not None:
                 statuses.append(Status.INVALID)
                 reasons.append(eku)
-        cms = verify_cms(token, trust_anchors=trust_anchors or None, at=gen_time, purpose="any")
+        policy = Policy(anchors=tuple(trust_anchors or ()), at=gen_time, purpose=Purpose.ANY)
+        cms = verify_cms(token, policy)
     except JpkiError as exc:
         return TimestampInfo(Status.INVALID, (*reasons, f"timestamp token: {exc}"), time=gen_time)
     statuses.append(cms.status)
