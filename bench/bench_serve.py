@@ -113,7 +113,11 @@ async def _client(base: str, key: str, body: dict[str, Any], n: int, conc: int) 
             nonlocal errors
             for _ in todo:
                 t = time.perf_counter()
-                r = await client.post("/v1/signatures", headers=h, json=body)
+                try:
+                    r = await client.post("/v1/signatures", headers=h, json=body)
+                except httpx.HTTPError:
+                    errors += 1
+                    continue
                 if r.status_code == 200 and r.json().get("status") == "valid":
                     lat.append(time.perf_counter() - t)
                 else:

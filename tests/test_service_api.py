@@ -28,6 +28,10 @@ from jpki.testing.pki import Issued
 from jpki.verify import account_key
 from service_helpers import Pki, add_key, b64, login_body, make_pki, thread_service
 
+# pyHanko registers its CMS attribute names with asn1crypto on import; imported late (after
+# asn1crypto has built its reverse OID map) its signer cannot name signing_certificate_v2.
+pyhanko_signers = pytest.importorskip("pyhanko.sign.signers")
+
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
@@ -449,3 +453,55 @@ def test_no_record_no_answer(svc: Svc, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "status" not in r.json() and "account_key" not in r.json()
     monkeypatch.undo()
     assert svc.records() == before
+
+
+def _signed_pdf(svc: Svc, tmp_path: Path) -> bytes:
+    import io
+
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import signers
+
+    from pdf_helpers import minimal_pdf
+
+    key = tmp_path / "k.pem"
+    key.write_bytes(
+        svc.signer.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    (tmp_path / "c.pem").write_bytes(svc.signer.pem)
+    (tmp_path / "ca.pem").write_bytes(svc.pki.pki.sign_ca.pem)
+    signer = signers.SimpleSigner.load(
+        str(key), str(tmp_path / "c.pem"), ca_chain_files=(str(tmp_path / "ca.pem"),)
+    )
+    assert signer is not None
+    out = io.BytesIO()
+    signers.sign_pdf(
+        IncrementalPdfFileWriter(io.BytesIO(minimal_pdf())),
+        signers.PdfSignatureMetadata(field_name="Sig1"),
+        signer=signer,
+        output=out,
+    )
+    return out.getvalue()
+
+
+def test_documents_pdf(svc: Svc, tmp_path: Path) -> None:
+    pytest.importorskip("pyhanko")
+    pdf = _signed_pdf(svc, tmp_path)
+    r = httpx.post(svc.base + "/v1/documents", headers=svc.h, json={"pdf": b64(pdf)})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["status"] == "valid", out
+    sig = out["signatures"][0]
+    assert sig["basic_info"]["name"] and sig["subject"]
+    # A byte changed inside the signed range: invalid, and recorded like the valid one.
+    i = pdf.index(b"JPKI test document")
+    bad = pdf[:i] + b"X" + pdf[i + 1 :]
+    out = httpx.post(svc.base + "/v1/documents", headers=svc.h, json={"pdf": b64(bad)}).json()
+    assert out["status"] == "invalid"
+    junk = httpx.post(svc.base + "/v1/documents", headers=svc.h, json={"pdf": b64(b"%PDF-1.7 x")})
+    assert junk.status_code == 400 and junk.json()["error"]
+    res = cli("audit", "verify", "--db", svc.db)
+    assert res.exit_code == 0, res.output

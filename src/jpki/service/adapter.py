@@ -44,9 +44,11 @@ __all__ = [
     "certificate_summary",
     "crl_der",
     "crl_meta",
+    "pdf_available",
     "status_check",
     "verify_cms_blob",
     "verify_login",
+    "verify_pdf_blob",
     "verify_raw_signature",
 ]
 
@@ -333,3 +335,36 @@ def certificate_der(data: bytes) -> bytes:
 def crl_der(data: bytes) -> bytes:
     """The DER of a CRL given as DER or PEM."""
     return Crl.load(data).der
+
+
+def pdf_available() -> bool:
+    """True when PDF verification (``jpki[pdf]``: pyHanko and jpki.documents) is installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("pyhanko") is not None
+
+
+def verify_pdf_blob(
+    pdf: bytes,
+    *,
+    anchors: Sequence[bytes],
+    crls: dict[str, bytes],
+    at: datetime,
+    soft_fail: bool = False,
+) -> Outcome:
+    """Every signature of a PDF (jpki.documents.verify_pdf) with the service's CRLs."""
+    from jpki.documents.verify_pdf import RevocationSources, verify_pdf
+
+    result = verify_pdf(
+        pdf,
+        trust_anchors=_anchors(anchors),
+        revocation=RevocationSources(crls=list(crls.values()), soft_fail=soft_fail),
+        at=at,
+    )
+    out = result.to_dict()
+    answers = [
+        {"field": s["field"], "status": s["status"], "subject": s.get("subject")}
+        for s in out["signatures"]
+    ]
+    # verify_pdf asks every CRL it is given; all of them are the evidence.
+    return Outcome(out, answers, sorted(crls))

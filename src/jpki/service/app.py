@@ -91,6 +91,10 @@ class SignatureIn(BaseModel):
     content: str | None = Field(None, description="base64 content of a detached CMS")
 
 
+class DocumentIn(BaseModel):
+    pdf: str = Field(description="base64 of the signed PDF")
+
+
 class StatusIn(BaseModel):
     certificates: list[str] = Field(min_length=1, max_length=1000)
 
@@ -413,6 +417,7 @@ _PLAIN_ROUTES = {
     "/v1/logins",
     "/v1/signatures",
     "/v1/status-checks",
+    "/v1/documents",
     "/v1/revocation",
 }
 
@@ -653,6 +658,18 @@ def create_app(config: ServiceConfig) -> FastAPI:
             "purpose": body.purpose,
         }
         return await _verify_and_record(request, key.id, job, adapter.certificate_summary(cert))
+
+    if adapter.pdf_available():
+
+        @app.post("/v1/documents", tags=["signatures"])
+        async def documents(body: DocumentIn, request: Request, key: _Key) -> dict[str, Any]:
+            """A signed PDF: every signature (integrity, coverage, later changes, chain,
+            revocation), with each signer's basic 4 information. Needs ``jpki[pdf]``."""
+            pdf = _b64("pdf", body.pdf)
+            if not pdf.startswith(b"%PDF-"):
+                raise _bad("pdf is not a PDF file (no %PDF- header)")
+            job = {"kind": "document", "pdf": b64(pdf)}
+            return await _verify_and_record(request, key.id, job, None)
 
     @app.post("/v1/status-checks", tags=["revocation"])
     async def status_checks(body: StatusIn, request: Request, key: _Key) -> dict[str, Any]:

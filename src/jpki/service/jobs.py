@@ -16,7 +16,7 @@ from jpki.errors import JpkiError
 from jpki.service import adapter
 from jpki.service.audit import unb64
 
-KINDS = ("login", "signature", "cms", "status-check")
+KINDS = ("login", "signature", "cms", "status-check", "document")
 
 
 def run_job(job: dict[str, Any], anchors: list[bytes], crls: dict[str, bytes]) -> dict[str, Any]:
@@ -66,6 +66,10 @@ def run_job(job: dict[str, Any], anchors: list[bytes], crls: dict[str, bytes]) -
                 crls=crls,
                 at=at,
                 soft_fail=soft,
+            )
+        elif kind == "document":
+            out = adapter.verify_pdf_blob(
+                unb64(job["pdf"]), anchors=anchors, crls=crls, at=at, soft_fail=soft
             )
         else:
             return {"error": f"unknown job kind {kind!r}"}
