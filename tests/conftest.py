@@ -84,39 +84,3 @@ def test_policy(test_pki: TestPki, test_pki_2015: TestPki) -> object:
         for c in (p.sign_ca, p.auth_ca)
     )
     return Policy(anchors=anchors, at=datetime(2026, 6, 1, tzinfo=UTC))
-
-
-# Client tests that still expect the card-info layouts the simulator used to invent. The
-# simulator now follows card-protocol.md §5–§6 (real-card layouts, CVCA → CVC → records), which
-# the pre-rewrite client in jpki.card cannot read yet. Strict: once the client reads the real
-# layouts these pass, XPASS fails, and this list must go.
-_PENDING_CLIENT_CARD_INFO_REWRITE = frozenset(
-    {
-        "tests/test_card_secrets.py::test_full_session_logs_no_secret_in_process",
-        "tests/test_card_secrets.py::test_full_session_logs_no_secret_over_the_bridge",
-        "tests/test_card_secrets.py::test_cli_with_apdu_trace_prints_and_logs_no_secret[argv6-env6-0]",
-        "tests/test_card_secrets.py::test_cli_with_apdu_trace_prints_and_logs_no_secret[argv8-env8-0]",
-        "tests/test_card_secrets.py::test_cli_with_apdu_trace_prints_and_logs_no_secret[argv9-env9-0]",
-        "tests/test_card_secrets.py::test_card_info_shows_my_number_only_when_asked",
-        "tests/test_card_sim.py::test_text_ap_card_info",
-        "tests/test_card_sim.py::test_text_ap_long_form_profile",
-        "tests/test_card_sim.py::test_visual_ap_with_collation_a_and_b",
-        "tests/test_card_sim.py::test_client_over_vpcd_bridge",
-        "tests/test_card_sim.py::test_visual_collation_guard",
-        "tests/test_cli_card.py::test_smoke_passes",
-        "tests/test_cli_card.py::test_smoke_json",
-        "tests/test_cli_card.py::test_smoke_on_given_profile_uses_its_pins",
-        "tests/test_cli_card.py::test_info_json_redacts_my_number",
-        "tests/test_cli_card.py::test_surface_with_pin_and_with_collation_b",
-    }
-)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.nodeid in _PENDING_CLIENT_CARD_INFO_REWRITE:
-            item.add_marker(
-                pytest.mark.xfail(
-                    reason="client reads the pre-correction card-info layouts", strict=True
-                )
-            )

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jpki.card import CertSlot, JpkiAp, KeyKind, TokenKind
+from jpki.card import CertSlot, JpkiAp, KeyKind, SignScheme, TokenKind
 from jpki.card.protocol import CardProtocol
 from jpki.digestinfo import (
     PREFIXES,
@@ -51,10 +51,59 @@ def test_constructor_selects_jpki_ap_and_accepts_protocol() -> None:
 
 def test_token_info_label_and_kind() -> None:
     label = b"JPKIAPICCTOKEN2".ljust(32, b" ")
-    jpki, _ = ap((h("00A4020C020006"), h("9000")), (h("00B0000020"), label + h("9000")))
+    jpki, _ = ap((h("00A4020C020006"), h("9000")), (h("00B00000A0"), label + h("9000")))
     info = jpki.token_info()
     assert info.label == "JPKIAPICCTOKEN2"
     assert info.kind is TokenKind.MY_NUMBER_CARD
+    assert info.counters is None  # a short file: only the label
+
+
+def test_token_info_full_ck_token_info() -> None:
+    # PKCS#11 CK_TOKEN_INFO laid out by hand: 4 strings, 11 32-bit big-endian integers,
+    # two 2-byte versions, utcTime[16] = 160 bytes.
+    ints = [0x0000040D, 0, 0, 0, 0, 16, 4, 1, 2, 3, 4]
+    raw = (
+        b"JPKIAPICCTOKEN2".ljust(32)
+        + b"JPKI".ljust(32)
+        + b"MyNumberCard".ljust(16)
+        + b"0123456789ABCDEF"
+        + b"".join(i.to_bytes(4, "big") for i in ints)
+        + b"\x01\x00\x02\x01"
+        + b" " * 16
+    )
+    assert len(raw) == 160
+    jpki, _ = ap((None, h("9000")), (h("00B00000A0"), raw + h("9000")))
+    info = jpki.token_info()
+    assert (info.manufacturer, info.model, info.serial_number) == (
+        "JPKI",
+        "MyNumberCard",
+        "0123456789ABCDEF",
+    )
+    assert info.flags == 0x40D and info.max_pin_len == 16 and info.min_pin_len == 4
+    assert info.hardware_version == b"\x01\x00" and info.firmware_version == b"\x02\x01"
+    assert info.as_dict()["free_private_memory"] == 4
+
+
+@pytest.mark.parametrize(
+    ("raw", "signing", "auth"),
+    [("8F8F00", True, True), ("008F00", False, True), ("8F0000", True, False)],
+)
+def test_cert_availability(raw: str, signing: bool, auth: bool) -> None:
+    jpki, _ = ap((h("00A4020C020008"), h("9000")), (h("00B0000010"), h(raw + "9000")))
+    avail = jpki.cert_availability()
+    assert (avail.signing, avail.auth) == (signing, auth)
+
+
+def test_cert_availability_absent_is_unknown() -> None:
+    jpki, _ = ap((h("00A4020C020008"), h("6A82")))
+    avail = jpki.cert_availability()
+    assert avail.raw is None and avail.signing is None
+
+
+def test_auth_cert_6982_names_the_auth_pin() -> None:
+    jpki, _ = ap((h("00A4020C02000A"), h("9000")), (None, h("6982")))
+    with pytest.raises(SecurityStatusError, match="auth PIN"):
+        jpki.read_certificate(CertSlot.AUTH)
 
 
 def test_token_info_unknown_label() -> None:
@@ -103,6 +152,7 @@ def test_signing_certificate_without_password_explains() -> None:
         ("63C0", 0, True),
         ("6984", 0, True),
         ("9000", None, False),
+        ("6300", None, False),
     ],
 )
 def test_pin_status(sw: str, tries: int | None, blocked: bool) -> None:
@@ -255,6 +305,37 @@ def test_sign_length_limits_send_nothing(size: int) -> None:
     jpki, conn = ap()
     with pytest.raises(UsageError):
         jpki.sign(KeyKind.AUTH, b"\x01" * size)
+    assert len(conn.sent) == 1
+
+
+@pytest.mark.parametrize(
+    ("scheme", "size"),
+    [(1, 255), (2, 32), (3, 1), (4, 32), (5, 200), (0, 245)],
+)
+def test_sign_schemes_put_p1_and_send_the_input(scheme: int, size: int) -> None:
+    data = b"\x07" * size
+    jpki, conn = ap((h("00A4020C020017"), h("9000")), (None, b"\x02" * 256 + h("9000")))
+    assert jpki.sign(KeyKind.AUTH, data, SignScheme(scheme)) == b"\x02" * 256
+    sent = conn.sent[2]
+    assert sent[:4] == bytes([0x80, 0x2A, scheme, 0x80])
+    assert sent[5 : 5 + size] == data
+
+
+@pytest.mark.parametrize(
+    ("scheme", "size"),
+    [(1, 256), (2, 31), (2, 33), (3, 0), (4, 64), (5, 256), (0, 246)],
+)
+def test_sign_scheme_length_checks_send_nothing(scheme: int, size: int) -> None:
+    jpki, conn = ap()
+    with pytest.raises(UsageError):
+        jpki.sign(KeyKind.AUTH, b"\x01" * size, SignScheme(scheme))
+    assert len(conn.sent) == 1
+
+
+def test_unknown_sign_scheme_is_usage_error() -> None:
+    jpki, conn = ap()
+    with pytest.raises(UsageError, match="P1=06"):
+        jpki.sign(KeyKind.AUTH, b"\x01" * 32, 6)
     assert len(conn.sent) == 1
 
 

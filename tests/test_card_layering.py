@@ -90,7 +90,8 @@ TESTING_USERS = ("cli/sim.py",)
 RULES: list[tuple[str, list[Path], set[str]]] = [
     ("core", _files(*(m.split(".")[1] for m in CORE)), CORE),
     ("transport", _files("transport"), CORE | {"jpki.transport"}),
-    ("card", _files("card"), CORE | {"jpki.transport.base", "jpki.card"}),
+    # The card client checks CVCs against CVCA keys: jpki.trust.cvca only (it is core-only).
+    ("card", _files("card"), CORE | {"jpki.transport.base", "jpki.card", "jpki.trust.cvca"}),
     ("sim", [p for p in _files("sim") if p.name != "create.py"], CORE | {"jpki.sim"}),
     ("sim/create", _files("sim/create"), CORE | {"jpki.sim", "jpki.testing"}),
     ("cert", _files("cert"), CERT),
@@ -101,7 +102,8 @@ RULES: list[tuple[str, list[Path], set[str]]] = [
     ("revocation", _tree("revocation"), REVOCATION),
     ("policy", [SRC / "policy.py"], POLICY),
     ("verify", _tree("verify"), VERIFY),
-    ("conformance", [SRC / "conformance.py"], CERT | CLIENT),
+    # It checks EF 0004 CVCs as the card client does: jpki.trust.cvca only.
+    ("conformance", [SRC / "conformance.py"], CERT | CLIENT | {"jpki.trust.cvca"}),
     ("cli", _tree("cli", but=TESTING_USERS), CLI),
     ("cli/sim", [SRC / f for f in TESTING_USERS], CLI | {"jpki.testing"}),
     ("testing", _tree("testing"), CLI | {"jpki.testing"}),

@@ -25,7 +25,7 @@ from jpki.card.constants import JpkiFile
 from jpki.cli import main
 from jpki.cli.sim import describe
 from jpki.errors import JpkiError, ProfileError
-from jpki.sim import FaultConfig, ProfileStore, SimulatedCard
+from jpki.sim import FaultConfig, ProfileStore, SimulatedCard, open_simulated_card
 from jpki.sim.vpcd_card import VpcdCardSide
 from jpki.transport.simulated import SimulatedConnection
 from jpki.transport.vpcd import VpcdConnection, read_frame
@@ -234,7 +234,7 @@ def test_vpcd_connection_to_a_garbage_card_side_raises_only_jpki_errors(stream: 
 @given(message=st.binary(min_size=1, max_size=300))
 def test_card_side_answers_any_message(sim_profile: Path, message: bytes) -> None:
     """The simulator's card side answers every frame with an R-APDU (or nothing for control)."""
-    card = SimulatedCard(sim_profile, durable=False, faults=FaultConfig())
+    card = open_simulated_card(sim_profile, durable=False, faults=FaultConfig())
     side = VpcdCardSide(card)
     try:
         reply = side.handle(message)

@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from jpki.apdu import CommandApdu
-from jpki.card import JpkiAp, KeyKind, TextAp, VisualAp
+from jpki.card import IntegrityStatus, JpkiAp, KeyKind, TextAp, VisualAp
 from jpki.card.jpki_ap import CertSlot
 from jpki.card.protocol import CardProtocol
 from jpki.cli import main
@@ -32,6 +32,7 @@ from jpki.testing.pki import sample_person
 from jpki.transport.base import Connection
 from jpki.transport.simulated import SimulatedConnection
 from jpki.transport.vpcd import VpcdListener
+from sim_trust import sim_keyring, write_cvca_dir
 
 AUTH, SIGN, SUPPORT = "1234", "JPKITEST01", "5678"
 NEW_AUTH, WRONG_AUTH, WRONG_SUPPORT = "9876", "4321", "8765"
@@ -59,6 +60,11 @@ def _records_text(records: list[logging.LogRecord]) -> str:
     return "\n".join(fmt.format(r) for r in records)
 
 
+#: Expected exit code "the integrity result": 0 with the profile's CVCA keys, else 3.
+INTEGRITY = -1
+CVCA = ["--cvca-keys", "{cvca}"]
+
+
 @pytest.fixture
 def debug_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
     caplog.set_level(logging.DEBUG)
@@ -67,7 +73,7 @@ def debug_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFi
     yield caplog
 
 
-def _session(conn: Connection, collation_b: str) -> None:
+def _session(conn: Connection, collation_b: str, profile: Path) -> None:
     """Every secret-bearing operation the client has, including failing ones."""
     proto = CardProtocol(conn)
     jpki = JpkiAp(proto)
@@ -83,12 +89,12 @@ def _session(conn: Connection, collation_b: str) -> None:
     for slot in CertSlot:
         jpki.read_certificate(slot)
     jpki.sign_data(KeyKind.SIGNING, b"document")
-    text_ap = TextAp(proto)
+    text_ap = TextAp(proto, keyring=sim_keyring(profile))
     with pytest.raises(WrongPin):
         text_ap.verify_pin(Secret(WRONG_SUPPORT))
     text_ap.verify_pin(Secret(SUPPORT))
     info = text_ap.read_card_info()
-    assert info.integrity.valid
+    assert info.integrity.status is IntegrityStatus.VALID
     visual = VisualAp(proto)
     visual.unlock_collation_a(info.my_number)
     visual.read_surface()
@@ -103,7 +109,7 @@ def test_full_session_logs_no_secret_in_process(
 ) -> None:
     _, collation_b = _profile_secrets(sim_profile)
     with SimulatedConnection(SimulatedCard(sim_profile)) as conn:
-        _session(conn, collation_b)
+        _session(conn, collation_b, sim_profile)
     text = _records_text(debug_logs.records)
     assert ">> 00 20 00 80 [secret]" in text  # the APDU trace was really on
     assert not _leaks(text, _forbidden(sim_profile))
@@ -119,7 +125,7 @@ def test_full_session_logs_no_secret_over_the_bridge(
         side.start()
         try:
             with listener.accept_connection(timeout=5) as conn:
-                _session(conn, collation_b)
+                _session(conn, collation_b, sim_profile)
         finally:
             side.stop()
             card.close()
@@ -141,10 +147,18 @@ def test_full_session_logs_no_secret_over_the_bridge(
             {"O": AUTH, "N": NEW_AUTH},
             0,
         ),
-        (["card", "info", "--pin-env", "P", "--json"], {"P": SUPPORT}, 0),
+        (["card", "info", "--pin-env", "P", "--json", *CVCA], {"P": SUPPORT}, INTEGRITY),
         (["card", "info", "--pin-env", "P"], {"P": WRONG_SUPPORT}, 4),
-        (["card", "surface", "--pin-env", "P", "--out", "{tmp}/s", "--json"], {"P": SUPPORT}, 0),
-        (["card", "surface", "--collation-b-env", "B", "--out", "{tmp}/b"], {"B": "{b}"}, 0),
+        (
+            ["card", "surface", "--pin-env", "P", "--out", "{tmp}/s", "--json", *CVCA],
+            {"P": SUPPORT},
+            INTEGRITY,
+        ),
+        (
+            ["card", "surface", "--collation-b-env", "B", "--out", "{tmp}/b", *CVCA],
+            {"B": "{b}"},
+            INTEGRITY,
+        ),
         (["card", "status", "--json"], {}, 0),
     ],
 )
@@ -157,7 +171,10 @@ def test_cli_with_apdu_trace_prints_and_logs_no_secret(
     code: int,
 ) -> None:
     _, collation_b = _profile_secrets(sim_profile)
-    args = ["-vv", *(a.format(tmp=tmp_path) for a in argv), "--sim", str(sim_profile)]
+    cvca = write_cvca_dir(sim_profile, tmp_path / "cvca")
+    args = ["-vv", *(a.format(tmp=tmp_path, cvca=cvca) for a in argv), "--sim", str(sim_profile)]
+    if code == INTEGRITY:  # valid along the profile's test CVCA (passed with --cvca-keys)
+        code = 0
     environ = {k: v.format(b=collation_b) for k, v in env.items()}
     result = CliRunner().invoke(main, args, env=environ)
     # The exact code: a command failing early (say, on the card) would leak-check too little.
@@ -176,7 +193,8 @@ def test_card_info_shows_my_number_only_when_asked(sim_profile: Path) -> None:
     my_number, _ = _profile_secrets(sim_profile)
     base = ["card", "info", "--sim", str(sim_profile), "--pin-env", "P"]
     hidden = CliRunner().invoke(main, base, env={"P": SUPPORT})
-    assert hidden.exit_code == 0, hidden.output
+    # No --cvca-keys: the profile's own test CVCA is not trusted, so integrity is undecided.
+    assert hidden.exit_code == 3, hidden.output
     assert my_number not in hidden.output.replace(" ", "")
     shown = CliRunner().invoke(main, [*base, "--show-my-number"], env={"P": SUPPORT})
     assert my_number in shown.output.replace(" ", "")

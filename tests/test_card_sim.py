@@ -38,6 +38,7 @@ from jpki.sim import Corruption, FaultConfig, open_simulated_card
 from jpki.sim.create import create_profile
 from jpki.sim.profile import KeyId, ProfileStore
 from jpki.transport.simulated import SimulatedConnection
+from sim_trust import sim_keyring
 
 AUTH_PIN, SIGN_PIN, SUPPORT_PIN = Secret("1234"), Secret("JPKITEST01"), Secret("5678")
 
@@ -186,7 +187,7 @@ def test_change_pin_persists(sim_profile: Path) -> None:
 
 def test_text_ap_card_info(proto: CardProtocol, sim_profile: Path) -> None:
     person = ProfileStore(sim_profile).profile.person
-    text_ap = TextAp(proto)
+    text_ap = TextAp(proto, keyring=sim_keyring(sim_profile))
     with pytest.raises(SecurityStatusError):
         text_ap.read_my_number()
     assert text_ap.pin_status().tries_left == 3
@@ -199,13 +200,13 @@ def test_text_ap_card_info(proto: CardProtocol, sim_profile: Path) -> None:
         person.address,
         person.birth_date,
     )
-    assert info.integrity.status is IntegrityStatus.VALID
+    assert info.integrity.status is IntegrityStatus.VALID, info.integrity.reasons
 
 
 def test_text_ap_long_form_profile(tmp_path: Path) -> None:
     path = tmp_path / "long"
     create_profile(path, text_long_form=True)
-    text_ap = TextAp(connect(path))
+    text_ap = TextAp(connect(path), keyring=sim_keyring(path))
     text_ap.verify_pin(SUPPORT_PIN)
     assert text_ap.verify_integrity().status is IntegrityStatus.VALID
 
@@ -246,8 +247,8 @@ def test_visual_birth_date_key(proto: CardProtocol, sim_profile: Path) -> None:
 
 def test_visual_ap_with_collation_a_and_b(proto: CardProtocol, sim_profile: Path) -> None:
     profile = ProfileStore(sim_profile).profile
-    issuer = TextAp(proto).read_issuer_key()
-    visual = VisualAp(proto)
+    expected = IntegrityStatus.VALID
+    visual = VisualAp(proto, keyring=sim_keyring(sim_profile))
     with pytest.raises(SecurityStatusError):
         visual.read_surface()
     visual.unlock_collation_a(profile.person.my_number)
@@ -255,15 +256,15 @@ def test_visual_ap_with_collation_a_and_b(proto: CardProtocol, sim_profile: Path
     assert surface.birth_date == profile.person.birth_date
     assert surface.expiry_date == profile.expiry_date
     assert surface.face_jp2.startswith(b"\x00\x00\x00\x0cjP  ")
-    assert surface.verify(issuer).status is IntegrityStatus.VALID
-    assert visual.read_my_number_image().verify(issuer).valid
+    assert visual.check(surface).status is expected
+    assert visual.check(visual.read_my_number_image()).status is expected
 
     visual.select()
     with pytest.raises(WrongPin):
         visual.unlock_collation_b(Secret("00000000000000"))
     b = collation_b(profile.person.birth_date, profile.expiry_date.year, profile.security_code)
     visual.unlock_collation_b(b)
-    assert visual.verify_surface(issuer).valid
+    assert visual.verify_surface().status is expected
     with pytest.raises(SecurityStatusError):
         visual.read_my_number_image()  # EF 0005 needs collation A
 
@@ -324,9 +325,10 @@ def test_client_over_vpcd_bridge(sim_profile: Path) -> None:
                 rsa_pub(der).verify(
                     signature, b"over the bridge", padding.PKCS1v15(), hashes.SHA256()
                 )
-                text_ap = TextAp(conn)
+                text_ap = TextAp(conn, keyring=sim_keyring(sim_profile))
                 text_ap.verify_pin(SUPPORT_PIN)
-                assert text_ap.read_card_info().integrity.valid
+                status = text_ap.read_card_info().integrity.status
+                assert status is IntegrityStatus.VALID
         finally:
             side.stop()
 
@@ -365,7 +367,7 @@ def test_support_pin_guard_block_and_persistence(sim_profile: Path) -> None:
 def test_visual_collation_guard(sim_profile: Path) -> None:
     profile = ProfileStore(sim_profile).profile
     proto = connect(sim_profile)
-    visual = VisualAp(proto)
+    visual = VisualAp(proto, keyring=sim_keyring(sim_profile))
     wrong = Secret("0" * 14)
     tries = visual.collation_status("B").tries_left
     assert tries is not None and tries > 1
@@ -377,4 +379,4 @@ def test_visual_collation_guard(sim_profile: Path) -> None:
             collation_b(profile.person.birth_date, profile.expiry_date.year, profile.security_code)
         )
     visual.unlock_collation_a(profile.person.my_number)  # a separate counter
-    assert visual.read_surface().verify().valid
+    assert visual.verify_surface().status is IntegrityStatus.VALID

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from jpki.cli import main
 from jpki.sim.profile import ProfileStore
+from sim_trust import write_cvca_dir
 
 
 def run(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> Result:
@@ -189,40 +190,50 @@ def test_sign_bad_input_is_usage_error(sim_profile: Path, args: list[str]) -> No
 # --- info / surface ---------------------------------------------------------------------------
 
 
-def test_info_json_redacts_my_number(sim_profile: Path) -> None:
+def test_info_json_redacts_my_number(sim_profile: Path, tmp_path: Path) -> None:
     person = ProfileStore(sim_profile).profile.person
-    result = run("card", "info", *sim(sim_profile), "--json", "--pin-env", "S", env={"S": "5678"})
+    cvca = write_cvca_dir(sim_profile, tmp_path / "cvca")
+    result = run("card", "info", *sim(sim_profile), "--json", "--pin-env", "S",
+                 "--cvca-keys", str(cvca), env={"S": "5678"})  # fmt: skip
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert person.my_number not in result.output
     assert data["my_number"] == "*" * 12
     assert data["name"] == person.name and data["birth_date"] == person.birth_date.isoformat()
-    assert data["sex"] == "male" and data["integrity"] == "valid"
+    assert data["sex"] == "male"
+    assert data["integrity"]["status"] == "valid"
+    assert set(data["integrity"]) == {"status", "cvca", "hierarchy", "reasons"}
+    # Without the profile's keys its test CVCA is unknown: never valid, never invalid.
+    plain = run("card", "info", *sim(sim_profile), "--json", "--pin-env", "S", env={"S": "5678"})
+    assert plain.exit_code == 3, plain.output
+    assert json.loads(plain.stdout)["integrity"]["status"] == "indeterminate"
     shown = run("card", "info", *sim(sim_profile), "--show-my-number", "--pin-env", "S",
                 env={"S": "5678"})  # fmt: skip
     assert person.my_number[:4] in shown.output
 
 
 def test_surface_with_pin_and_with_collation_b(sim_profile: Path, tmp_path: Path) -> None:
+    cvca = str(write_cvca_dir(sim_profile, tmp_path / "cvca"))
     result = run("card", "surface", *sim(sim_profile), "--out", str(tmp_path / "a"), "--json",
-                 "--pin-env", "S", env={"S": "5678"})  # fmt: skip
+                 "--pin-env", "S", "--cvca-keys", cvca, env={"S": "5678"})  # fmt: skip
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["integrity"] == "valid"
+    assert data["integrity"]["status"] == "valid"
     assert (tmp_path / "a" / "face.jp2").read_bytes()[4:8] == b"jP  "
     # The My Number image is written only when asked for, like `card info --show-my-number`.
     assert not (tmp_path / "a" / "my_number.png").exists()
     assert "my_number_image" not in data["files"]
     result = run("card", "surface", *sim(sim_profile), "--out", str(tmp_path / "m"),
                  "--show-my-number", "--pin-env", "S", env={"S": "5678"})  # fmt: skip
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output  # no --cvca-keys: undecided
     assert (tmp_path / "m" / "my_number.png").read_bytes()[:4] == b"\x89PNG"
     profile = ProfileStore(sim_profile).profile
     from jpki.card import collation_b
 
     b = collation_b(profile.person.birth_date, profile.expiry_date.year, profile.security_code)
     result = run("card", "surface", *sim(sim_profile), "--out", str(tmp_path / "b"),
-                 "--collation-b-env", "B", env={"B": b.reveal().decode()})  # fmt: skip
+                 "--collation-b-env", "B", "--cvca-keys", cvca,
+                 env={"B": b.reveal().decode()})  # fmt: skip
     assert result.exit_code == 0, result.output
     assert (tmp_path / "b" / "name.png").read_bytes()[:4] == b"\x89PNG"
     assert not (tmp_path / "b" / "my_number.png").exists()
@@ -255,3 +266,37 @@ def test_version_matches_the_installed_package() -> None:
     result = run("--version")
     assert result.exit_code == 0
     assert result.output.strip().endswith(version("jpki"))
+
+
+# --- age, presence, dump, apdu against the simulator ------------------------------------------
+
+
+def test_age_presence_dump_apdu_on_the_simulator(sim_profile: Path, tmp_path: Path) -> None:
+    person = ProfileStore(sim_profile).profile.person
+    cvca = str(write_cvca_dir(sim_profile, tmp_path / "cvca"))
+    env = {"B": person.birth_date.isoformat(), "S": "5678"}
+    age = run("card", "age", *sim(sim_profile), "--over", "18", "--at", "2030-01-01",
+              "--birth-date-env", "B", "--cvca-keys", cvca, "--json", env=env)  # fmt: skip
+    assert age.exit_code == 0, age.output
+    data = json.loads(age.stdout)
+    assert data["integrity"]["status"] == "valid" and set(data) == {"over", "at", "is_over",
+                                                                    "integrity"}  # fmt: skip
+    assert person.birth_date.isoformat() not in age.output
+    for ap, opts in (("visual", ["--birth-date-env", "B"]), ("text", ["--pin-env", "S"])):
+        pres = run("card", "presence", *sim(sim_profile), "--ap", ap, *opts, "--cvca-keys", cvca,
+                   "--json", env=env)  # fmt: skip
+        assert pres.exit_code == 0, pres.output
+        assert json.loads(pres.stdout)["status"] == "valid"
+    out = tmp_path / "dump"
+    dump = run("card", "dump", *sim(sim_profile), "--out", str(out), "--pin-env", "S",
+               "--birth-date-env", "B", "--json", env=env)  # fmt: skip
+    assert dump.exit_code == 0, dump.output
+    names = {p.name for p in out.iterdir()}
+    assert {"text-0001.bin", "text-0002.bin", "visual-0001.bin", "visual-0002.bin",
+            "visual-0005.bin", "jpki-000a.bin"} <= names  # fmt: skip
+    assert not any(n.split("-")[1][:4] in ("0011", "0012", "0013", "0014", "0015", "0017",
+                                           "0018", "001a", "001b") for n in names)  # fmt: skip
+    apdu = run("card", "apdu", *sim(sim_profile), "00A40000", "00A4040C0AD392F000260100000001",
+               "00A40000", "--json")  # fmt: skip
+    assert apdu.exit_code == 0, apdu.output
+    assert [r["sw"] for r in json.loads(apdu.stdout)] == ["6A86", "9000", "9000"]

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from jpki.cert import JpkiCertificate
 from jpki.cli import main
+from jpki.cli.smoke import profile_cvca_keys
 from jpki.conformance import (
     CHECKS,
     CheckStatus,
@@ -20,9 +22,10 @@ from jpki.conformance import (
     run_conformance,
 )
 from jpki.secret import Secret
-from jpki.sim import Aid, FaultConfig, KeyId, SimulatedCard
+from jpki.sim import Aid, FaultConfig, FaultyCard, KeyId, SimulatedCard
 from jpki.testing.pki import TestPki, sample_person
 from jpki.transport.simulated import SimulatedConnection
+from sim_trust import write_cvca_dir
 
 AUTH_PIN = Secret("1234")
 SIGN_PIN = Secret("JPKITEST01")
@@ -30,12 +33,17 @@ PIN_CHECKS = {"verify_auth_pin", "verify_sign_pin"}
 
 
 def _run(card: SimulatedCard, **kw: object) -> ConformanceReport:
+    keys = profile_cvca_keys(card._store.path)
     with SimulatedConnection(card) as conn:
-        return run_conformance(conn, **kw)  # type: ignore[arg-type]
+        return run_conformance(conn, cvca_keys=keys, **kw)  # type: ignore[arg-type]
 
 
 def _failed(report: ConformanceReport) -> set[str]:
     return {c.name for c in report.failed}
+
+
+def _clean(report: ConformanceReport) -> bool:
+    return not _failed(report) and report.aborted is None
 
 
 def _tries(profile: Path) -> dict[KeyId, int]:
@@ -62,7 +70,7 @@ def _pin_data_commands(report: ConformanceReport) -> list[str]:
 def test_clean_without_pin_spends_nothing(sim_profile: Path) -> None:
     before = _tries(sim_profile)
     report = _run(SimulatedCard(sim_profile))
-    assert report.ok, [(c.name, c.detail) for c in report.failed]
+    assert _clean(report), [(c.name, c.detail) for c in report.failed]
     assert [c.name for c in report.checks] == [name for name, _ in CHECKS]
     skipped = {c.name for c in report.checks if c.status is CheckStatus.SKIP}
     assert skipped == {
@@ -72,16 +80,18 @@ def test_clean_without_pin_spends_nothing(sim_profile: Path) -> None:
         "verify_sign_pin",
         "read_sign_cert",
         "sign_sign_round_trip",
+        "sign_schemes",
     }
     assert _pin_data_commands(report) == []
     assert _tries(sim_profile) == before
     # Every check that talked to the card has its transcript.
-    assert all(c.transcript for c in report.checks if c.name not in skipped | {"atr", "cert_kinds"})
+    talked = [c for c in report.checks if c.status is not CheckStatus.SKIP]
+    assert all(c.transcript for c in talked if c.name not in {"atr", "cert_kinds"})
 
 
 def test_clean_with_pins(sim_profile: Path) -> None:
     report = _run(SimulatedCard(sim_profile), with_pin=True, pin=AUTH_PIN, sign_pin=SIGN_PIN)
-    assert report.ok, [(c.name, c.detail) for c in report.failed]
+    assert _clean(report), [(c.name, c.detail) for c in report.failed]
     assert report.count(CheckStatus.SKIP) == 0
     assert report.check("cert_kinds").detail.endswith("sign=signing")
     # Exactly one VERIFY with data per PIN, blanked in the transcript.
@@ -97,7 +107,7 @@ def test_clean_with_pins(sim_profile: Path) -> None:
 
 def test_auth_pin_only(sim_profile: Path) -> None:
     report = _run(SimulatedCard(sim_profile), with_pin=True, pin=AUTH_PIN)
-    assert report.ok
+    assert _clean(report)
     assert report.check("sign_auth_round_trip").status is CheckStatus.PASS
     assert report.check("verify_sign_pin").status is CheckStatus.SKIP
 
@@ -280,12 +290,12 @@ BROKEN: list[tuple[str, Mutator, bool, set[str]]] = [
         "visual AP not selectable",
         visual_ap_missing,
         False,
-        {"select_visual", "card_info_protected"},
+        {"select_visual", "card_info_protected", "access_split", "cvc_chain_visual"},
     ),
     ("unknown INS answered 6A86", unknown_ins_6a86, False, {"unknown_ins"}),
     ("unknown CLA answered 6D00", unknown_cla_6d00, False, {"unknown_cla"}),
     ("unknown AID selected", unknown_aid_ok, False, {"select_unknown_aid"}),
-    ("unknown EF answered 6A88", unknown_ef_6a88, False, {"unknown_file"}),
+    ("unknown EF answered 6A88", unknown_ef_6a88, False, {"unknown_file", "select_mf"}),
     ("read past the end gives 9000", past_end_empty_ok, False, {"read_past_end"}),
     ("signing cert readable without PIN", sign_cert_free, False, {"sign_cert_protected"}),
     (
@@ -298,21 +308,32 @@ BROKEN: list[tuple[str, Mutator, bool, set[str]]] = [
         "empty VERIFY answers 9000",
         verify_status_9000,
         False,
-        {"pin_status_auth", "pin_status_sign", "pin_status_text"},
+        {"pin_status_auth", "pin_status_sign", "pin_status_text", "blocked_key_status"},
     ),
     ("auth cert shorter than its DER header", auth_cert_truncated, False, {"read_auth_cert"}),
     (
         "short chunks",
         short_chunks,
         False,
-        {"read_auth_cert", "read_auth_ca_cert", "read_sign_ca_cert"},
+        {
+            "read_auth_cert",
+            "read_auth_ca_cert",
+            "read_sign_ca_cert",
+            "cvc_chain_text",
+            "cvc_chain_visual",
+        },
     ),
     ("auth slot holds the CA certificate", auth_slot_holds_ca, False, {"cert_kinds"}),
     ("private key EF readable", key_ef_readable, False, {"key_ef_unreadable"}),
     ("signing without PIN", sign_without_pin_works, False, {"sign_without_pin"}),
-    ("card info readable without PIN", text_info_free, False, {"card_info_protected"}),
-    ("unknown token label", bad_label, False, {"token_info"}),
-    ("bad signature", bad_signature, True, {"sign_auth_round_trip"}),
+    (
+        "card info readable without PIN",
+        text_info_free,
+        False,
+        {"card_info_protected", "access_split"},
+    ),
+    ("unknown token label", bad_label, False, {"token_info", "token_info_size"}),
+    ("bad signature", bad_signature, True, {"sign_auth_round_trip", "sign_schemes"}),
 ]
 
 
@@ -344,7 +365,7 @@ def test_security_state_kept_across_df_select_fails(sim_profile: Path) -> None:
 
 
 def test_card_removed_aborts(sim_profile: Path) -> None:
-    card = SimulatedCard(sim_profile, faults=FaultConfig(remove_at=12))
+    card = FaultyCard(SimulatedCard(sim_profile), FaultConfig(remove_at=12))
     report = _run(card)
     assert report.aborted is not None
     assert not report.ok
@@ -366,27 +387,54 @@ def _cli(
     return result.exit_code, result.output
 
 
-def test_cli_clean(sim_profile: Path) -> None:
-    code, out = _cli("--sim", str(sim_profile))
+NO_PIN_SKIPS = {
+    "verify_auth_pin",
+    "sign_auth_round_trip",
+    "sign_schemes",
+    "security_cleared_by_df_select",
+    "verify_sign_pin",
+    "read_sign_cert",
+    "sign_sign_round_trip",
+}
+AUTH_ONLY_SKIPS = {"verify_sign_pin", "read_sign_cert", "sign_sign_round_trip"}
+
+
+def _cvca(profile: Path, tmp: Path) -> list[str]:
+    return ["--cvca-keys", str(write_cvca_dir(profile, tmp / "cvca"))]
+
+
+def _summary_ok(code: int, data: dict[str, Any], skips: set[str]) -> None:
+    """Every check passes but exactly ``skips``; exit 0."""
+    failed = {c["name"] for c in data["checks"] if c["status"] == "fail"}
+    assert not failed, failed
+    assert code == 0 and data["ok"] is True
+    assert {c["name"] for c in data["checks"] if c["status"] == "skip"} == skips
+    assert data["summary"] == {"pass": len(CHECKS) - len(skips), "fail": 0, "skip": len(skips)}
+
+
+def test_cli_clean(sim_profile: Path, tmp_path: Path) -> None:
+    code, out = _cli("--sim", str(sim_profile), *_cvca(sim_profile, tmp_path))
     assert code == 0, out
-    assert "21 passed, 0 failed, 6 skipped" in out
+    assert f"{len(CHECKS) - 7} passed, 0 failed, 7 skipped" in out
+    code, out = _cli("--sim", str(sim_profile), *_cvca(sim_profile, tmp_path), "--json")
+    _summary_ok(code, json.loads(out), NO_PIN_SKIPS)
 
 
 def test_cli_json_with_pin_stdin(sim_profile: Path) -> None:
     code, out = _cli(
         "--sim", str(sim_profile), "--with-pin", "--pin-stdin", "--json", stdin="1234\n"
     )
-    assert code == 0, out
     data = json.loads(out)
-    assert data["ok"] is True and data["with_pin"] is True and data["aborted"] is None
-    assert data["summary"] == {"pass": 24, "fail": 0, "skip": 3}
+    assert data["with_pin"] is True and data["aborted"] is None
+    # No --cvca-keys: the profile's test CVCA is unknown, so the CVC checks skip.
+    _summary_ok(code, data, AUTH_ONLY_SKIPS | {"cvc_chain_text", "cvc_chain_visual"})
     check = next(c for c in data["checks"] if c["name"] == "verify_auth_pin")
     assert check["status"] == "pass"
     assert {"command", "sw", "response_length"} <= set(check["transcript"][0])
     assert "31323334" not in out
 
 
-def test_cli_sign_pin_env(sim_profile: Path) -> None:
+def test_cli_sign_pin_env(sim_profile: Path, tmp_path: Path) -> None:
     env = {"AUTH": "1234", "SIGN": "jpkitest01"}  # lower case is upper-cased by the client
     code, out = _cli(
         "--sim",
@@ -396,10 +444,11 @@ def test_cli_sign_pin_env(sim_profile: Path) -> None:
         "AUTH",
         "--sign-pin-env",
         "SIGN",
+        *_cvca(sim_profile, tmp_path),
+        "--json",
         env=env,
     )
-    assert code == 0, out
-    assert "27 passed" in out
+    _summary_ok(code, json.loads(out), set())
 
 
 def test_cli_failure_exit_1_shows_transcript(sim_profile: Path) -> None:
@@ -436,10 +485,11 @@ def test_clean_over_vpcd_bridge(sim_profile: Path) -> None:
         side.start()
         try:
             with listener.accept_connection() as conn:
-                report = run_conformance(conn, with_pin=True, pin=AUTH_PIN)
+                keys = profile_cvca_keys(sim_profile)
+                report = run_conformance(conn, with_pin=True, pin=AUTH_PIN, cvca_keys=keys)
         finally:
             side.stop()
-    assert report.ok, [(c.name, c.detail) for c in report.failed]
+    assert _clean(report), [(c.name, c.detail) for c in report.failed]
     assert report.check("sign_auth_round_trip").status is CheckStatus.PASS
     assert _tries(sim_profile)[KeyId.AUTH_PIN] == 3
 
@@ -459,9 +509,9 @@ def test_cli_over_bridge(sim_profile: Path) -> None:
         code, out = _cli("--bridge", f"127.0.0.1:{port}", "--timeout", "10", "--json")
     finally:
         side.stop()
-    assert code == 0, out
     data = json.loads(out[out.index("{") :])
-    assert data["ok"] is True and data["summary"] == {"pass": 21, "fail": 0, "skip": 6}
+    # No --cvca-keys here: the profile's test CVCA is unknown, so the CVC checks skip.
+    _summary_ok(code, data, NO_PIN_SKIPS | {"cvc_chain_text", "cvc_chain_visual"})
 
 
 def test_issued_by_unknown_signature_algorithm_is_a_reason(test_pki: TestPki) -> None:

@@ -282,3 +282,18 @@ def test_pdf_signed_over_the_vpcd_bridge(sim_profile: Path, test_pki: TestPki) -
             side.stop()
     st = _pyhanko_status(out, test_pki)
     assert st.intact and st.trusted  # type: ignore[attr-defined]
+
+
+def test_b_lt_refuses_to_embed_nothing(ap: JpkiAp, test_pki: TestPki) -> None:
+    # A CRL from the other CA generation (same DN, other key) cannot show the card good.
+    other = TestPki(generation=2015)
+    crl = other.make_crl(this_update=datetime.now(UTC) - timedelta(hours=1))
+    with pytest.raises(DocumentError, match="does not validate"):
+        sign_pdf(
+            ap,
+            minimal_pdf(),
+            PinCounter(),
+            embed_revocation=True,
+            crls=[crl],
+            trust_anchors=[test_pki.sign_ca.jpki],
+        )

@@ -35,7 +35,14 @@ from jpki.errors import (
     WrongPin,
 )
 from jpki.secret import Secret
-from jpki.sim import Corruption, FaultConfig, KeyId, ProfileStore, SimulatedCard
+from jpki.sim import (
+    Corruption,
+    FaultConfig,
+    KeyId,
+    ProfileStore,
+    SimulatedCard,
+    open_simulated_card,
+)
 from jpki.sim.vpcd_card import VpcdCardSide
 from jpki.transport.base import Connection
 from jpki.transport.simulated import SimulatedConnection
@@ -114,7 +121,7 @@ def test_clean_session(sim_profile: Path, session_length: int) -> None:
 
 def test_card_removed_at_every_apdu(sim_profile: Path, session_length: int) -> None:
     for n in range(1, session_length + 1):
-        card = SimulatedCard(sim_profile, faults=FaultConfig(remove_at=n))
+        card = open_simulated_card(sim_profile, faults=FaultConfig(remove_at=n))
         spy = Spy(SimulatedConnection(card))
         with pytest.raises(CardRemovedError):
             session(spy)
@@ -127,7 +134,7 @@ def test_card_removed_at_every_apdu(sim_profile: Path, session_length: int) -> N
 
 
 def test_reinserted_card_works(sim_profile: Path) -> None:
-    card = SimulatedCard(sim_profile, faults=FaultConfig(remove_at=4))
+    card = open_simulated_card(sim_profile, faults=FaultConfig(remove_at=4))
     conn = SimulatedConnection(card)
     with pytest.raises(CardRemovedError):
         session(conn)
@@ -144,7 +151,7 @@ def test_reinserted_card_works(sim_profile: Path) -> None:
 def test_power_loss_in_verify_spends_the_try_and_is_not_retried(
     sim_profile: Path, pin: Secret
 ) -> None:
-    card = SimulatedCard(sim_profile, faults=FaultConfig(power_loss_at_verify=1))
+    card = open_simulated_card(sim_profile, faults=FaultConfig(power_loss_at_verify=1))
     spy = Spy(SimulatedConnection(card))
     ap = JpkiAp(spy)
     with pytest.raises(TransportError):
@@ -165,7 +172,7 @@ def test_power_loss_in_verify_spends_the_try_and_is_not_retried(
 
 def test_repeated_power_loss_ends_at_the_guard(sim_profile: Path) -> None:
     for expected_after in (2, 1):
-        card = SimulatedCard(sim_profile, faults=FaultConfig(power_loss_at_verify=1))
+        card = open_simulated_card(sim_profile, faults=FaultConfig(power_loss_at_verify=1))
         with pytest.raises(TransportError):
             JpkiAp(SimulatedConnection(card)).verify_pin(KeyKind.AUTH, AUTH_PIN)
         card.close()
@@ -185,14 +192,16 @@ def test_repeated_power_loss_ends_at_the_guard(sim_profile: Path) -> None:
 def test_slow_answers_in_process_only_take_longer(sim_profile: Path) -> None:
     slept: list[float] = []
     faults = FaultConfig(delay=2.5, delay_ins=frozenset({0x2A}))
-    card = SimulatedCard(sim_profile, faults=faults, sleep=slept.append)
+    card = open_simulated_card(sim_profile, faults=faults, sleep=slept.append)
     session(SimulatedConnection(card))
     assert slept == [2.5]
 
 
 def _vpcd_card(profile: Path, faults: FaultConfig, lst: VpcdListener) -> VpcdCardSide:
     host, port = lst.address
-    side = VpcdCardSide(SimulatedCard(profile, faults=faults), host, port, retry_interval=0.05)
+    side = VpcdCardSide(
+        open_simulated_card(profile, faults=faults), host, port, retry_interval=0.05
+    )
     side.start()
     return side
 
@@ -224,7 +233,7 @@ def test_corrupted_answer_at_every_apdu(
 ) -> None:
     outcomes: dict[str, int] = {}
     for n in range(1, session_length + 1):
-        card = SimulatedCard(
+        card = open_simulated_card(
             sim_profile, faults=FaultConfig(corrupt_at=frozenset({n}), corruption=how)
         )
         spy = Spy(SimulatedConnection(card))
@@ -252,12 +261,12 @@ def test_corrupted_answer_at_every_apdu(
 def test_truncated_answer_is_a_card_error(sim_profile: Path) -> None:
     faults = FaultConfig(corrupt_ins=frozenset({0xA4}), corruption=Corruption.TRUNCATE)
     with pytest.raises(CardError, match="no status word"):
-        JpkiAp(SimulatedConnection(SimulatedCard(sim_profile, faults=faults)))
+        JpkiAp(SimulatedConnection(open_simulated_card(sim_profile, faults=faults)))
 
 
 def test_corrupted_verify_answer_is_not_retried(sim_profile: Path) -> None:
     faults = FaultConfig(corrupt_ins=frozenset({0x20}), corruption=Corruption.BITFLIP)
-    spy = Spy(SimulatedConnection(SimulatedCard(sim_profile, faults=faults)))
+    spy = Spy(SimulatedConnection(open_simulated_card(sim_profile, faults=faults)))
     with pytest.raises(JpkiError):
         JpkiAp(spy).verify_pin(KeyKind.AUTH, AUTH_PIN)
     assert spy.pin_verifies <= 1
@@ -313,7 +322,7 @@ def test_unexpected_status_words(
     error: type[JpkiError],
     verifies: int,
 ) -> None:
-    card = SimulatedCard(sim_profile, faults=FaultConfig(status_words={ins: sw}))
+    card = open_simulated_card(sim_profile, faults=FaultConfig(status_words={ins: sw}))
     spy = Spy(SimulatedConnection(card))
     ap = JpkiAp(spy)
     with pytest.raises(error) as info:
@@ -325,13 +334,13 @@ def test_unexpected_status_words(
 
 
 def test_unknown_application_is_file_not_found(sim_profile: Path) -> None:
-    card = SimulatedCard(sim_profile, faults=FaultConfig(status_words={0xA4: 0x6A82}))
+    card = open_simulated_card(sim_profile, faults=FaultConfig(status_words={0xA4: 0x6A82}))
     with pytest.raises(FileNotFoundOnCardError):
         JpkiAp(SimulatedConnection(card))
 
 
 def test_pin_status_reports_blocked_without_sending_a_pin(sim_profile: Path) -> None:
-    card = SimulatedCard(sim_profile, faults=FaultConfig(status_words={0x20: 0x6984}))
+    card = open_simulated_card(sim_profile, faults=FaultConfig(status_words={0x20: 0x6984}))
     spy = Spy(SimulatedConnection(card))
     status = JpkiAp(spy).pin_status(KeyKind.AUTH)
     assert status.blocked and status.tries_left == 0
@@ -381,7 +390,7 @@ def test_client_never_reports_a_wrong_pin_count(sim_profile: Path, fault: str) -
             "remove": FaultConfig(remove_at=n),
             "power_loss": FaultConfig(power_loss_at_verify=1, remove_at=n + 5),
         }.get(fault) or FaultConfig(corrupt_at=frozenset({n}), corruption=how or Corruption.BITFLIP)
-        card = SimulatedCard(sim_profile, faults=faults)
+        card = open_simulated_card(sim_profile, faults=faults)
         reports, spy = _reported_counts(card)
         card.close()
         assert spy.pin_verifies <= 1
@@ -399,7 +408,7 @@ def test_client_never_reports_a_wrong_pin_count(sim_profile: Path, fault: str) -
 
 @pytest.mark.parametrize("sw", [0x63C4, 0x63CF], ids=["63C4", "63CF"])
 def test_count_above_the_maximum_is_refused_and_no_pin_sent(sim_profile: Path, sw: int) -> None:
-    card = SimulatedCard(sim_profile, faults=FaultConfig(status_words={0x20: sw}))
+    card = open_simulated_card(sim_profile, faults=FaultConfig(status_words={0x20: sw}))
     spy = Spy(SimulatedConnection(card))
     with pytest.raises(CardError, match="more than its maximum 3"):
         JpkiAp(spy).pin_status(KeyKind.AUTH)
@@ -410,7 +419,7 @@ def test_count_above_the_maximum_is_refused_and_no_pin_sent(sim_profile: Path, s
 
 def test_wrong_pin_answer_that_does_not_lower_the_count_is_refused(sim_profile: Path) -> None:
     """Card says 3 tries, then answers the wrong PIN with 63C3: not passed on as a count."""
-    card = SimulatedCard(sim_profile, faults=FaultConfig(status_words={0x20: 0x63C3}))
+    card = open_simulated_card(sim_profile, faults=FaultConfig(status_words={0x20: 0x63C3}))
     spy = Spy(SimulatedConnection(card))
     with pytest.raises(CardError, match="not fewer than the 3 before"):
         JpkiAp(spy).verify_pin(KeyKind.AUTH, WRONG_PIN)

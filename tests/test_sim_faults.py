@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from jpki.errors import CardRemovedError, ProfileError
-from jpki.sim import Corruption, FaultConfig, KeyId, ProfileStore, SimulatedCard
+from jpki.sim import (
+    Corruption,
+    FaultConfig,
+    FaultyCard,
+    KeyId,
+    ProfileStore,
+    SimulatedCard,
+    open_simulated_card,
+)
 from jpki.sim.faults import corrupt
 
 SELECT_JPKI = bytes.fromhex("00A4040C0AD392F000260100000001")
@@ -26,7 +34,7 @@ def persisted(profile: Path) -> int:
 
 
 def test_card_removed_at_nth_apdu(sim_profile: Path) -> None:
-    card = SimulatedCard(sim_profile, faults=FaultConfig(remove_at=3))
+    card = open_simulated_card(sim_profile, faults=FaultConfig(remove_at=3))
     assert card.process(SELECT_JPKI) == b"\x90\x00"
     assert card.process(SELECT_AUTH_PIN) == b"\x90\x00"
     with pytest.raises(CardRemovedError, match="APDU 3"):
@@ -42,7 +50,7 @@ def test_card_removed_at_nth_apdu(sim_profile: Path) -> None:
 
 @pytest.mark.parametrize("pin", [GOOD_AUTH, BAD_AUTH])
 def test_power_loss_during_verify_spends_the_try(sim_profile: Path, pin: bytes) -> None:
-    card = SimulatedCard(sim_profile, faults=FaultConfig(power_loss_at_verify=1))
+    card = open_simulated_card(sim_profile, faults=FaultConfig(power_loss_at_verify=1))
     card.process(SELECT_JPKI)
     card.process(SELECT_AUTH_PIN)
     assert card.process(EMPTY_VERIFY) == b"\x63\xc3"  # status query is not a VERIFY try
@@ -59,7 +67,7 @@ def test_power_loss_during_verify_spends_the_try(sim_profile: Path, pin: bytes) 
 
 def test_repeated_power_loss_blocks_like_wrong_pins(sim_profile: Path) -> None:
     for expected in (2, 1, 0):
-        card = SimulatedCard(sim_profile, faults=FaultConfig(power_loss_at_verify=1))
+        card = open_simulated_card(sim_profile, faults=FaultConfig(power_loss_at_verify=1))
         card.process(SELECT_JPKI)
         card.process(SELECT_AUTH_PIN)
         with pytest.raises(CardRemovedError):
@@ -73,15 +81,17 @@ def test_repeated_power_loss_blocks_like_wrong_pins(sim_profile: Path) -> None:
 
 def test_slow_answers_sleep_per_apdu(sim_profile: Path) -> None:
     slept: list[float] = []
-    card = SimulatedCard(
-        sim_profile, faults=FaultConfig(delay=0.5, delay_ins=frozenset({0x20})), sleep=slept.append
+    card = FaultyCard(
+        SimulatedCard(sim_profile),
+        FaultConfig(delay=0.5, delay_ins=frozenset({0x20})),
+        sleep=slept.append,
     )
     card.process(SELECT_JPKI)
     card.process(SELECT_AUTH_PIN)
     assert slept == []
     assert card.process(EMPTY_VERIFY) == b"\x63\xc3"  # answer unchanged, just late
     assert slept == [0.5]
-    every = SimulatedCard(sim_profile, faults=FaultConfig(delay=0.25), sleep=slept.append)
+    every = open_simulated_card(sim_profile, faults=FaultConfig(delay=0.25), sleep=slept.append)
     every.process(SELECT_JPKI)
     assert slept == [0.5, 0.25]
 
@@ -91,7 +101,7 @@ def test_bitflip_changes_exactly_one_bit(sim_profile: Path) -> None:
     clean.process(SELECT_JPKI)
     clean.process(SELECT_AUTH_CERT)
     want = clean.process(READ_256)
-    card = SimulatedCard(sim_profile, faults=FaultConfig(corrupt_at=frozenset({3})))
+    card = open_simulated_card(sim_profile, faults=FaultConfig(corrupt_at=frozenset({3})))
     card.process(SELECT_JPKI)
     card.process(SELECT_AUTH_CERT)
     got = card.process(READ_256)
@@ -102,9 +112,9 @@ def test_bitflip_changes_exactly_one_bit(sim_profile: Path) -> None:
 
 
 def test_truncated_answers_by_instruction(sim_profile: Path) -> None:
-    card = SimulatedCard(
-        sim_profile,
-        faults=FaultConfig(corrupt_ins=frozenset({0xA4}), corruption=Corruption.TRUNCATE),
+    card = FaultyCard(
+        SimulatedCard(sim_profile),
+        FaultConfig(corrupt_ins=frozenset({0xA4}), corruption=Corruption.TRUNCATE),
     )
     assert card.process(SELECT_JPKI) == b"\x90"  # half of 9000: too short to be an answer
     card.process(SELECT_AUTH_PIN)
@@ -118,7 +128,7 @@ def test_corrupt_helper_edge_cases() -> None:
 
 
 def test_unexpected_status_word_does_not_execute(sim_profile: Path) -> None:
-    card = SimulatedCard(sim_profile, faults=FaultConfig(status_words={0x20: 0x6F00}))
+    card = open_simulated_card(sim_profile, faults=FaultConfig(status_words={0x20: 0x6F00}))
     card.process(SELECT_JPKI)
     card.process(SELECT_AUTH_PIN)
     assert card.process(BAD_AUTH) == b"\x6f\x00"
@@ -131,11 +141,12 @@ def test_faults_json_per_profile_and_session_override(sim_profile: Path) -> None
     (sim_profile / "faults.json").write_text(
         json.dumps({"remove_at": 1, "status_words": {"A4": "6A82"}, "delay_ins": ["2A"]})
     )
-    card = SimulatedCard(sim_profile)
+    card = open_simulated_card(sim_profile)
+    assert isinstance(card, FaultyCard)
     assert card.faults.remove_at == 1 and card.faults.status_words == {0xA4: 0x6A82}
     with pytest.raises(CardRemovedError):
         card.process(SELECT_JPKI)
-    session = SimulatedCard(sim_profile, faults=FaultConfig())
+    session = open_simulated_card(sim_profile, faults=FaultConfig())
     assert session.process(SELECT_JPKI) == b"\x90\x00"
     assert FaultConfig.from_json(card.faults.to_json()) == card.faults
 
@@ -158,9 +169,24 @@ def test_faults_json_per_profile_and_session_override(sim_profile: Path) -> None
 def test_malformed_faults_json(sim_profile: Path, content: str) -> None:
     (sim_profile / "faults.json").write_text(content)
     with pytest.raises(ProfileError):
-        SimulatedCard(sim_profile)
+        open_simulated_card(sim_profile)
 
 
 def test_no_faults_by_default(sim_profile: Path) -> None:
-    assert not SimulatedCard(sim_profile).faults.active
+    card = open_simulated_card(sim_profile)
+    assert isinstance(card, SimulatedCard)  # no wrapper: the bare chip model
+    assert not hasattr(card, "faults")
     assert FaultConfig(delay=1).active
+
+
+def test_the_chip_model_ignores_faults_json(sim_profile: Path) -> None:
+    """Faults live in the wrapper: a bare SimulatedCard never misbehaves."""
+    (sim_profile / "faults.json").write_text(json.dumps({"remove_at": 1}))
+    assert SimulatedCard(sim_profile).process(SELECT_JPKI) == b"\x90\x00"
+
+
+def test_faulty_card_forwards_the_chip_surface(sim_profile: Path) -> None:
+    card = FaultyCard(SimulatedCard(sim_profile), FaultConfig(delay_ins=frozenset({0x2A})))
+    assert card.atr == bytes.fromhex("3BE000FF8131FE4514")
+    assert card.tries_left(KeyId.AUTH_PIN) == 3 and card.path == sim_profile
+    assert card.profile.token_label == "JPKIAPICCTOKEN2"

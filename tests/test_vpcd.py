@@ -24,7 +24,7 @@ from jpki.errors import (
     TransportTimeoutError,
     UsageError,
 )
-from jpki.sim import FaultConfig, SimulatedCard
+from jpki.sim import FaultConfig, SimulatedCard, open_simulated_card
 from jpki.sim.vpcd_card import VpcdCardSide
 from jpki.transport.vpcd import (
     MAX_PAYLOAD,
@@ -313,7 +313,7 @@ def _wait(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
 def test_removal_fault_closes_the_connection_then_the_card_comes_back(
     listener: VpcdListener, sim_profile: Path
 ) -> None:
-    card = SimulatedCard(sim_profile, faults=FaultConfig(remove_at=2))
+    card = open_simulated_card(sim_profile, faults=FaultConfig(remove_at=2))
     side = VpcdCardSide(card, *listener.address, retry_interval=0.05)
     side.start()
     try:
@@ -395,7 +395,7 @@ def test_sim_serve_corrupt_state_exits_2_without_traceback(sim_profile: Path) ->
 
 def test_reinserted_card_is_powered_up_even_without_power_on(sim_profile: Path) -> None:
     """pcscd may miss a short removal and send no power-on to the new connection."""
-    card = SimulatedCard(sim_profile, faults=FaultConfig(remove_at=1))
+    card = open_simulated_card(sim_profile, faults=FaultConfig(remove_at=1))
     with socket.create_server(("127.0.0.1", 0)) as server:
         server.settimeout(5)
         side = VpcdCardSide(card, *server.getsockname()[:2], retry_interval=0.05)

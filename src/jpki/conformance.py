@@ -13,7 +13,8 @@ left, exactly one VERIFY is sent per PIN, and a wrong PIN ends the PIN checks.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterator
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from jpki.apdu import SECRET_INS, SW, CommandApdu, ResponseApdu, redact_command
 from jpki.card.constants import CONTACT_ATR, TOKEN_LABELS, Aid, JpkiFile, TextFile, VisualFile
+from jpki.card.cvc import IntegrityStatus, check_cvc, pkcs1_payload_ok, pkcs1_sha256_ok
 from jpki.card.jpki_ap import CertSlot, JpkiAp, KeyKind
 from jpki.card.protocol import CardProtocol
 from jpki.cert import CertKind, JpkiCertificate
@@ -32,6 +34,7 @@ from jpki.errors import CardError, JpkiError, TlvError, TransportError
 from jpki.secret import Secret
 from jpki.tlv import der_total_length
 from jpki.transport.base import Connection
+from jpki.trust.cvca import CvcaKey, CvcaKeyring
 
 #: An AID no JPKI card has (the JPKI AID with its last byte changed).
 UNKNOWN_AID = bytes.fromhex("D392F000260100000099")
@@ -191,6 +194,7 @@ class _Suite:
     certs: dict[CertSlot, JpkiCertificate] = field(default_factory=dict)
     aborted: str | None = None
     auth_verified: bool = False
+    keyring: CvcaKeyring = field(default_factory=CvcaKeyring)
 
     def __post_init__(self) -> None:
         self.proto = CardProtocol(self.conn)
@@ -535,8 +539,155 @@ class _Suite:
         _expect_sw(r, SW.SECURITY_STATUS_NOT_SATISFIED, what="sign after selecting another DF")
         return "6982: selecting another application cleared the verified PIN"
 
+    # corrected behaviours (card-protocol.md §1-§6, as read off real cards)
+
+    def select_mf(self) -> str:
+        """SELECT MF: 6A86 after a cold reset; 9000 keeping the current DF otherwise."""
+        mf = CommandApdu(0x00, 0xA4, 0x00, 0x00)
+        detail = []
+        try:
+            self.conn.reset()
+        except JpkiError:
+            detail.append("cold reset not possible on this connection: not checked")
+        else:
+            _expect_sw(self.send(mf), SW.INCORRECT_P1P2, what="SELECT MF after a reset")
+            detail.append("6A86 after a cold reset")
+        self.in_app(Aid.JPKI.value, "JPKI AP")
+        _expect_sw(self.send(mf), SW.OK, what="SELECT MF with the JPKI AP current")
+        # The DF is still current: its EFs are still found by FID.
+        _expect_sw(self.select_ef(JpkiFile.AUTH_CA_CERT), SW.OK, what="SELECT EF after SELECT MF")
+        _expect_sw(self.read(0, 1), SW.OK, what="READ after SELECT MF")
+        r = self.send(CommandApdu(0x00, 0xA4, 0x02, 0x0C, b"\x3f\x00"))
+        _expect_sw(r, SW.FILE_NOT_FOUND, what="SELECT 3F00 by file id")
+        detail += ["9000 keeping the current DF", "3F00 by FID 6A82"]
+        return "; ".join(detail)
+
+    def blocked_key_status(self) -> str:
+        """Empty VERIFY on a blocked key answers 63C0 (text AP 0012 is blocked from issue)."""
+        self.in_app(Aid.TEXT.value, "text AP")
+        _expect_sw(self.select_ef(TextFile.BLOCKED), SW.OK, what="SELECT text AP EF 0012")
+        r = self.send(CommandApdu(0x00, 0x20, 0x00, 0x80))
+        _expect_sw(r, 0x63C0, what="empty VERIFY of the blocked key 0012")
+        return "63C0 (blocked, and SW1 63 as OpenSC expects)"
+
+    def access_split(self) -> str:
+        """Without any credential: the free EFs read, the protected ones answer 6982."""
+        plan = (
+            (Aid.JPKI, JpkiFile.CERT_AVAILABILITY, True),
+            (Aid.TEXT, TextFile.ISSUER_CERT, True),
+            (Aid.TEXT, TextFile.AP_BASIC_DATA, True),
+            (Aid.TEXT, TextFile.MY_NUMBER, False),
+            (Aid.TEXT, TextFile.BASIC_INFO, False),
+            (Aid.TEXT, TextFile.SIGNATURE, False),
+            (Aid.TEXT, TextFile.SESSION_KEY, False),
+            (Aid.TEXT, TextFile.SIGNED_KEY, False),
+            (Aid.VISUAL, VisualFile.AP_BASIC_DATA, True),
+            (Aid.VISUAL, VisualFile.ISSUER_CERT, True),
+            (Aid.VISUAL, VisualFile.AGE_RECORD, False),
+            (Aid.VISUAL, VisualFile.SURFACE, False),
+            (Aid.VISUAL, VisualFile.MY_NUMBER_IMAGE, False),
+        )
+        current = None
+        for aid, fid, free in plan:
+            if aid is not current:
+                self.in_app(aid.value, aid.name)
+                current = aid
+            what = f"{aid.name} EF {fid:04X}"
+            _expect_sw(self.select_ef(fid), SW.OK, what=f"SELECT {what}")
+            r = self.read(0, 1)
+            if free:
+                _expect_sw(r, SW.OK, what=f"READ {what} (free)")
+            else:
+                _expect_sw(r, SW.SECURITY_STATUS_NOT_SATISFIED, what=f"READ {what} (protected)")
+                if r.data:
+                    raise _Fail(f"READ {what}: data came with 6982")
+        return "free: JPKI 0008, text 0004/0005, visual 0003/0004; 6982: the rest"
+
+    def token_info_size(self) -> str:
+        self.in_app(Aid.JPKI.value, "JPKI AP")
+        _expect_sw(self.select_ef(JpkiFile.TOKEN_INFO), SW.OK, what="SELECT EF 0006")
+        r = self.read(0, 256)
+        _expect_sw(r, SW.OK, SW.END_OF_FILE, what="READ EF 0006")
+        if len(r.data) < 160:
+            raise _Fail(f"EF 0006 holds {len(r.data)} bytes, not a 160-byte CK_TOKEN_INFO")
+        return f"{len(r.data)} bytes (CK_TOKEN_INFO is 160)"
+
+    def cert_availability(self) -> str:
+        self.in_app(Aid.JPKI.value, "JPKI AP")
+        _expect_sw(self.select_ef(JpkiFile.CERT_AVAILABILITY), SW.OK, what="SELECT EF 0008")
+        r = self.read(0, 256)
+        _expect_sw(r, SW.OK, SW.END_OF_FILE, what="READ EF 0008")
+        if len(r.data) != 3:
+            raise _Fail(f"EF 0008 holds {len(r.data)} bytes, not 3")
+        if CertSlot.AUTH in self.certs and r.data[1] != 0x8F:
+            raise _Fail(f"EF 0008 byte 1 is {r.data[1]:02X} though the auth certificate exists")
+        return f"{r.data.hex().upper()}"
+
+    def cvc_chain(self, aid: Aid, fid: int) -> Callable[[], str]:
+        def check() -> str:
+            self.in_app(aid.value, aid.name)
+            _expect_sw(self.select_ef(fid), SW.OK, what=f"SELECT {aid.name} EF 0004")
+            raw = self.proto.read_file(0x7FFF)
+            step = check_cvc(raw, self.keyring, f"{aid.name} EF 0004")
+            if step.key is not None:
+                return f"CVC verifies with CVCA {step.cvca} ({step.hierarchy})"
+            assert step.result is not None
+            if step.result.status is IntegrityStatus.INDETERMINATE and step.cvca is not None:
+                raise _Skip(f"{step.result.reasons[0]}")
+            raise _Fail("; ".join(step.result.reasons))
+
+        return check
+
+    def sign_schemes(self) -> str:
+        """P1 00-05 with the auth key (PIN verified), each checked; P1 06 answers 6A86."""
+        if not self.check_passed("verify_auth_pin"):
+            raise _Skip("the auth PIN was not verified")
+        cert = self.certs.get(CertSlot.AUTH)
+        if cert is None or not isinstance(cert.public_key, rsa.RSAPublicKey):
+            raise _Skip("the auth certificate (RSA) could not be read")
+        key = cert.public_key
+        # Still in the JPKI AP with the auth PIN verified by verify_auth_pin (same DF since).
+        _expect_sw(self.select_ef(JpkiFile.AUTH_KEY), SW.OK, what="SELECT EF 0017")
+        message = b"jpki conformance P1 schemes"
+        digest = hashlib.sha256(message).digest()
+        pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO)
+        plan: list[tuple[int, bytes, Callable[[bytes], bool]]] = [
+            (0, digest_info_for(message, "sha256"), lambda s: _pkcs1(key, s, message)),
+            (1, message, lambda s: _payload(key, s, digest)),
+            (2, digest, lambda s: _pkcs1(key, s, message)),
+            (3, message, lambda s: _pkcs1(key, s, message)),
+            (4, digest, lambda s: _pss(key, s, message, pss)),
+            (5, message, lambda s: _pss(key, s, message, pss)),
+        ]
+        for p1, data, ok in plan:
+            r = self.send(CommandApdu(0x80, 0x2A, p1, 0x80, data, le=256))
+            _expect_sw(r, SW.OK, what=f"sign with P1={p1:02X}")
+            if not ok(r.data):
+                raise _Fail(f"P1={p1:02X}: the signature is not what the scheme gives")
+        r = self.send(CommandApdu(0x80, 0x2A, 0x06, 0x80, digest, le=256))
+        _expect_sw(r, SW.INCORRECT_P1P2, what="sign with P1=06")
+        r = self.send(CommandApdu(0x80, 0x2A, 0x02, 0x80, digest[:31], le=256))
+        _expect_sw(r, SW.WRONG_LENGTH, SW.CONDITIONS_NOT_SATISFIED, what="P1=02 with 31 bytes")
+        return "P1 00-05 verify with the auth certificate; P1 06 6A86; a short hash refused"
+
     def check_passed(self, name: str) -> bool:
         return any(r.name == name and r.status is CheckStatus.PASS for r in self.results)
+
+
+def _pkcs1(key: rsa.RSAPublicKey, signature: bytes, message: bytes) -> bool:
+    return pkcs1_sha256_ok(key, signature, message)
+
+
+def _payload(key: rsa.RSAPublicKey, signature: bytes, payload: bytes) -> bool:
+    return pkcs1_payload_ok(key, signature, payload)
+
+
+def _pss(key: rsa.RSAPublicKey, signature: bytes, message: bytes, pss: padding.PSS) -> bool:
+    try:
+        key.verify(signature, message, pss, hashes.SHA256())
+    except (InvalidSignature, ValueError):
+        return False
+    return True
 
 
 def _issued_by(leaf: JpkiCertificate, ca: JpkiCertificate) -> str | None:
@@ -579,8 +730,16 @@ CHECKS: tuple[tuple[str, str], ...] = (
     ("unknown_cla", "unknown CLA answered 6E00"),
     ("unknown_file", "unknown EF answered 6A82"),
     ("read_past_end", "short tail 9000, read past the end 6B00"),
+    ("select_mf", "SELECT MF: 6A86 after reset, 9000 keeping the DF; 3F00 by FID 6A82"),
+    ("blocked_key_status", "empty VERIFY of a blocked key answers 63C0 (text AP 0012)"),
+    ("access_split", "free EFs read, protected ones 6982 (JPKI, text AP, visual AP)"),
+    ("token_info_size", "EF 0006 is a 160-byte CK_TOKEN_INFO"),
+    ("cert_availability", "EF 0008 certificate availability (3 bytes)"),
+    ("cvc_chain_text", "text AP EF 0004 CVC verifies with its CVCA key"),
+    ("cvc_chain_visual", "visual AP EF 0004 CVC verifies with its CVCA key"),
     ("verify_auth_pin", "auth PIN VERIFY (with --with-pin)"),
     ("sign_auth_round_trip", "auth key signs; signature verifies with the auth certificate"),
+    ("sign_schemes", "signing schemes P1 00-05 (SHA-256 on card, PSS); P1 06 6A86"),
     ("security_cleared_by_df_select", "selecting another DF clears the verified PIN"),
     ("verify_sign_pin", "signing password VERIFY (with a signing password)"),
     ("read_sign_cert", "signing certificate read after the password (EF 0001)"),
@@ -595,6 +754,7 @@ def run_conformance(
     with_pin: bool = False,
     pin: Secret | None = None,
     sign_pin: Secret | None = None,
+    cvca_keys: Iterable[CvcaKey] = (),
 ) -> ConformanceReport:
     """Run every check over ``conn``; see the module docstring for the PIN rules.
 
@@ -603,7 +763,7 @@ def run_conformance(
     ``with_pin``. A transport error ends the run (``report.aborted``).
     """
     rec = RecordingConnection(conn)
-    s = _Suite(rec, with_pin, pin, sign_pin)
+    s = _Suite(rec, with_pin, pin, sign_pin, keyring=CvcaKeyring(cvca_keys))
     fns: dict[str, Callable[[], str]] = {
         "atr": s.atr,
         "select_jpki": s.select_app(Aid.JPKI),
@@ -625,8 +785,16 @@ def run_conformance(
         "unknown_cla": s.unknown_cla,
         "unknown_file": s.unknown_file,
         "read_past_end": s.read_past_end,
+        "select_mf": s.select_mf,
+        "blocked_key_status": s.blocked_key_status,
+        "access_split": s.access_split,
+        "token_info_size": s.token_info_size,
+        "cert_availability": s.cert_availability,
+        "cvc_chain_text": s.cvc_chain(Aid.TEXT, TextFile.ISSUER_CERT),
+        "cvc_chain_visual": s.cvc_chain(Aid.VISUAL, VisualFile.ISSUER_CERT),
         "verify_auth_pin": s.verify(KeyKind.AUTH, pin),
         "sign_auth_round_trip": s.sign_round_trip(KeyKind.AUTH, CertSlot.AUTH),
+        "sign_schemes": s.sign_schemes,
         "security_cleared_by_df_select": s.security_cleared_by_df_select,
         "verify_sign_pin": s.verify(KeyKind.SIGNING, sign_pin),
         "read_sign_cert": s.read_signing_cert,

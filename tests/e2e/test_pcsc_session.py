@@ -165,11 +165,11 @@ def test_injected_removal_reaches_pyscard_then_the_card_comes_back(
     pcscd: str, tmp_path: Path, check_jpki_session: Callable[[Connection, Any], None]
 ) -> None:
     """The simulator's "removed at the n-th APDU" fault is a removal for pcscd, not a 6F00."""
-    from jpki.sim import FaultConfig, SimulatedCard
+    from jpki.sim import FaultConfig
     from jpki.sim.create import create_profile
 
     create_profile(tmp_path / "card")
-    card = SimulatedCard(tmp_path / "card", faults=FaultConfig(remove_at=3))
+    card = open_simulated_card(tmp_path / "card", faults=FaultConfig(remove_at=3))
     plugged = InsertedCard(pcscd, card, tmp_path / "card")
     plugged.insert()
     try:
@@ -212,15 +212,18 @@ def test_connect_waits_for_a_card_inserted_meanwhile(pcscd: str, tmp_path: Path)
 
 
 def test_conformance_suite_through_pcscd(inserted_card: InsertedCard) -> None:
+    from jpki.cli.smoke import profile_cvca_keys
     from jpki.conformance import CheckStatus, run_conformance
 
+    keys = profile_cvca_keys(inserted_card.profile_dir)  # the profile's own test CVCA
     with PcscConnection.connect(inserted_card.reader, timeout=10) as conn:
-        quiet = run_conformance(conn)  # without --with-pin: no PIN data may leave
+        quiet = run_conformance(conn, cvca_keys=keys)  # without --with-pin: no PIN data
     assert quiet.ok, [(c.name, c.detail) for c in quiet.failed]
     assert not quiet.aborted
     with PcscConnection.connect(inserted_card.reader, timeout=10) as conn:
-        report = run_conformance(conn, with_pin=True, pin=Secret(AUTH_PIN))
+        report = run_conformance(conn, with_pin=True, pin=Secret(AUTH_PIN), cvca_keys=keys)
     assert report.ok, [(c.name, c.detail) for c in report.failed]
+    assert report.check("cvc_chain_text").status is CheckStatus.PASS
     assert report.check("sign_auth_round_trip").status is CheckStatus.PASS
     with PcscConnection.connect(inserted_card.reader, timeout=10) as conn:
         assert JpkiAp(conn).pin_status("auth").tries_left == 3  # the suite spent nothing

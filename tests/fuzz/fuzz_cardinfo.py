@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from _harness import fuzz_main, guarded
 
+from jpki.card.cvc import CardVerifiableCertificate, parse_rsa_key
 from jpki.card.text_ap import (
     CardBasicInfo,
+    basic_info_digest_source,
+    check_signed_card_key,
     check_text_integrity,
     parse_my_number_file,
-    rsa_key_from_cvc,
 )
-from jpki.card.visual_ap import MyNumberImage, Surface, load_public_key
+from jpki.card.visual_ap import AgeRecord, MyNumberImage, Surface, VisualApBasicData
 
 NAME = "cardinfo"
 
@@ -38,23 +40,31 @@ def join(*parts: bytes) -> bytes:
 def target(data: bytes) -> None:
     if not data:
         return
-    which, raw = data[0] % 7, data[1:]
+    which, raw = data[0] % 10, data[1:]
     if which == 0:
         repr(parse_my_number_file(raw))
     elif which == 1:
         CardBasicInfo.parse(raw)
+        basic_info_digest_source(raw)
     elif which == 2:
-        rsa_key_from_cvc(raw)
+        CardVerifiableCertificate.parse(raw)
     elif which == 3:
-        Surface.parse(raw).verify()
+        Surface.parse(raw)
     elif which == 4:
-        MyNumberImage.parse(raw).verify()
+        MyNumberImage.parse(raw)
     elif which == 5:
         ef1, ef2, ef3, ef4 = split(raw, 4)
         result = check_text_integrity(ef1, ef2, ef3, ef4)
         assert result.reasons
+    elif which == 6:
+        parse_rsa_key(raw)
+    elif which == 7:
+        AgeRecord.parse(raw)
+    elif which == 8:
+        VisualApBasicData.parse(raw)
     else:
-        load_public_key(raw)
+        ef7, ef4 = split(raw, 2)
+        assert check_signed_card_key(ef7, ef4)[0].reasons
 
 
 if __name__ == "__main__":

@@ -1,7 +1,16 @@
 """Card client: ISO 7816 protocol plus one session class per card application."""
 
 from jpki.card.constants import Aid, FileId, JpkiFile, TextFile, TokenKind, VisualFile
-from jpki.card.jpki_ap import CertSlot, JpkiAp, KeyKind, PinKind, TokenInfo
+from jpki.card.cvc import CardVerifiableCertificate
+from jpki.card.jpki_ap import (
+    CertAvailability,
+    CertSlot,
+    JpkiAp,
+    KeyKind,
+    PinKind,
+    SignScheme,
+    TokenInfo,
+)
 from jpki.card.pin import PinStatus
 from jpki.card.protocol import CardProtocol
 from jpki.card.text_ap import (
@@ -12,14 +21,17 @@ from jpki.card.text_ap import (
     IntegrityStatus,
     TextAp,
 )
-from jpki.card.visual_ap import MyNumberImage, Surface, VisualAp, collation_b
+from jpki.card.visual_ap import AgeRecord, MyNumberImage, Surface, VisualAp, collation_b
 
 __all__ = [
+    "AgeRecord",
     "Aid",
     "CardBasicInfo",
     "CardInfo",
     "CardProtocol",
     "CardSex",
+    "CardVerifiableCertificate",
+    "CertAvailability",
     "CertSlot",
     "FileId",
     "IntegrityResult",
@@ -30,6 +42,7 @@ __all__ = [
     "MyNumberImage",
     "PinKind",
     "PinStatus",
+    "SignScheme",
     "Surface",
     "TextAp",
     "TextFile",

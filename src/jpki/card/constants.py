@@ -21,6 +21,7 @@ class JpkiFile(enum.IntEnum):
     SIGNING_CERT = 0x0001
     SIGNING_CA_CERT = 0x0002
     TOKEN_INFO = 0x0006
+    CERT_AVAILABILITY = 0x0008
     AUTH_CERT = 0x000A
     AUTH_CA_CERT = 0x000B
     AUTH_KEY = 0x0017
@@ -41,7 +42,12 @@ class TextFile(enum.IntEnum):
     BASIC_INFO = 0x0002
     SIGNATURE = 0x0003
     ISSUER_CERT = 0x0004
+    AP_BASIC_DATA = 0x0005
+    SESSION_KEY = 0x0006
+    SIGNED_KEY = 0x0007
+    UNKNOWN_0008 = 0x0008  # seen on a real card as sixteen FF bytes; purpose unknown
     PIN = 0x0011
+    BLOCKED = 0x0012  # blocked from issue: empty VERIFY answers 63C0
     COLLATION_A = 0x0014
     COLLATION_B = 0x0015
 
@@ -49,8 +55,12 @@ class TextFile(enum.IntEnum):
 class VisualFile(enum.IntEnum):
     """EFs of the card-surface confirmation AP (券面事項確認AP)."""
 
+    AGE_RECORD = 0x0001
     SURFACE = 0x0002
+    AP_BASIC_DATA = 0x0003
+    ISSUER_CERT = 0x0004
     MY_NUMBER_IMAGE = 0x0005
+    UNKNOWN_0006 = 0x0006
     BIRTH_DATE_KEY = 0x0011
     COLLATION_B = 0x0012
     COLLATION_A = 0x0013

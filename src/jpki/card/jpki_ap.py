@@ -18,14 +18,18 @@ from jpki.card.pin import (
 )
 from jpki.card.protocol import CardProtocol, as_protocol
 from jpki.digestinfo import HashName, digest_info_for
-from jpki.errors import CardError, SecurityStatusError, UsageError
+from jpki.errors import CardError, FileNotFoundOnCardError, SecurityStatusError, UsageError
 from jpki.secret import Secret
 from jpki.transport.base import Connection
 
 INS_COMPUTE_SIGNATURE = 0x2A
 #: The card pads with PKCS#1 v1.5 type 1 inside a 2048-bit modulus: 256 - 11 bytes at most.
 MAX_DIGEST_INFO = 245
+#: P1 01/03/05: the card hashes a message of at most 255 bytes (one short APDU).
+MAX_MESSAGE = 255
 TOKEN_LABEL_SIZE = 32
+TOKEN_INFO_SIZE = 160
+CERT_PRESENT = 0x8F
 
 
 class KeyKind(enum.StrEnum):
@@ -88,19 +92,126 @@ class CertSlot(enum.StrEnum):
 
 @dataclass(frozen=True)
 class TokenInfo:
-    """EF 0006: the token label (ASCII, space padded) and what kind of token it names."""
+    """EF 0006: a PKCS#11 ``CK_TOKEN_INFO`` (160 bytes, 32-bit big-endian integers).
+
+    Only the label is sure to be there; a shorter file leaves the other fields None.
+    """
 
     label: str
     kind: TokenKind
+    manufacturer: str | None = None
+    model: str | None = None
+    serial_number: str | None = None
+    flags: int | None = None
+    #: ulMaxSessionCount … ulFreePrivateMemory, in CK_TOKEN_INFO order.
+    counters: tuple[int, ...] | None = None
+    hardware_version: bytes | None = None
+    firmware_version: bytes | None = None
+    utc_time: str | None = None
+
+    @property
+    def max_pin_len(self) -> int | None:
+        return self.counters[4] if self.counters else None
+
+    @property
+    def min_pin_len(self) -> int | None:
+        return self.counters[5] if self.counters else None
 
     @classmethod
     def parse(cls, raw: bytes) -> TokenInfo:
-        head = raw[:TOKEN_LABEL_SIZE]
-        try:
-            label = head.decode("ascii").rstrip(" \x00")
-        except UnicodeDecodeError:
-            raise CardError("token info label is not ASCII") from None
-        return cls(label, TOKEN_LABELS.get(label, TokenKind.UNKNOWN))
+        label = _ascii(raw[:TOKEN_LABEL_SIZE], "token info label")
+        kind = TOKEN_LABELS.get(label, TokenKind.UNKNOWN)
+        if len(raw) < TOKEN_INFO_SIZE:
+            return cls(label, kind)
+        ints = [int.from_bytes(raw[i : i + 4], "big") for i in range(96, 140, 4)]
+        return cls(
+            label,
+            kind,
+            manufacturer=_ascii(raw[32:64], "manufacturerID"),
+            model=_ascii(raw[64:80], "model"),
+            serial_number=_ascii(raw[80:96], "serialNumber"),
+            flags=ints[0],
+            counters=tuple(ints[1:]),
+            hardware_version=raw[140:142],
+            firmware_version=raw[142:144],
+            utc_time=_ascii(raw[144:160], "utcTime"),
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        names = (
+            "max_session_count",
+            "session_count",
+            "max_rw_session_count",
+            "rw_session_count",
+            "max_pin_len",
+            "min_pin_len",
+            "total_public_memory",
+            "free_public_memory",
+            "total_private_memory",
+            "free_private_memory",
+        )
+        return {
+            "label": self.label,
+            "kind": self.kind.value,
+            "manufacturer": self.manufacturer,
+            "model": self.model,
+            "serial_number": self.serial_number,
+            "flags": self.flags,
+            **dict(zip(names, self.counters or (None,) * len(names), strict=True)),
+            "hardware_version": self.hardware_version.hex() if self.hardware_version else None,
+            "firmware_version": self.firmware_version.hex() if self.firmware_version else None,
+            "utc_time": self.utc_time,
+        }
+
+
+def _ascii(raw: bytes, what: str) -> str:
+    try:
+        return raw.decode("ascii").rstrip(" \x00")
+    except UnicodeDecodeError:
+        raise CardError(f"{what} is not ASCII") from None
+
+
+@dataclass(frozen=True)
+class CertAvailability:
+    """EF 0008: ``8F`` in byte 0 = a signing certificate exists, byte 1 = auth (None: unread)."""
+
+    raw: bytes | None
+
+    @property
+    def signing(self) -> bool | None:
+        return None if self.raw is None or len(self.raw) < 1 else self.raw[0] == CERT_PRESENT
+
+    @property
+    def auth(self) -> bool | None:
+        return None if self.raw is None or len(self.raw) < 2 else self.raw[1] == CERT_PRESENT
+
+
+class SignScheme(enum.IntEnum):
+    """COMPUTE DIGITAL SIGNATURE P1 (card-protocol.md §4)."""
+
+    DIGEST_INFO = 0x00  # PKCS#1 v1.5 of the bytes as sent (usually a DigestInfo)
+    SHA256_BARE = 0x01  # card hashes the message; PKCS#1 over the bare 32-byte hash
+    SHA256_HASH = 0x02  # 32-byte hash; card wraps it in a DigestInfo
+    SHA256 = 0x03  # card hashes the message and wraps it in a DigestInfo
+    PSS_HASH = 0x04  # 32-byte hash; RSASSA-PSS
+    PSS = 0x05  # card hashes the message; RSASSA-PSS
+
+    @property
+    def input_range(self) -> tuple[int, int]:
+        if self is SignScheme.DIGEST_INFO:
+            return (1, MAX_DIGEST_INFO)
+        if self in (SignScheme.SHA256_HASH, SignScheme.PSS_HASH):
+            return (32, 32)
+        return (1, MAX_MESSAGE)
+
+    def check_input(self, data: bytes) -> None:
+        """``UsageError`` before any APDU when ``data`` does not fit the scheme."""
+        low, high = self.input_range
+        if not low <= len(data) <= high:
+            want = f"exactly {low}" if low == high else f"{low}-{high}"
+            raise UsageError(
+                f"signing scheme P1={self.value:02X} takes {want} bytes of input, not {len(data)}"
+            )
 
 
 def check_pin_format(kind: KeyKind, secret: Secret) -> Secret:
@@ -115,6 +226,7 @@ class JpkiAp:
 
     def __init__(self, protocol_or_conn: CardProtocol | Connection, *, select: bool = True):
         self.protocol = as_protocol(protocol_or_conn)
+        self._token_kind: TokenKind | None = None
         if select:
             self.select()
 
@@ -124,18 +236,40 @@ class JpkiAp:
     # --- reading ---------------------------------------------------------------------------
 
     def token_info(self) -> TokenInfo:
+        """EF 0006, the full 160-byte CK_TOKEN_INFO (free)."""
         self.protocol.select_ef(JpkiFile.TOKEN_INFO)
-        return TokenInfo.parse(self.protocol.read_file(TOKEN_LABEL_SIZE))
+        info = TokenInfo.parse(self.protocol.read_file(TOKEN_INFO_SIZE))
+        self._token_kind = info.kind
+        return info
+
+    def cert_availability(self) -> CertAvailability:
+        """EF 0008 (free): which certificates exist; None fields when the file is absent."""
+        try:
+            self.protocol.select_ef(JpkiFile.CERT_AVAILABILITY)
+            return CertAvailability(self.protocol.read_file(16))
+        except FileNotFoundOnCardError:
+            return CertAvailability(None)
+
+    def auth_cert_needs_pin(self) -> bool:
+        """On an Android phone token (JPKIAPGPSETOKEN) the auth certificate needs the auth PIN."""
+        if self._token_kind is None:
+            self.token_info()
+        return self._token_kind is TokenKind.ANDROID
 
     def read_certificate(self, slot: CertSlot | str) -> bytes:
-        """DER of one certificate; the signing one needs the signing password verified first."""
+        """DER of one certificate; the signing one needs the signing password verified first
+        (and on an Android phone token the auth one needs the auth PIN)."""
         slot = CertSlot(slot)
         self.protocol.select_ef(slot.fid)
         try:
             return self.protocol.read_der_file()
         except SecurityStatusError as exc:
+            need = {
+                CertSlot.SIGNING: "the signing password",
+                CertSlot.AUTH: "the auth PIN (as on an Android phone token)",
+            }.get(slot, "a PIN")
             raise SecurityStatusError(
-                exc.sw, "reading the signing certificate needs the signing password verified"
+                exc.sw, f"reading the {slot.value} certificate needs {need} verified first"
             ) from None
 
     # --- PINs ------------------------------------------------------------------------------
@@ -168,13 +302,23 @@ class JpkiAp:
 
     # --- signing ---------------------------------------------------------------------------
 
-    def sign(self, key: KeyKind | str, digest_info: bytes) -> bytes:
-        """COMPUTE DIGITAL SIGNATURE over a DER DigestInfo (the card pads, hashes nothing)."""
+    def sign(
+        self,
+        key: KeyKind | str,
+        digest_info: bytes,
+        scheme: SignScheme | int = SignScheme.DIGEST_INFO,
+    ) -> bytes:
+        """COMPUTE DIGITAL SIGNATURE. P1 00 (default): PKCS#1 v1.5 over a DER DigestInfo as
+        sent; other schemes (``SignScheme``) hash on card and/or use RSASSA-PSS. The input
+        length is checked before anything is sent."""
         key = KeyKind(key)
-        if not 1 <= len(digest_info) <= MAX_DIGEST_INFO:
-            raise UsageError(f"DigestInfo must be 1-{MAX_DIGEST_INFO} bytes")
+        try:
+            p1 = SignScheme(scheme)
+        except ValueError:
+            raise UsageError(f"unknown signing scheme P1={int(scheme):02X} (00-05)") from None
+        p1.check_input(bytes(digest_info))
         self.protocol.select_ef(key.key_fid)
-        apdu = CommandApdu(0x80, INS_COMPUTE_SIGNATURE, 0x00, 0x80, bytes(digest_info), le=256)
+        apdu = CommandApdu(0x80, INS_COMPUTE_SIGNATURE, p1.value, 0x80, bytes(digest_info), le=256)
         try:
             signature = self.protocol.send(apdu, what=f"sign with the {key.value} key")
         except SecurityStatusError as exc:

@@ -27,6 +27,8 @@ class PinStatus:
     name: str
     tries_left: int | None
     max_tries: int | None = None
+    #: The card answered 6300 to the empty VERIFY: a key without a retry limit (JICSAP).
+    unlimited: bool = False
 
     @property
     def blocked(self) -> bool:
@@ -52,6 +54,9 @@ def pin_status(protocol: CardProtocol, key_fid: int, name: str, max_tries: int |
         return PinStatus(name, sw & 0x0F, max_tries)
     if sw in (SW.REFERENCE_DATA_BLOCKED, SW.AUTH_METHOD_BLOCKED):
         return PinStatus(name, 0, max_tries)
+    if sw == 0x6300:
+        # No retry counter on this key: "unknown/unlimited", not an error.
+        return PinStatus(name, None, max_tries, unlimited=True)
     if sw == SW.OK:
         return PinStatus(name, None, max_tries)
     raise sw_error(sw, f"PIN status of {name}")

@@ -1,35 +1,61 @@
-"""Card-info input support AP (券面入力補助AP): My Number, basic 4 information, integrity."""
+"""Card-info input support AP (券面入力補助AP): My Number, basic 4 information, integrity.
+
+Layouts as read off a JPKI test card (card-protocol.md §5): EF 0001 ``FF10`` + 12 digits + two
+filler bytes; EF 0002 ``FF20 { DF21 offsets; DF22 name; DF23 address; DF24 birth; DF25 sex }``;
+EF 0003 ``FF30 { DF31 SHA-256(physical EF 0001); DF32 SHA-256(EF 0002 value after DF21);
+DF33 signature over the DF31 and DF32 TLVs }``, signed by the key the EF 0004 CVC certifies.
+"""
 
 from __future__ import annotations
 
 import enum
-import hashlib
-from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 
+from jpki.apdu import CommandApdu
 from jpki.card.constants import Aid, TextFile
+from jpki.card.cvc import (
+    CardVerifiableCertificate,
+    IntegrityResult,
+    IntegrityStatus,
+    chain_result,
+    check_cvc,
+    indeterminate,
+    parse_rsa_key,
+    pkcs1_sha256_ok,
+    sha256,
+    sha256_digest_info,
+)
 from jpki.card.pin import PinStatus, check_digits, guarded_verify, pin_status
 from jpki.card.protocol import CardProtocol, as_protocol
-from jpki.errors import ApduError, JpkiError, MyNumberError, ParseError, PinFormatError
+from jpki.card.records import key_id, outer_tlv, parse_record
+from jpki.errors import (
+    ApduError,
+    CardError,
+    JpkiError,
+    MyNumberError,
+    ParseError,
+    PinFormatError,
+    SecurityStatusError,
+)
 from jpki.mynumber import MyNumber
 from jpki.secret import Secret
-from jpki.tlv import Tlv, decode_one, iter_tlv, iter_tlv_spans
 from jpki.transport.base import Connection
+from jpki.trust.cvca import CvcaKeyring
 
 TAG_MY_NUMBER = 0xFF10
 TAG_BASIC_INFO = 0xFF20
 TAG_INTEGRITY = 0xFF30
-TAG_CVC = 0x7F21
-TAG_CVC_BODY = 0x5F4E
-TAG_CVC_SIGNATURE = 0x5F37
+TAG_AP_BASIC = 0xFF40
+TAG_SESSION_KEY = 0xA1
+TAG_SIGNED_KEY = 0xFF50
+TAG_OFFSETS = 0xDF21
 PIN_TRIES = 3
-#: EF 0001 is 17 bytes; read a little more so a differently padded card still fits one read.
-MY_NUMBER_FILE_MAX = 64
+INS_COMPUTE_SIGNATURE = 0x2A
+#: Largest physical file the card-info APs hold (the visual AP card face is a few KB).
+MAX_RECORD_FILE = 0x7FFF
 
 
 class CardSex(enum.IntEnum):
@@ -39,24 +65,6 @@ class CardSex(enum.IntEnum):
     MALE = 1
     FEMALE = 2
     NOT_APPLICABLE = 9
-
-
-class IntegrityStatus(enum.StrEnum):
-    VALID = "valid"
-    INVALID = "invalid"
-    INDETERMINATE = "indeterminate"
-
-
-@dataclass(frozen=True)
-class IntegrityResult:
-    """Outcome of checking card data against the issuer's hashes and signature."""
-
-    status: IntegrityStatus
-    reasons: tuple[str, ...] = ()
-
-    @property
-    def valid(self) -> bool:
-        return self.status is IntegrityStatus.VALID
 
 
 # --- parsing helpers shared with the visual AP --------------------------------------------
@@ -91,58 +99,6 @@ def parse_utf8(raw: bytes, what: str) -> str:
         raise ParseError(f"{what} is not UTF-8") from None
 
 
-def container(raw: bytes, tag: int, what: str) -> tuple[list[tuple[Tlv, int, int]], bytes]:
-    """Children of the ``tag`` TLV at the start of ``raw`` with their offsets in its value.
-
-    Returns ([(tlv, start, end)], value). Padding (00/FF runs) after the children is skipped.
-    """
-    outer, _ = decode_one(raw, 0)
-    if outer.tag != tag:
-        raise ParseError(f"{what}: expected tag {tag:X}, found {outer.tag:X}")
-    return list(iter_tlv_spans(outer.value, skip_padding=True)), outer.value
-
-
-def rsa_key_from_cvc(raw: bytes) -> rsa.RSAPublicKey:
-    """The RSA key in a card-verifiable certificate ``7F21 { 5F4E {… 90 e, 91 n …}; 5F37 }``.
-
-    Also accepts an ISO 7816-8 key template ``7F49 { 81 n, 82 e }`` inside the body.
-    """
-    children, _ = container(raw, TAG_CVC, "issuer certificate")
-    body = next((c.value for c, _, _ in children if c.tag == TAG_CVC_BODY), None)
-    if body is None:
-        raise ParseError("issuer certificate has no 5F4E body")
-    found: dict[int, bytes] = {}
-    for item in iter_tlv(body, skip_padding=True):
-        if item.tag == 0x7F49:
-            for sub in item.children():
-                found.setdefault({0x81: 0x91, 0x82: 0x90}.get(sub.tag, sub.tag), sub.value)
-        else:
-            found.setdefault(item.tag, item.value)
-    if 0x90 not in found or 0x91 not in found:
-        raise ParseError("issuer certificate has no RSA key (90 exponent, 91 modulus)")
-    e = int.from_bytes(found[0x90], "big")
-    n = int.from_bytes(found[0x91], "big")
-    try:
-        return rsa.RSAPublicNumbers(e, n).public_key()
-    except ValueError:
-        raise ParseError("issuer certificate RSA key is invalid") from None
-
-
-def rsa_sha256_valid(key: rsa.RSAPublicKey, signature: bytes, messages: Iterable[bytes]) -> bool:
-    """PKCS#1 v1.5 SHA-256 check against each candidate message (layouts vary by card)."""
-    for message in messages:
-        try:
-            key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
-        except (InvalidSignature, ValueError):
-            continue
-        return True
-    return False
-
-
-def sha256(data: bytes) -> bytes:
-    return hashlib.sha256(data).digest()
-
-
 # --- values --------------------------------------------------------------------------------
 
 
@@ -157,30 +113,95 @@ class CardBasicInfo:
 
     @classmethod
     def parse(cls, raw: bytes) -> CardBasicInfo:
-        """EF 0002: ``FF20 { DF21 offsets; DF22 name; DF23 address; DF24 YYYYMMDD; DF25 sex }``."""
-        children, _ = container(raw, TAG_BASIC_INFO, "basic information")
-        fields = {c.tag: c.value for c, _, _ in children}
-        missing = [f"{t:X}" for t in (0xDF22, 0xDF23, 0xDF24, 0xDF25) if t not in fields]
+        """EF 0002 (offset table checked, filler ignored)."""
+        rec = parse_record(raw, TAG_BASIC_INFO, "basic information", table=TAG_OFFSETS)
+        missing = [f"{t:X}" for t in (0xDF22, 0xDF23, 0xDF24, 0xDF25) if not rec.has(t)]
         if missing:
             raise ParseError(f"basic information lacks {', '.join(missing)}")
         return cls(
-            name=parse_utf8(fields[0xDF22], "name"),
-            address=parse_utf8(fields[0xDF23], "address"),
-            birth_date=parse_yyyymmdd(fields[0xDF24], "birth date"),
-            sex=parse_sex(fields[0xDF25]),
+            name=parse_utf8(rec.value_of(0xDF22), "name"),
+            address=parse_utf8(rec.value_of(0xDF23), "address"),
+            birth_date=parse_yyyymmdd(rec.value_of(0xDF24), "birth date"),
+            sex=parse_sex(rec.value_of(0xDF25)),
         )
 
 
+def basic_info_digest_source(raw: bytes) -> bytes:
+    """What DF32 hashes: EF 0002's outer value with the leading DF21 table skipped."""
+    rec = parse_record(raw, TAG_BASIC_INFO, "basic information", table=TAG_OFFSETS)
+    if not rec.table_raw:
+        raise ParseError("basic information does not open with its DF21 offset table")
+    return rec.value[len(rec.table_raw) :]
+
+
 def parse_my_number_file(raw: bytes) -> MyNumber:
-    """EF 0001: ``FF 10 0C`` + 12 ASCII digits (+ padding); the check digit is validated."""
-    tlv, _ = decode_one(raw, 0)
-    if tlv.tag != TAG_MY_NUMBER:
-        raise ParseError(f"My Number file: expected tag FF10, found {tlv.tag:X}")
+    """EF 0001: ``FF 10 0C`` + 12 ASCII digits (+ filler); the check digit is validated."""
+    tlv = outer_tlv(raw, TAG_MY_NUMBER, "My Number file")
     try:
         text = tlv.value.decode("ascii")
     except UnicodeDecodeError:
         raise MyNumberError("My Number on the card is not ASCII digits") from None
     return MyNumber(text)
+
+
+@dataclass(frozen=True)
+class IntegrityRecord:
+    """EF 0003: the two digests and the signature over their TLVs."""
+
+    my_number_digest: bytes
+    basic_info_digest: bytes
+    signature: bytes = field(repr=False)
+    signed: bytes = field(repr=False)
+
+    @classmethod
+    def parse(cls, raw: bytes) -> IntegrityRecord:
+        rec = parse_record(raw, TAG_INTEGRITY, "integrity record")
+        for tag in (0xDF31, 0xDF32):
+            if len(rec.value_of(tag)) != 32:
+                raise ParseError(f"integrity record {tag:04X} is not a 32-byte digest")
+        return cls(
+            rec.value_of(0xDF31),
+            rec.value_of(0xDF32),
+            rec.value_of(0xDF33),
+            rec.raw_of(0xDF31, 0xDF32),
+        )
+
+
+@dataclass(frozen=True)
+class TextApBasicData:
+    """EF 0005 (free, unsigned): 4 identification bytes, a key id, 128 opaque bytes."""
+
+    identification: bytes
+    key_id: bytes
+    trailing: bytes = field(repr=False)
+
+    @classmethod
+    def parse(cls, raw: bytes) -> TextApBasicData:
+        rec = parse_record(raw, TAG_AP_BASIC, "text AP basic data")
+        ident = rec.value_of(0xDF41)
+        if len(ident) != 4:
+            raise ParseError("text AP basic data DF41 is not 4 bytes")
+        return cls(ident, key_id(rec.value_of(0xDF42), "DF42"), rec.value_of(0xDF43))
+
+
+def parse_session_key(raw: bytes) -> rsa.RSAPublicKey:
+    """EF 0006: ``A1 { 90 e; 91 n }`` (a terminal encrypts a session key to it)."""
+    return parse_rsa_key(outer_tlv(raw, TAG_SESSION_KEY, "session key").value, "session key")
+
+
+@dataclass(frozen=True)
+class SignedCardKey:
+    """EF 0007: the AP's own signing key (DF51) and the issuer's signature over it (DF52)."""
+
+    card_key: rsa.RSAPublicKey = field(repr=False)
+    signature: bytes = field(repr=False)
+    signed: bytes = field(repr=False)
+
+    @classmethod
+    def parse(cls, raw: bytes) -> SignedCardKey:
+        rec = parse_record(raw, TAG_SIGNED_KEY, "signed card key")
+        key = parse_rsa_key(rec.value_of(0xDF51), "card key (DF51)")
+        return cls(key, rec.value_of(0xDF52), rec.raw_of(0xDF51))
 
 
 @dataclass(frozen=True)
@@ -208,49 +229,88 @@ class CardInfo:
         return self.basic.sex
 
 
-def check_text_integrity(ef1: bytes, ef2: bytes, ef3: bytes, ef4: bytes) -> IntegrityResult:
-    """EF 0003 hashes + signature against EF 0001/0002 as read and the EF 0004 issuer key.
+def check_text_integrity(
+    ef1: bytes, ef2: bytes, ef3: bytes, ef4: bytes, keyring: CvcaKeyring | None = None
+) -> IntegrityResult:
+    """CVCA → EF 0004 CVC → EF 0003 signature → DF31/DF32 digests of EF 0001/0002.
 
-    DF31 = SHA-256 of EF 0001; DF32 = SHA-256 of EF 0002 from DF22 to the end; DF33 = PKCS#1
-    v1.5 SHA-256 signature over the DF31 and DF32 TLVs. The spec is loose about exact byte
-    ranges ([M]), so a few readings of it are accepted; all of them cover the same data.
+    ``ef1`` is the **physical** EF 0001 (filler included), as DF31 covers it.
     """
-    reasons: list[str] = []
+    step = check_cvc(ef4, keyring or CvcaKeyring(), "text AP EF 0004")
+    if step.key is None:
+        return chain_result(step, (), "")
     try:
-        sig_children, sig_value = container(ef3, TAG_INTEGRITY, "integrity file")
-        parts = {c.tag: (c, s, e) for c, s, e in sig_children}
-        if not all(t in parts for t in (0xDF31, 0xDF32, 0xDF33)):
-            return IntegrityResult(IntegrityStatus.INVALID, ("EF 0003 lacks DF31/DF32/DF33",))
-        key = rsa_key_from_cvc(ef4)
-        my_tlv, my_end = decode_one(ef1, 0)
-        basic_children, basic_value = container(ef2, TAG_BASIC_INFO, "basic information")
+        record = IntegrityRecord.parse(ef3)
+        source = basic_info_digest_source(ef2)
     except JpkiError as exc:
-        return IntegrityResult(IntegrityStatus.INVALID, (f"malformed: {exc}",))
-    h1 = parts[0xDF31][0].value
-    h2 = parts[0xDF32][0].value
-    if h1 not in (sha256(ef1), sha256(ef1[:my_end]), sha256(my_tlv.value)):
-        reasons.append("My Number hash (DF31) does not match EF 0001")
-    start = next((s for c, s, _ in basic_children if c.tag == 0xDF22), None)
-    if start is None:
-        reasons.append("basic information lacks DF22")
-    else:
-        end = basic_children[-1][2]
-        if h2 not in (sha256(basic_value[start:end]), sha256(basic_value[start:])):
-            reasons.append("basic information hash (DF32) does not match EF 0002")
-    signed = sig_value[parts[0xDF31][1] : parts[0xDF32][2]]
-    signature = parts[0xDF33][0].value
-    if not rsa_sha256_valid(key, signature, (signed, h1 + h2)):
-        reasons.append("issuer signature (DF33) does not verify with the EF 0004 key")
-    if reasons:
-        return IntegrityResult(IntegrityStatus.INVALID, tuple(reasons))
-    return IntegrityResult(IntegrityStatus.VALID, ("hashes and issuer signature match",))
+        return indeterminate(step, f"cannot read the records: {exc}")
+    failures: list[str] = []
+    if not pkcs1_sha256_ok(step.key, record.signature, record.signed):
+        failures.append("EF 0003 signature (DF33) does not verify with the EF 0004 key")
+    if sha256(ef1) != record.my_number_digest:
+        failures.append("My Number digest (DF31) does not match EF 0001")
+    if sha256(source) != record.basic_info_digest:
+        failures.append("basic information digest (DF32) does not match EF 0002")
+    return chain_result(step, failures, "EF 0003 signature and the EF 0001/0002 digests")
+
+
+def check_signed_card_key(
+    ef7: bytes, ef4: bytes, keyring: CvcaKeyring | None = None
+) -> tuple[IntegrityResult, rsa.RSAPublicKey | None]:
+    """EF 0007's card key, with the result of checking DF52 along the CVCA chain."""
+    step = check_cvc(ef4, keyring or CvcaKeyring(), "text AP EF 0004")
+    try:
+        signed = SignedCardKey.parse(ef7)
+    except JpkiError as exc:
+        return indeterminate(step, f"cannot read EF 0007: {exc}"), None
+    if step.key is None:
+        return chain_result(step, (), ""), signed.card_key
+    failures = []
+    if not pkcs1_sha256_ok(step.key, signed.signature, signed.signed):
+        failures.append("EF 0007 signature (DF52) does not verify with the EF 0004 key")
+    return chain_result(step, failures, "EF 0007 signature"), signed.card_key
+
+
+def challenge_digest_info(challenge: bytes) -> bytes:
+    """What a card-info AP is asked to sign for a presence check: DigestInfo(SHA-256)."""
+    return sha256_digest_info(sha256(challenge))
+
+
+def sign_challenge(protocol: CardProtocol, challenge: bytes) -> bytes:
+    """``80 2A 00 00 Lc DigestInfo 00``: the current card-info AP signs with its own key."""
+    if not challenge:
+        raise PinFormatError("the challenge is empty")
+    apdu = CommandApdu(
+        0x80, INS_COMPUTE_SIGNATURE, 0x00, 0x00, challenge_digest_info(challenge), le=256
+    )
+    signature = protocol.send(apdu, what="sign the challenge with the AP key")
+    if not signature:
+        raise CardError("card returned an empty signature")
+    return signature
+
+
+def read_physical(protocol: CardProtocol, fid: int) -> bytes:
+    """SELECT ``fid`` and read its whole physical content (filler included)."""
+    protocol.select_ef(fid)
+    return protocol.read_file(MAX_RECORD_FILE)
 
 
 class TextAp:
-    """A session with the text AP (券面入力補助AP); the constructor selects it."""
+    """A session with the text AP (券面入力補助AP); the constructor selects it.
 
-    def __init__(self, protocol_or_conn: CardProtocol | Connection, *, select: bool = True):
+    ``keyring`` holds the CVCA keys the EF 0004 CVC is checked against (built-in J-LIS keys
+    by default; add a simulator's or another hierarchy's with ``CvcaKeyring(extra_keys)``).
+    """
+
+    def __init__(
+        self,
+        protocol_or_conn: CardProtocol | Connection,
+        *,
+        select: bool = True,
+        keyring: CvcaKeyring | None = None,
+    ):
         self.protocol = as_protocol(protocol_or_conn)
+        self.keyring = keyring or CvcaKeyring()
         if select:
             self.select()
 
@@ -278,7 +338,7 @@ class TextAp:
         return pin_status(self.protocol, fids[key], f"collation {key}", None)
 
     def unlock_collation_a(self, my_number: MyNumber | str, *, force: bool = False) -> None:
-        """Open EF 0001 with the My Number (collation A), where the card allows it."""
+        """Open EF 0001 (not 0002) with the My Number (collation A)."""
         mn = my_number if isinstance(my_number, MyNumber) else MyNumber(my_number)
         guarded_verify(
             self.protocol,
@@ -290,7 +350,7 @@ class TextAp:
         )
 
     def unlock_collation_b(self, secret: Secret, *, force: bool = False) -> None:
-        """Open EF 0002 with collation B (14 digits: see ``visual_ap.collation_b``)."""
+        """Open EF 0002 (not 0001) with collation B (14 digits: see ``visual_ap.collation_b``)."""
         value = check_digits(secret, "collation B", 14)
         guarded_verify(
             self.protocol, TextFile.COLLATION_B, "collation B", value, max_tries=None, force=force
@@ -298,42 +358,68 @@ class TextAp:
 
     # --- reading ---------------------------------------------------------------------------
 
-    def _read(self, fid: TextFile, *, der: bool = True) -> bytes:
-        self.protocol.select_ef(fid)
-        if der:
-            return self.protocol.read_der_file()
-        return self.protocol.read_file(MY_NUMBER_FILE_MAX)
+    def read_file(self, fid: int) -> bytes:
+        """The physical content of one EF (filler included), as a dump stores it."""
+        return self._read(fid)
+
+    def _read(self, fid: int) -> bytes:
+        try:
+            return read_physical(self.protocol, fid)
+        except ApduError as exc:
+            if exc.sw == 0x6982:
+                needs: dict[int, str] = {
+                    TextFile.MY_NUMBER: "the input-support PIN or collation A",
+                    TextFile.BASIC_INFO: "the input-support PIN or collation B",
+                }
+                need = needs.get(fid, "the input-support PIN or a collation value")
+                raise SecurityStatusError(exc.sw, f"text AP EF {fid:04X} needs {need}") from None
+            raise
 
     def read_my_number(self) -> MyNumber:
         """The My Number (check digit validated); needs the PIN or collation A."""
-        return parse_my_number_file(self._read(TextFile.MY_NUMBER, der=False))
+        return parse_my_number_file(self._read(TextFile.MY_NUMBER))
 
     def read_basic_info(self) -> CardBasicInfo:
         """Name, address, birth date, sex; needs the PIN or collation B."""
         return CardBasicInfo.parse(self._read(TextFile.BASIC_INFO))
 
-    def read_issuer_key(self) -> rsa.RSAPublicKey:
-        """The issuer key from the card-verifiable certificate in EF 0004 (free to read).
+    def read_cvc(self) -> CardVerifiableCertificate:
+        """EF 0004, the CVC certifying this AP's record-signing key (free)."""
+        return CardVerifiableCertificate.parse(self._read(TextFile.ISSUER_CERT))
 
-        Its own signature (5F37) is by a root key that is not published; the key is taken as
-        the card presents it.
-        """
-        return rsa_key_from_cvc(self._read(TextFile.ISSUER_CERT))
+    def read_issuer_key(self) -> rsa.RSAPublicKey:
+        """The key the EF 0004 CVC certifies (not checked here: see ``verify_integrity``)."""
+        return self.read_cvc().public_key
+
+    def read_ap_basic_data(self) -> TextApBasicData:
+        """EF 0005 (free)."""
+        return TextApBasicData.parse(self._read(TextFile.AP_BASIC_DATA))
+
+    def read_session_key(self) -> rsa.RSAPublicKey:
+        """EF 0006 (the PIN or either collation)."""
+        return parse_session_key(self._read(TextFile.SESSION_KEY))
+
+    def read_signed_card_key(self) -> tuple[IntegrityResult, rsa.RSAPublicKey | None]:
+        """EF 0007's card key and its chain check (the PIN or either collation)."""
+        ef7 = self._read(TextFile.SIGNED_KEY)
+        ef4 = self._read(TextFile.ISSUER_CERT)
+        return check_signed_card_key(ef7, ef4, self.keyring)
+
+    def sign_challenge(self, challenge: bytes) -> bytes:
+        """Sign ``challenge`` (SHA-256 DigestInfo) with this AP's own key (no credential)."""
+        return sign_challenge(self.protocol, challenge)
 
     def verify_integrity(self) -> IntegrityResult:
-        """Check EF 0001/0002 against the hashes and issuer signature in EF 0003 (needs PIN)."""
+        """Check EF 0001/0002 along CVCA → EF 0004 → EF 0003 (needs the PIN)."""
         try:
-            ef1 = self._read(TextFile.MY_NUMBER, der=False)
-            ef2 = self._read(TextFile.BASIC_INFO)
-            ef3 = self._read(TextFile.SIGNATURE)
-            ef4 = self._read(TextFile.ISSUER_CERT)
+            ef1, ef2, ef3, ef4 = (self._read(f) for f in (1, 2, 3, 4))
         except ApduError as exc:
             return IntegrityResult(IntegrityStatus.INDETERMINATE, (f"cannot read: {exc}",))
-        return check_text_integrity(ef1, ef2, ef3, ef4)
+        return check_text_integrity(ef1, ef2, ef3, ef4, self.keyring)
 
     def read_card_info(self) -> CardInfo:
         """My Number, basic 4 information and the integrity result in one value."""
-        ef1 = self._read(TextFile.MY_NUMBER, der=False)
+        ef1 = self._read(TextFile.MY_NUMBER)
         ef2 = self._read(TextFile.BASIC_INFO)
         my_number = parse_my_number_file(ef1)
         basic = CardBasicInfo.parse(ef2)
@@ -343,7 +429,7 @@ class TextAp:
         except ApduError as exc:
             integrity = IntegrityResult(IntegrityStatus.INDETERMINATE, (f"cannot read: {exc}",))
         else:
-            integrity = check_text_integrity(ef1, ef2, ef3, ef4)
+            integrity = check_text_integrity(ef1, ef2, ef3, ef4, self.keyring)
         return CardInfo(my_number, basic, integrity)
 
 
@@ -351,10 +437,16 @@ __all__ = [
     "CardBasicInfo",
     "CardInfo",
     "CardSex",
+    "IntegrityRecord",
     "IntegrityResult",
     "IntegrityStatus",
+    "SignedCardKey",
     "TextAp",
+    "TextApBasicData",
+    "basic_info_digest_source",
+    "check_signed_card_key",
     "check_text_integrity",
     "parse_my_number_file",
-    "rsa_key_from_cvc",
+    "parse_session_key",
+    "sign_challenge",
 ]

@@ -5,29 +5,34 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from jpki import wareki
 from jpki.card.constants import Aid, VisualFile
-from jpki.card.pin import PinStatus, check_digits, guarded_verify, pin_status
-from jpki.card.protocol import CardProtocol, as_protocol
-from jpki.card.text_ap import (
-    CardSex,
+from jpki.card.cvc import (
+    CardVerifiableCertificate,
     IntegrityResult,
     IntegrityStatus,
-    container,
-    parse_sex,
-    parse_yyyymmdd,
-    rsa_sha256_valid,
+    chain_result,
+    check_cvc,
+    parse_rsa_key,
+    pkcs1_payload_ok,
+    pkcs1_sha256_ok,
     sha256,
+    sha256_digest_info,
 )
-from jpki.errors import ParseError, PinFormatError
+from jpki.card.pin import PinStatus, check_digits, guarded_verify, pin_status
+from jpki.card.protocol import CardProtocol, as_protocol
+from jpki.card.records import key_id, parse_record
+from jpki.card.text_ap import CardSex, parse_sex, parse_yyyymmdd, read_physical, sign_challenge
+from jpki.errors import ApduError, ParseError, PinFormatError, SecurityStatusError
 from jpki.mynumber import MyNumber
 from jpki.secret import Secret
 from jpki.transport.base import Connection
+from jpki.trust.cvca import CvcaKeyring
 
+TAG_AGE_RECORD = 0xFF10
+TAG_AP_BASIC = 0xFF30
 TAG_SURFACE = 0xFF20
 TAG_MY_NUMBER_IMAGE = 0xFF40
 #: The signature covers SHA-256 of each group (TLVs tag to end), concatenated in this order.
@@ -58,45 +63,48 @@ def _date_or_none(raw: bytes, what: str) -> date | None:
         return None
 
 
-def load_public_key(raw: bytes) -> rsa.RSAPublicKey:
-    """DF24/DF42: a DER SubjectPublicKeyInfo (RSA)."""
+def _card_key(raw: bytes) -> rsa.RSAPublicKey | None:
     try:
-        key = serialization.load_der_public_key(raw)
-    except (ValueError, TypeError, UnsupportedAlgorithm):  # unknown key OID: found by tests/fuzz
-        raise ParseError("public key on the card is not a DER SubjectPublicKeyInfo") from None
-    if not isinstance(key, rsa.RSAPublicKey):
-        raise ParseError("public key on the card is not RSA")
-    return key
+        return parse_rsa_key(raw, "card key")
+    except ParseError:
+        return None
 
 
-def _spki(key: rsa.RSAPublicKey) -> bytes:
-    return key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+@dataclass(frozen=True)
+class AgeRecord:
+    """EF 0001 (birth-date key): ``FF10 { DF11 YYYYMMDD; DF12 card key; DF13 signature }``.
+
+    DF13 is PKCS#1 v1.5 SHA-256 over the DF11 and DF12 TLVs, by the EF 0004 key.
+    """
+
+    birth_date: date
+    #: None when DF12 is not a ``90``/``91`` key (the signature is still checkable).
+    card_key: rsa.RSAPublicKey | None = field(repr=False)
+    signature: bytes = field(repr=False)
+    signed: bytes = field(repr=False)
+
+    @classmethod
+    def parse(cls, raw: bytes) -> AgeRecord:
+        rec = parse_record(raw, TAG_AGE_RECORD, "age record")
+        return cls(
+            parse_yyyymmdd(rec.value_of(0xDF11), "birth date"),
+            _card_key(rec.value_of(0xDF12)),
+            rec.value_of(0xDF13),
+            rec.raw_of(0xDF11, 0xDF12),
+        )
+
+    def failures(self, key: rsa.RSAPublicKey) -> list[str]:
+        if pkcs1_sha256_ok(key, self.signature, self.signed):
+            return []
+        return ["age record signature (DF13) does not verify with the EF 0004 key"]
 
 
-def _verify(
-    message: bytes, signature: bytes, card_key_der: bytes, issuer_key: rsa.RSAPublicKey | None
-) -> IntegrityResult:
-    """Check ``signature`` over ``message``: with ``issuer_key`` if given (trusted), else the
-    key the card presents next to the data (which proves consistency, not origin)."""
-    try:
-        card_key = load_public_key(card_key_der)
-    except ParseError as exc:
-        if issuer_key is None:
-            return IntegrityResult(IntegrityStatus.INDETERMINATE, (str(exc),))
-        card_key = None
-    key = issuer_key or card_key
-    assert key is not None
-    reasons: list[str] = []
-    if issuer_key is not None and card_key is not None and _spki(card_key) != _spki(issuer_key):
-        reasons.append("the key on the card is not the expected issuer key")
-    if not rsa_sha256_valid(key, signature, (message,)):
-        reasons.append("issuer signature does not verify over the covered data")
-    if reasons:
-        return IntegrityResult(IntegrityStatus.INVALID, tuple(reasons))
-    how = "the given issuer key" if issuer_key is not None else "the key stored on the card"
-    return IntegrityResult(IntegrityStatus.VALID, (f"signature verifies with {how}",))
+def age_on(birth_date: date, on: date) -> int:
+    """Completed years on ``on`` (a 29 February birthday counts from 1 March in other years)."""
+    years = on.year - birth_date.year
+    if (on.month, on.day) < (birth_date.month, birth_date.day):
+        years -= 1
+    return years
 
 
 @dataclass(frozen=True)
@@ -110,75 +118,128 @@ class Surface:
     address_png: bytes = field(repr=False)
     face_jp2: bytes = field(repr=False)
     security_code_png: bytes | None = field(repr=False)
-    public_key_der: bytes = field(repr=False)
+    #: None when DF24 is not a ``90``/``91`` key (the signature is still checkable).
+    card_key: rsa.RSAPublicKey | None = field(repr=False)
     signature: bytes = field(repr=False)
-    #: SHA-256(DF22–24) ‖ SHA-256(DF25–26) ‖ SHA-256(DF27): what the signature covers.
-    signed_message: bytes = field(repr=False)
+    #: SHA-256(DF22–24) ‖ SHA-256(DF25–26) ‖ SHA-256(DF27): the 96 bytes inside the DigestInfo.
+    digests: bytes = field(repr=False)
 
     @classmethod
     def parse(cls, raw: bytes) -> Surface:
-        children, value = container(raw, TAG_SURFACE, "card surface")
-        spans = {c.tag: (s, e) for c, s, e in children}
-        fields = {c.tag: c.value for c, _, _ in children}
+        rec = parse_record(raw, TAG_SURFACE, "card surface", table=0xDF21)
         needed = [t for g in SIGNED_GROUPS for t in g] + [0xDF28]
-        missing = [f"{t:X}" for t in needed if t not in fields]
+        missing = [f"{t:X}" for t in needed if not rec.has(t)]
         if missing:
             raise ParseError(f"card surface lacks {', '.join(missing)}")
-        message = b"".join(
-            sha256(b"".join(value[spans[t][0] : spans[t][1]] for t in group))
-            for group in SIGNED_GROUPS
-        )
+        digests = b"".join(sha256(rec.raw_of(*group)) for group in SIGNED_GROUPS)
         sex: CardSex | None
         try:
-            sex = parse_sex(fields[0xDF23])
+            sex = parse_sex(rec.value_of(0xDF23))
         except ParseError:
             sex = None
+        expiry = _date_or_none(rec.value_of(0xDF29), "expiry") if rec.has(0xDF29) else None
         return cls(
-            birth_date=_date_or_none(fields[0xDF22], "birth date"),
+            birth_date=_date_or_none(rec.value_of(0xDF22), "birth date"),
             sex=sex,
-            expiry_date=_date_or_none(fields[0xDF29], "expiry") if 0xDF29 in fields else None,
-            name_png=fields[0xDF25],
-            address_png=fields[0xDF26],
-            face_jp2=fields[0xDF27],
-            security_code_png=fields.get(0xDF2A),
-            public_key_der=fields[0xDF24],
-            signature=fields[0xDF28],
-            signed_message=message,
+            expiry_date=expiry,
+            name_png=rec.value_of(0xDF25),
+            address_png=rec.value_of(0xDF26),
+            face_jp2=rec.value_of(0xDF27),
+            security_code_png=rec.value_of(0xDF2A) if rec.has(0xDF2A) else None,
+            card_key=_card_key(rec.value_of(0xDF24)),
+            signature=rec.value_of(0xDF28),
+            digests=digests,
         )
 
-    def verify(self, issuer_key: rsa.RSAPublicKey | None = None) -> IntegrityResult:
-        """Signature over DF22–24, DF25–26 and DF27 (DF29/DF2A are not covered)."""
-        return _verify(self.signed_message, self.signature, self.public_key_der, issuer_key)
+    def failures(self, key: rsa.RSAPublicKey) -> list[str]:
+        """DF28 = PKCS#1 v1.5 over DigestInfo(sha256, h1‖h2‖h3), the 96 bytes not hashed again."""
+        if pkcs1_payload_ok(key, self.signature, sha256_digest_info(self.digests)):
+            return []
+        return ["card surface signature (DF28) does not verify with the EF 0004 key"]
 
 
 @dataclass(frozen=True)
 class MyNumberImage:
-    """EF 0005: the My Number as printed on the back (PNG) and its signature."""
+    """EF 0005 (collation A): the My Number as printed (PNG), card key, signature."""
 
     png: bytes = field(repr=False)
-    public_key_der: bytes = field(repr=False)
+    card_key: rsa.RSAPublicKey | None = field(repr=False)
     signature: bytes = field(repr=False)
-    signed_message: bytes = field(repr=False)
+    signed: bytes = field(repr=False)
 
     @classmethod
     def parse(cls, raw: bytes) -> MyNumberImage:
-        children, value = container(raw, TAG_MY_NUMBER_IMAGE, "My Number image")
-        spans = {c.tag: (s, e) for c, s, e in children}
-        fields = {c.tag: c.value for c, _, _ in children}
-        if not all(t in fields for t in (0xDF41, 0xDF42, 0xDF43)):
-            raise ParseError("My Number image file lacks DF41/DF42/DF43")
-        s, e = spans[0xDF41]
-        return cls(fields[0xDF41], fields[0xDF42], fields[0xDF43], sha256(value[s:e]))
+        rec = parse_record(raw, TAG_MY_NUMBER_IMAGE, "My Number image")
+        return cls(
+            rec.value_of(0xDF41),
+            _card_key(rec.value_of(0xDF42)),
+            rec.value_of(0xDF43),
+            rec.raw_of(0xDF41, 0xDF42),
+        )
 
-    def verify(self, issuer_key: rsa.RSAPublicKey | None = None) -> IntegrityResult:
-        return _verify(self.signed_message, self.signature, self.public_key_der, issuer_key)
+    def failures(self, key: rsa.RSAPublicKey) -> list[str]:
+        """DF43 covers the DF41 **and** DF42 TLVs."""
+        if pkcs1_sha256_ok(key, self.signature, self.signed):
+            return []
+        return ["My Number image signature (DF43) does not verify with the EF 0004 key"]
+
+
+@dataclass(frozen=True)
+class VisualApBasicData:
+    """EF 0003 (free, unsigned): layout id, a key id, version, municipality code, DF35."""
+
+    identification: bytes
+    key_id: bytes
+    version: int
+    municipality_code: str
+    df35_key_id: bytes
+    df35_data: bytes = field(repr=False)
+
+    @classmethod
+    def parse(cls, raw: bytes) -> VisualApBasicData:
+        rec = parse_record(raw, TAG_AP_BASIC, "visual AP basic data")
+        version = rec.value_of(0xDF33)
+        code = rec.value_of(0xDF34)
+        df35 = rec.value_of(0xDF35)
+        if len(version) != 1:
+            raise ParseError("visual AP basic data DF33 (version) is not 1 byte")
+        if len(code) != 5 or not code.isdigit():
+            raise ParseError("visual AP basic data DF34 is not a 5-digit municipality code")
+        if len(df35) < 16:
+            raise ParseError("visual AP basic data DF35 is shorter than its key id")
+        return cls(
+            rec.value_of(0xDF31),
+            key_id(rec.value_of(0xDF32), "DF32"),
+            version[0],
+            code.decode("ascii"),
+            df35[:16],
+            df35[16:],
+        )
+
+
+def check_visual_record(
+    record: AgeRecord | Surface | MyNumberImage, ef4: bytes, keyring: CvcaKeyring | None = None
+) -> IntegrityResult:
+    """CVCA → visual AP EF 0004 CVC → the record's signature."""
+    step = check_cvc(ef4, keyring or CvcaKeyring(), "visual AP EF 0004")
+    if step.key is None:
+        return chain_result(step, (), "")
+    names = {AgeRecord: "age record", Surface: "card surface", MyNumberImage: "My Number image"}
+    return chain_result(step, record.failures(step.key), f"{names[type(record)]} signature")
 
 
 class VisualAp:
     """A session with the visual AP (券面事項確認AP); the constructor selects it."""
 
-    def __init__(self, protocol_or_conn: CardProtocol | Connection, *, select: bool = True):
+    def __init__(
+        self,
+        protocol_or_conn: CardProtocol | Connection,
+        *,
+        select: bool = True,
+        keyring: CvcaKeyring | None = None,
+    ):
         self.protocol = as_protocol(protocol_or_conn)
+        self.keyring = keyring or CvcaKeyring()
         if select:
             self.select()
 
@@ -221,29 +282,75 @@ class VisualAp:
             self.protocol, fid, name, Secret(era_yymmdd(birth_date)), max_tries=None, force=force
         )
 
+    def _read(self, fid: int) -> bytes:
+        try:
+            return read_physical(self.protocol, fid)
+        except ApduError as exc:
+            if exc.sw == 0x6982:
+                needs: dict[int, str] = {
+                    VisualFile.AGE_RECORD: "the birth-date key",
+                    VisualFile.MY_NUMBER_IMAGE: "collation A",
+                }
+                need = needs.get(fid, "collation A or B")
+                raise SecurityStatusError(exc.sw, f"visual AP EF {fid:04X} needs {need}") from None
+            raise
+
+    def read_file(self, fid: int) -> bytes:
+        """The physical content of one EF (filler included), as a dump stores it."""
+        return self._read(fid)
+
+    def read_cvc_file(self) -> bytes:
+        return self._read(VisualFile.ISSUER_CERT)
+
+    def read_cvc(self) -> CardVerifiableCertificate:
+        """EF 0004 (free): the CVC certifying the key that signs this AP's records."""
+        return CardVerifiableCertificate.parse(self.read_cvc_file())
+
+    def read_age_record(self) -> AgeRecord:
+        """EF 0001 (opened by the birth-date key alone)."""
+        return AgeRecord.parse(self._read(VisualFile.AGE_RECORD))
+
     def read_surface(self) -> Surface:
         """EF 0002: face photo, name/address images, birth date, sex, expiry, signature."""
-        self.protocol.select_ef(VisualFile.SURFACE)
-        return Surface.parse(self.protocol.read_der_file())
+        return Surface.parse(self._read(VisualFile.SURFACE))
+
+    def read_ap_basic_data(self) -> VisualApBasicData:
+        """EF 0003 (free): the municipality code among others."""
+        return VisualApBasicData.parse(self._read(VisualFile.AP_BASIC_DATA))
 
     def read_my_number_image(self) -> MyNumberImage:
-        """EF 0005 (opened by collation A)."""
-        self.protocol.select_ef(VisualFile.MY_NUMBER_IMAGE)
-        return MyNumberImage.parse(self.protocol.read_der_file())
+        """EF 0005 (opened by collation A only)."""
+        return MyNumberImage.parse(self._read(VisualFile.MY_NUMBER_IMAGE))
 
-    def verify_surface(self, issuer_key: rsa.RSAPublicKey | None = None) -> IntegrityResult:
-        """Read the surface and check its signature; malformed data is INVALID, not an error."""
+    def check(self, record: AgeRecord | Surface | MyNumberImage) -> IntegrityResult:
+        """The record's signature along CVCA → EF 0004 (read here, free)."""
+        try:
+            ef4 = self.read_cvc_file()
+        except ApduError as exc:
+            return IntegrityResult(IntegrityStatus.INDETERMINATE, (f"cannot read EF 0004: {exc}",))
+        return check_visual_record(record, ef4, self.keyring)
+
+    def sign_challenge(self, challenge: bytes) -> bytes:
+        """Sign ``challenge`` (SHA-256 DigestInfo) with this AP's own key (no credential)."""
+        return sign_challenge(self.protocol, challenge)
+
+    def verify_surface(self) -> IntegrityResult:
+        """Read the surface and check it; an unreadable layout is INDETERMINATE."""
         try:
             surface = self.read_surface()
         except ParseError as exc:
-            return IntegrityResult(IntegrityStatus.INVALID, (f"malformed: {exc}",))
-        return surface.verify(issuer_key)
+            return IntegrityResult(IntegrityStatus.INDETERMINATE, (f"cannot read: {exc}",))
+        return self.check(surface)
 
 
 __all__ = [
+    "AgeRecord",
     "MyNumberImage",
     "Surface",
     "VisualAp",
+    "VisualApBasicData",
+    "age_on",
+    "check_visual_record",
     "collation_b",
     "era_yymmdd",
 ]

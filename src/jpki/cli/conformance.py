@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -19,6 +20,7 @@ from jpki.cli._common import (
 from jpki.conformance import CheckStatus, ConformanceReport, run_conformance
 from jpki.errors import UsageError
 from jpki.secret import Secret
+from jpki.trust.cvca import load_cvca_keys
 
 _MARK = {CheckStatus.PASS: "PASS", CheckStatus.FAIL: "FAIL", CheckStatus.SKIP: "skip"}
 
@@ -52,6 +54,13 @@ def _text(report: ConformanceReport, transcript: bool) -> str:
     metavar="VAR",
     help="With --with-pin: signing password from VAR; adds the signing key checks.",
 )
+@click.option(
+    "--cvca-keys",
+    "cvca_keys",
+    metavar="DIR",
+    type=click.Path(path_type=Path),
+    help="Also trust these CVCA keys (index.json + PEM) for the EF 0004 CVC checks.",
+)
 @click.option("--transcript", is_flag=True, help="Text output: show every check's APDUs.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
 @handle_errors
@@ -60,6 +69,7 @@ def conformance_cmd(
     pin_env: str | None,
     pin_stdin: bool,
     sign_pin_env: str | None,
+    cvca_keys: Path | None,
     transcript: bool,
     as_json: bool,
     **card: Any,
@@ -77,11 +87,14 @@ def conformance_cmd(
             sign_pin = read_secret(env=sign_pin_env, stdin=False, prompt="Signing password")
     elif pin_env or pin_stdin or sign_pin_env:
         raise UsageError("PIN options need --with-pin")
+    extra = load_cvca_keys(cvca_keys) if cvca_keys is not None else ()
     conn = open_connection(
         sim=card["sim"], reader=card["reader"], bridge=card["bridge"], timeout=card["timeout"]
     )
     with conn:
-        report = run_conformance(conn, with_pin=with_pin, pin=pin, sign_pin=sign_pin)
+        report = run_conformance(
+            conn, with_pin=with_pin, pin=pin, sign_pin=sign_pin, cvca_keys=extra
+        )
     emit(report.as_dict(), as_json, lambda: _text(report, transcript))
     if report.aborted:
         sys.exit(int(Exit.CARD))

@@ -21,6 +21,7 @@ from jpki.card.protocol import CardProtocol
 from jpki.cli._common import Exit, emit, handle_errors
 from jpki.errors import JpkiError, UsageError
 from jpki.secret import Secret
+from jpki.trust.cvca import CvcaKey, CvcaKeyring
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,22 @@ def _require(cond: bool, message: str) -> None:
         raise _Failed(message)
 
 
+def profile_cvca_keys(path: Path) -> tuple[CvcaKey, ...]:
+    """The test CVCA keys a simulator profile lists (`jpki sim show --json` cvca_keys)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from jpki.cli.sim import describe
+    from jpki.sim.profile import ProfileStore
+
+    out = []
+    for entry in describe(ProfileStore(path)).get("cvca_keys", []):
+        key = serialization.load_pem_public_key(entry["public_key_pem"].encode("ascii"))
+        if isinstance(key, rsa.RSAPublicKey):
+            out.append(CvcaKey(bytes.fromhex(entry["key_id_hex"]), key))
+    return tuple(out)
+
+
 def _profile_pins(path: Path) -> dict[str, str]:
     """Current PINs of a simulator profile (changed ones win over the issued ones)."""
     from jpki.sim.profile import ProfileStore
@@ -50,9 +67,12 @@ def _profile_pins(path: Path) -> dict[str, str]:
 class Session:
     """Runs the checks in order; each records pass/fail and the session goes on."""
 
-    def __init__(self, proto: CardProtocol, pins: dict[str, str]) -> None:
+    def __init__(
+        self, proto: CardProtocol, pins: dict[str, str], keyring: CvcaKeyring | None = None
+    ) -> None:
         self.proto = proto
         self.pins = pins
+        self.keyring = keyring or CvcaKeyring()
         self.checks: list[Check] = []
         self.certs: dict[CertSlot, x509.Certificate] = {}
         self.jpki: JpkiAp | None = None
@@ -118,7 +138,7 @@ class Session:
         return f"{len(signature) * 8}-bit PKCS#1 v1.5 signature verifies with the certificate key"
 
     def card_info(self) -> str:
-        text_ap = TextAp(self.proto)
+        text_ap = TextAp(self.proto, keyring=self.keyring)
         self.jpki = None  # selecting another DF cleared the JPKI PINs
         text_ap.verify_pin(Secret(self.pins["support_pin"]))
         info = text_ap.read_card_info()
@@ -130,13 +150,12 @@ class Session:
 
     def surface(self) -> str:
         text_ap = TextAp(self.proto)
-        issuer = text_ap.read_issuer_key()
         text_ap.verify_pin(Secret(self.pins["support_pin"]))
         my_number = text_ap.read_my_number()
-        visual = VisualAp(self.proto)
+        visual = VisualAp(self.proto, keyring=self.keyring)
         visual.unlock_collation_a(my_number)
         surface = visual.read_surface()
-        result = surface.verify(issuer)
+        result = visual.check(surface)
         _require(result.valid, "; ".join(result.reasons))
         _require(surface.face_jp2[:12] == b"\x00\x00\x00\x0cjP  \r\n\x87\n", "photo is not JP2")
         _require(surface.name_png[:8] == b"\x89PNG\r\n\x1a\n", "name image is not PNG")
@@ -174,7 +193,9 @@ def run_smoke(profile: Path | None) -> tuple[list[Check], str | None]:
             raise UsageError(f"no simulator profile at {path} (create one: jpki sim init DIR)")
         pins = _profile_pins(path)
         with SimulatedConnection(open_simulated_card(path)) as conn:
-            session = Session(CardProtocol(conn), pins)
+            # The profile's own test CVCA signs its CVCs: trust it for this self-test.
+            ring = CvcaKeyring(profile_cvca_keys(path))
+            session = Session(CardProtocol(conn), pins, ring)
             for name, method in STEPS:
                 session.run(name, getattr(session, method))
         checks += session.checks

@@ -16,6 +16,7 @@ from asn1crypto import crl as asn1_crl
 from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import fields
+from pyhanko.sign.general import SigningError
 from pyhanko.sign.signers import PdfSignatureMetadata, PdfSigner
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.errors import PathValidationError, ValidationError
@@ -142,7 +143,10 @@ def sign_pdf(
     out = io.BytesIO()
     try:
         asyncio.run(pdf_signer.async_sign_pdf(_open(pdf), output=out))
-    except (PathValidationError, ValidationError) as exc:
+    except (PathValidationError, ValidationError, SigningError) as exc:
+        # SigningError: pyHanko's pre-signing validation (B-LT) of the card's certificate.
+        if isinstance(exc, SigningError) and exc.__cause__ is not None:
+            exc = exc.__cause__  # type: ignore[assignment]
         raise DocumentError(
             f"the card's certificate does not validate with the revocation data given: {exc}"
         ) from None

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from jpki.sim.card import Aid, SimulatedCard, open_simulated_card
-from jpki.sim.faults import Corruption, FaultConfig
+from jpki.sim.faults import Corruption, FaultConfig, FaultyCard
 from jpki.sim.profile import CardProfile, KeyId, ProfileStore
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "CardProfile",
     "Corruption",
     "FaultConfig",
+    "FaultyCard",
     "KeyId",
     "ProfileStore",
     "SimulatedCard",

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 
 from jpki.apdu import SW, CommandApdu
 from jpki.errors import ApduFormatError, CardRemovedError, ProfileError
-from jpki.sim.faults import FaultConfig, corrupt
+from jpki.sim.faults import FaultConfig, FaultyCard
 from jpki.sim.layout import (
     CardInfoKeys,
     VisualImages,
@@ -160,31 +160,21 @@ _PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
 class SimulatedCard:
     """A My Number card chip in memory, its counters persisted in a profile directory.
 
-    ``faults`` replaces the profile's faults.json; ``durable=False`` skips fsync when
-    persisting counters (see ``ProfileStore``); ``sleep`` is used for injected delays.
+    The chip model only: it never misbehaves. Faults (faults.json) wrap it from outside
+    (``jpki.sim.faults.FaultyCard``; ``open_simulated_card`` applies a profile's faults.json).
+    ``durable=False`` skips fsync when persisting counters (see ``ProfileStore``).
     """
 
-    def __init__(
-        self,
-        profile: ProfileStore | Path | str,
-        *,
-        faults: FaultConfig | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        durable: bool = True,
-    ) -> None:
+    def __init__(self, profile: ProfileStore | Path | str, *, durable: bool = True) -> None:
         if isinstance(profile, ProfileStore):
             self._store = profile
         else:
             self._store = ProfileStore(profile, durable=durable)
         self.profile: CardProfile = self._store.profile
         self._state: CardState = self._store.load_state()
-        self.faults = faults if faults is not None else FaultConfig.load(self._store.faults_path)
-        self._sleep = sleep
         self._lock = threading.RLock()
         self._closed = False
-        self._removed = False
         self.apdu_count = 0
-        self.verify_count = 0
         self._app: Aid | None = None  # None: the MF (after reset)
         self._ef: ElementaryFile | None = None
         self._verified: set[KeyId] = set()
@@ -211,7 +201,6 @@ class SimulatedCard:
             if self._closed:
                 raise CardRemovedError("simulated card is closed")
             self._state = self._store.load_state()
-            self._removed = False
             self._clear_session()
             return self.atr
 
@@ -223,30 +212,12 @@ class SimulatedCard:
     def process(self, command: bytes) -> bytes:
         """One command APDU in, response (data + SW1 SW2) out."""
         with self._lock:
-            if self._closed or self._removed:
-                raise CardRemovedError("simulated card is not in the reader")
+            if self._closed:
+                raise CardRemovedError("simulated card is closed")
             self.apdu_count += 1
-            n = self.apdu_count
-            f = self.faults
-            ins = command[1] if len(command) >= 2 else -1
-            if f.remove_at == n:
-                self._remove()
-                raise CardRemovedError(f"simulated card removed at APDU {n} (fault injection)")
-            if f.delay and (not f.delay_ins or ins in f.delay_ins):
-                self._sleep(f.delay)
-            if ins in f.status_words:
-                response = _sw(f.status_words[ins])
-            else:
-                response = self._dispatch(bytes(command))
-            if n in f.corrupt_at or ins in f.corrupt_ins:
-                response = corrupt(response, f.corruption, n)
-            return response
+            return self._dispatch(bytes(command))
 
     # --- dispatch ------------------------------------------------------------------------
-
-    def _remove(self) -> None:
-        self._removed = True
-        self._clear_session()
 
     def _clear_session(self) -> None:
         self._app = None
@@ -552,10 +523,6 @@ class SimulatedCard:
         if tries == 0:
             self._verified.discard(key)
             return _sw(SW.REFERENCE_DATA_BLOCKED)
-        self.verify_count += 1
-        if self.faults.power_loss_at_verify == self.verify_count:
-            self._remove()
-            raise CardRemovedError("simulated power loss during VERIFY (fault injection)")
         if hmac.compare_digest(apdu.data, self._reference(key)):
             # The reset may skip fsync (os.replace keeps it atomic): if a machine crash loses
             # it, state.json keeps the durable spend above, i.e. the counter ends one LOWER
@@ -659,7 +626,19 @@ def _scheme_sign(key: rsa.RSAPrivateKey, p1: int, data: bytes) -> bytes:
 
 
 def open_simulated_card(
-    path: Path | str, *, faults: FaultConfig | None = None, durable: bool = True
-) -> SimulatedCard:
-    """Open the simulated card stored in profile directory ``path``."""
-    return SimulatedCard(path, faults=faults, durable=durable)
+    path: Path | str,
+    *,
+    faults: FaultConfig | None = None,
+    durable: bool = True,
+    sleep: Callable[[float], None] = time.sleep,
+) -> SimulatedCard | FaultyCard:
+    """Open the simulated card stored in profile directory ``path``.
+
+    With faults (``faults``, else the profile's faults.json) the chip comes wrapped in a
+    ``FaultyCard``; without, it is the bare ``SimulatedCard``.
+    """
+    card = SimulatedCard(path, durable=durable)
+    config = faults if faults is not None else FaultConfig.load(card._store.faults_path)
+    if not config.active:
+        return card
+    return FaultyCard(card, config, sleep=sleep)

@@ -1,20 +1,24 @@
 """Fault injection for the simulated card: removal, power loss in VERIFY, slowness, corruption.
 
-Configured per profile (``faults.json`` in the profile directory) or per session (the
-``faults=`` argument of ``SimulatedCard``, which wins). APDUs are counted from 1 per
-``SimulatedCard`` instance, across resets; every fault fires at most as configured.
+``FaultyCard`` wraps a chip model (``jpki.sim.SimulatedCard``) from outside: the chip itself
+never misbehaves. Configured per profile (``faults.json`` in the profile directory, applied by
+``open_simulated_card``) or per session (``FaultyCard(card, FaultConfig(...))``, or the
+``faults=`` argument of ``open_simulated_card``, which wins over the file). APDUs are counted
+from 1 per ``FaultyCard``, across resets; every fault fires at most as configured.
 """
 
 from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from jpki.errors import ProfileError
+from jpki.errors import CardRemovedError, ProfileError
 
 
 class Corruption(enum.StrEnum):
@@ -133,3 +137,92 @@ def corrupt(response: bytes, how: Corruption, counter: int) -> bytes:
     b = bytearray(response)
     b[i] ^= 1 << (counter % 8)
     return bytes(b)
+
+
+class Chip(Protocol):
+    """What ``FaultyCard`` wraps (``jpki.sim.SimulatedCard`` satisfies it)."""
+
+    @property
+    def atr(self) -> bytes: ...
+
+    def process(self, command: bytes) -> bytes: ...
+
+    def reset(self) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+# A VERIFY the chip must spend a try on but can never accept: longer than any PIN or
+# collation value (≤ 16 bytes), so the comparison always fails.
+_TORN_VERIFY_DATA = b"\x00" * 17
+
+
+class FaultyCard:
+    """A chip model with faults injected around it: the same surface (``process``, ``reset``,
+    ``atr``, ``close``; other attributes are the chip's).
+
+    Power loss during VERIFY is modelled without reaching into the chip: the command is passed
+    on with data that can never match, so the chip spends (and persists) the try exactly as for
+    a torn real VERIFY, and then the card is gone before any answer.
+    """
+
+    def __init__(
+        self, card: Chip, faults: FaultConfig, *, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self.card = card
+        self.faults = faults
+        self._sleep = sleep
+        self._lock = threading.RLock()
+        self._removed = False
+        self.apdu_count = 0
+        self.verify_count = 0
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for attributes FaultyCard lacks: profile, path, tries_left, files, …
+        return getattr(self.__dict__["card"], name)
+
+    @property
+    def atr(self) -> bytes:
+        return self.card.atr
+
+    def reset(self) -> bytes:
+        """Re-insert the card (after an injected removal too)."""
+        with self._lock:
+            atr = self.card.reset()
+            self._removed = False
+            return atr
+
+    def close(self) -> None:
+        self.card.close()
+
+    def process(self, command: bytes) -> bytes:
+        with self._lock:
+            if self._removed:
+                raise CardRemovedError("simulated card is not in the reader")
+            self.apdu_count += 1
+            n = self.apdu_count
+            f = self.faults
+            ins = command[1] if len(command) >= 2 else -1
+            if f.remove_at == n:
+                self._removed = True
+                raise CardRemovedError(f"simulated card removed at APDU {n} (fault injection)")
+            if f.delay and (not f.delay_ins or ins in f.delay_ins):
+                self._sleep(f.delay)
+            if ins in f.status_words:
+                response = f.status_words[ins].to_bytes(2, "big")
+            elif ins == 0x20 and len(command) > 5 and f.power_loss_at_verify is not None:
+                response = self._verify_with_power_loss(bytes(command))
+            else:
+                response = self.card.process(bytes(command))
+            if n in f.corrupt_at or ins in f.corrupt_ins:
+                response = corrupt(response, f.corruption, n)
+            return response
+
+    def _verify_with_power_loss(self, command: bytes) -> bytes:
+        self.verify_count += 1
+        if self.faults.power_loss_at_verify != self.verify_count:
+            return self.card.process(command)
+        torn = command[:4] + bytes([len(_TORN_VERIFY_DATA)]) + _TORN_VERIFY_DATA
+        self.card.process(torn)  # spends and persists the try; its answer is lost
+        self._removed = True
+        raise CardRemovedError("simulated power loss during VERIFY (fault injection)")
