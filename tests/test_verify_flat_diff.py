@@ -152,7 +152,19 @@ def _pick(rng: random.Random, regular: bool = False, **weights: int) -> str:
 # The options a "regular" leaf keeps: those the fast path is meant to decide itself. Other
 # leaves mix in everything (each such option alone sends the case to certvalidator).
 _REGULAR = frozenset(
-    {"a", "b", "ab", "ab-small", "same", "signer", "none", "unknown", "unknown-crit", "san-crit"}
+    {
+        "a",
+        "b",
+        "ab",
+        "ab-small",
+        "same",
+        "signer",
+        "issuer-serial",
+        "none",
+        "unknown",
+        "unknown-crit",
+        "san-crit",
+    }
 )
 
 
@@ -210,9 +222,12 @@ def _leaf(w: World, rng: random.Random, serial: int) -> tuple[bytes, tuple[bytes
             x509.AuthorityKeyIdentifier.from_issuer_public_key(other.public_key()), False
         )
     elif aki == "issuer-serial":
+        # As JPKI certificates carry it: key id + the CA's issuer name and serial (ca_a has
+        # serial 1, ca_b 3); sometimes a serial of no anchor.
         kid = x509.SubjectKeyIdentifier.from_public_key(signer.public_key()).digest
+        ca_serial = rng.choice([1, 3, 7]) if not regular else (1 if signer is w.gen_a else 3)
         b = b.add_extension(
-            x509.AuthorityKeyIdentifier(kid, [x509.DirectoryName(_ca_name())], 1), False
+            x509.AuthorityKeyIdentifier(kid, [x509.DirectoryName(_ca_name())], ca_serial), False
         )
     ku = rng.choice(["absent", "ds", "ds+nr", "nr", "random", "none-set"])
     tags.append(f"ku={ku}")

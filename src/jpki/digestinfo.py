@@ -60,6 +60,8 @@ PREFIXES_NO_NULL: dict[HashName, bytes] = {n: _prefix(n, with_null=False) for n 
 
 def hash_name(name: str | HashName) -> HashName:
     """Normalise ``'SHA-256'``, ``'sha256'``… to a ``HashName``; ``UsageError`` otherwise."""
+    if isinstance(name, HashName):
+        return name
     key = str(name).lower().replace("-", "").replace("_", "")
     try:
         return HashName(key)

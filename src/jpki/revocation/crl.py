@@ -14,12 +14,13 @@ import hashlib
 import mmap
 import os
 import re
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -34,9 +35,11 @@ from jpki.revocation.index import (
     RevocationReason,
     RevokedEntry,
     SerialIndex,
+    WalkProgress,
     as_array,
     decode_oid,
     expect,
+    prefer_final,
     read_header,
 )
 from jpki.tlv import encode_length
@@ -45,6 +48,7 @@ __all__ = [
     "CertLike",
     "Crl",
     "CrlLayout",
+    "FileIdentity",
     "RevocationReason",
     "RevokedEntry",
     "as_x509",
@@ -191,6 +195,47 @@ def _pem_or_der(data: bytes) -> bytes:
 # mapping holds a file descriptor, and thousands of small per-municipality CRLs may be open).
 MAP_THRESHOLD = 16 << 20
 _HASH_CHUNK = 4 << 20
+_COPY_CHUNK = 64 << 20
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    """What a CRL file looked like when it was read: a later change shows in one of these."""
+
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileIdentity:
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _private_copy(f: BinaryIO, size: int) -> mmap.mmap:
+    """Map a private copy of the open file ``f``: an unlinked temporary file nobody else
+    can open, copied in the kernel (``copy_file_range``; a reflink where the filesystem has
+    them). Mapping the original would let a later write or truncation change what was
+    verified under the index (or SIGBUS the process); the copy's bytes stay those verified."""
+    tmp = tempfile.TemporaryFile()  # noqa: SIM115 - closed below; the mapping keeps it
+    try:
+        src, dst = f.fileno(), tmp.fileno()
+        done = 0
+        while done < size:
+            try:
+                n = os.copy_file_range(src, dst, min(_COPY_CHUNK, size - done), done, done)
+            except OSError:  # e.g. a filesystem pair the call does not support
+                n = os.sendfile(dst, src, done, min(_COPY_CHUNK, size - done))
+            if n == 0:
+                break  # the file shrank while being copied: the copy is what gets verified
+            done += n
+        tmp.truncate(done)
+        if done == 0:
+            raise CrlError("empty CRL file")
+        return mmap.mmap(dst, done, access=mmap.ACCESS_READ)
+    finally:
+        tmp.close()
 
 
 class _PageDropper:
@@ -222,6 +267,8 @@ class Crl:
 
     def __init__(self, der: DerSource, *, index: bool = True) -> None:
         self._der = der
+        self.path: Path | None = None  # the file it was read from, if any (see source_changed)
+        self.file_identity: FileIdentity | None = None
         self._dropper = (
             _PageDropper(der)
             if isinstance(der, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED")
@@ -237,6 +284,7 @@ class Crl:
             raise CrlError("signature algorithm inside and outside the TBS differ")
         self._check_extensions()
         self._index: SerialIndex | None = None
+        self._tbs_digest: bytes | None = None
         self._covers: dict[int, tuple[x509.Certificate, bool]] = {}
         self.verified_by: x509.Certificate | None = None
         if index:
@@ -252,32 +300,60 @@ class Crl:
         return cls(data, index=index)
 
     @classmethod
-    def from_file(cls, path: str | Path, *, index: bool = True) -> Crl:
-        """DER or PEM file. A big DER file is memory-mapped, not read: its pages are
-        file-backed and dropped from the resident set as the walk passes them.
-        Only a regular file of at most ``MAX_CRL_FILE`` (a FIFO or ``/dev/zero`` is refused)."""
+    def from_file(
+        cls, path: str | Path, *, index: bool = True, progress: WalkProgress | None = None
+    ) -> Crl:
+        """DER or PEM file, read once into memory owned by this object: what is verified
+        and indexed is never the file itself, so changing, truncating or replacing the file
+        afterwards changes nothing here (``source_changed()`` tells that it happened).
+
+        A big DER file is copied in the kernel to a private unlinked file and memory-mapped:
+        its pages are file-backed and dropped from the resident set as the walk passes them.
+        Only a regular file of at most ``MAX_CRL_FILE`` (a FIFO or ``/dev/zero`` is refused).
+        """
         try:
             f = open_regular_file(path, max_bytes=MAX_CRL_FILE)
         except InputFileError as exc:
             raise CrlError(str(exc)) from None
         try:
             with f:
-                size = os.fstat(f.fileno()).st_size
-                if size < MAP_THRESHOLD or f.read(1) != b"\x30":
+                st = os.fstat(f.fileno())
+                if st.st_size < MAP_THRESHOLD or f.read(1) != b"\x30":
                     f.seek(0)
-                    return cls.load(f.read(), index=index)
-                mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+                    crl = cls.load(f.read(), index=False)
+                else:
+                    crl = cls(_private_copy(f, st.st_size), index=False)
         except OSError as exc:
             raise CrlError(f"cannot read CRL {path}: {exc.strerror or exc}") from None
-        return cls(mm, index=index)
+        crl.path = Path(path)
+        crl.file_identity = FileIdentity.of(st)
+        if index:
+            crl.build_index(progress)
+        return crl
 
-    def build_index(self) -> SerialIndex:
+    def source_changed(self) -> bool:
+        """Has the file this CRL was read from changed since (size, times, inode, or gone)?
+
+        Informational: this object answers from the bytes it read and verified, never from
+        the file again. Load the file anew to use a new CRL.
+        """
+        if self.path is None or self.file_identity is None:
+            return False
+        try:
+            return FileIdentity.of(os.stat(self.path)) != self.file_identity
+        except OSError:
+            return True
+
+    def build_index(self, progress: WalkProgress | None = None) -> SerialIndex:
+        """Index the revoked list (once); ``progress(entries, bytes done, bytes total)``."""
         if self._index is None:
             if self.layout.revoked is None:
                 self._index = SerialIndex.build(as_array(b""), 0, 0)
             else:
                 _, s, e = self.layout.revoked
-                self._index = SerialIndex.build(as_array(self._der), s, e, release=self._dropper)
+                self._index = SerialIndex.build(
+                    as_array(self._der), s, e, release=self._dropper, progress=progress
+                )
         return self._index
 
     @property
@@ -301,7 +377,13 @@ class Crl:
 
     @property
     def der(self) -> bytes:
+        """The CRL's bytes (a copy when mapped: prefer ``buffer`` for big CRLs)."""
         return bytes(self._der)
+
+    @property
+    def buffer(self) -> DerSource:
+        """The CRL's bytes without a copy (a private mapping for big files)."""
+        return self._der
 
     @property
     def size(self) -> int:
@@ -377,6 +459,12 @@ class Crl:
         return len(self.index)
 
     def tbs_digest(self) -> bytes:
+        """Hash of the TBS bytes with the signature's hash (computed once: bytes never change)."""
+        if self._tbs_digest is None:
+            self._tbs_digest = self._hash_tbs()
+        return self._tbs_digest
+
+    def _hash_tbs(self) -> bytes:
         _, hash_cls = self.signature_algorithm
         a, b = self.layout.tbs
         h = hashlib.new(hash_cls().name)
@@ -475,6 +563,7 @@ class Crl:
         return bool(others & _cert_dp_general_names(c))
 
     def lookup(self, serial: int) -> RevokedEntry | None:
+        """The deciding entry for ``serial`` (a final reason wins when it is listed twice)."""
         return self.index.lookup(serial)
 
 
@@ -542,15 +631,28 @@ def _check_sig(
 def lookup_with_delta(base: Crl, delta: Crl | None, serial: int) -> RevokedEntry | None:
     """Status from a base CRL plus an optional delta (RFC 5280 5.2.4).
 
-    An entry in the delta wins; ``removeFromCRL`` there un-revokes a certificate held in the
-    base. The delta must name the same issuer and scope and apply to this base or an older one.
+    An entry in the delta wins over a hold (or absence) in the base; ``removeFromCRL`` there
+    releases a certificate held in the base. A final revocation in the base is never undone
+    by the delta. The delta must name the same issuer and scope and apply to this base or an
+    older one.
     """
+    b = base.lookup(serial)
     if delta is not None:
         check_delta_applies(base, delta)
-        hit = delta.lookup(serial)
-        if hit is not None:
-            return effective_entry(hit)
-    return effective_entry(base.lookup(serial))
+        d = delta.lookup(serial)
+        if is_final(b):
+            return prefer_final([e for e in (b, d) if e is not None and is_final(e)])
+        if d is not None:
+            return effective_entry(d)
+    return effective_entry(b)
+
+
+def is_final(entry: RevokedEntry | None) -> bool:
+    """A listed entry whose reason cannot be undone (anything but hold / removeFromCRL)."""
+    return entry is not None and entry.reason not in (
+        RevocationReason.CERTIFICATE_HOLD,
+        RevocationReason.REMOVE_FROM_CRL,
+    )
 
 
 def effective_entry(hit: RevokedEntry | None) -> RevokedEntry | None:

@@ -16,7 +16,7 @@ shows both agree on random CRLs.
 from __future__ import annotations
 
 import mmap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -102,6 +102,28 @@ class RevokedEntry:
     reason: RevocationReason | None
     invalidity_date: datetime | None = None
     offset: int = 0
+
+
+def prefer_final(entries: Iterable[RevokedEntry]) -> RevokedEntry | None:
+    """The entry that decides when a serial is listed more than once (or in several CRLs).
+
+    A final revocation beats a hold, which beats a removeFromCRL: a later or duplicate entry
+    can release a hold but never undo what the CA once declared final. Among final entries
+    the earliest revocation date decides.
+    """
+    best: RevokedEntry | None = None
+    for e in entries:
+        if best is None or _rank(e) < _rank(best):
+            best = e
+    return best
+
+
+def _rank(e: RevokedEntry) -> tuple[int, datetime]:
+    if e.reason is RevocationReason.REMOVE_FROM_CRL:
+        return (2, e.revocation_date)
+    if e.reason is RevocationReason.CERTIFICATE_HOLD:
+        return (1, e.revocation_date)
+    return (0, e.revocation_date)
 
 
 # --- small DER helpers (shared by the reference walk and the lazy entry decoder) ------------
@@ -537,8 +559,17 @@ WALK_CHUNK = 1 << 20  # DER bytes walked per step: every temporary is bounded by
 MIN_ENTRY_BYTES = 20  # 30 LL | 02 01 XX | 17 0D <13 octets>: bounds the entry count
 
 
+#: ``(entries so far, bytes walked, bytes in the list)`` after each walk chunk.
+WalkProgress = Callable[[int, int, int], None]
+
+
 def _walk_and_key(
-    a: U8, start: int, end: int, chunk: int, release: Callable[[int], None] | None
+    a: U8,
+    start: int,
+    end: int,
+    chunk: int,
+    release: Callable[[int], None] | None,
+    progress: WalkProgress | None = None,
 ) -> tuple[list[U64], Offsets]:
     """One pass over ``a[start:end]`` a chunk at a time: chain, validate and key the entries.
 
@@ -575,6 +606,8 @@ def _walk_and_key(
         p = nxt
         if release is not None:
             release(p)
+        if progress is not None:
+            progress(n, p - start, end - start)
     out = [c[:n] for c in reversed(cols)]
     # leading zero octets (e.g. a 00 sign octet) never need a column of their own
     while len(out) > 1 and not out[0].any():
@@ -715,6 +748,7 @@ class SerialIndex:
         *,
         chunk: int = WALK_CHUNK,
         release: Callable[[int], None] | None = None,
+        progress: WalkProgress | None = None,
     ) -> SerialIndex:
         """Walk ``buf[start:end]`` (the content of revokedCertificates) and index it.
 
@@ -723,7 +757,7 @@ class SerialIndex:
         """
         if not 0 <= start <= end <= len(buf):
             raise CrlError("revokedCertificates outside the CRL")
-        cols, pos = _walk_and_key(buf, start, end, chunk, release)
+        cols, pos = _walk_and_key(buf, start, end, chunk, release, progress)
         cols, pos, packed = _sort_index(buf, cols, pos)
         return cls(buf, cols, pos, end, packed=packed)
 
@@ -762,6 +796,51 @@ class SerialIndex:
     @property
     def region_end(self) -> int:
         return self._region_end
+
+    def undoable_offsets(self) -> Offsets:
+        """Offsets of the entries on hold or removed from the CRL.
+
+        A vectorised pass over the (already validated) entries, made only when asked (the
+        store compares them with the CRL they replace): the lone template reasonCode is read
+        in bulk, any other extension list decoded entry by entry.
+        """
+        a, buf = self._buf, self._view
+        out: list[Offsets] = []
+        tlen = len(REASON_TEMPLATE)
+        n = len(a)
+        for i in range(0, len(self._offsets), _STEP):
+            p = self._offsets[i : i + _STEP].astype(np.int64)
+            hdr, length = _tlv_at(a, p)
+            end = p + hdr + length
+            s = p + hdr  # the INTEGER tag
+            d = s + 2 + a[s + 1].astype(np.int64)
+            x = d + 2 + a[np.minimum(d + 1, n - 1)].astype(np.int64)
+            has_ext = x < end
+            regular = has_ext & ((end - x) == tlen + 1)
+            xr = np.minimum(x, n - tlen - 1)
+            for k in range(tlen):
+                regular &= a[xr + k] == REASON_TEMPLATE[k]
+            code = a[np.minimum(end - 1, n - 1)]
+            out.append(p[regular & ((code == 6) | (code == 8))])
+            odd = [
+                off
+                for off in p[has_ext & ~regular].tolist()
+                if decode_entry(buf, off, self._region_end).reason
+                in (RevocationReason.CERTIFICATE_HOLD, RevocationReason.REMOVE_FROM_CRL)
+            ]
+            out.append(np.array(odd, np.int64))
+        return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+    def undoable_keys(self) -> U64 | set[bytes]:
+        """Sorted keys (one column) or key magnitudes (wider serials) of the undoable entries."""
+        offs = self.undoable_offsets()
+        if len(self._cols) == 1:
+            return np.sort(_keys_at(self._buf, offs)) if len(offs) else np.zeros(0, np.uint64)
+        buf = self._view
+        return {
+            _magnitude(serial_key_bytes(decode_entry(buf, int(o), self._region_end).serial))
+            for o in offs.tolist()
+        }
 
     def __len__(self) -> int:
         return len(self._offsets)
@@ -827,15 +906,21 @@ class SerialIndex:
         return hit.offset if hit is not None else None
 
     def lookup(self, serial: int) -> RevokedEntry | None:
+        """The deciding entry for ``serial`` (see :func:`prefer_final` when listed twice)."""
+        return prefer_final(self.lookup_all(serial))
+
+    def lookup_all(self, serial: int) -> list[RevokedEntry]:
+        """Every entry listing ``serial`` (a CRL may list a serial more than once)."""
         lo, hi = self._range(serial)
         buf = self._view
         # Keys are value bytes, so a negative serial (invalid, but seen in the wild) shares a key
         # with a positive one: the decoded serial decides.
+        out = []
         for i in range(lo, hi):
             entry = decode_entry(buf, self._offset_at(i), self._region_end)
             if entry.serial == serial:
-                return entry
-        return None
+                out.append(entry)
+        return out
 
     def _offset_at(self, i: int) -> int:
         if self._packed is None:

@@ -7,10 +7,11 @@ revoked certificate is reported once; what was reported is remembered in the sto
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -19,8 +20,10 @@ from jpki._files import MAX_CERT_FILE, InputFileError, read_regular_file, scan_d
 from jpki.cert import serial_hex
 from jpki.errors import CertificateError, UsageError
 from jpki.revocation.index import RevocationReason
-from jpki.revocation.policy import RevocationStatus, issued_by
-from jpki.revocation.store import RevocationStore
+from jpki.revocation.results import RevocationStatus, issued_by
+
+if TYPE_CHECKING:
+    from jpki.revocation.store import RevocationStore
 
 # What a JPKI signing-certificate revocation reason means to a relying party (CPS reasons).
 REASON_MEANING: dict[RevocationReason, str] = {
@@ -101,17 +104,32 @@ def _issuer_for(cert: x509.Certificate, issuers: list[x509.Certificate]) -> x509
     return next((ca for ca in issuers if issued_by(cert, ca)), None)
 
 
+#: Called with each newly revoked certificate's notice; it must have WRITTEN (and flushed)
+#: the notice when it returns: only then is the notice marked reported.
+Deliver = Callable[["MonitorEvent"], None]
+
+
 def monitor(
     store: RevocationStore,
     cert_dir: Path,
     *,
     at: datetime,
     issuers: list[x509.Certificate] | None = None,
+    deliver: Deliver | None = None,
+    peek: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> MonitorReport:
     """Check every certificate file in ``cert_dir`` against the store's current CRLs.
 
+    At-least-once: a notice is marked reported only after it was delivered. With ``deliver``
+    each new notice is passed to it and marked as soon as it returns; without, nothing is
+    marked here: the caller writes ``report.newly_revoked`` and then calls
+    :func:`mark_delivered`. ``peek`` never marks anything (shows what would be reported).
+    A certificate reported while on hold is reported again when it is revoked for good.
+
     ``issuers`` are the candidate CA certificates (several generations share a DN: the one
     whose key verifies the certificate is used); by default the signers of the stored CRLs.
+    ``progress(checked, total)`` is called after each certificate.
     """
     if not cert_dir.is_dir():
         raise UsageError(f"not a directory: {cert_dir}")
@@ -121,7 +139,9 @@ def monitor(
     new: list[MonitorEvent] = []
     unknown: list[MonitorEvent] = []
     seen = 0
-    for path in paths:
+    for done, path in enumerate(paths, 1):
+        if progress is not None:
+            progress(done - 1, len(paths))
         try:
             cert = _load_cert(path)
         except (CertificateError, InputFileError, OSError) as exc:
@@ -152,14 +172,36 @@ def monitor(
         if res.status is RevocationStatus.UNKNOWN:
             unknown.append(_event(path, cert, fp, res.status, None, None, res.detail))
         elif res.status is RevocationStatus.REVOKED:
-            if store.already_reported(fp):
+            final = res.reason is not RevocationReason.CERTIFICATE_HOLD
+            if store.already_reported(fp, final=final):
                 seen += 1
                 continue
-            new.append(_event(path, cert, fp, res.status, res.reason, res.revoked_at, res.source))
-            store.mark_reported(
-                fp, cert.serial_number, res.reason.value if res.reason else None, res.revoked_at
-            )
+            ev = _event(path, cert, fp, res.status, res.reason, res.revoked_at, res.source)
+            new.append(ev)
+            if deliver is not None:
+                deliver(ev)  # written and flushed when it returns
+                if not peek:
+                    mark_delivered(store, [ev])
+        elif not peek and store.reported_state(fp) == "hold":
+            # released from hold: a later hold or revocation is news again
+            store.clear_reported(fp)
+    if progress is not None:
+        progress(len(paths), len(paths))
     return MonitorReport(len(paths), tuple(new), seen, tuple(unknown))
+
+
+def mark_delivered(store: RevocationStore, events: Iterable[MonitorEvent]) -> None:
+    """Remember that these notices were delivered (call only after writing them out)."""
+    for ev in events:
+        if ev.serial is None:
+            continue
+        store.mark_reported(
+            ev.fingerprint,
+            ev.serial,
+            ev.reason.value if ev.reason else None,
+            ev.revoked_at,
+            final=ev.reason is not RevocationReason.CERTIFICATE_HOLD,
+        )
 
 
 def _event(

@@ -7,12 +7,17 @@ thisUpdate/nextUpdate must bracket the time within the clock-skew tolerance.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
-import urllib.error
-import urllib.request
+import threading
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -24,7 +29,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from jpki.errors import OcspError, UsageError
 from jpki.revocation.crl import CertLike, as_x509
 from jpki.revocation.index import RevocationReason, RevokedEntry, expect, read_header
-from jpki.revocation.policy import RevocationResult, RevocationStatus, result_from_entry
+from jpki.revocation.results import RevocationResult, RevocationStatus, result_from_entry
+
+if TYPE_CHECKING:
+    import asyncio
+
+# asyncio and ssl are imported where used: importing jpki.revocation (every CRL check, the
+# memory benchmark) should not pay for them.
 
 MAX_RESPONSE = 1 << 20  # an OCSP response is a few KB; refuse to buffer more
 
@@ -41,28 +52,232 @@ def build_request(cert: CertLike, issuer: CertLike, nonce: bytes | None = None) 
     return b.build().public_bytes(serialization.Encoding.DER)
 
 
-def post(url: str, body: bytes, *, timeout: float) -> bytes:
-    """HTTP POST with a timeout; any network failure is an OcspError."""
+Fetch = Callable[[str, bytes, float], bytes]
+"""``(url, DER request, deadline in seconds) -> DER response``; raises OcspError."""
+AsyncFetch = Callable[[str, bytes, float], Awaitable[bytes]]
+
+
+@dataclass(frozen=True)
+class _Target:
+    tls: bool
+    host: str
+    port: int
+    path: str
+
+
+def _target(url: str) -> _Target:
     if not url.startswith(("http://", "https://")):
         raise UsageError(f"OCSP URL must be http(s): {url!r}")
-    req = urllib.request.Request(  # noqa: S310 - scheme checked above
-        url, data=body, headers={"Content-Type": "application/ocsp-request"}, method="POST"
-    )
+    u = urllib.parse.urlsplit(url)
+    if not u.hostname:
+        raise UsageError(f"OCSP URL has no host: {url!r}")
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
-            data: bytes = resp.read(MAX_RESPONSE + 1)
-    except urllib.error.HTTPError as exc:
-        raise OcspError(f"OCSP responder answered HTTP {exc.code}") from None
+        port = u.port or (443 if u.scheme == "https" else 80)
+    except ValueError:
+        raise UsageError(f"bad port in OCSP URL {url!r}") from None
+    path = (u.path or "/") + (f"?{u.query}" if u.query else "")
+    return _Target(u.scheme == "https", u.hostname, port, path)
+
+
+def _request_bytes(t: _Target, body: bytes) -> bytes:
+    host = t.host if ":" not in t.host else f"[{t.host}]"
+    head = (
+        f"POST {t.path} HTTP/1.1\r\nHost: {host}:{t.port}\r\n"
+        "Content-Type: application/ocsp-request\r\nAccept: application/ocsp-response\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+class _Response:
+    """Incremental HTTP/1.x response parser: feed bytes until ``done``."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.status: int | None = None
+        self.length: int | None = None
+        self.chunked = False
+        self.body_start = 0
+
+    def feed(self, data: bytes) -> None:
+        self.buf += data
+        if len(self.buf) > MAX_RESPONSE + 16384:
+            raise OcspError("OCSP response too large")
+        if self.status is None:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            self._head(bytes(self.buf[:end]).decode("latin-1"))
+            self.body_start = end + 4
+
+    def _head(self, text: str) -> None:
+        lines = text.split("\r\n")
+        parts = lines[0].split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+            raise OcspError("OCSP responder sent a malformed HTTP response")
+        self.status = int(parts[1])
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            name, value = name.strip().lower(), value.strip()
+            if name == "content-length":
+                if not value.isdigit():
+                    raise OcspError("OCSP responder sent a bad Content-Length")
+                self.length = int(value)
+                if self.length > MAX_RESPONSE:
+                    raise OcspError("OCSP response too large")
+            elif name == "transfer-encoding" and "chunked" in value.lower():
+                self.chunked = True
+
+    @property
+    def done(self) -> bool:
+        if self.status is None:
+            return False
+        if self.length is not None and not self.chunked:
+            return len(self.buf) - self.body_start >= self.length
+        if self.chunked:
+            return self._dechunk() is not None
+        return False  # read to EOF
+
+    def _dechunk(self) -> bytes | None:
+        out = bytearray()
+        p = self.body_start
+        buf = self.buf
+        while True:
+            eol = buf.find(b"\r\n", p)
+            if eol < 0:
+                return None
+            size_txt = bytes(buf[p:eol]).split(b";")[0].strip()
+            try:
+                size = int(size_txt, 16)
+            except ValueError:
+                raise OcspError("OCSP responder sent bad chunked encoding") from None
+            if size == 0:
+                return bytes(out)
+            if eol + 2 + size + 2 > len(buf):
+                return None
+            out += buf[eol + 2 : eol + 2 + size]
+            p = eol + 2 + size + 2
+
+    def body(self, eof: bool) -> bytes:
+        if self.status is None:
+            raise OcspError("OCSP responder closed the connection without an answer")
+        if not 200 <= self.status < 300:
+            raise OcspError(f"OCSP responder answered HTTP {self.status}")
+        if self.chunked:
+            data = self._dechunk()
+            if data is None:
+                raise OcspError("OCSP response cut short")
+            return data
+        data = bytes(self.buf[self.body_start :])
+        if self.length is not None:
+            if len(data) < self.length:
+                raise OcspError("OCSP response cut short")
+            data = data[: self.length]
+        if len(data) > MAX_RESPONSE:
+            raise OcspError("OCSP response too large")
+        return data
+
+
+def _late(timeout: float) -> OcspError:
+    return OcspError(f"OCSP responder did not answer within {timeout:g} s")
+
+
+def post(url: str, body: bytes, timeout: float) -> bytes:
+    """HTTP POST with ONE deadline for connect + send + receive (a trickling or silent
+    responder cannot stretch it); any network failure is an OcspError."""
+    import ssl
+
+    t = _target(url)
+    deadline = time.monotonic() + timeout
+
+    def left() -> float:
+        r = deadline - time.monotonic()
+        if r <= 0:
+            raise _late(timeout)
+        return r
+
+    try:
+        sock = socket.create_connection((t.host, t.port), timeout=left())
     except TimeoutError:
-        raise OcspError(f"OCSP responder did not answer within {timeout:g} s") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        if isinstance(reason, TimeoutError | socket.timeout):
-            raise OcspError(f"OCSP responder did not answer within {timeout:g} s") from None
-        raise OcspError(f"cannot reach OCSP responder: {reason}") from None
-    if len(data) > MAX_RESPONSE:
-        raise OcspError("OCSP response too large")
-    return data
+        raise _late(timeout) from None
+    except OSError as exc:
+        raise OcspError(f"cannot reach OCSP responder: {exc.strerror or exc}") from None
+    # Per-operation timeouts bound plain TCP reads; a TLS record that trickles in could still
+    # keep one read busy, so a watchdog also shuts the socket down at the deadline.
+    current = [sock]  # the TLS wrapper takes over the descriptor: shut that one down
+    watchdog = threading.Timer(max(deadline - time.monotonic(), 0.0), _shut, (current,))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        if t.tls:
+            sock.settimeout(left())
+            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=t.host)
+            current[0] = sock
+        data = memoryview(_request_bytes(t, body))
+        while data:
+            sock.settimeout(left())
+            n = sock.send(data)
+            data = data[n:]
+        resp = _Response()
+        while not resp.done:
+            sock.settimeout(left())
+            chunk = sock.recv(65536)
+            if not chunk:
+                left()  # closed by the watchdog: late, not cut short
+                return resp.body(eof=True)
+            resp.feed(chunk)
+        return resp.body(eof=False)
+    except TimeoutError:
+        raise _late(timeout) from None
+    except ssl.SSLError as exc:
+        left()
+        raise OcspError(f"TLS with the OCSP responder failed: {exc.reason or exc}") from None
+    except OSError as exc:
+        left()
+        raise OcspError(f"OCSP responder connection failed: {exc.strerror or exc}") from None
+    finally:
+        watchdog.cancel()
+        sock.close()
+
+
+def _shut(current: list[socket.socket]) -> None:
+    with contextlib.suppress(OSError):
+        current[0].shutdown(socket.SHUT_RDWR)
+
+
+async def post_async(url: str, body: bytes, timeout: float) -> bytes:
+    """:func:`post` for asyncio: the same single deadline, never blocking the event loop."""
+    import asyncio
+    import ssl
+
+    t = _target(url)
+    writer: asyncio.StreamWriter | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            try:
+                reader, writer = await asyncio.open_connection(
+                    t.host, t.port, ssl=ssl.create_default_context() if t.tls else None
+                )
+            except OSError as exc:
+                raise OcspError(f"cannot reach OCSP responder: {exc.strerror or exc}") from None
+            writer.write(_request_bytes(t, body))
+            await writer.drain()
+            resp = _Response()
+            while not resp.done:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    return resp.body(eof=True)
+                resp.feed(chunk)
+            return resp.body(eof=False)
+    except TimeoutError:
+        raise _late(timeout) from None
+    except ssl.SSLError as exc:
+        raise OcspError(f"TLS with the OCSP responder failed: {exc.reason or exc}") from None
+    except OSError as exc:
+        raise OcspError(f"OCSP responder connection failed: {exc.strerror or exc}") from None
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 def _key_hash(cert: x509.Certificate, alg: hashes.HashAlgorithm) -> bytes:
@@ -207,8 +422,64 @@ def check_ocsp(
     at: datetime,
     timeout: float = 10.0,
     skew: timedelta = timedelta(minutes=5),
+    fetch: Fetch | None = None,
 ) -> RevocationResult:
-    """Ask ``url`` about ``cert`` with a fresh nonce and return the verified answer."""
+    """Ask ``url`` about ``cert`` with a fresh nonce and return the verified answer.
+
+    ``timeout`` is the whole request's deadline; ``fetch`` replaces the HTTP POST.
+    """
     nonce = os.urandom(16)
-    data = post(url, build_request(cert, issuer, nonce), timeout=timeout)
+    data = (fetch or post)(url, build_request(cert, issuer, nonce), timeout)
     return parse_response(data, cert, issuer, at=at, nonce=nonce, skew=skew, source=f"ocsp:{url}")
+
+
+async def check_ocsp_async(
+    cert: CertLike,
+    issuer: CertLike,
+    url: str,
+    *,
+    at: datetime,
+    timeout: float = 10.0,
+    skew: timedelta = timedelta(minutes=5),
+    fetch: AsyncFetch | None = None,
+) -> RevocationResult:
+    """:func:`check_ocsp` for asyncio (the network wait never blocks the event loop)."""
+    nonce = os.urandom(16)
+    data = await (fetch or post_async)(url, build_request(cert, issuer, nonce), timeout)
+    return parse_response(data, cert, issuer, at=at, nonce=nonce, skew=skew, source=f"ocsp:{url}")
+
+
+class OcspSource:
+    """An OCSP responder as a :class:`~jpki.revocation.results.RevocationSource`.
+
+    A network failure, a late or untrustworthy answer is UNKNOWN (raised as OcspError, which
+    the policy turns into UNKNOWN); ``fetch`` is injectable for tests and other transports.
+    """
+
+    source_name = "ocsp"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 10.0,
+        skew: timedelta = timedelta(minutes=5),
+        fetch: Fetch | None = None,
+    ) -> None:
+        _target(url)  # a bad URL is a usage error now, not at the first check
+        self.url = url
+        self.timeout = timeout
+        self.skew = skew
+        self.fetch = fetch
+
+    def status(
+        self,
+        cert: x509.Certificate,
+        issuer: x509.Certificate,
+        *,
+        at: datetime,
+        max_age: timedelta | None = None,
+    ) -> RevocationResult:
+        return check_ocsp(
+            cert, issuer, self.url, at=at, timeout=self.timeout, skew=self.skew, fetch=self.fetch
+        )

@@ -1,8 +1,9 @@
 """Revocation policy: which sources to ask, in which order, and what "unknown" means.
 
 Hard-fail by default: without fresh, trusted revocation information the answer is UNKNOWN
-(callers treat it as not valid). Soft-fail turns UNKNOWN into GOOD with source "soft-fail" and a
-``detail`` that says the revocation status was NOT established.
+(callers treat it as not valid). Soft-fail is applied here and only here: the answer stays
+UNKNOWN, marked ``soft_failed`` (``RevocationResult.accepted`` is then true), so nothing
+downstream can mistake it for "not revoked".
 """
 
 from __future__ import annotations
@@ -11,60 +12,38 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 
 from jpki.errors import CrlError, RevocationError, UsageError
-from jpki.revocation.crl import CertLike, Crl, as_x509, lookup_with_delta, select_crls
-from jpki.revocation.index import RevocationReason, RevokedEntry
+from jpki.revocation.crl import CertLike, Crl, as_x509, is_final, lookup_with_delta, select_crls
+from jpki.revocation.index import RevocationReason
+from jpki.revocation.ocsp import Fetch, OcspSource
+from jpki.revocation.results import (
+    UNDOABLE_REASONS,
+    RevocationResult,
+    RevocationSource,
+    RevocationStatus,
+    issued_by,
+    result_from_entry,
+)
 
 if TYPE_CHECKING:
     from jpki.revocation.store import RevocationStore
 
 __all__ = [
+    "UNDOABLE_REASONS",
+    "CrlFiles",
     "RevocationPolicy",
     "RevocationReason",
     "RevocationResult",
+    "RevocationSource",
     "RevocationStatus",
     "check_revocation",
     "issued_by",
     "result_from_entry",
 ]
-
-
-class RevocationStatus(StrEnum):
-    """A revocation answer: good, revoked, or unknown (cannot tell)."""
-
-    GOOD = "good"
-    REVOKED = "revoked"
-    UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True)
-class RevocationResult:
-    """One answer: status, and for REVOKED the reason and time; ``source`` names where from."""
-
-    status: RevocationStatus
-    reason: RevocationReason | None = None
-    revoked_at: datetime | None = None
-    source: str = ""
-    detail: str = ""
-
-    @property
-    def is_good(self) -> bool:
-        return self.status is RevocationStatus.GOOD
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "status": self.status.value,
-            "reason": self.reason.value if self.reason else None,
-            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
-            "source": self.source,
-            "detail": self.detail,
-        }
 
 
 @dataclass(frozen=True)
@@ -87,30 +66,6 @@ class RevocationPolicy:
             raise UsageError("max_crl_age must not be negative")
 
 
-# Reasons that make a certificate untrustworthy even for signatures made before revocation.
-_BACKDATING_REASONS = frozenset({RevocationReason.KEY_COMPROMISE, RevocationReason.CA_COMPROMISE})
-
-
-def result_from_entry(entry: RevokedEntry | None, at: datetime, source: str) -> RevocationResult:
-    """GOOD when absent, or revoked only after ``at`` for a reason that does not reach back."""
-    if entry is None:
-        return RevocationResult(RevocationStatus.GOOD, source=source, detail="not listed")
-    when = entry.invalidity_date or entry.revocation_date
-    if when > at and entry.reason not in _BACKDATING_REASONS:
-        return RevocationResult(
-            RevocationStatus.GOOD,
-            source=source,
-            detail=f"revoked only later, at {entry.revocation_date.isoformat()}",
-        )
-    return RevocationResult(
-        RevocationStatus.REVOKED,
-        reason=entry.reason or RevocationReason.UNSPECIFIED,
-        revoked_at=entry.revocation_date,
-        source=source,
-        detail=f"listed ({(entry.reason or RevocationReason.UNSPECIFIED).value})",
-    )
-
-
 @functools.lru_cache(maxsize=8)
 def _load_cached(der: bytes) -> Crl:
     # Callers (e.g. the path validator) pass the same CRL bytes for every check: index once.
@@ -118,91 +73,84 @@ def _load_cached(der: bytes) -> Crl:
     return Crl.load(der)
 
 
-_ISSUED: dict[tuple[int, int], tuple[x509.Certificate, x509.Certificate, bool]] = {}
+class CrlFiles:
+    """CRLs given directly (bytes or loaded ``Crl`` objects) as a :class:`RevocationSource`.
 
-
-def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """Did ``issuer``'s key sign ``cert`` (name and signature)? Cached: asked once per pair.
-
-    The front memo is keyed by identity (hashing two certificate objects costs more than the
-    rest of a repeat check); each entry holds both objects, so their ids stay theirs.
+    The newest covering full CRL (plus its newest applicable delta) decides, except that a
+    final revocation listed in any of them that the issuer signed (fresh or not) always counts:
+    a later CRL or a delta's removeFromCRL can release a hold, never undo a final revocation.
     """
-    key = (id(cert), id(issuer))
-    hit = _ISSUED.get(key)
-    if hit is not None and hit[0] is cert and hit[1] is issuer:
-        return hit[2]
-    answer = _issued_by(cert, issuer)
-    if len(_ISSUED) >= 4096:
-        _ISSUED.clear()
-    _ISSUED[key] = (cert, issuer, answer)
-    return answer
+
+    source_name = "crl"
+
+    def __init__(self, crls: Sequence[Crl | bytes]) -> None:
+        self.crls = [c if isinstance(c, Crl) else _load_cached(bytes(c)) for c in crls]
+
+    def status(
+        self,
+        cert: x509.Certificate,
+        issuer: x509.Certificate,
+        *,
+        at: datetime,
+        max_age: timedelta | None = None,
+    ) -> RevocationResult:
+        usable: list[Crl] = []
+        signed: list[Crl] = []
+        problems: list[str] = []
+        for crl in self.crls:
+            if not crl.covers(cert):
+                continue
+            try:
+                signer = crl.verified_by
+                # Equal certificates have equal keys: skip decoding both keys on every check.
+                if signer is None or (
+                    signer is not issuer
+                    and signer != issuer
+                    and signer.public_key() != issuer.public_key()
+                ):
+                    crl.verify([issuer])
+            except CrlError as exc:
+                problems.append(str(exc))
+                continue
+            signed.append(crl)
+            try:
+                crl.check_fresh(at, max_age=max_age)
+            except CrlError as exc:
+                problems.append(str(exc))
+                continue
+            usable.append(crl)
+        serial = cert.serial_number
+        base, delta = select_crls(usable, cert)
+        if base is None:
+            why = (
+                "; ".join(problems)
+                or "no CRL covers this certificate (issuer / distribution point)"
+            )
+            result = RevocationResult(RevocationStatus.UNKNOWN, source="crl", detail=why)
+        else:
+            entry = lookup_with_delta(base, delta, serial)
+            source = f"crl#{base.number}" + (f"+delta#{delta.number}" if delta else "")
+            result = result_from_entry(entry, at, source)
+            if is_final(entry) and result.status is RevocationStatus.REVOKED:
+                return result
+        return _listed_for_good(signed, usable, serial, at) or result
 
 
-@functools.lru_cache(maxsize=1024)
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
-        return False
-    return True
-
-
-def _from_crls(
-    crls: Sequence[Crl | bytes], cert: CertLike, issuer: CertLike, at: datetime, p: RevocationPolicy
-) -> RevocationResult:
-    loaded = [c if isinstance(c, Crl) else _load_cached(bytes(c)) for c in crls]
-    usable: list[Crl] = []
-    out_of_date: list[Crl] = []
-    problems: list[str] = []
-    for crl in loaded:
-        if not crl.covers(cert):
-            continue
-        try:
-            signer, iss = crl.verified_by, as_x509(issuer)
-            # Equal certificates have equal keys: skip decoding both keys on every check.
-            if signer is None or (
-                signer is not iss and signer != iss and signer.public_key() != iss.public_key()
-            ):
-                crl.verify([issuer])
-        except CrlError as exc:
-            problems.append(str(exc))
-            continue
-        try:
-            crl.check_fresh(at, max_age=p.max_crl_age)
-        except CrlError as exc:
-            problems.append(str(exc))
-            out_of_date.append(crl)
-            continue
-        usable.append(crl)
-    serial = as_x509(cert).serial_number
-    base, delta = select_crls(usable, cert)
-    if base is None:
-        why = "; ".join(problems) or "no CRL covers this certificate (issuer / distribution point)"
-        result = RevocationResult(RevocationStatus.UNKNOWN, source="crl", detail=why)
-    else:
-        entry = lookup_with_delta(base, delta, serial)
-        source = f"crl#{base.number}" + (f"+delta#{delta.number}" if delta else "")
-        result = result_from_entry(entry, at, source)
-    if result.status is RevocationStatus.REVOKED:
-        return result
-    return _listed_for_good(out_of_date, serial, at) or result
-
-
-# Only these revocations can be undone; every other one is final once the CA has signed it.
-UNDOABLE_REASONS = (RevocationReason.CERTIFICATE_HOLD, RevocationReason.REMOVE_FROM_CRL)
-
-
-def _listed_for_good(crls: Sequence[Crl], serial: int, at: datetime) -> RevocationResult | None:
-    """A final revocation in a CRL that is signed by the issuer but not fresh still counts.
+def _listed_for_good(
+    crls: Sequence[Crl], fresh: Sequence[Crl], serial: int, at: datetime
+) -> RevocationResult | None:
+    """A final revocation in any CRL the issuer signed counts, fresh or not.
 
     Freshness protects against missing *new* revocations; an old (or stale delta) CRL that
-    already lists the certificate is evidence enough, and ignoring it would answer GOOD.
+    already lists the certificate for good is evidence enough, and ignoring it would answer
+    GOOD (or let a later CRL that dropped the entry undo it).
     """
-    for crl in crls:
+    for crl in sorted(crls, key=lambda c: c.number or -1):
         entry = crl.lookup(serial)
-        if entry is None or entry.reason in UNDOABLE_REASONS:
+        if not is_final(entry):
             continue
-        res = result_from_entry(entry, at, f"crl#{crl.number} (not fresh)")
+        note = "" if any(crl is f for f in fresh) else " (not fresh)"
+        res = result_from_entry(entry, at, f"crl#{crl.number}{note}")
         if res.status is RevocationStatus.REVOKED:
             return res
     return None
@@ -215,50 +163,59 @@ def check_revocation(
     crls: Sequence[Crl | bytes] = (),
     ocsp_url: str | None = None,
     store: RevocationStore | None = None,
+    sources: Sequence[RevocationSource] = (),
+    ocsp_fetch: Fetch | None = None,
     at: datetime,
     policy: RevocationPolicy | None = None,
 ) -> RevocationResult:
-    """Ask the given sources in policy order; the first GOOD/REVOKED answer wins."""
+    """Ask the given sources in policy order; the first GOOD/REVOKED answer wins.
+
+    ``sources`` are asked after the named ones, in their order. ``ocsp_fetch`` replaces the
+    HTTP POST of the OCSP source (``(url, body, deadline seconds) -> bytes``).
+    """
     p = policy or RevocationPolicy()
     if at.tzinfo is None:
         raise UsageError("the validation time must be timezone-aware")
-    if not crls and ocsp_url is None and store is None:
+    named: dict[str, RevocationSource] = {}
+    if crls:
+        named["crl"] = CrlFiles(crls)
+    if store is not None:
+        named["store"] = store
+    if ocsp_url is not None:
+        named["ocsp"] = OcspSource(
+            ocsp_url, timeout=p.ocsp_timeout, skew=p.clock_skew, fetch=ocsp_fetch
+        )
+    order = ["crl", "store", "ocsp"] if p.prefer == "crl" else ["ocsp", "crl", "store"]
+    ask = [named[n] for n in order if n in named] + list(sources)
+    if not ask:
         raise UsageError("no revocation source given (CRL, OCSP URL or store)")
-    if not issued_by(as_x509(cert), as_x509(issuer)):
+    c, ca = as_x509(cert), as_x509(issuer)
+    if not issued_by(c, ca):
         # CA generations share a DN: the other generation's (fresh, verified) CRL would
-        # answer "not listed" for a certificate it never covered. Never good, even soft.
+        # answer "not listed" for a certificate it never covered. Never accepted, even soft.
         return RevocationResult(
             RevocationStatus.UNKNOWN,
             source="issuer",
             detail="the given issuer certificate did not sign this certificate "
             "(wrong CA generation?): revocation status NOT established",
         )
-    order = ["crl", "store", "ocsp"] if p.prefer == "crl" else ["ocsp", "crl", "store"]
     unknown: list[RevocationResult] = []
-    for name in order:
+    for src in ask:
         try:
-            if name == "crl" and crls:
-                res = _from_crls(crls, cert, issuer, at, p)
-            elif name == "store" and store is not None:
-                res = store.check(cert, issuer, at=at, max_age=p.max_crl_age)
-            elif name == "ocsp" and ocsp_url is not None:
-                from jpki.revocation.ocsp import check_ocsp
-
-                res = check_ocsp(
-                    cert, issuer, ocsp_url, at=at, timeout=p.ocsp_timeout, skew=p.clock_skew
-                )
-            else:
-                continue
+            res = src.status(c, ca, at=at, max_age=p.max_crl_age)
         except RevocationError as exc:
-            res = RevocationResult(RevocationStatus.UNKNOWN, source=name, detail=str(exc))
+            res = RevocationResult(
+                RevocationStatus.UNKNOWN, source=src.source_name, detail=str(exc)
+            )
         if res.status is not RevocationStatus.UNKNOWN:
             return res
         unknown.append(res)
     detail = "; ".join(f"{r.source}: {r.detail}" for r in unknown)
     if p.soft_fail:
         return RevocationResult(
-            RevocationStatus.GOOD,
-            source="soft-fail",
-            detail=f"revocation status NOT established ({detail}); treated as good by soft-fail",
+            RevocationStatus.UNKNOWN,
+            source=unknown[0].source,
+            detail=f"revocation status NOT established ({detail}); accepted by soft-fail",
+            soft_failed=True,
         )
     return RevocationResult(RevocationStatus.UNKNOWN, source=unknown[0].source, detail=detail)

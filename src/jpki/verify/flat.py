@@ -117,6 +117,11 @@ def _element(der: bytes, pos: int) -> tuple[int, int, int]:
     return tag, p, p + n
 
 
+def _contents(der: bytes, pos: int) -> tuple[int, int]:
+    _, a, b = _element(der, pos)
+    return a, b
+
+
 @dataclass(frozen=True, slots=True)
 class _Layout:
     """Offsets read once from a certificate's raw DER (nothing is re-encoded)."""
@@ -127,6 +132,7 @@ class _Layout:
     signature: bytes
     issuer: bytes
     subject: bytes
+    extensions: tuple[int, int] | None  # where the [3] extensions' contents start and end
 
 
 def _layout(der: bytes) -> _Layout:
@@ -158,7 +164,72 @@ def _layout(der: bytes) -> _Layout:
         signature=bits[1:],
         issuer=der[fields[i + 2][1] : fields[i + 2][2]],
         subject=der[fields[i + 4][1] : fields[i + 4][2]],
+        extensions=next((_contents(der, a) for t, a, _ in fields[i + 6 :] if t == 0xA3), None),
     )
+
+
+_AKI_OID = bytes.fromhex("0603551d23")  # 2.5.29.35, DER
+
+
+@dataclass(frozen=True, slots=True)
+class _Aki:
+    key_id: bytes | None
+    #: DER of the Name in the first authorityCertIssuer entry, with the serial; certvalidator
+    #: then requires both to be the issuer's (its ``authority_issuer_serial``).
+    issuer: tuple[bytes, int | None] | None
+    odd: bool  # a shape the fast path leaves to certvalidator
+
+
+def _raw_extension(der: bytes, lay: _Layout, oid_der: bytes) -> bytes | None:
+    """The extnValue contents of the extension ``oid_der`` (DER of the OID), or None."""
+    if lay.extensions is None:
+        return None
+    a, _ = lay.extensions
+    try:
+        _, p, end = _element(der, a)  # SEQUENCE OF Extension
+        while p < end:
+            _, e0, e1 = _element(der, p)
+            if der[e0 : e0 + len(oid_der)] == oid_der:
+                q = e0 + len(oid_der)
+                tag, v0, v1 = _element(der, q)
+                if tag == 0x01:  # critical BOOLEAN
+                    tag, v0, v1 = _element(der, v1)
+                return der[v0:v1] if tag == 0x04 else None
+            p = e1
+    except TlvError as exc:
+        raise CertificateError(f"malformed certificate extensions: {exc}") from None
+    return None
+
+
+def _parse_aki(value: bytes) -> _Aki:
+    try:
+        tag, p, end = _element(value, 0)
+        key_id: bytes | None = None
+        names: bytes | None = None
+        serial: int | None = None
+        odd = tag != 0x30 or end != len(value)
+        while p < end and not odd:
+            tag, v0, v1 = _element(value, p)
+            if tag == 0x80:
+                key_id = value[v0:v1]
+            elif tag == 0xA1:
+                names = value[v0:v1]
+            elif tag == 0x82:
+                serial = int.from_bytes(value[v0:v1], "big", signed=True)
+            else:
+                odd = True
+            p = v1
+        issuer = None
+        if names:
+            t, n0, n1 = _element(names, 0)
+            inner = _element(names, n0) if t == 0xA4 and n0 < n1 else None
+            if inner is None or inner[0] != 0x30 or inner[2] != n1:
+                odd = True
+            else:
+                issuer = (names[n0:n1], serial)
+    except (TlvError, CertificateError):
+        return _Aki(None, None, True)
+    return _Aki(key_id, issuer, odd)
 
 
 class _Facts:
@@ -181,17 +252,10 @@ class _Facts:
         return tuple((e.oid.dotted_string, e.critical) for e in exts)
 
     @cached_property
-    def aki(self) -> tuple[bytes | None, bool] | None:
-        """(keyIdentifier, has authorityCertIssuer/serial) of the AKI; None if absent."""
-        try:
-            ext = self.cert.certificate.extensions.get_extension_for_class(
-                x509.AuthorityKeyIdentifier
-            )
-        except x509.ExtensionNotFound:
-            return None
-        v = ext.value
-        other = v.authority_cert_issuer is not None or v.authority_cert_serial_number is not None
-        return v.key_identifier, other
+    def aki(self) -> _Aki | None:
+        """The AuthorityKeyIdentifier as read from the raw DER; None if absent."""
+        value = _raw_extension(self.cert.der, self.layout, _AKI_OID)
+        return None if value is None else _parse_aki(value)
 
     @cached_property
     def key_usage(self) -> frozenset[str]:
@@ -272,20 +336,26 @@ class CertificateCache:
     ``JpkiCertificate`` per fingerprint, so a repeat login parses nothing.
     """
 
-    def __init__(self, size: int = 65536) -> None:
+    def __init__(self, size: int = 16384) -> None:
         self._facts: LruCache[bytes, _Facts] = LruCache(size)
         self._verdicts: LruCache[tuple[object, ...], _Verdict] = LruCache(size)
         self._anchor_sets: LruCache[tuple[bytes, ...], _Anchors] = LruCache(256)
+        self._by_bytes: LruCache[bytes, JpkiCertificate] = LruCache(size)
+        self._anchor_ids: dict[int, tuple[tuple[JpkiCertificate, ...], _Anchors]] = {}
 
     def load(self, der: bytes) -> JpkiCertificate:
         """The certificate for DER (or PEM/base64) bytes, parsed once per fingerprint."""
+        # Keyed by the bytes themselves first: a dict lookup compares them on a hit, which
+        # is cheaper than hashing them with SHA-256 on every login.
+        cert = self._by_bytes.get(der)
+        if cert is not None:
+            return cert
         if der[:1] != b"\x30":
             return self.facts(JpkiCertificate.load(der)).cert
-        fp = hashlib.sha256(der).digest()
-        found = self._facts.get(fp)
-        if found is not None:
-            return found.cert
-        return self.facts(JpkiCertificate.load(der)).cert
+        found = self._facts.get(hashlib.sha256(der).digest())
+        cert = found.cert if found is not None else self.facts(JpkiCertificate.load(der)).cert
+        self._by_bytes.put(bytes(der), cert)
+        return cert
 
     def facts(self, cert: JpkiCertificate) -> _Facts:
         fp = cert.fingerprint_sha256
@@ -296,17 +366,29 @@ class CertificateCache:
         return found
 
     def anchors(self, anchors: Sequence[JpkiCertificate]) -> _Anchors:
+        # A verifier passes the same tuple on every call: know it by identity (a tuple cannot
+        # change; the entry holds it, so its id stays its own).
+        if type(anchors) is tuple:
+            held = self._anchor_ids.get(id(anchors))
+            if held is not None and held[0] is anchors:
+                return held[1]
         key = tuple(a.fingerprint_sha256 for a in anchors)
         found = self._anchor_sets.get(key)
         if found is None:
             found = _Anchors([self.facts(a) for a in anchors])
             self._anchor_sets.put(key, found)
+        if type(anchors) is tuple:
+            if len(self._anchor_ids) >= 256:
+                self._anchor_ids.clear()
+            self._anchor_ids[id(anchors)] = (anchors, found)
         return found
 
     def clear(self) -> None:
         self._facts.clear()
         self._verdicts.clear()
         self._anchor_sets.clear()
+        self._by_bytes.clear()
+        self._anchor_ids.clear()
 
 
 class _Anchors:
@@ -318,7 +400,7 @@ class _Anchors:
         self.key = tuple(sorted(self.fingerprints))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Verdict:
     """The time-independent part of a flat-chain decision, plus the validity window."""
 
@@ -326,6 +408,7 @@ class _Verdict:
     problem: str | None  # None: the path is valid (inside the window)
     not_before: datetime
     not_after: datetime
+    ok: FlatChain | None = None  # the valid answer, once made (immutable, shared)
 
 
 @dataclass(frozen=True)
@@ -390,13 +473,20 @@ def flat_chain(
                 f"the certificate expired {verdict.not_after.isoformat()} "
                 f"(validation time {at.isoformat()})"
             )
-    return FlatChain(
+        else:
+            ok = verdict.ok  # the answer of every repeat inside the window: made once
+            if ok is not None and ok.cert is cert:
+                return ok
+    found = FlatChain(
         anchor=verdict.anchor.cert,
         cert=cert,
         problem=problem,
         chain=(verdict.anchor.human_subject, facts.human_subject),
         anchor_key_id=verdict.anchor.key_id_text,
     )
+    if problem is None:
+        verdict.ok = found
+    return found
 
 
 def _signed_by(leaf: _Facts, anchor: _Facts) -> bool:
@@ -427,13 +517,15 @@ def _decide(
     if pols is not None and len(set(pols)) != len(pols):
         return None  # a repeated policy OID: not worth second-guessing certvalidator on
     aki = leaf.aki
-    if aki is not None and aki[1]:
-        return None  # authorityCertIssuer/serial narrow issuers further: certvalidator's job
-    kid = aki[0] if aki is not None else None
+    if aki is not None and aki.odd:
+        return None
+    kid = aki.key_id if aki is not None else None
+    named = aki.issuer if aki is not None else None
     candidates = [
         a
         for a in anchors.by_subject.get(lay.issuer, ())
-        if kid is None or a.cert.subject_key_id is None or a.cert.subject_key_id == kid
+        if (kid is None or a.cert.subject_key_id is None or a.cert.subject_key_id == kid)
+        and (named is None or (named[0] == a.layout.issuer and named[1] == a.cert.serial))
     ]
     anchor = next((a for a in candidates if _signed_by(leaf, a)), None)
     if anchor is None:
