@@ -19,6 +19,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
+from jpki.cert import JpkiCertificate
+from jpki.policy import Policy, Purpose
 from jpki.testing.pki import TestPki
 from jpki.verify import Status
 from jpki.verify.batch import BatchItem, verify_batch
@@ -43,6 +45,13 @@ class Vector:
 def _ca() -> tuple[x509.Certificate, object]:
     ca = TestPki(now=datetime(2026, 3, 1, tzinfo=UTC)).sign_ca
     return ca.cert, ca.key
+
+
+@cache
+def _policy() -> Policy:
+    # The test CA as the one anchor, purpose overridden: the verdict is the signature's.
+    anchor = JpkiCertificate.from_cryptography(_ca()[0])
+    return Policy(anchors=(anchor,), purpose=Purpose.ANY, at=datetime(2026, 3, 2, tzinfo=UTC))
 
 
 def _certify(spki_der: bytes, serial: int) -> bytes | None:
@@ -114,7 +123,7 @@ def test_verify_signature_agrees(name: str) -> None:
         if v.cert is None:
             verdicts.append(None)
             continue
-        r = verify_signature(v.cert, v.sig, data=v.msg, hash_alg=v.hash_alg, purpose="any")
+        r = verify_signature(v.cert, v.sig, data=v.msg, hash_alg=v.hash_alg, policy=_policy())
         verdicts.append(r.status)
     _check(vectors, verdicts)
 
@@ -123,7 +132,7 @@ def _items(vectors: tuple[Vector, ...]) -> tuple[list[BatchItem], list[int]]:
     loadable = [i for i, v in enumerate(vectors) if v.cert is not None]
     items = [
         BatchItem(vectors[i].cert or b"", vectors[i].sig, data=vectors[i].msg,
-                  hash_alg=vectors[i].hash_alg, purpose="any")
+                  hash_alg=vectors[i].hash_alg)
         for i in loadable
     ]  # fmt: skip
     return items, loadable
@@ -131,7 +140,7 @@ def _items(vectors: tuple[Vector, ...]) -> tuple[list[BatchItem], list[int]]:
 
 def _batch_verdicts(vectors: tuple[Vector, ...], **kw: object) -> list[Status | None]:
     items, loadable = _items(vectors)
-    results = verify_batch(items, **kw)  # type: ignore[arg-type]
+    results = verify_batch(items, policy=_policy(), **kw)  # type: ignore[arg-type]
     verdicts: list[Status | None] = [None] * len(vectors)
     for i, r in zip(loadable, results, strict=True):
         verdicts[i] = r.status
