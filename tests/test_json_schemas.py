@@ -118,7 +118,8 @@ class Env:
 def _cases(e: Env) -> dict[str, Callable[[], Any]]:
     sim = ["--sim", str(e.profile)]
     at = ["--at", NOW.isoformat()]
-    pin = {"env": {"PIN": "1234", "SPIN": "JPKITEST01", "SUPPORT": "5678"}}
+    pin = {"env": {"PIN": "1234", "SPIN": "JPKITEST01", "SUPPORT": "5678", "BIRTH": "1985-04-01"}}
+    cvca = ["--cvca-keys", str(e.profile / "cvca")]
 
     def readers() -> Any:
         from jpki.transport import pcsc
@@ -192,6 +193,16 @@ def _cases(e: Env) -> dict[str, Callable[[], Any]]:
             codes=(0, 1, 3),
             **pin,
         ),
+        "card age": lambda: e.run(
+            ["card", "age", *sim, "--over", "20", "--birth-date-env", "BIRTH", *cvca], **pin
+        ),
+        "card presence": lambda: e.run(
+            ["card", "presence", *sim, "--birth-date-env", "BIRTH", *cvca], **pin
+        ),
+        "card dump": lambda: e.run(
+            ["card", "dump", *sim, "--out", e.p("dump"), "--pin-env", "SUPPORT"], **pin
+        ),
+        "card apdu": lambda: e.run(["card", "apdu", *sim, "00A4040C0AD392F000260100000001"]),
         "sim init": lambda: e.run(["sim", "init", e.p("card2")]),
         "sim show": lambda: e.run(["sim", "show", str(e.profile)]),
         "sim reset": lambda: e.run(["sim", "reset", str(e.profile)]),
@@ -226,7 +237,9 @@ def _cases(e: Env) -> dict[str, Callable[[], Any]]:
         "verify chain": lambda: e.run(
             ["verify", "chain", e.p("leaf.pem"), "--trust", e.p("ca.pem"), *at]
         ),
-        "verify batch": lambda: e.run(["verify", "batch", e.p("batch.jsonl")]),
+        "verify batch": lambda: e.run(
+            ["verify", "batch", e.p("batch.jsonl"), "--trust", e.p("ca.pem"), *at]
+        ),
         # An unsigned PDF (invalid): the signed cases are in test_documents_verify.py.
         "verify pdf": lambda: e.run(["verify", "pdf", e.p("unsigned.pdf")], codes=(1,)),
         "crl info": lambda: e.run(["crl", "info", e.p("sign.crl"), "--issuer", e.p("ca.pem"), *at]),
@@ -294,7 +307,8 @@ def _keys(value: Any, where: str = "$") -> Iterator[tuple[str, str]]:
     sorted(
         [
             "smoke", "conformance", "readers", "card status", "card certs", "card verify-pin",
-            "card sign-cms", "card sign-pdf",
+            "card sign-cms", "card sign-pdf", "card age", "card presence", "card dump",
+            "card apdu",
             "card sign", "card info", "card surface", "sim init", "sim show", "sim reset",
             "cert show", "verify signature", "verify cms", "verify chain", "verify batch",
             "verify pdf",

@@ -4,6 +4,7 @@ reinstall); the entry point itself is declared in pyproject.toml."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 import tomllib
 from pathlib import Path
@@ -55,7 +56,14 @@ def test_tries(jpki_card):
     assert jpki_card(tries_left={"sign": 2}).tries_left("sign") == 5  # wrong on purpose
 """,
     )
-    result = pytester.runpytest_subprocess("-p", "jpki.testing.plugin", "-q", "-rf")
+    # An installed jpki registers the plugin by entry point (pytest11); from a source tree
+    # without fresh metadata it is named with -p. Naming it twice is a pytest error.
+    installed = any(
+        ep.value.startswith("jpki.testing.plugin")
+        for ep in importlib.metadata.entry_points(group="pytest11")
+    )
+    args = [] if installed else ["-p", "jpki.testing.plugin"]
+    result = pytester.runpytest_subprocess(*args, "-q", "-rf")
     result.assert_outcomes(passed=5, failed=2)
     result.stdout.fnmatch_lines(["*test_wrong.py::test_good_card_is_not_revoked*",
                                  "*test_wrong.py::test_tries*"])  # fmt: skip

@@ -34,6 +34,8 @@ __all__ = [
 
 
 class RevocationStatus(StrEnum):
+    """A revocation answer: good, revoked, or unknown (cannot tell)."""
+
     GOOD = "good"
     REVOKED = "revoked"
     UNKNOWN = "unknown"
