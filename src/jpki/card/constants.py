@@ -1,4 +1,4 @@
-"""Spec constants of the My Number card chip (../shared/spec/card-protocol.md §1–6)."""
+"""Spec constants of the My Number card chip (the card-protocol spec, §1–6; docs/card-client.md)."""
 
 from __future__ import annotations
 

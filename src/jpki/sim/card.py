@@ -1,6 +1,6 @@
 """The simulated My Number card chip: JPKI AP, text AP and visual AP behind ``process()``.
 
-Written from ../shared/spec/card-protocol.md, not from the client. Every choice the spec leaves
+Written from the card-protocol spec, not from the client. Every choice the spec leaves
 open (status word precedence, P2 variants, counters of the collation keys) is listed in
 docs/simulator.md. ``process`` never raises except ``CardRemovedError`` (fault injection, or a
 closed card): every malformed command gets a status word.
