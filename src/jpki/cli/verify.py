@@ -139,6 +139,7 @@ def make_policy(
 
 
 def trust_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--trust CA`` (repeatable; default from JPKI_TRUST or the config file)."""
     return click.option(
         "--trust",
         "trust",
@@ -152,6 +153,7 @@ def trust_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def legacy_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--legacy-algorithms``: accept RSA below 2048 bits and SHA-1."""
     return click.option(
         "--legacy-algorithms",
         is_flag=True,
@@ -171,6 +173,7 @@ def _revocation(
 
 
 def revocation_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--crl FILE`` (repeatable), ``--ocsp URL`` and ``--soft-fail``."""
     fn = click.option(
         "--soft-fail",
         is_flag=True,
