@@ -20,7 +20,7 @@ from jpki.service.app import ServiceConfig
 from jpki.sim.profile import DEFAULT_PINS, KeyId
 from jpki.testing.pki import sample_person
 from jpki.verify import account_key
-from service_helpers import REPO, add_key, make_pki, thread_service
+from service_helpers import HTTP, REPO, add_key, make_pki, thread_service
 
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -110,7 +110,7 @@ def test_jpki_login_against_the_api(
     res = _login(base, sim_profile, monkeypatch)
     assert res.exit_code != 0 and "401" in res.output and "Traceback" not in res.output
     # A page link used twice: the second login is refused.
-    page = httpx.post(base + "/login/challenges").json()
+    page = HTTP.post(base + "/login/challenges").json()
     assert _login(page["link"], sim_profile, monkeypatch).exit_code == 0
     again = _login(page["link"], sim_profile, monkeypatch)
     assert again.exit_code == 1 and "already used" in again.output
@@ -164,7 +164,7 @@ def test_client_login_against_the_api_and_a_page(
         assert key not in shown and pin.encode().hex() not in shown.lower()
     assert "redacted" in repr(ServiceClient(base, api_key=key))
     # A page link: no key sent; used a second time the service refuses it (and records that).
-    link = httpx.post(base + "/login/challenges").json()["link"]
+    link = HTTP.post(base + "/login/challenges").json()["link"]
     assert login(link, _card(sim_profile), pin_source).status is LoginStatus.VALID
     again = login(link, _card(sim_profile), pin_source)
     assert again.status is LoginStatus.INVALID and "already used" in " ".join(again.reasons)
