@@ -503,3 +503,19 @@ def test_documents_pdf(svc: Svc, tmp_path: Path) -> None:
     assert junk.status_code == 400 and junk.json()["error"]
     res = cli("audit", "verify", "--db", svc.db)
     assert res.exit_code == 0, res.output
+
+
+def test_serve_hands_its_options_to_uvicorn(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import uvicorn
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda _app, **kw: seen.update(kw))
+    db = str(tmp_path / "o.sqlite")
+    res = cli("serve", "--db", db, "--port", "9", "--keep-alive", "65")
+    assert res.exit_code == 0, res.output
+    assert seen["timeout_keep_alive"] == 65 and seen["port"] == 9
+    assert seen["host"] == "127.0.0.1"
+    bad = CliRunner().invoke(main, ["serve", "--db", db, "--keep-alive", "0"])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output

@@ -50,6 +50,9 @@ def _open(db: str | None, data_dir: Path | None) -> Any:
               help="Accept an unknown revocation status (every answer says so).")  # fmt: skip
 @click.option("--max-body", type=click.IntRange(1024, 1 << 30), default=1 << 20, show_default=True,
               help="Largest request body in bytes (larger: 413).")  # fmt: skip
+@click.option("--keep-alive", type=click.IntRange(1, 3600), default=5, show_default=True,
+              help="Seconds an idle keep-alive connection stays open; keep a proxy's upstream "
+                   "idle timeout below it.")  # fmt: skip
 @click.pass_context
 @handle_errors
 def serve_group(
@@ -64,6 +67,7 @@ def serve_group(
     workers: int,
     soft_fail: bool,
     max_body: int,
+    keep_alive: int,
 ) -> None:
     """Run the verification service (ASGI app under uvicorn); `keys` manages API keys."""
     if ctx.invoked_subcommand is not None:
@@ -92,7 +96,7 @@ def serve_group(
     click.echo(f"jpki serve: http://{host}:{port}/ (database {_shown(config.db_url)})", err=True)
     uvicorn.run(
         create_app(config), host=host, port=port, log_level="info", access_log=False,
-        timeout_graceful_shutdown=5,
+        timeout_graceful_shutdown=5, timeout_keep_alive=keep_alive,
     )  # fmt: skip
 
 
