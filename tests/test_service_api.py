@@ -25,7 +25,16 @@ from jpki.cli import main
 from jpki.service.app import ServiceConfig
 from jpki.testing.pki import Issued
 from jpki.verify import account_key
-from service_helpers import HTTP, Pki, add_key, b64, login_body, make_pki, thread_service
+from service_helpers import (
+    HTTP,
+    Pki,
+    add_key,
+    b64,
+    login_body,
+    make_pki,
+    raw_db_bytes,
+    thread_service,
+)
 
 # pyHanko registers its CMS attribute names with asn1crypto on import; imported late (after
 # asn1crypto has built its reverse OID map) its signer cannot name signing_certificate_v2.
@@ -429,7 +438,7 @@ def test_keys_cli_prints_the_key_once(tmp_path: Path) -> None:
     listed = cli("serve", "keys", "list", "--db", db, "--json").stdout
     rows = json.loads(listed)
     assert [r["name"] for r in rows] == ["bank"] and key not in listed
-    assert key not in Path(db).read_bytes().decode("latin-1")
+    assert key not in raw_db_bytes(db).decode("latin-1")
     rev = cli("serve", "keys", "revoke", "--db", db, rows[0]["id"])
     assert rev.exit_code == 0
     nokey = cli("serve", "keys", "revoke", "--db", db, "nope")
