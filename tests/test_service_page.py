@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 from click.testing import CliRunner
 
@@ -106,6 +107,9 @@ def test_jpki_login_against_the_api(
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert out["status"] == "valid" and out["account_key"] == _sim_account(sim_profile)
+    schema = json.loads((REPO / "docs" / "schemas" / "login.json").read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.Draft202012Validator(schema).validate(out)
     # Without the key: refused by the service, a clean error and no traceback.
     res = _login(base, sim_profile, monkeypatch)
     assert res.exit_code != 0 and "401" in res.output and "Traceback" not in res.output
