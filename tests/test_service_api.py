@@ -345,8 +345,11 @@ def test_readyz_and_records_check_out(svc: Svc, tmp_path: Path) -> None:
     assert all(r["hash"] and r["prev_hash"] for r in lines)
     logins = [r for r in lines if r["kind"] == "login" and r["verdict"]["status"] == "valid"]
     assert logins and all(
-        r["evidence"] and r["evidence"][0]["number"] is not None for r in logins
-    ), "a valid login without the CRL that vouched for it"
+        r["evidence"]["crls"]
+        and r["evidence"]["crls"][0]["number"] is not None
+        and r["evidence"]["crls"][0]["issuer_key"]
+        for r in logins
+    ), "a valid login without the CRL (issuer key + number) that vouched for it"
     # A copy with one verdict changed (and its hash fixed up) fails the evidence re-check;
     # one with a changed body but the old hash fails the chain.
     for how in ("verdict", "body"):
