@@ -92,6 +92,9 @@ def test_openapi_lists_the_versioned_api(svc: Svc) -> None:
     for p in ("/v1/challenges", "/v1/logins", "/v1/signatures", "/v1/status-checks"):
         assert p in paths
     assert "/v1/revocation" in paths and "/healthz" in paths and "/readyz" in paths
+    schemas = httpx.get(svc.base + "/openapi.json").json()["components"]["schemas"]
+    crl = schemas["CrlOut"]["properties"]
+    assert {"issuer_key", "number", "next_update", "stale"} <= set(crl)
 
 
 def test_login_valid_once_then_replay_refused(svc: Svc) -> None:
@@ -294,6 +297,7 @@ def test_crl_dir_is_watched(svc: Svc) -> None:
     for _ in range(100):
         info = httpx.get(svc.base + "/v1/revocation", headers=svc.h).json()
         if 5 in [c["number"] for c in info["crls"]]:
+            assert all(len(c["issuer_key"]) == 64 and c["issuer"] for c in info["crls"])
             break
         time.sleep(0.1)
     else:
@@ -307,6 +311,31 @@ def test_crl_dir_is_watched(svc: Svc) -> None:
     time.sleep(0.5)
     info = httpx.get(svc.base + "/v1/revocation", headers=svc.h).json()
     assert sorted(c["number"] for c in info["crls"]) == [1, 5]
+
+
+def test_a_later_crl_cannot_undo_a_final_revocation(svc: Svc) -> None:
+    # CRL #6 drops every entry; the store's history keeps what #5 declared final.
+    tmp = svc.crl_dir / "auth.crl.part"
+    tmp.write_bytes(svc.pki.crl("auth", 6))
+    tmp.rename(svc.crl_dir / "auth.crl")
+    for _ in range(100):
+        info = httpx.get(svc.base + "/v1/revocation", headers=svc.h).json()
+        if 6 in [c["number"] for c in info["crls"]]:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("CRL #6 was not loaded")
+    out = httpx.post(
+        svc.base + "/v1/status-checks", headers=svc.h, json={"certificates": [b64(svc.revoked.der)]}
+    ).json()
+    item = out["items"][0]
+    assert item["status"] == "revoked" and "history" in item["source"], item
+    with sqlite3.connect(svc.db) as c:
+        body = c.execute("SELECT body FROM svc_audit ORDER BY seq DESC LIMIT 1").fetchone()[0]
+    refs = json.loads(body)["evidence"]["crls"]
+    assert {(r["number"], r["history"]) for r in refs} == {(6, False), (5, True)}, refs
+    res = cli("audit", "verify", "--db", svc.db)
+    assert res.exit_code == 0, res.output
 
 
 def test_healthz_answers_while_the_pool_is_saturated(svc: Svc) -> None:

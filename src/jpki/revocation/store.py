@@ -279,6 +279,7 @@ class CrlEvidence:
     crl_id: bytes | None
 
     def to_json(self) -> dict[str, Any]:
+        """JSON form (hex keys) as audit records keep it."""
         return {
             "issuer_key": self.issuer_key.hex(),
             "number": self.number,

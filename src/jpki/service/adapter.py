@@ -77,6 +77,7 @@ class OcspConfig:
     timeout: float = 10.0
 
     def to_json(self) -> dict[str, Any]:
+        """JSON form, as a job records it."""
         return {"url": self.url, "aia": self.aia, "timeout": self.timeout}
 
     @classmethod
@@ -96,6 +97,7 @@ class Outcome:
     evidence: dict[str, Any] = field(default_factory=lambda: {"crls": [], "ocsp": []})
 
     def to_json(self) -> dict[str, Any]:
+        """JSON form, as a worker returns it."""
         return {"result": self.result, "revocation": self.revocation, "evidence": self.evidence}
 
 
@@ -430,6 +432,7 @@ class PreparedCrl:
 
     @property
     def number(self) -> int | None:
+        """The CRL number (None when the CRL has none)."""
         return self.crl.number
 
     def load_into(self, store: RevocationStore) -> tuple[int | None, int | None]:

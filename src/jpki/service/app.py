@@ -125,6 +125,39 @@ class ChallengeOut(BaseModel):
     expires_at: str
 
 
+class CrlOut(BaseModel):
+    """One current CRL of the revocation store (one per issuer key, scope and full/delta)."""
+
+    issuer_key: str = Field(description="SHA-256 (hex) of the CA public key that signed it")
+    issuer: str
+    crl_id: str
+    delta: bool
+    number: int | None
+    base_number: int | None
+    this_update: str
+    next_update: str | None
+    entries: int
+    age_seconds: float
+    stale: bool
+
+
+class OcspOut(BaseModel):
+    """When the service asks OCSP (after the store could not tell)."""
+
+    url: str | None = Field(description="configured responder, used for every certificate")
+    aia: bool = Field(description="else the certificate's own OCSP AIA")
+    timeout: float = Field(description="total deadline of one request, seconds")
+
+
+class RevocationOut(BaseModel):
+    """GET /v1/revocation: the revocation data the answers come from."""
+
+    hard_fail: bool
+    crls: list[CrlOut]
+    stale: bool = Field(description="some current CRL is past its nextUpdate")
+    ocsp: OcspOut
+
+
 # --- helpers --------------------------------------------------------------------------------
 
 
@@ -701,7 +734,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         job = {"kind": "status-check", "certificates": certs}
         return await _verify_and_record(request, key.id, job, None)
 
-    @app.get("/v1/revocation", tags=["revocation"])
+    @app.get("/v1/revocation", tags=["revocation"], response_model=RevocationOut)
     async def revocation(request: Request, key: _Key) -> dict[str, Any]:
         """The CRLs in use per issuer key: numbers, nextUpdate, age and staleness."""
         rt = _rt(request)

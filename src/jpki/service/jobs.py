@@ -10,7 +10,7 @@ each worker opens once.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -58,15 +58,18 @@ _RUNNERS: dict[str, Callable[[Context, dict[str, Any]], Outcome]] = {
 def run_job(
     job: dict[str, Any],
     anchors: list[bytes],
+    crls: Sequence[bytes] | Mapping[str, bytes] | None = None,
     *,
     store: RevocationStore | None = None,
-    crls: list[bytes] | None = None,
     ocsp_replay: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The outcome of one job; a ``JpkiError`` from bad input becomes ``{"error": why}``.
 
-    Live with ``store``; replayed (offline) with ``crls`` and ``ocsp_replay``.
+    Live with ``store``; replayed (offline) with ``crls`` (DER, or a mapping to DER) and
+    ``ocsp_replay``.
     """
+    if isinstance(crls, Mapping):
+        crls = list(crls.values())
     runner = _RUNNERS.get(str(job.get("kind")))
     if runner is None:
         return {"error": f"unknown job kind {job.get('kind')!r}"}
