@@ -47,7 +47,7 @@ def _open(db: str | None, data_dir: Path | None) -> Any:
 @click.option("--workers", type=click.IntRange(1, 256), default=2, show_default=True,
               help="Processes in the verification pool.")  # fmt: skip
 @click.option("--soft-fail", is_flag=True,
-              help="Unknown revocation counts as good (every answer says so).")  # fmt: skip
+              help="Accept an unknown revocation status (every answer says so).")  # fmt: skip
 @click.option("--ocsp", "ocsp_url", metavar="URL",
               help="OCSP responder asked when no CRL answers (default: the AIA).")  # fmt: skip
 @click.option("--ocsp-aia/--no-ocsp-aia", default=True, show_default=True,
