@@ -286,22 +286,24 @@ def make_pki_foreign() -> bytes:
     return TestPki(seed="someone-else").issue_auth(label="x").der
 
 
-def test_crl_dir_is_watched(svc: Svc) -> None:
-    from jpki.service.crlwatch import load_file  # noqa: F401 - the module the watcher uses
-
-    target = svc.user.cert.serial_number
-    crl = svc.pki.crl("auth", 5, (svc.revoked.cert.serial_number, target))
+def _drop_auth_crl(svc: Svc, crl: bytes, number: int) -> dict[str, Any]:
+    """Rename a new auth CRL into the watched directory; /v1/revocation once it is loaded."""
     tmp = svc.crl_dir / "auth.crl.part"
     tmp.write_bytes(crl)
     tmp.rename(svc.crl_dir / "auth.crl")
     for _ in range(100):
-        info = httpx.get(svc.base + "/v1/revocation", headers=svc.h).json()
-        if 5 in [c["number"] for c in info["crls"]]:
-            assert all(len(c["issuer_key"]) == 64 and c["issuer"] for c in info["crls"])
-            break
+        info: dict[str, Any] = httpx.get(svc.base + "/v1/revocation", headers=svc.h).json()
+        if number in [c["number"] for c in info["crls"]]:
+            return info
         time.sleep(0.1)
-    else:
-        pytest.fail("the new CRL was not loaded")
+    pytest.fail(f"CRL #{number} was not loaded")
+
+
+def test_crl_dir_is_watched(svc: Svc) -> None:
+    target = svc.user.cert.serial_number
+    crl = svc.pki.crl("auth", 5, (svc.revoked.cert.serial_number, target))
+    info = _drop_auth_crl(svc, crl, 5)
+    assert all(len(c["issuer_key"]) == 64 and c["issuer"] for c in info["crls"])
     out = httpx.post(
         svc.base + "/v1/status-checks", headers=svc.h, json={"certificates": [b64(svc.user.der)]}
     ).json()
@@ -315,16 +317,7 @@ def test_crl_dir_is_watched(svc: Svc) -> None:
 
 def test_a_later_crl_cannot_undo_a_final_revocation(svc: Svc) -> None:
     # CRL #6 drops every entry; the store's history keeps what #5 declared final.
-    tmp = svc.crl_dir / "auth.crl.part"
-    tmp.write_bytes(svc.pki.crl("auth", 6))
-    tmp.rename(svc.crl_dir / "auth.crl")
-    for _ in range(100):
-        info = httpx.get(svc.base + "/v1/revocation", headers=svc.h).json()
-        if 6 in [c["number"] for c in info["crls"]]:
-            break
-        time.sleep(0.1)
-    else:
-        pytest.fail("CRL #6 was not loaded")
+    _drop_auth_crl(svc, svc.pki.crl("auth", 6), 6)
     out = httpx.post(
         svc.base + "/v1/status-checks", headers=svc.h, json={"certificates": [b64(svc.revoked.der)]}
     ).json()
