@@ -254,6 +254,7 @@ class StoredCrl:
 
     @property
     def signer_spki_sha256(self) -> bytes:
+        """SHA-256 of the signing CA's SubjectPublicKeyInfo (the store's issuer key)."""
         return self.issuer_key
 
     def check_fresh(self, at: datetime, max_age: timedelta | None) -> str | None:
@@ -590,6 +591,7 @@ class RevocationStore:
         return self._c().raw
 
     def close(self) -> None:
+        """Close every connection this store opened; a later call is a ``RevocationError``."""
         with self._lock:
             self._closed = True
             conns, self._conns = self._conns, []
@@ -817,6 +819,7 @@ class RevocationStore:
 
     @_db_errors
     def current(self) -> list[StoredCrl]:
+        """The CRL generations currently in force (full and delta), oldest first."""
         db = self._c()
         with db.read():
             return [s for s, _ in self._current_cached(db)]
@@ -893,7 +896,7 @@ class RevocationStore:
     def check(
         self, cert: CertLike, issuer: CertLike, *, at: datetime, max_age: timedelta | None = None
     ) -> RevocationResult:
-        """The store's answer for ``cert`` issued by ``issuer`` at ``at``."""
+        """The status of ``cert`` at ``at`` from the stored CRLs of ``issuer``."""
         return self.check_with_evidence(cert, issuer, at=at, max_age=max_age)[0]
 
     @_db_errors
@@ -1045,6 +1048,7 @@ class RevocationStore:
         *,
         final: bool = True,
     ) -> None:
+        """Record that the monitor reported this revocation (an entry only ever becomes final)."""
         db = self._c()
         with db.write(bump=False):
             db.x(
