@@ -34,11 +34,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
+import jpki.verify.native as _native_loop
 from jpki.cert import JpkiCertificate
 from jpki.digestinfo import DIGEST_SIZES, PREFIXES, HashAlgorithm, hash_algorithm
 from jpki.errors import JpkiError
 from jpki.policy import Policy, Purpose, check_time, purpose_of
-from jpki.verify import native as _native_loop
 from jpki.verify.path import validate_chain
 from jpki.verify.result import Code, Reason, Status, VerificationResult, worst
 from jpki.verify.rules import algorithm_reasons

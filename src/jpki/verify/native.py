@@ -38,7 +38,7 @@ __all__ = [
 @cache
 def _load() -> tuple[ModuleType | None, str | None]:
     try:
-        from jpki.verify import _native
+        import jpki.verify._native as _native
     except ImportError as exc:  # not built (no compiler or headers), or libcrypto missing
         return None, f"jpki.verify._native is not built or cannot load ({exc})"
     if getattr(_native, "ABI", None) != ABI:
