@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import shlex
 import sqlite3
 import threading
 import urllib.parse
@@ -246,6 +247,7 @@ class StoredCrl:
 
     @property
     def signer_spki_sha256(self) -> bytes:
+        """SHA-256 of the signing CA's SubjectPublicKeyInfo (the store's issuer key)."""
         return self.issuer_key
 
     def check_fresh(self, at: datetime, max_age: timedelta | None) -> str | None:
@@ -460,6 +462,23 @@ def _redact(url: str) -> str:
     return urllib.parse.urlunsplit((u.scheme, netloc, u.path, u.query, u.fragment))
 
 
+def _reload_hint(dialect: str, display: str) -> str:
+    """What an operator does with a store this version cannot use: the exact commands."""
+    if dialect == "sqlite":
+        q = shlex.quote(display)
+        where = f"move it aside (mv {q} {shlex.quote(display + '.old')}) and load"
+        target = q
+    else:
+        where = "load"
+        target = "postgresql://.../NEW_DATABASE"
+    return (
+        f"To go on, {where} the current CRLs into a new store: jpki revocation store load "
+        f"{target} CRL... --issuer CA... (every CA generation's certificate). The new store "
+        "starts without the old one's monitor state: the next 'jpki revocation monitor' "
+        "reports every revoked certificate once more"
+    )
+
+
 # --- the store -----------------------------------------------------------------------------------
 
 
@@ -496,7 +515,8 @@ class RevocationStore:
                 self.close()
                 raise RevocationError(
                     f"revocation store {self.display} was made by an older jpki (schema 1, "
-                    "CRLs keyed by issuer name): load the CRLs into a new store"
+                    "CRLs keyed by issuer name) and cannot be converted (it does not record "
+                    f"which CA key signed each CRL). {_reload_hint(self.dialect, self.display)}"
                 )
             ddl = _SCHEMA.format(**_DIALECT_TYPES[self.dialect])
             db.script(ddl)
@@ -518,7 +538,7 @@ class RevocationStore:
             self.close()
             raise RevocationError(
                 f"revocation store {self.display} has schema {row[0] if row else '?'}, "
-                f"this version uses {SCHEMA_VERSION}: load the CRLs into a new store"
+                f"this version uses {SCHEMA_VERSION}. {_reload_hint(self.dialect, self.display)}"
             )
 
     def _c(self) -> _Conn:
@@ -543,6 +563,7 @@ class RevocationStore:
         return self._c().raw
 
     def close(self) -> None:
+        """Close every connection this store opened; a later call is a ``RevocationError``."""
         with self._lock:
             self._closed = True
             conns, self._conns = self._conns, []
@@ -769,6 +790,7 @@ class RevocationStore:
 
     @_db_errors
     def current(self) -> list[StoredCrl]:
+        """The CRL generations currently in force (full and delta), oldest first."""
         db = self._c()
         with db.read():
             return [s for s, _ in self._current_cached(db)]
@@ -846,6 +868,7 @@ class RevocationStore:
     def check(
         self, cert: CertLike, issuer: CertLike, *, at: datetime, max_age: timedelta | None = None
     ) -> RevocationResult:
+        """The status of ``cert`` at ``at`` from the stored CRLs of ``issuer``."""
         c, ca = as_x509(cert), as_x509(issuer)
         if not issued_by(c, ca):
             return RevocationResult(
@@ -971,6 +994,7 @@ class RevocationStore:
         *,
         final: bool = True,
     ) -> None:
+        """Record that the monitor reported this revocation (an entry only ever becomes final)."""
         db = self._c()
         with db.write(bump=False):
             db.x(
