@@ -15,6 +15,7 @@ shows both agree on random CRLs.
 
 from __future__ import annotations
 
+import bisect
 import mmap
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -738,6 +739,9 @@ class SerialIndex:
         self._region_end = region_end
         self._packed = packed
         self._view = memoryview(buf.data).cast("B") if buf.ndim == 1 else memoryview(b"")
+        # Lookups bisect these (C, Python ints): a numpy call on one scalar costs more than
+        # the whole binary search.
+        self._col_views = [c.data for c in cols]
 
     @classmethod
     def build(
@@ -875,20 +879,16 @@ class SerialIndex:
             prefix = rel >> pk.drop
             if rel < 0 or prefix >> (64 - pk.ibits):
                 return 0, 0
-            col = self._cols[0]
-            lo = int(col.searchsorted(np.uint64(prefix << pk.ibits)))
+            view, ibits = self._col_views[0], pk.ibits
+            lo = bisect.bisect_left(view, prefix << ibits)
             hi = lo
-            while hi < n and int(col[hi]) >> pk.ibits == prefix:
+            while hi < n and view[hi] >> ibits == prefix:
                 hi += 1
             return lo, hi
         if len(key) == 1:  # the common case: one column, one binary search
-            col = self._cols[0]
-            k = np.uint64(key[0])
-            lo = int(col.searchsorted(k))
-            hi = lo
-            while hi < n and col[hi] == k:
-                hi += 1
-            return lo, hi
+            view = self._col_views[0]
+            lo = bisect.bisect_left(view, key[0])
+            return lo, bisect.bisect_right(view, key[0], lo)
         lo, hi = 0, n
         for col, kk in zip(self._cols, key, strict=True):
             seg = col[lo:hi]
