@@ -27,7 +27,7 @@ from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 from asn1crypto import pem as asn1_pem
 from asn1crypto import x509 as asn1_x509
@@ -202,8 +202,7 @@ async def async_validate_chain(
     return _result(cert, built, pre, checks)
 
 
-@dataclass(frozen=True)
-class _Prelude:
+class _Prelude(NamedTuple):
     """What the policy decides about the end entity before any path is built."""
 
     at: datetime
