@@ -276,13 +276,7 @@ def cycles(graph: Mapping[str, Iterable[str]]) -> list[frozenset[str]]:
 
 
 #: Cycles known today, each to be removed from here when it is broken (the test insists).
-KNOWN_CYCLES: set[frozenset[str]] = {
-    # A timestamp token is itself CMS: cms checks signer timestamps, timestamp verifies the
-    # token with cms (a deferred import).
-    frozenset({"jpki.verify.cms", "jpki.verify.timestamp"}),
-    frozenset({"jpki.cli.card", "jpki.cli.documents"}),
-    frozenset({"jpki.cli.verify", "jpki.cli.verify_pdf"}),
-}
+KNOWN_CYCLES: set[frozenset[str]] = set()
 
 
 def test_no_import_cycles() -> None:

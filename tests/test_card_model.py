@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner, Result
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-import jpki.cli.card as cli_card
+import jpki.cli._card_session as cli_card_session
 from card_model import AUTH_PIN, CVCA_ID, MY_NUMBER, SUPPORT_PIN, CardModel
 from jpki.card import IntegrityStatus, JpkiAp, KeyKind, SignScheme, TextAp, VisualAp
 from jpki.card.presence import text_ap_presence, visual_ap_presence
@@ -178,7 +178,8 @@ def cli_model(
     model_keys: dict[str, object], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[tuple[CardModel, Path]]:
     card = model(model_keys)
-    monkeypatch.setattr(cli_card, "open_connection", lambda **_: card)
+    # The card commands open their card through the shared card-session helper.
+    monkeypatch.setattr(cli_card_session, "open_connection", lambda **_: card)
     ring = tmp_path / "cvca"
     ring.mkdir()
     key = card.keyring.get(CVCA_ID)

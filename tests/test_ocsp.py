@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,8 +12,6 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.x509 import ocsp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,7 +20,15 @@ from jpki.revocation.index import RevocationReason
 from jpki.revocation.ocsp import build_request, check_ocsp, parse_response, post
 from jpki.revocation.policy import RevocationPolicy, RevocationStatus, check_revocation
 from jpki.testing.pki import Issued, TestPki, sample_person
-from ocsp_helpers import free_port, key_pem, openssl_responder, write_index
+from ocsp_helpers import (
+    free_port,
+    key_pem,
+    openssl_responder,
+    request_nonce,
+    revoked_response,
+    stalling_server,
+    write_index,
+)
 
 # openssl ocsp stamps responses with the real clock, so these tests use it too.
 REAL_NOW = datetime.now(UTC)
@@ -156,31 +161,8 @@ def test_stale_response_rejected(
 @pytest.fixture
 def silent_server() -> Iterator[str]:
     """Accepts connections and never answers."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(5)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def run() -> None:
-        srv.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                conn, _ = srv.accept()
-                held.append(conn)
-            except OSError:
-                continue
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    try:
-        yield f"http://127.0.0.1:{srv.getsockname()[1]}/"
-    finally:
-        stop.set()
-        t.join(timeout=2)
-        for c in held:
-            c.close()
-        srv.close()
+    with stalling_server("slow-accept") as url:
+        yield url
 
 
 def test_timeout(silent_server: str, pki: TestPki, certs: dict[str, Issued]) -> None:
@@ -255,27 +237,14 @@ def test_cli_check_ocsp(
 def _response(
     pki: TestPki, cert: x509.Certificate, nonce: bytes, *, signer: Issued | None = None
 ) -> bytes:
-    ca = pki.sign_ca
-    signer = signer or ca
-    now = _now()
-    b = (
-        ocsp.OCSPResponseBuilder()
-        .add_response(
-            cert=cert,
-            issuer=ca.cert,
-            algorithm=hashes.SHA1(),
-            cert_status=ocsp.OCSPCertStatus.REVOKED,
-            this_update=now - timedelta(minutes=1),
-            next_update=now + timedelta(hours=1),
-            revocation_time=now - timedelta(days=1),
-            revocation_reason=x509.ReasonFlags.cessation_of_operation,
-        )
-        .responder_id(ocsp.OCSPResponderEncoding.HASH, signer.cert)
-        .add_extension(x509.OCSPNonce(nonce), critical=False)
+    return revoked_response(
+        pki,
+        cert,
+        nonce,
+        now=_now(),
+        reason=x509.ReasonFlags.cessation_of_operation,
+        signer=signer,
     )
-    if signer is not ca:
-        b = b.certificates([signer.cert])
-    return b.sign(signer.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
 
 
 def test_parse_built_response_and_nonce(pki: TestPki, certs: dict[str, Issued]) -> None:
@@ -368,11 +337,6 @@ def _proxy(rewrite: Callable[[bytes], bytes], upstream: str) -> Iterator[str]:
         t.join(timeout=5)
 
 
-def _nonce_of(request: bytes) -> bytes:
-    req = ocsp.load_der_ocsp_request(request)
-    return req.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
-
-
 @pytest.fixture
 def replaying_url(delegated_url: str, pki: TestPki, certs: dict[str, Issued]) -> Iterator[str]:
     """Always forwards one old request (for 'good', fixed nonce): a replayed answer."""
@@ -384,7 +348,7 @@ def replaying_url(delegated_url: str, pki: TestPki, certs: dict[str, Issued]) ->
 def misrouting_url(delegated_url: str, pki: TestPki, certs: dict[str, Issued]) -> Iterator[str]:
     """Forwards the client's nonce but asks about 'good': right nonce, wrong CertID."""
     yield from _proxy(
-        lambda req: build_request(certs["good"].cert, pki.sign_ca.cert, _nonce_of(req)),
+        lambda req: build_request(certs["good"].cert, pki.sign_ca.cert, request_nonce(req)),
         delegated_url,
     )
 

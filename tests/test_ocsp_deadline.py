@@ -8,7 +8,7 @@ a trickling responder stretches without end, not a timing benchmark.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import os
 import socket
 import subprocess
@@ -16,18 +16,30 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.x509 import ocsp
 
 from jpki.errors import OcspError
-from jpki.revocation.ocsp import OcspSource, check_ocsp_async, post, post_async
-from jpki.revocation.policy import RevocationPolicy, RevocationStatus, check_revocation
+from jpki.revocation.ocsp import (
+    AddrInfo,
+    OcspSource,
+    Resolver,
+    check_ocsp_async,
+    post,
+    post_async,
+)
+from jpki.revocation.policy import (
+    RevocationPolicy,
+    RevocationResult,
+    RevocationStatus,
+    check_revocation,
+    check_revocation_async,
+)
 from jpki.testing.pki import Issued, TestPki, sample_person
+from jpki.verify.aio import async_post
+from ocsp_helpers import free_port, request_nonce, revoked_response, stalling_server
 from revocation_helpers import NOW
 
 DEADLINE = 1.0
@@ -38,68 +50,20 @@ def leaf(pki: TestPki) -> Issued:
     return pki.issue_signing(sample_person(0), label="ocsp-deadline")
 
 
-def _serve(handler: str) -> Iterator[str]:
-    """A 127.0.0.1 server: "trickle" sends a never-ending response a byte per 0.1 s, "silent"
-    reads the request and never answers, "slow-accept" never reads at all."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(16)
-    srv.settimeout(0.1)
-    stop = threading.Event()
-    conns: list[socket.socket] = []
-
-    def one(conn: socket.socket) -> None:
-        conn.settimeout(0.1)
-        try:
-            if handler != "slow-accept":
-                with contextlib.suppress(OSError):
-                    conn.recv(65536)
-            payload = b"HTTP/1.1 200 OK\r\nContent-Type: application/ocsp-response\r\n"
-            if handler == "tls-trickle":  # a TLS handshake record header, then a long body
-                conn.sendall(b"\x16\x03\x03\x40\x00")
-                payload = b"\x00"
-            i = 0
-            while not stop.is_set():
-                if handler in ("trickle", "tls-trickle"):
-                    conn.sendall(payload[i % len(payload) : i % len(payload) + 1])
-                    i += 1
-                time.sleep(0.1)
-        except OSError:
-            pass
-
-    def run() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                continue
-            conns.append(conn)
-            threading.Thread(target=one, args=(conn,), daemon=True).start()
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    try:
-        yield f"http://127.0.0.1:{srv.getsockname()[1]}/ocsp"
-    finally:
-        stop.set()
-        t.join(2)
-        for c in conns:
-            c.close()
-        srv.close()
-
-
 @pytest.fixture
 def trickle() -> Iterator[str]:
-    yield from _serve("trickle")
+    with stalling_server("trickle") as url:
+        yield url
 
 
 @pytest.fixture
 def silent() -> Iterator[str]:
-    yield from _serve("silent")
+    with stalling_server("silent") as url:
+        yield url
 
 
 def test_trickling_tls_handshake_hits_the_deadline() -> None:
-    for url in _serve("tls-trickle"):
+    with stalling_server("tls-trickle") as url:
         t0 = time.monotonic()
         with pytest.raises(OcspError, match="did not answer within"):
             post(url.replace("http://", "https://"), b"x", DEADLINE)
@@ -172,25 +136,8 @@ def test_async_deadline_does_not_block_the_loop(trickle: str, pki: TestPki, leaf
 
 
 def _ocsp_response(pki: TestPki, cert: x509.Certificate, request: bytes) -> bytes:
-    req = ocsp.load_der_ocsp_request(request)
-    nonce = req.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
-    ca = pki.sign_ca
-    return (
-        ocsp.OCSPResponseBuilder()
-        .add_response(
-            cert=cert,
-            issuer=ca.cert,
-            algorithm=hashes.SHA1(),
-            cert_status=ocsp.OCSPCertStatus.REVOKED,
-            this_update=NOW - timedelta(minutes=1),
-            next_update=NOW + timedelta(hours=1),
-            revocation_time=NOW - timedelta(days=1),
-            revocation_reason=x509.ReasonFlags.key_compromise,
-        )
-        .responder_id(ocsp.OCSPResponderEncoding.HASH, ca.cert)
-        .add_extension(x509.OCSPNonce(nonce), critical=False)
-        .sign(ca.key, hashes.SHA256())
-        .public_bytes(serialization.Encoding.DER)
+    return revoked_response(
+        pki, cert, request_nonce(request), now=NOW, reason=x509.ReasonFlags.key_compromise
     )
 
 
@@ -286,3 +233,134 @@ def test_cli_timeout_is_the_deadline(
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "unknown" in proc.stdout and "within" in proc.stdout
     assert elapsed < 3 * DEADLINE + 5  # + interpreter start-up
+
+
+# --- the name lookup is inside the deadline -------------------------------------------------
+
+
+@pytest.fixture
+def hung_resolver() -> Iterator[tuple[Resolver, list[tuple[str, int]]]]:
+    """A resolver that never answers (until the test ends); records what it was asked."""
+    release = threading.Event()
+    asked: list[tuple[str, int]] = []
+
+    def resolve(host: str, port: int) -> list[AddrInfo]:
+        asked.append((host, port))
+        release.wait(60)
+        raise socket.gaierror(socket.EAI_AGAIN, "still resolving")
+
+    yield resolve, asked
+    release.set()
+
+
+@pytest.mark.timeout(30)
+def test_hung_resolver_sync_gives_unknown_with_the_deadline(
+    hung_resolver: tuple[Resolver, list[tuple[str, int]]], pki: TestPki, leaf: Issued
+) -> None:
+    resolve, asked = hung_resolver
+    with pytest.raises(OcspError, match=r"did not answer within 1 s \(looking up 'ocsp\.test'"):
+        post("http://ocsp.test:8080/ocsp", b"q", DEADLINE, resolve=resolve)
+    assert asked == [("ocsp.test", 8080)]
+    for soft in (False, True):
+        res = check_revocation(
+            leaf.cert,
+            pki.sign_ca.cert,
+            ocsp_url="http://ocsp.test/",
+            ocsp_fetch=functools.partial(post, resolve=resolve),
+            at=NOW,
+            policy=RevocationPolicy(ocsp_timeout=DEADLINE, soft_fail=soft),
+        )
+        assert res.status is RevocationStatus.UNKNOWN and res.soft_failed is soft
+        assert "did not answer within 1 s" in res.detail and "looking up" in res.detail
+
+
+@pytest.mark.timeout(30)
+def test_hung_resolver_async_gives_unknown_with_the_deadline(
+    hung_resolver: tuple[Resolver, list[tuple[str, int]]], pki: TestPki, leaf: Issued
+) -> None:
+    resolve, asked = hung_resolver
+
+    async def main() -> tuple[OcspError | None, RevocationResult, int]:
+        ticks = 0
+        done = asyncio.Event()
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not done.is_set():
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        t = asyncio.create_task(ticker())
+        err = None
+        try:
+            await async_post("https://ocsp.test/", b"q", deadline=DEADLINE, resolve=resolve)
+        except OcspError as exc:
+            err = exc
+        res = await check_revocation_async(
+            leaf.cert,
+            pki.sign_ca.cert,
+            ocsp_url="http://ocsp.test/",
+            ocsp_fetch=functools.partial(post_async, resolve=resolve),
+            at=NOW,
+            policy=RevocationPolicy(ocsp_timeout=DEADLINE),
+        )
+        done.set()
+        await t
+        return err, res, ticks
+
+    # asyncio.run returns although the resolver thread is still stuck (it is not the loop's)
+    err, res, ticks = asyncio.run(main())
+    assert err is not None and "did not answer within 1 s (looking up 'ocsp.test'" in str(err)
+    assert asked == [("ocsp.test", 443), ("ocsp.test", 80)]
+    assert res.status is RevocationStatus.UNKNOWN and not res.soft_failed
+    assert "did not answer within 1 s" in res.detail and "looking up" in res.detail
+    assert ticks >= 10, ticks  # the loop kept running while the name was being looked up
+
+
+def test_the_injected_resolver_decides_where_to_connect(pki: TestPki, leaf: Issued) -> None:
+    """The resolver's answer is what is connected to (sync and async); its failure is a
+    clear OcspError, an IP literal is never looked up."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    port = srv.getsockname()[1]
+
+    def serve() -> None:
+        for _ in range(2):
+            c, _ = srv.accept()
+            c.recv(65536)
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+            c.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    asked: list[tuple[str, int]] = []
+
+    def to_local(host: str, port: int) -> list[AddrInfo]:
+        asked.append((host, port))
+        return socket.getaddrinfo("127.0.0.1", port, type=socket.SOCK_STREAM)
+
+    url = f"http://responder.test:{port}/"
+    try:
+        assert post(url, b"q", 5, resolve=to_local) == b"hello"
+        assert asyncio.run(post_async(url, b"q", 5, resolve=to_local)) == b"hello"
+    finally:
+        t.join(5)
+        srv.close()
+    assert asked == [("responder.test", port)] * 2
+
+    def fails(host: str, port: int) -> list[AddrInfo]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    with pytest.raises(OcspError, match=r"cannot resolve 'nowhere\.test'"):
+        post("http://nowhere.test/", b"q", 5, resolve=fails)
+    with pytest.raises(OcspError, match=r"cannot resolve 'nowhere\.test'"):
+        asyncio.run(post_async("http://nowhere.test/", b"q", 5, resolve=fails))
+
+    def never(host: str, port: int) -> list[AddrInfo]:
+        raise AssertionError("an IP literal was looked up")
+
+    with pytest.raises(OcspError, match="cannot reach"):
+        post(f"http://127.0.0.1:{free_port()}/", b"q", 5, resolve=never)
+    with pytest.raises(OcspError, match="cannot reach"):
+        asyncio.run(post_async(f"http://127.0.0.1:{free_port()}/", b"q", 5, resolve=never))

@@ -344,6 +344,50 @@ def test_store_of_the_name_keyed_schema_is_refused(tmp_path: Path) -> None:
     assert names == {"crl_generation"}
 
 
+def test_refused_store_message_says_what_to_do_and_doing_it_works(
+    pki: TestPki, tmp_path: Path
+) -> None:
+    """The refusal names the commands to run; running them gives a working store."""
+    import sqlite3
+
+    from click.testing import CliRunner
+
+    from jpki.cli import main
+
+    leaf = pki.issue_signing(sample_person(0), label="old-store")
+    crl = tmp_path / "sign.crl"
+    crl.write_bytes(pki.make_crl("sign", [(leaf.cert.serial_number, R.key_compromise, NOW)]))
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(pki.sign_ca.pem)
+    old = tmp_path / "my store.db"  # a path that needs quoting in a shell
+    with sqlite3.connect(old) as db:
+        db.execute("CREATE TABLE crl_generation (id INTEGER PRIMARY KEY, issuer BLOB)")
+    load = ["revocation", "store", "load", str(old), str(crl), "--issuer", str(ca)]
+    r = CliRunner().invoke(main, load)
+    assert r.exit_code == 2, r.output
+    text = " ".join(r.output.split())  # the message may be wrapped
+    assert "older jpki (schema 1, CRLs keyed by issuer name)" in text
+    assert f"mv '{old}' '{old}.old'" in text, text
+    assert f"jpki revocation store load '{old}' CRL... --issuer CA..." in text, text
+    assert "reports every revoked certificate once more" in text
+    # what the message says, done literally
+    old.rename(f"{old}.old")
+    r = CliRunner().invoke(main, load)
+    assert r.exit_code == 0, r.output
+    with RevocationStore(old) as st:
+        res = st.status(leaf.cert, pki.sign_ca.cert, at=NOW + timedelta(hours=1))
+    assert res.status is RevocationStatus.REVOKED
+    # a store of another schema version gets the same instructions
+    with sqlite3.connect(old) as db:
+        db.execute("UPDATE store_meta SET v = '3' WHERE k = 'schema'")
+    from jpki.errors import RevocationError
+
+    with pytest.raises(RevocationError) as info:
+        RevocationStore(old)
+    assert "has schema 3, this version uses 2" in str(info.value)
+    assert f"jpki revocation store load '{old}' CRL... --issuer CA..." in str(info.value)
+
+
 def test_undoable_entries_found_in_bulk_match_a_plain_decode(pki: TestPki) -> None:
     """``SerialIndex.undoable_offsets`` (bulk) equals decoding every entry, template
     reasonCodes and other extension lists (hold with an invalidityDate) alike."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -20,12 +19,15 @@ from jpki.card.presence import new_challenge, text_ap_presence, visual_ap_presen
 from jpki.card.protocol import CardProtocol
 from jpki.card.text_ap import CardInfo, IntegrityResult, IntegrityStatus
 from jpki.card.visual_ap import age_on
+from jpki.cli import documents
+from jpki.cli._card_session import open_card as _card
+from jpki.cli._card_session import pin_prompt as _pin_prompt
+from jpki.cli._card_session import write_file as _write
 from jpki.cli._common import (
     Exit,
     card_options,
     emit,
     handle_errors,
-    open_connection,
     pin_options,
     read_input_file,
     read_secret,
@@ -39,22 +41,8 @@ _KEYS = click.Choice([k.value for k in KeyKind])
 _SLOTS = click.Choice([s.value for s in CertSlot])
 
 
-@contextlib.contextmanager
-def _card(opts: dict[str, Any]) -> Iterator[CardProtocol]:
-    """The card named by the ``card_options`` values in ``opts`` (a command's ``**kwargs``)."""
-    conn = open_connection(
-        sim=opts["sim"], reader=opts["reader"], bridge=opts["bridge"], timeout=opts["timeout"]
-    )
-    with conn:
-        yield CardProtocol(conn)
-
-
 def _secret(env: str | None, stdin: bool, prompt: str) -> Secret:
     return read_secret(env=env, stdin=stdin, prompt=prompt)
-
-
-def _pin_prompt(kind: KeyKind) -> str:
-    return "Auth PIN (4 digits)" if kind is KeyKind.AUTH else "Signing password"
 
 
 def _load_cert(der: bytes) -> x509.Certificate:
@@ -71,13 +59,6 @@ def _subject(der: bytes) -> str:
 def _key(slot: CertSlot) -> str:
     """JSON keys are snake_case in every command (``auth_ca``; the CLI argument is auth-ca)."""
     return slot.value.replace("-", "_")
-
-
-def _write(path: Path, data: bytes) -> None:
-    try:
-        path.write_bytes(data)
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _mkdir(path: Path) -> None:
@@ -996,6 +977,8 @@ def apdu_cmd(apdus: tuple[str, ...], from_stdin: bool, as_json: bool, **kwargs: 
     )
 
 
-commands: list[click.Command] = [card_group]
+# Document signing with the card (its own module: pyHanko is imported only when it runs).
+for _command in documents.commands:
+    card_group.add_command(_command)
 
-from jpki.cli import documents as _documents  # noqa: E402, F401  (sign-cms, sign-pdf)
+commands: list[click.Command] = [card_group]

@@ -11,8 +11,15 @@ from typing import Any
 
 import click
 
-from jpki.cli._common import card_options, emit, handle_errors, pin_options, read_input_file
-from jpki.cli.card import _card, _pin_prompt, _secret, _write, card_group
+from jpki.cli._card_session import open_card, pin_prompt, write_file
+from jpki.cli._common import (
+    card_options,
+    emit,
+    handle_errors,
+    pin_options,
+    read_input_file,
+    read_secret,
+)
 from jpki.errors import UsageError
 
 _KEYS = click.Choice(["sign", "auth"])
@@ -39,7 +46,7 @@ def _tsa_options(fn: Any) -> Any:
     return fn
 
 
-@card_group.command("sign-cms")
+@click.command("sign-cms")
 @click.argument("key", type=_KEYS)
 @card_options
 @click.option("--in", "in_file", metavar="FILE", required=True, help="Data to sign.")
@@ -74,17 +81,17 @@ def sign_cms_cmd(
     if in_file == "-" and pin_stdin:
         raise UsageError("stdin cannot carry both the data (--in -) and the PIN (--pin-stdin)")
     data = read_input_file(in_file)
-    with _card(kwargs) as proto:
+    with open_card(kwargs) as proto:
         der = sign_cms(
             JpkiAp(proto),
             data,
-            lambda: _secret(pin_env, pin_stdin, _pin_prompt(KeyKind.SIGNING)),
+            lambda: read_secret(env=pin_env, stdin=pin_stdin, prompt=pin_prompt(KeyKind.SIGNING)),
             attached=attached,
             tsa_url=tsa_url,
             tsa_timeout=tsa_timeout,
             force=force,
         )
-    _write(out, der)
+    write_file(out, der)
     emit(
         {"out": str(out), "attached": attached, "timestamped": tsa_url is not None},
         as_json,
@@ -93,7 +100,7 @@ def sign_cms_cmd(
     )
 
 
-@card_group.command("sign-pdf")
+@click.command("sign-pdf")
 @card_options
 @click.option("--in", "in_file", metavar="IN.pdf", required=True, help="PDF to sign.")
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="OUT.pdf.")
@@ -145,11 +152,11 @@ def sign_pdf_cmd(
     pdf = read_input_file(in_file)
     crls = [crl_der(f) for f in crl_files]
     anchors = trust_anchors(trust or ("jlis",)) if embed_revocation else ()
-    with _card(kwargs) as proto:
+    with open_card(kwargs) as proto:
         signed = sign_pdf(
             JpkiAp(proto),
             pdf,
-            lambda: _secret(pin_env, pin_stdin, _pin_prompt(KeyKind.SIGNING)),
+            lambda: read_secret(env=pin_env, stdin=pin_stdin, prompt=pin_prompt(KeyKind.SIGNING)),
             subfilter="pkcs7" if subfilter == "pkcs7" else "pades",
             field=field,
             tsa_url=tsa_url,
@@ -161,8 +168,12 @@ def sign_pdf_cmd(
             location=location,
             force=force,
         )
-    _write(out, signed)
+    write_file(out, signed)
     level = "B-LT" if embed_revocation else ("B-T" if tsa_url else "B-B")
     if subfilter == "pkcs7":
         level = f"adbe.pkcs7.detached ({level} content)"
     emit({"out": str(out), "level": level}, as_json, f"signed PDF ({level}) -> {out}")
+
+
+#: Added to the ``card`` group by :mod:`jpki.cli.card`.
+commands: list[click.Command] = [sign_cms_cmd, sign_pdf_cmd]

@@ -254,7 +254,11 @@ def _result_text(r: RevocationResult) -> str:
     "(default: JPKI_STORE or the config file).",
 )
 @click.option("--at", "at_text", metavar="TIME", help="Validation time (ISO 8601; default now).")
-@click.option("--soft-fail", is_flag=True, help="Treat unknown status as good.")
+@click.option(
+    "--soft-fail",
+    is_flag=True,
+    help="Accept an unknown status: it stays 'unknown' (soft_failed), exit 0.",
+)
 @click.option("--max-crl-age", type=float, metavar="HOURS", help="Reject CRLs older than this.")
 @click.option("--prefer", type=click.Choice(["crl", "ocsp"]), default="crl", show_default=True)
 # The range keeps inf and overflowing values out (the socket would traceback); NaN passes click
@@ -333,7 +337,7 @@ def check(
 
 @revocation_group.group("store")
 def store_group() -> None:
-    """The SQLite revocation store."""
+    """The revocation store (SQLite or PostgreSQL)."""
 
 
 @store_group.command("load")

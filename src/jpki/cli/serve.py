@@ -47,7 +47,7 @@ def _open(db: str | None, data_dir: Path | None) -> Any:
 @click.option("--workers", type=click.IntRange(1, 256), default=2, show_default=True,
               help="Processes in the verification pool.")  # fmt: skip
 @click.option("--soft-fail", is_flag=True,
-              help="Unknown revocation counts as good (every answer says so).")  # fmt: skip
+              help="Accept an unknown revocation status (every answer says so).")  # fmt: skip
 @click.option("--max-body", type=click.IntRange(1024, 1 << 30), default=1 << 20, show_default=True,
               help="Largest request body in bytes (larger: 413).")  # fmt: skip
 @click.pass_context

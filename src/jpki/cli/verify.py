@@ -27,6 +27,7 @@ from jpki.cert import JpkiCertificate
 from jpki.cli import _config
 from jpki.cli._common import Exit, emit, handle_errors, parse_time, read_input_file
 from jpki.cli.revocation import load_crl_file
+from jpki.cli.verify_pdf import pdf_cmd
 from jpki.digestinfo import HashAlgorithm, hash_algorithm
 from jpki.errors import JpkiError, UsageError
 from jpki.policy import (
@@ -521,6 +522,6 @@ def batch_cmd(
     sys.exit(int(_EXIT[overall]))
 
 
-commands: list[click.Command] = [verify_group]
+verify_group.add_command(pdf_cmd)
 
-from jpki.cli import verify_pdf as _verify_pdf  # noqa: E402, F401  (verify pdf)
+commands: list[click.Command] = [verify_group]

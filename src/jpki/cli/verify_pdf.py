@@ -1,4 +1,5 @@
-"""`jpki verify pdf`: every signature of a PDF (docs/documents.md).
+"""`jpki verify pdf`: every signature of a PDF (docs/documents.md); added to the ``verify``
+group by :mod:`jpki.cli.verify`.
 
 Exit codes: 0 every signature valid and nothing unsigned after the last one, 1 invalid,
 2 usage error or unreadable PDF, 3 indeterminate.
@@ -14,7 +15,6 @@ import click
 
 from jpki.cert import JpkiCertificate
 from jpki.cli._common import Exit, emit, handle_errors, parse_time, read_input_file
-from jpki.cli.verify import verify_group
 from jpki.errors import UsageError
 
 _EXIT = {"valid": Exit.OK, "invalid": Exit.INVALID, "indeterminate": Exit.INDETERMINATE}
@@ -74,7 +74,7 @@ def _text(result: Any) -> str:
     return "\n".join(lines)
 
 
-@verify_group.command("pdf")
+@click.command("pdf")
 @click.argument("pdf_file", metavar="FILE")
 @click.option("--trust", "trust", multiple=True, metavar="jlis|CA",
               help="Trust anchors: 'jlis' (built-in J-LIS roots) and/or CA files or "

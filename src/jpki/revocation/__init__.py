@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING, Any
 from jpki.revocation.crl import Crl
 from jpki.revocation.index import RevocationReason, RevokedEntry, SerialIndex
 from jpki.revocation.ocsp import OcspSource, check_ocsp, check_ocsp_async
-from jpki.revocation.policy import CrlFiles, RevocationPolicy, check_revocation
+from jpki.revocation.policy import (
+    CrlFiles,
+    RevocationPolicy,
+    check_revocation,
+    check_revocation_async,
+)
 from jpki.revocation.results import RevocationResult, RevocationSource, RevocationStatus
 
 if TYPE_CHECKING:
@@ -31,6 +36,7 @@ __all__ = [
     "check_ocsp",
     "check_ocsp_async",
     "check_revocation",
+    "check_revocation_async",
 ]
 
 

@@ -14,10 +14,10 @@ import socket
 import threading
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -182,9 +182,106 @@ def _late(timeout: float) -> OcspError:
     return OcspError(f"OCSP responder did not answer within {timeout:g} s")
 
 
-def post(url: str, body: bytes, timeout: float) -> bytes:
-    """HTTP POST with ONE deadline for connect + send + receive (a trickling or silent
-    responder cannot stretch it); any network failure is an OcspError."""
+AddrInfo = tuple[int, int, int, str, tuple[Any, ...]]
+Resolver = Callable[[str, int], Sequence[AddrInfo]]
+"""``(host, port) -> getaddrinfo() entries``: how a responder's name becomes addresses."""
+
+
+def getaddrinfo(host: str, port: int) -> Sequence[AddrInfo]:
+    """The default :data:`Resolver`: the system resolver, TCP addresses only."""
+    return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+
+
+def _numeric(host: str, port: int) -> Sequence[AddrInfo] | None:
+    """The address of an IP literal (nothing to look up), else None."""
+    try:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+    except (OSError, UnicodeError, ValueError):
+        return None
+
+
+def _start_resolving(
+    resolve: Resolver, host: str, port: int, done: Callable[[list[AddrInfo] | Exception], None]
+) -> None:
+    """Run ``resolve`` in a daemon thread and hand its answer (or OSError) to ``done``.
+
+    getaddrinfo cannot be interrupted: a hung resolver keeps its thread, never the caller
+    (a daemon thread, so it does not hold up interpreter exit either).
+    """
+
+    def run() -> None:
+        try:
+            answer: list[AddrInfo] | Exception = list(resolve(host, port))
+        except Exception as exc:  # OSError: cannot resolve; anything else is re-raised
+            answer = exc
+        done(answer)
+
+    threading.Thread(target=run, name=f"jpki-ocsp-resolve {host}", daemon=True).start()
+
+
+def _addresses(answer: list[AddrInfo] | Exception, host: str) -> list[AddrInfo]:
+    if isinstance(answer, OSError):
+        why = getattr(answer, "strerror", None) or answer
+        raise OcspError(f"cannot reach OCSP responder: cannot resolve {host!r}: {why}")
+    if isinstance(answer, Exception):
+        raise answer
+    if not answer:
+        raise OcspError(f"cannot reach OCSP responder: {host!r} has no address")
+    return answer
+
+
+def _resolve_within(
+    resolve: Resolver, t: _Target, wait: float, timeout: float
+) -> Sequence[AddrInfo]:
+    """The responder's addresses, looked up within ``wait`` seconds (the deadline's rest)."""
+    numeric = _numeric(t.host, t.port)
+    if numeric:
+        return numeric
+    box: list[list[AddrInfo] | Exception] = []
+    ready = threading.Event()
+
+    def done(answer: list[AddrInfo] | Exception) -> None:
+        box.append(answer)
+        ready.set()
+
+    _start_resolving(resolve, t.host, t.port, done)
+    if not ready.wait(wait):
+        raise _late_name(timeout, t.host)
+    return _addresses(box[0], t.host)
+
+
+def _late_name(timeout: float, host: str) -> OcspError:
+    return OcspError(
+        f"OCSP responder did not answer within {timeout:g} s (looking up {host!r} took too long)"
+    )
+
+
+def _connect(addrs: Sequence[AddrInfo], left: Callable[[], float]) -> socket.socket:
+    """A TCP connection to the first address that accepts, within the deadline."""
+    last: OSError | None = None
+    for family, kind, proto, _name, addr in addrs:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(left())
+            sock.connect(addr)
+            return sock
+        except TimeoutError:
+            sock.close()
+            raise
+        except OSError as exc:
+            sock.close()
+            last = exc
+        except BaseException:
+            sock.close()
+            raise
+    assert last is not None
+    raise last
+
+
+def post(url: str, body: bytes, timeout: float, *, resolve: Resolver | None = None) -> bytes:
+    """HTTP POST with ONE deadline for name lookup + connect + send + receive (a hung
+    resolver, a trickling or silent responder cannot stretch it); any network failure is an
+    OcspError. ``resolve`` replaces the system resolver (:data:`Resolver`)."""
     import ssl
 
     t = _target(url)
@@ -196,8 +293,9 @@ def post(url: str, body: bytes, timeout: float) -> bytes:
             raise _late(timeout)
         return r
 
+    addrs = _resolve_within(resolve or getaddrinfo, t, left(), timeout)
     try:
-        sock = socket.create_connection((t.host, t.port), timeout=left())
+        sock = _connect(addrs, left)
     except TimeoutError:
         raise _late(timeout) from None
     except OSError as exc:
@@ -245,21 +343,71 @@ def _shut(current: list[socket.socket]) -> None:
         current[0].shutdown(socket.SHUT_RDWR)
 
 
-async def post_async(url: str, body: bytes, timeout: float) -> bytes:
-    """:func:`post` for asyncio: the same single deadline, never blocking the event loop."""
+async def _resolve_async(resolve: Resolver, t: _Target) -> Sequence[AddrInfo]:
+    """The responder's addresses without blocking the loop; cancellable (the caller's
+    deadline), unlike ``loop.getaddrinfo`` whose executor thread ``asyncio.run`` waits for."""
+    import asyncio
+
+    numeric = _numeric(t.host, t.port)
+    if numeric:
+        return numeric
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[list[AddrInfo] | Exception] = loop.create_future()
+
+    def settle(answer: list[AddrInfo] | Exception) -> None:
+        if not fut.done():
+            fut.set_result(answer)
+
+    def done(answer: list[AddrInfo] | Exception) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+            loop.call_soon_threadsafe(settle, answer)
+
+    _start_resolving(resolve, t.host, t.port, done)
+    return _addresses(await fut, t.host)
+
+
+async def post_async(
+    url: str, body: bytes, timeout: float, *, resolve: Resolver | None = None
+) -> bytes:
+    """:func:`post` for asyncio: the same single deadline (name lookup included), never
+    blocking the event loop."""
     import asyncio
     import ssl
 
     t = _target(url)
+    loop = asyncio.get_running_loop()
     writer: asyncio.StreamWriter | None = None
+    looked_up = False
     try:
         async with asyncio.timeout(timeout):
+            addrs = await _resolve_async(resolve or getaddrinfo, t)
+            looked_up = True
+            last: OSError | None = None
+            for family, kind, proto, _name, addr in addrs:
+                sock = socket.socket(family, kind, proto)
+                sock.setblocking(False)
+                try:
+                    await loop.sock_connect(sock, addr)
+                except OSError as exc:
+                    sock.close()
+                    last = exc
+                    continue
+                except BaseException:
+                    sock.close()
+                    raise
+                break
+            else:
+                assert last is not None
+                raise OcspError(f"cannot reach OCSP responder: {last.strerror or last}")
             try:
                 reader, writer = await asyncio.open_connection(
-                    t.host, t.port, ssl=ssl.create_default_context() if t.tls else None
+                    sock=sock,
+                    ssl=ssl.create_default_context() if t.tls else None,
+                    server_hostname=t.host if t.tls else None,
                 )
-            except OSError as exc:
-                raise OcspError(f"cannot reach OCSP responder: {exc.strerror or exc}") from None
+            except BaseException:
+                sock.close()
+                raise
             writer.write(_request_bytes(t, body))
             await writer.drain()
             resp = _Response()
@@ -270,7 +418,7 @@ async def post_async(url: str, body: bytes, timeout: float) -> bytes:
                 resp.feed(chunk)
             return resp.body(eof=False)
     except TimeoutError:
-        raise _late(timeout) from None
+        raise (_late(timeout) if looked_up else _late_name(timeout, t.host)) from None
     except ssl.SSLError as exc:
         raise OcspError(f"TLS with the OCSP responder failed: {exc.reason or exc}") from None
     except OSError as exc:
@@ -443,17 +591,23 @@ async def check_ocsp_async(
     skew: timedelta = timedelta(minutes=5),
     fetch: AsyncFetch | None = None,
 ) -> RevocationResult:
-    """:func:`check_ocsp` for asyncio (the network wait never blocks the event loop)."""
+    """:func:`check_ocsp` for asyncio: the network wait never blocks the event loop, and the
+    answer's checks (signatures) run in a worker thread."""
+    import asyncio
+
     nonce = os.urandom(16)
     data = await (fetch or post_async)(url, build_request(cert, issuer, nonce), timeout)
-    return parse_response(data, cert, issuer, at=at, nonce=nonce, skew=skew, source=f"ocsp:{url}")
+    return await asyncio.to_thread(
+        parse_response, data, cert, issuer, at=at, nonce=nonce, skew=skew, source=f"ocsp:{url}"
+    )
 
 
 class OcspSource:
     """An OCSP responder as a :class:`~jpki.revocation.results.RevocationSource`.
 
     A network failure, a late or untrustworthy answer is UNKNOWN (raised as OcspError, which
-    the policy turns into UNKNOWN); ``fetch`` is injectable for tests and other transports.
+    the policy turns into UNKNOWN); ``fetch`` / ``fetch_async`` are injectable for tests and
+    other transports. :meth:`status_async` is the asyncio form.
     """
 
     source_name = "ocsp"
@@ -465,12 +619,14 @@ class OcspSource:
         timeout: float = 10.0,
         skew: timedelta = timedelta(minutes=5),
         fetch: Fetch | None = None,
+        fetch_async: AsyncFetch | None = None,
     ) -> None:
         _target(url)  # a bad URL is a usage error now, not at the first check
         self.url = url
         self.timeout = timeout
         self.skew = skew
         self.fetch = fetch
+        self.fetch_async = fetch_async
 
     def status(
         self,
@@ -482,4 +638,23 @@ class OcspSource:
     ) -> RevocationResult:
         return check_ocsp(
             cert, issuer, self.url, at=at, timeout=self.timeout, skew=self.skew, fetch=self.fetch
+        )
+
+    async def status_async(
+        self,
+        cert: x509.Certificate,
+        issuer: x509.Certificate,
+        *,
+        at: datetime,
+        max_age: timedelta | None = None,
+    ) -> RevocationResult:
+        """:meth:`status` on asyncio (the same single deadline; the loop never blocks)."""
+        return await check_ocsp_async(
+            cert,
+            issuer,
+            self.url,
+            at=at,
+            timeout=self.timeout,
+            skew=self.skew,
+            fetch=self.fetch_async,
         )

@@ -1,9 +1,10 @@
 """Revocation policy: which sources to ask, in which order, and what "unknown" means.
 
 Hard-fail by default: without fresh, trusted revocation information the answer is UNKNOWN
-(callers treat it as not valid). Soft-fail is applied here and only here: the answer stays
-UNKNOWN, marked ``soft_failed`` (``RevocationResult.accepted`` is then true), so nothing
-downstream can mistake it for "not revoked".
+(callers treat it as not valid). Soft-fail is applied here and only here
+(:func:`not_established`, for :func:`check_revocation` and :func:`check_revocation_async`
+alike): the answer stays UNKNOWN, marked ``soft_failed`` (``RevocationResult.accepted`` is
+then true), so nothing downstream can mistake it for "not revoked".
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from cryptography import x509
 from jpki.errors import CrlError, RevocationError, UsageError
 from jpki.revocation.crl import CertLike, Crl, as_x509, is_final, lookup_with_delta, newest_crls
 from jpki.revocation.index import RevocationReason
-from jpki.revocation.ocsp import Fetch, OcspSource
+from jpki.revocation.ocsp import AsyncFetch, Fetch, OcspSource
 from jpki.revocation.results import (
     UNDOABLE_REASONS,
     RevocationResult,
@@ -41,7 +42,9 @@ __all__ = [
     "RevocationSource",
     "RevocationStatus",
     "check_revocation",
+    "check_revocation_async",
     "issued_by",
+    "not_established",
     "result_from_entry",
 ]
 
@@ -169,6 +172,69 @@ def _listed_for_good(
     return None
 
 
+def _sources(
+    p: RevocationPolicy,
+    crls: Sequence[Crl | bytes] | CrlFiles,
+    ocsp_url: str | None,
+    store: RevocationStore | None,
+    sources: Sequence[RevocationSource],
+    ocsp_fetch: Fetch | None = None,
+    ocsp_fetch_async: AsyncFetch | None = None,
+) -> list[RevocationSource]:
+    """The sources to ask, in the policy's order (``sources`` after the named ones)."""
+    named: dict[str, RevocationSource] = {}
+    if crls:
+        named["crl"] = crls if isinstance(crls, CrlFiles) else CrlFiles(crls)
+    if store is not None:
+        named["store"] = store
+    if ocsp_url is not None:
+        named["ocsp"] = OcspSource(
+            ocsp_url,
+            timeout=p.ocsp_timeout,
+            skew=p.clock_skew,
+            fetch=ocsp_fetch,
+            fetch_async=ocsp_fetch_async,
+        )
+    order = ["crl", "store", "ocsp"] if p.prefer == "crl" else ["ocsp", "crl", "store"]
+    ask = [named[n] for n in order if n in named] + list(sources)
+    if not ask:
+        raise UsageError("no revocation source given (CRL, OCSP URL or store)")
+    return ask
+
+
+def _wrong_issuer() -> RevocationResult:
+    # CA generations share a DN: the other generation's (fresh, verified) CRL would answer
+    # "not listed" for a certificate it never covered. Never accepted, even soft.
+    return RevocationResult(
+        RevocationStatus.UNKNOWN,
+        source="issuer",
+        detail="the given issuer certificate did not sign this certificate "
+        "(wrong CA generation?): revocation status NOT established",
+    )
+
+
+def _cannot_say(src: RevocationSource, exc: RevocationError) -> RevocationResult:
+    return RevocationResult(RevocationStatus.UNKNOWN, source=src.source_name, detail=str(exc))
+
+
+def not_established(
+    unknown: Sequence[RevocationResult], policy: RevocationPolicy
+) -> RevocationResult:
+    """The policy's answer when no source could tell: UNKNOWN, and under soft-fail marked
+    ``soft_failed`` (accepted, never GOOD). The one place soft-fail is applied."""
+    if not unknown:
+        raise UsageError("no revocation source was asked")
+    detail = "; ".join(f"{r.source}: {r.detail}" for r in unknown)
+    if policy.soft_fail:
+        return RevocationResult(
+            RevocationStatus.UNKNOWN,
+            source=unknown[0].source,
+            detail=f"revocation status NOT established ({detail}); accepted by soft-fail",
+            soft_failed=True,
+        )
+    return RevocationResult(RevocationStatus.UNKNOWN, source=unknown[0].source, detail=detail)
+
+
 def check_revocation(
     cert: CertLike,
     issuer: CertLike,
@@ -185,51 +251,69 @@ def check_revocation(
 
     ``crls`` may be a ready :class:`CrlFiles` (a checker asked on every login makes it once).
     ``sources`` are asked after the named ones, in their order. ``ocsp_fetch`` replaces the
-    HTTP POST of the OCSP source (``(url, body, deadline seconds) -> bytes``).
+    HTTP POST of the OCSP source (``(url, body, deadline seconds) -> bytes``). Nothing
+    conclusive: :func:`not_established`.
     """
     p = policy or RevocationPolicy()
     if at.tzinfo is None:
         raise UsageError("the validation time must be timezone-aware")
-    named: dict[str, RevocationSource] = {}
-    if crls:
-        named["crl"] = crls if isinstance(crls, CrlFiles) else CrlFiles(crls)
-    if store is not None:
-        named["store"] = store
-    if ocsp_url is not None:
-        named["ocsp"] = OcspSource(
-            ocsp_url, timeout=p.ocsp_timeout, skew=p.clock_skew, fetch=ocsp_fetch
-        )
-    order = ["crl", "store", "ocsp"] if p.prefer == "crl" else ["ocsp", "crl", "store"]
-    ask = [named[n] for n in order if n in named] + list(sources)
-    if not ask:
-        raise UsageError("no revocation source given (CRL, OCSP URL or store)")
+    ask = _sources(p, crls, ocsp_url, store, sources, ocsp_fetch=ocsp_fetch)
     c, ca = as_x509(cert), as_x509(issuer)
     if not issued_by(c, ca):
-        # CA generations share a DN: the other generation's (fresh, verified) CRL would
-        # answer "not listed" for a certificate it never covered. Never accepted, even soft.
-        return RevocationResult(
-            RevocationStatus.UNKNOWN,
-            source="issuer",
-            detail="the given issuer certificate did not sign this certificate "
-            "(wrong CA generation?): revocation status NOT established",
-        )
+        return _wrong_issuer()
     unknown: list[RevocationResult] = []
     for src in ask:
         try:
             res = src.status(c, ca, at=at, max_age=p.max_crl_age)
         except RevocationError as exc:
-            res = RevocationResult(
-                RevocationStatus.UNKNOWN, source=src.source_name, detail=str(exc)
-            )
+            res = _cannot_say(src, exc)
         if res.status is not RevocationStatus.UNKNOWN:
             return res
         unknown.append(res)
-    detail = "; ".join(f"{r.source}: {r.detail}" for r in unknown)
-    if p.soft_fail:
-        return RevocationResult(
-            RevocationStatus.UNKNOWN,
-            source=unknown[0].source,
-            detail=f"revocation status NOT established ({detail}); accepted by soft-fail",
-            soft_failed=True,
+    return not_established(unknown, p)
+
+
+async def check_revocation_async(
+    cert: CertLike,
+    issuer: CertLike,
+    *,
+    crls: Sequence[Crl | bytes] = (),
+    ocsp_url: str | None = None,
+    store: RevocationStore | None = None,
+    sources: Sequence[RevocationSource] = (),
+    ocsp_fetch: AsyncFetch | None = None,
+    at: datetime,
+    policy: RevocationPolicy | None = None,
+) -> RevocationResult:
+    """:func:`check_revocation` for asyncio, with the same order and rules.
+
+    OCSP is awaited on the loop (one total deadline); CRL files, the store and other sources
+    are asked in a worker thread. ``ocsp_fetch``: an ``async`` replacement for the HTTP POST.
+    """
+    import asyncio
+
+    p = policy or RevocationPolicy()
+    if at.tzinfo is None:
+        raise UsageError("the validation time must be timezone-aware")
+    if all(isinstance(c, Crl) for c in crls):
+        ask = _sources(p, crls, ocsp_url, store, sources, ocsp_fetch_async=ocsp_fetch)
+    else:  # CRL bytes are parsed and indexed (once, cached): not on the loop
+        ask = await asyncio.to_thread(
+            _sources, p, crls, ocsp_url, store, sources, ocsp_fetch_async=ocsp_fetch
         )
-    return RevocationResult(RevocationStatus.UNKNOWN, source=unknown[0].source, detail=detail)
+    c, ca = as_x509(cert), as_x509(issuer)
+    if not issued_by(c, ca):  # cached per pair: one RSA verify the first time
+        return _wrong_issuer()
+    unknown: list[RevocationResult] = []
+    for src in ask:
+        try:
+            if isinstance(src, OcspSource):
+                res = await src.status_async(c, ca, at=at, max_age=p.max_crl_age)
+            else:
+                res = await asyncio.to_thread(src.status, c, ca, at=at, max_age=p.max_crl_age)
+        except RevocationError as exc:
+            res = _cannot_say(src, exc)
+        if res.status is not RevocationStatus.UNKNOWN:
+            return res
+        unknown.append(res)
+    return not_established(unknown, p)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import shlex
 import sqlite3
 import threading
 import urllib.parse
@@ -460,6 +461,23 @@ def _redact(url: str) -> str:
     return urllib.parse.urlunsplit((u.scheme, netloc, u.path, u.query, u.fragment))
 
 
+def _reload_hint(dialect: str, display: str) -> str:
+    """What an operator does with a store this version cannot use: the exact commands."""
+    if dialect == "sqlite":
+        q = shlex.quote(display)
+        where = f"move it aside (mv {q} {shlex.quote(display + '.old')}) and load"
+        target = q
+    else:
+        where = "load"
+        target = "postgresql://.../NEW_DATABASE"
+    return (
+        f"To go on, {where} the current CRLs into a new store: jpki revocation store load "
+        f"{target} CRL... --issuer CA... (every CA generation's certificate). The new store "
+        "starts without the old one's monitor state: the next 'jpki revocation monitor' "
+        "reports every revoked certificate once more"
+    )
+
+
 # --- the store -----------------------------------------------------------------------------------
 
 
@@ -496,7 +514,8 @@ class RevocationStore:
                 self.close()
                 raise RevocationError(
                     f"revocation store {self.display} was made by an older jpki (schema 1, "
-                    "CRLs keyed by issuer name): load the CRLs into a new store"
+                    "CRLs keyed by issuer name) and cannot be converted (it does not record "
+                    f"which CA key signed each CRL). {_reload_hint(self.dialect, self.display)}"
                 )
             ddl = _SCHEMA.format(**_DIALECT_TYPES[self.dialect])
             db.script(ddl)
@@ -518,7 +537,7 @@ class RevocationStore:
             self.close()
             raise RevocationError(
                 f"revocation store {self.display} has schema {row[0] if row else '?'}, "
-                f"this version uses {SCHEMA_VERSION}: load the CRLs into a new store"
+                f"this version uses {SCHEMA_VERSION}. {_reload_hint(self.dialect, self.display)}"
             )
 
     def _c(self) -> _Conn:

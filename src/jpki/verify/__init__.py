@@ -4,7 +4,7 @@ Every verifier takes one :class:`~jpki.policy.Policy` (anchors, purpose, time, r
 algorithms) and returns a :class:`VerificationResult` (``VALID`` / ``INVALID`` /
 ``INDETERMINATE`` with coded reasons); malformed input raises a ``JpkiError``.
 Async forms (``async_validate_chain``, ``LoginVerifier.async_verify``,
-``async_revocation_checker`` with OCSP over httpx) never block an event loop.
+``async_revocation_checker``, whose OCSP has one total deadline) never block an event loop.
 """
 
 from __future__ import annotations

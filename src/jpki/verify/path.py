@@ -559,20 +559,16 @@ def _revocation_verdict(
 def _word_verdict(
     cert: JpkiCertificate, outcome: RevocationOutcome, soft_fail: bool
 ) -> tuple[Status, Reason]:
+    """One outcome's verdict. REVOKED is never softened. Soft-fail applies when the policy
+    sets it or when the check's own revocation policy did (``soft_failed``, as
+    ``revocation_checker(soft_fail=True)`` answers): either way VALID with the soft-fail
+    reason, never "not revoked"."""
     who = cert.subject_text
     status = getattr(outcome, "status", None)
     name = str(getattr(status, "name", status)).upper()
     source = getattr(outcome, "source", None)
     detail = getattr(outcome, "detail", None) or getattr(outcome, "reason", None)
     src = f" (from {getattr(source, 'value', source)})" if source else ""
-    if name == "GOOD" and str(getattr(source, "value", source)) == "soft-fail":
-        # The revocation layer's own soft-fail answer: GOOD only by policy, never "not revoked".
-        text = f"{who}: {_NOT_ESTABLISHED}" + (f" ({detail}); {_SOFT}" if detail else f"; {_SOFT}")
-        return Status.VALID, Reason(_SOFTC, text)
-    if name == "GOOD":
-        note = getattr(outcome, "detail", None)
-        text = f"{who}: not revoked{src}" + (f" ({note})" if note else "")
-        return Status.VALID, Reason(Code.REVOCATION_GOOD, text)
     if name == "REVOKED":
         reason = getattr(outcome, "reason", None)
         when = getattr(outcome, "revoked_at", None)
@@ -580,7 +576,28 @@ def _word_verdict(
         at_txt = f" on {when.isoformat()}" if isinstance(when, datetime) else ""
         text = f"{who}: REVOKED ({reason_txt}){at_txt}{src}"
         return Status.INVALID, Reason(Code.REVOCATION_REVOKED, text)
+    # ``is True``: an outcome object whose attribute is anything else is not a soft-fail mark.
+    soft_failed = getattr(outcome, "soft_failed", False) is True
+    # GOOD with source "soft-fail" is how older revocation code spelled soft-fail.
+    legacy = name == "GOOD" and str(getattr(source, "value", source)) == "soft-fail"
+    if name == "GOOD" and not soft_failed and not legacy:
+        note = getattr(outcome, "detail", None)
+        text = f"{who}: not revoked{src}" + (f" ({note})" if note else "")
+        return Status.VALID, Reason(Code.REVOCATION_GOOD, text)
+    if soft_failed or legacy:
+        src = "" if legacy else src
+        detail = _unwrapped(detail)
     why = f"{who}: {_NOT_ESTABLISHED}{src}" + (f": {detail}" if detail else "")
-    if soft_fail:
+    if soft_fail or soft_failed or legacy:
         return Status.VALID, Reason(_SOFTC, f"{why}; {_SOFT}")
     return Status.INDETERMINATE, Reason(_UNK, why)
+
+
+def _unwrapped(detail: object) -> object:
+    """The sources' own words inside the revocation policy's soft-fail sentence."""
+    if not isinstance(detail, str):
+        return detail
+    head, tail = f"{_NOT_ESTABLISHED} (", "); accepted by soft-fail"
+    if detail.startswith(head) and detail.endswith(tail):
+        return detail[len(head) : -len(tail)]
+    return detail

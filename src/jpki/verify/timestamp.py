@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from asn1crypto import cms as asn1_cms
-from asn1crypto import core as asn1_core
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
@@ -24,26 +23,15 @@ from jpki.digestinfo import OID_TO_HASH, digest_of
 from jpki.errors import JpkiError, SignatureFormatError
 from jpki.policy import Policy, Purpose
 from jpki.verify.result import Status, TimestampInfo, worst
+from jpki.verify.signed_data import OID_SIGNATURE_TIMESTAMP as OID_SIGNATURE_TIMESTAMP
+from jpki.verify.signed_data import parse_signed_data, verify_signed_data
+from jpki.verify.signed_data import signature_timestamp_tokens as signature_timestamp_tokens
 
-#: id-aa-signatureTimeStampToken (RFC 3161 appendix A): an unsigned attribute of a SignerInfo.
-OID_SIGNATURE_TIMESTAMP = "1.2.840.113549.1.9.16.2.14"
 OID_TST_INFO = "1.2.840.113549.1.9.16.1.4"
 _ASN1_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError)
 _OVERRIDE_NOTE = re.compile(
     r"(; )?key-usage policy overridden by the caller \(purpose 'any'\); the certificate is [^;]*"
 )
-
-
-def signature_timestamp_tokens(signer_info: asn1_cms.SignerInfo) -> list[bytes]:
-    """DER of every signatureTimeStampToken in a SignerInfo's unsigned attributes."""
-    attrs = signer_info["unsigned_attrs"]
-    if isinstance(attrs, asn1_core.Void) or attrs.contents is None:
-        return []
-    out: list[bytes] = []
-    for attr in attrs:
-        if attr["type"].dotted == OID_SIGNATURE_TIMESTAMP:
-            out += [v.dump() for v in attr["values"]]
-    return out
 
 
 def _tst_info(token: bytes) -> tuple[datetime, str, bytes]:
@@ -95,8 +83,6 @@ def verify_timestamp_token(
     Malformed tokens give an INVALID result (the signature it sits on is then suspect),
     never an exception.
     """
-    from jpki.verify.cms import parse_signed_data, verify_cms
-
     try:
         gen_time, alg_oid, hashed = _tst_info(token)
     except SignatureFormatError as exc:
@@ -124,7 +110,7 @@ def verify_timestamp_token(
                 statuses.append(Status.INVALID)
                 reasons.append(eku)
         policy = Policy(anchors=tuple(trust_anchors or ()), at=gen_time, purpose=Purpose.ANY)
-        cms = verify_cms(token, policy)
+        cms = verify_signed_data(token, policy)
     except JpkiError as exc:
         return TimestampInfo(Status.INVALID, (*reasons, f"timestamp token: {exc}"), time=gen_time)
     statuses.append(cms.status)
