@@ -573,7 +573,8 @@ class Crl:
 
     def lookup(self, serial: int) -> RevokedEntry | None:
         """The deciding entry for ``serial`` (a final reason wins when it is listed twice)."""
-        return self.index.lookup(serial)
+        idx = self._index
+        return (idx if idx is not None else self.build_index()).lookup(serial)
 
 
 def cert_dp_names(cert: x509.Certificate) -> tuple[x509.Name, ...]:
@@ -693,6 +694,8 @@ def select_crls(crls: Sequence[Crl], cert: CertLike) -> tuple[Crl | None, Crl | 
 
 def newest_crls(mine: Sequence[Crl]) -> tuple[Crl | None, Crl | None]:
     """The newest full CRL and the newest delta that applies to it, among ``mine``."""
+    if len(mine) == 1:  # the common case: one full CRL for the issuer (or one delta, no base)
+        return (mine[0], None) if not mine[0].is_delta else (None, None)
     bases = [c for c in mine if not c.is_delta]
     if not bases:
         return None, None

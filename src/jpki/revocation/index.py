@@ -858,6 +858,8 @@ class SerialIndex:
             # A non-negative serial's key is its value, right-aligned in the columns.
             if serial >> (64 * ncols):
                 return None
+            if ncols == 1:
+                return [serial]  # the common case, asked on every check
             return [(serial >> (64 * (ncols - 1 - i))) & _U64_MAX for i in range(ncols)]
         raw = _magnitude(serial_key_bytes(serial))
         width = ncols * 8
@@ -907,11 +909,17 @@ class SerialIndex:
 
     def lookup(self, serial: int) -> RevokedEntry | None:
         """The deciding entry for ``serial`` (see :func:`prefer_final` when listed twice)."""
-        return prefer_final(self.lookup_all(serial))
+        lo, hi = self._range(serial)
+        if lo == hi:
+            return None  # not listed: the answer of nearly every check
+        return prefer_final(self._entries(serial, lo, hi))
 
     def lookup_all(self, serial: int) -> list[RevokedEntry]:
         """Every entry listing ``serial`` (a CRL may list a serial more than once)."""
         lo, hi = self._range(serial)
+        return self._entries(serial, lo, hi)
+
+    def _entries(self, serial: int, lo: int, hi: int) -> list[RevokedEntry]:
         buf = self._view
         # Keys are value bytes, so a negative serial (invalid, but seen in the wild) shares a key
         # with a positive one: the decoded serial decides.
