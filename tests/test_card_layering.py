@@ -84,7 +84,7 @@ VERIFY = POLICY | {"jpki.verify"}
 CLIENT = CORE | {"jpki.transport", "jpki.card"}
 # Everything a command may use; only `jpki sim` (card creation) imports jpki.testing.
 CLI = VERIFY | CLIENT | {"jpki.sim", "jpki.conformance", "jpki.cli", "jpki.documents"}
-CLI |= {"jpki.service"}
+CLI |= {"jpki.service", "jpki.service_client"}
 TESTING_USERS = ("cli/sim.py",)
 
 # (layer, files, jpki modules they may import)
@@ -112,6 +112,8 @@ RULES: list[tuple[str, list[Path], set[str]]] = [
     ("documents", _tree("documents"), VERIFY | CLIENT | {"jpki.documents"}),
     # The service sits above the relying-party layers, below the CLI, never on the test PKI.
     ("service", _tree("service"), VERIFY | {"jpki.service", "jpki.documents"}),
+    # The card side of a login at a service: the card client plus HTTP, no verifier.
+    ("service_client", [SRC / "service_client.py"], CLIENT | {"jpki.service_client"}),
     ("package", [SRC / "__init__.py"], set()),
     ("main", [SRC / "__main__.py"], {"jpki.cli"}),
 ]

@@ -1,16 +1,17 @@
-"""A real user-authentication certificate issued by J-LIS (vectors/real-certs/README.md).
+"""Real user-authentication certificates issued by J-LIS (vectors/real-certs/README.md).
 
-It must chain to the built-in J-LIS roots inside its validity (to the 2015 generation, chosen
-by key: all generations share one DN), be classified as an authentication certificate, carry
-no basic 4 information, and be INVALID before and after its validity, as a document signer,
-and under roots of the other generations or purpose. The same through the CLI.
+Each must chain to the built-in J-LIS roots inside its validity, to the generation that
+signed it (chosen by key: all generations share one DN), be classified as an authentication
+certificate, carry no basic 4 information, and be INVALID before and after its validity, as
+a document signer, under the roots of the other generations or purpose, and INDETERMINATE
+without anchors. The same through the CLI (`cert show`, `verify chain --trust jlis`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,122 +23,189 @@ from jpki.trust import jlis_roots
 from jpki.verify import Policy, Purpose, Status, validate_chain
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "real-certs"
-VECTOR = VECTORS / "jpki-auth-2019-tsukuba.der"
-#: Published with the bytes by the source (its SHA-256 test): the file is what it published.
-PUBLISHED_SHA256 = "449ef3f93be0c5425330af2b41c63769190aa75a713223d96839f6537104007e"
-INSIDE = datetime(2022, 1, 1, tzinfo=UTC)
-NOT_BEFORE = datetime(2019, 7, 25, 15, 28, 6, tzinfo=UTC)
-NOT_AFTER = datetime(2024, 5, 2, 14, 59, 59, tzinfo=UTC)
+ONE_SECOND = timedelta(seconds=1)
 
 
-@pytest.fixture(scope="module")
-def cert() -> JpkiCertificate:
-    return JpkiCertificate.load(VECTOR.read_bytes())
+@dataclass(frozen=True)
+class Real:
+    """One vector and what its source published (or what J-LIS's roots say of it)."""
+
+    file: str
+    fingerprint: str  # SHA-256 of the DER
+    serial_hex: str
+    subject: str
+    not_before: datetime
+    not_after: datetime
+    issuer_serial: str  # the serial of the built-in root whose key signed it
+    crl_dp: str
+
+    @property
+    def inside(self) -> datetime:
+        return self.not_before + (self.not_after - self.not_before) / 2
+
+
+def _utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)
+
+
+REAL = [
+    Real(
+        "jpki-auth-2019-tsukuba.der",
+        "449ef3f93be0c5425330af2b41c63769190aa75a713223d96839f6537104007e",
+        "012D57CA",
+        "CN=840444E37PAFHN08220003A,C=JP",
+        _utc(2019, 7, 25, 15, 28, 6),
+        _utc(2024, 5, 2, 14, 59, 59),
+        "1",  # 2015 generation
+        "CN=Tsukuba-shi CRLDP,OU=Ibaraki-ken,",
+    ),
+    Real(
+        "jpki-auth-2020-yokohama.pem",
+        "9c3f7955586048189c96d9ea49846ef23ac952ad37fc5f875cd7bc562f23dcde",
+        "018C453E",
+        "CN=308014E45JEFIG14104003A,C=JP",
+        _utc(2020, 5, 19, 17, 38, 55),
+        _utc(2024, 12, 7, 14, 59, 59),
+        "133C349",  # 2019 generation
+        "CN=Yokohama-shi-Naka-ku CRLDP,OU=Kanagawa-ken,",
+    ),
+    Real(
+        # The case of issue 12: issued in 2023, valid until 2027-12-07, signed by the 2019 key.
+        "jpki-auth-2023-yokohama.pem",
+        "24b0121c74f63f851aaa94f04066495b9b1c7eb97409d295b2731f6829028db0",
+        "06BFC341",
+        "CN=412594E75JACJM14104003A,C=JP",
+        _utc(2023, 5, 19, 16, 37, 9),
+        _utc(2027, 12, 7, 14, 59, 59),
+        "133C349",
+        "CN=Yokohama-shi-Naka-ku CRLDP,OU=Kanagawa-ken,",
+    ),
+]
+IDS = [r.file for r in REAL]
+
+
+def _load(real: Real) -> JpkiCertificate:
+    return JpkiCertificate.load((VECTORS / real.file).read_bytes())
 
 
 def _root(serial_hex: str) -> JpkiCertificate:
     return next(r for r in jlis_roots("auth") if r.serial_hex.lstrip("0") == serial_hex)
 
 
-def test_the_vector_is_the_published_certificate() -> None:
-    assert hashlib.sha256(VECTOR.read_bytes()).hexdigest() == PUBLISHED_SHA256
+@pytest.mark.parametrize("real", REAL, ids=IDS)
+def test_the_vector_is_the_published_certificate(real: Real) -> None:
+    cert = _load(real)
+    assert cert.fingerprint_sha256.hex() == real.fingerprint
+    assert cert.serial_hex == real.serial_hex
 
 
-def test_classified_as_a_production_authentication_certificate(cert: JpkiCertificate) -> None:
+@pytest.mark.parametrize("real", REAL, ids=IDS)
+def test_classified_as_a_production_authentication_certificate(real: Real) -> None:
+    cert = _load(real)
     assert cert.kind is CertKind.AUTHENTICATION and not cert.is_test
-    assert cert.subject_text == "CN=840444E37PAFHN08220003A,C=JP"
+    assert cert.subject_text == real.subject
     assert cert.policies == ("1.2.392.200149.8.5.1.3.30",)
     assert cert.key_usage == ("digitalSignature",)
     assert cert.basic_info is None  # the authentication certificate carries no personal data
-    assert (cert.not_before, cert.not_after) == (NOT_BEFORE, NOT_AFTER)
+    assert (cert.not_before, cert.not_after) == (real.not_before, real.not_after)
 
 
 @pytest.mark.parametrize("purpose", ["auth", "any"])
-def test_chains_to_the_builtin_roots_inside_its_validity(
-    cert: JpkiCertificate, purpose: str
-) -> None:
-    for at in (NOT_BEFORE, INSIDE, NOT_AFTER):
-        result = validate_chain(cert, Policy(anchors=jlis_roots(purpose), at=at))
+@pytest.mark.parametrize("real", REAL, ids=IDS)
+def test_chains_to_the_builtin_roots_inside_its_validity(real: Real, purpose: str) -> None:
+    cert = _load(real)
+    roots = jlis_roots("auth") if purpose == "auth" else jlis_roots("any")
+    for at in (real.not_before, real.inside, real.not_after):
+        result = validate_chain(cert, Policy(anchors=roots, at=at))
         assert result.status is Status.VALID, (at, result.reasons)
         assert result.chain[-1] == cert.subject_text
-    # The 2015 generation signed it: the reason names that root's key, not the shared DN only.
-    key_id = _root("1").subject_key_id
-    assert key_id is not None
-    result = validate_chain(cert, Policy(anchors=jlis_roots("auth"), at=INSIDE))
+    # The reason names the key of the generation that signed it, not only the shared DN.
+    key_id = _root(real.issuer_serial).subject_key_id
+    assert key_id is not None and cert.authority_key_id == key_id
+    result = validate_chain(cert, Policy(anchors=roots, at=real.inside))
     assert any(key_id.hex() in r for r in result.reasons), result.reasons
 
 
-def test_a_same_named_root_of_another_generation_is_not_its_issuer(cert: JpkiCertificate) -> None:
-    others = [_root("133C349"), _root("6D18006")]  # 2019, 2023: the same DN, other keys
-    assert {r.subject_text for r in others} == {cert.issuer_text}
-    result = validate_chain(cert, Policy(anchors=others, at=INSIDE))
+@pytest.mark.parametrize("real", REAL, ids=IDS)
+def test_same_named_roots_of_other_generations_are_not_its_issuer(real: Real) -> None:
+    cert = _load(real)
+    others = [r for r in jlis_roots("auth") if r.serial_hex.lstrip("0") != real.issuer_serial]
+    assert len(others) == 2 and {r.subject_text for r in others} == {cert.issuer_text}
+    result = validate_chain(cert, Policy(anchors=others, at=real.inside))
     assert result.status is Status.INVALID, result.reasons
+    # Its own generation alone is enough.
+    alone = Policy(anchors=[_root(real.issuer_serial)], at=real.inside)
+    assert validate_chain(cert, alone).status is Status.VALID
 
 
-def test_the_signing_roots_do_not_anchor_it(cert: JpkiCertificate) -> None:
-    result = validate_chain(cert, Policy(anchors=jlis_roots("sign"), at=INSIDE))
+@pytest.mark.parametrize("real", REAL, ids=IDS)
+def test_the_signing_roots_do_not_anchor_it(real: Real) -> None:
+    result = validate_chain(_load(real), Policy(anchors=jlis_roots("sign"), at=real.inside))
     assert result.status is Status.INVALID
 
 
-@pytest.mark.parametrize(
-    "at",
-    [
-        datetime(2019, 7, 25, 15, 28, 5, tzinfo=UTC),  # a second before notBefore
-        datetime(2024, 5, 2, 15, 0, 0, tzinfo=UTC),  # a second after notAfter
-        datetime(2026, 12, 2, tzinfo=UTC),
-    ],
-)
-def test_invalid_outside_its_validity(cert: JpkiCertificate, at: datetime) -> None:
-    result = validate_chain(cert, Policy(anchors=jlis_roots("auth"), at=at))
-    assert result.status is Status.INVALID
-    assert any("valid" in r or "expired" in r for r in result.reasons), result.reasons
+@pytest.mark.parametrize("real", REAL, ids=IDS)
+def test_invalid_outside_its_validity(real: Real) -> None:
+    cert = _load(real)
+    for at in (real.not_before - ONE_SECOND, real.not_after + ONE_SECOND):
+        result = validate_chain(cert, Policy(anchors=jlis_roots("auth"), at=at))
+        assert result.status is Status.INVALID, at
+        assert any("valid" in r or "expired" in r for r in result.reasons), result.reasons
 
 
-def test_an_authentication_certificate_never_signs_documents(cert: JpkiCertificate) -> None:
-    policy = Policy(anchors=jlis_roots("auth"), at=INSIDE, purpose=Purpose.SIGN)
-    result = validate_chain(cert, policy)
+@pytest.mark.parametrize("real", REAL, ids=IDS)
+def test_an_authentication_certificate_never_signs_documents(real: Real) -> None:
+    policy = Policy(anchors=jlis_roots("auth"), at=real.inside, purpose=Purpose.SIGN)
+    result = validate_chain(_load(real), policy)
     assert result.status is Status.INVALID
     assert any("user-authentication certificate" in r for r in result.reasons), result.reasons
 
 
-def test_no_anchors_is_indeterminate(cert: JpkiCertificate) -> None:
-    assert validate_chain(cert, Policy(at=INSIDE)).status is Status.INDETERMINATE
+@pytest.mark.parametrize("real", REAL, ids=IDS)
+def test_no_anchors_is_indeterminate(real: Real) -> None:
+    assert validate_chain(_load(real), Policy(at=real.inside)).status is Status.INDETERMINATE
 
 
 # --- CLI ------------------------------------------------------------------------------------
 
 
-def test_cli_cert_show(cert: JpkiCertificate) -> None:
-    result = CliRunner().invoke(main, ["cert", "show", str(VECTOR), "--json"])
+@pytest.mark.parametrize("real", REAL, ids=IDS)
+def test_cli_cert_show(real: Real) -> None:
+    result = CliRunner().invoke(main, ["cert", "show", str(VECTORS / real.file), "--json"])
     assert result.exit_code == 0, result.output
     d = json.loads(result.stdout)
     assert d["kind"] == "authentication" and d["is_test"] is False and d["basic_info"] is None
-    assert d["fingerprint_sha256"] == PUBLISHED_SHA256
-    assert d["serial_hex"] == "012D57CA"
+    assert d["fingerprint_sha256"] == real.fingerprint
+    assert d["serial_hex"] == real.serial_hex
+    assert d["subject"] == real.subject
     assert d["ocsp_urls"] == ["http://ocspauthnorm.jpki.go.jp"]
     dp = d["crl_distribution_points"][0]
-    assert dp["type"] == "directoryName" and dp["value"].startswith("CN=Tsukuba-shi CRLDP,")
-    assert d["authority_key_id"] == _root("1").subject_key_id.hex()
+    assert dp["type"] == "directoryName" and dp["value"].startswith(real.crl_dp)
+    key_id = _root(real.issuer_serial).subject_key_id
+    assert key_id is not None and d["authority_key_id"] == key_id.hex()
 
 
-@pytest.mark.parametrize(
-    ("at", "code", "status"),
-    [
-        ("2022-01-01T00:00:00Z", 0, "valid"),
-        ("2024-05-02T15:00:00Z", 1, "invalid"),
-        ("2019-07-25T15:28:05Z", 1, "invalid"),
-    ],
-)
-def test_cli_verify_chain_with_builtin_trust(at: str, code: int, status: str) -> None:
-    args = ["verify", "chain", str(VECTOR), "--trust", "jlis", "--at", at, "--json"]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == code, result.output
-    assert json.loads(result.stdout)["status"] == status
+def _iso(t: datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")
+
+
+@pytest.mark.parametrize("real", REAL, ids=IDS)
+def test_cli_verify_chain_with_builtin_trust(real: Real) -> None:
+    for at, code, status in (
+        (real.inside, 0, "valid"),
+        (real.not_before - ONE_SECOND, 1, "invalid"),
+        (real.not_after + ONE_SECOND, 1, "invalid"),
+    ):
+        args = ["verify", "chain", str(VECTORS / real.file), "--trust", "jlis"]
+        result = CliRunner().invoke(main, [*args, "--at", _iso(at), "--json"])
+        assert result.exit_code == code, (at, result.output)
+        assert json.loads(result.stdout)["status"] == status
 
 
 def test_cli_the_leaf_given_as_its_own_trust_is_no_anchor() -> None:
     # `jpki card certs --out DIR` then `--trust DIR`: the leaf is never its own anchor.
-    args = ["verify", "chain", str(VECTOR), "--trust", str(VECTOR), "--at", "2022-01-01"]
+    leaf = str(VECTORS / REAL[-1].file)
+    args = ["verify", "chain", leaf, "--trust", leaf, "--at", "2026-01-01T00:00:00Z"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 3, result.output
     assert "INDETERMINATE" in result.stdout and "is not a CA certificate" in result.stdout

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives import hashes, serialization
@@ -26,7 +25,7 @@ from jpki.cli import main
 from jpki.service.app import ServiceConfig
 from jpki.testing.pki import Issued
 from jpki.verify import account_key
-from service_helpers import Pki, add_key, b64, login_body, make_pki, thread_service
+from service_helpers import HTTP, Pki, add_key, b64, login_body, make_pki, thread_service
 
 # pyHanko registers its CMS attribute names with asn1crypto on import; imported late (after
 # asn1crypto has built its reverse OID map) its signer cannot name signing_certificate_v2.
@@ -56,7 +55,7 @@ class Svc:
             return int(c.execute("SELECT COUNT(*) FROM svc_audit").fetchone()[0])
 
     def challenge(self) -> dict[str, Any]:
-        r = httpx.post(self.base + "/v1/challenges", headers=self.h)
+        r = HTTP.post(self.base + "/v1/challenges", headers=self.h)
         assert r.status_code == 200, r.text
         return dict(r.json())
 
@@ -88,7 +87,7 @@ def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Svc]:
 
 
 def test_openapi_lists_the_versioned_api(svc: Svc) -> None:
-    paths = httpx.get(svc.base + "/openapi.json").json()["paths"]
+    paths = HTTP.get(svc.base + "/openapi.json").json()["paths"]
     for p in ("/v1/challenges", "/v1/logins", "/v1/signatures", "/v1/status-checks"):
         assert p in paths
     assert "/v1/revocation" in paths and "/healthz" in paths and "/readyz" in paths
@@ -98,28 +97,28 @@ def test_login_valid_once_then_replay_refused(svc: Svc) -> None:
     ch = svc.challenge()
     assert len(base64.b64decode(ch["nonce"])) >= 32
     before = svc.records()
-    r = httpx.post(svc.base + "/v1/logins", headers=svc.h, json=login_body(svc.user, ch))
+    r = HTTP.post(svc.base + "/v1/logins", headers=svc.h, json=login_body(svc.user, ch))
     assert r.status_code == 200
     out = r.json()
     assert out["status"] == "valid", out
     assert out["account_key"] == account_key(svc.user.cert)
     assert [a["status"] for a in out["revocation"]] == ["good"]
     assert out["record"]["seq"] == before + 1
-    again = httpx.post(svc.base + "/v1/logins", headers=svc.h, json=login_body(svc.user, ch))
+    again = HTTP.post(svc.base + "/v1/logins", headers=svc.h, json=login_body(svc.user, ch))
     assert again.json()["status"] == "invalid"
     assert "already used" in " ".join(again.json()["reasons"])
     assert svc.records() == before + 2
 
 
 def test_login_with_revoked_or_wrong_signature(svc: Svc) -> None:
-    out = httpx.post(
+    out = HTTP.post(
         svc.base + "/v1/logins", headers=svc.h, json=login_body(svc.revoked, svc.challenge())
     ).json()
     assert out["status"] == "invalid"
     assert out["revocation"][0]["status"] == "revoked"
     body = login_body(svc.user, svc.challenge())
     body["signature"] = login_body(svc.user, svc.challenge())["signature"]  # other nonce
-    assert httpx.post(svc.base + "/v1/logins", headers=svc.h, json=body).json()["status"] == (
+    assert HTTP.post(svc.base + "/v1/logins", headers=svc.h, json=body).json()["status"] == (
         "invalid"
     )
 
@@ -130,16 +129,16 @@ def test_unauthenticated_requests_leave_only_a_log_line(
     before = svc.records()
     body = login_body(svc.user, svc.challenge())
     with caplog.at_level(logging.WARNING, logger="jpki.service.access"):
-        assert httpx.post(svc.base + "/v1/logins", json=body).status_code == 401
+        assert HTTP.post(svc.base + "/v1/logins", json=body).status_code == 401
         bad = {"X-API-Key": svc.key[:-2] + "xx"}
-        assert httpx.post(svc.base + "/v1/logins", headers=bad, json=body).status_code == 401
-        assert httpx.post(svc.base + "/v1/challenges").status_code == 401
+        assert HTTP.post(svc.base + "/v1/logins", headers=bad, json=body).status_code == 401
+        assert HTTP.post(svc.base + "/v1/challenges").status_code == 401
     assert svc.records() == before
     lines = [r.getMessage() for r in caplog.records if r.name == "jpki.service.access"]
     assert len(lines) == 3 and all(line.startswith("401 ") for line in lines)
     assert svc.key not in caplog.text
     # The challenge was not spent by the refused attempts.
-    assert httpx.post(svc.base + "/v1/logins", headers=svc.h, json=body).json()["status"] == (
+    assert HTTP.post(svc.base + "/v1/logins", headers=svc.h, json=body).json()["status"] == (
         "valid"
     )
 
@@ -152,11 +151,11 @@ def test_revoked_key_and_rate_limit(svc: Svc) -> None:
     d = Database(svc.db)
     rec, key = add(d, "slow", 2)
     h = {"X-API-Key": key}
-    codes = [httpx.post(svc.base + "/v1/challenges", headers=h).status_code for _ in range(3)]
+    codes = [HTTP.post(svc.base + "/v1/challenges", headers=h).status_code for _ in range(3)]
     assert codes == [200, 200, 429]
     revoke_key(d, rec.id)
     d.close()
-    assert httpx.post(svc.base + "/v1/challenges", headers=h).status_code == 401
+    assert HTTP.post(svc.base + "/v1/challenges", headers=h).status_code == 401
 
 
 @pytest.mark.parametrize(
@@ -169,26 +168,25 @@ def test_revoked_key_and_rate_limit(svc: Svc) -> None:
     ],
 )
 def test_malformed_login_is_400_with_a_reason(svc: Svc, body: dict[str, Any], why: str) -> None:
-    r = httpx.post(svc.base + "/v1/logins", headers=svc.h, json=body)
+    r = HTTP.post(svc.base + "/v1/logins", headers=svc.h, json=body)
     assert r.status_code == 400
     text = json.dumps(r.json())
     assert why in text and "Traceback" not in text
 
 
 def test_malformed_bodies_never_500(svc: Svc) -> None:
-    client = httpx.Client(base_url=svc.base)
     for raw in (b"", b"{", b"[]", b'"x"', b"\xff\xfe", b'{"certificates": []}'):
         for path in ("/v1/logins", "/v1/signatures", "/v1/status-checks"):
-            r = client.post(
-                path,
+            r = HTTP.post(
+                svc.base + path,
                 headers={**svc.h, "content-type": "application/json"},
                 content=raw,
             )
             assert r.status_code == 400, (path, raw, r.text)
     both = {"cms": b64(b"x"), "certificate": b64(svc.signer.der), "signature": "AA=="}
-    assert httpx.post(svc.base + "/v1/signatures", headers=svc.h, json=both).status_code == 400
+    assert HTTP.post(svc.base + "/v1/signatures", headers=svc.h, json=both).status_code == 400
     junk = {"cms": b64(b"\x30\x80junk")}
-    r = httpx.post(svc.base + "/v1/signatures", headers=svc.h, json=junk)
+    r = HTTP.post(svc.base + "/v1/signatures", headers=svc.h, json=junk)
     assert r.status_code == 400 and r.json()["error"]
 
 
@@ -206,7 +204,7 @@ _FIELDS = st.sampled_from(
 @given(body=st.dictionaries(_FIELDS, _VALUE, max_size=6), path=st.sampled_from(
     ["/v1/logins", "/v1/signatures", "/v1/status-checks"]))  # fmt: skip
 def test_random_bodies_get_an_answer_never_a_500(svc: Svc, body: dict[str, Any], path: str) -> None:
-    r = httpx.post(svc.base + path, headers=svc.h, json=body)
+    r = HTTP.post(svc.base + path, headers=svc.h, json=body)
     assert r.status_code in (200, 400), (r.status_code, r.text)
     assert "Traceback" not in r.text
     if r.status_code == 400:
@@ -215,7 +213,7 @@ def test_random_bodies_get_an_answer_never_a_500(svc: Svc, body: dict[str, Any],
 
 def test_oversized_body_is_413(svc: Svc) -> None:
     big = {"certificates": [b64(b"x" * 70000)]}
-    r = httpx.post(svc.base + "/v1/status-checks", headers=svc.h, json=big)
+    r = HTTP.post(svc.base + "/v1/status-checks", headers=svc.h, json=big)
     assert r.status_code == 413
 
 
@@ -223,12 +221,12 @@ def test_raw_signature_reports_basic_4_information(svc: Svc) -> None:
     data = b"contract text"
     sig = svc.signer.key.sign(data, padding.PKCS1v15(), hashes.SHA256())
     body = {"certificate": b64(svc.signer.der), "signature": b64(sig), "data": b64(data)}
-    out = httpx.post(svc.base + "/v1/signatures", headers=svc.h, json=body).json()
+    out = HTTP.post(svc.base + "/v1/signatures", headers=svc.h, json=body).json()
     assert out["status"] == "valid", out
     info = out["certificate"]["basic_info"]
     assert info["name"] and info["address"] and info["birth_date"]
     body["data"] = b64(b"other text")
-    assert httpx.post(svc.base + "/v1/signatures", headers=svc.h, json=body).json()["status"] == (
+    assert HTTP.post(svc.base + "/v1/signatures", headers=svc.h, json=body).json()["status"] == (
         "invalid"
     )
 
@@ -262,7 +260,7 @@ def test_cms_signature(svc: Svc, tmp_path: Path) -> None:
         check=True,
         capture_output=True,
     ).stdout
-    out = httpx.post(svc.base + "/v1/signatures", headers=svc.h, json={"cms": b64(cms)}).json()
+    out = HTTP.post(svc.base + "/v1/signatures", headers=svc.h, json={"cms": b64(cms)}).json()
     assert out["status"] == "valid", out
     assert [a["status"] for a in out["revocation"]] == ["good"]
 
@@ -270,7 +268,7 @@ def test_cms_signature(svc: Svc, tmp_path: Path) -> None:
 def test_status_checks_many_at_once(svc: Svc) -> None:
     other = make_pki_foreign()
     certs = [b64(svc.user.der), b64(svc.revoked.der), b64(other)]
-    out = httpx.post(svc.base + "/v1/status-checks", headers=svc.h, json={"certificates": certs})
+    out = HTTP.post(svc.base + "/v1/status-checks", headers=svc.h, json={"certificates": certs})
     assert out.status_code == 200
     items = out.json()["items"]
     assert [i["status"] for i in items] == ["good", "revoked", "unknown"]
@@ -292,20 +290,20 @@ def test_crl_dir_is_watched(svc: Svc) -> None:
     tmp.write_bytes(crl)
     tmp.rename(svc.crl_dir / "auth.crl")
     for _ in range(100):
-        info = httpx.get(svc.base + "/v1/revocation", headers=svc.h).json()
+        info = HTTP.get(svc.base + "/v1/revocation", headers=svc.h).json()
         if 5 in [c["number"] for c in info["crls"]]:
             break
         time.sleep(0.1)
     else:
         pytest.fail("the new CRL was not loaded")
-    out = httpx.post(
+    out = HTTP.post(
         svc.base + "/v1/status-checks", headers=svc.h, json={"certificates": [b64(svc.user.der)]}
     ).json()
     assert out["items"][0]["status"] == "revoked"
     # Going back to an older number is refused; the current CRL stays.
     (svc.crl_dir / "auth.crl").write_bytes(svc.pki.crl("auth", 2))
     time.sleep(0.5)
-    info = httpx.get(svc.base + "/v1/revocation", headers=svc.h).json()
+    info = HTTP.get(svc.base + "/v1/revocation", headers=svc.h).json()
     assert sorted(c["number"] for c in info["crls"]) == [1, 5]
 
 
@@ -313,7 +311,7 @@ def test_healthz_answers_while_the_pool_is_saturated(svc: Svc) -> None:
     rt = svc.app.state.rt
     jobs: list[Future[None]] = [rt.pool.submit(time.sleep, 1.5) for _ in range(rt.config.workers)]
     queued = [rt.pool.submit(time.sleep, 0) for _ in range(2)]
-    r = httpx.get(svc.base + "/healthz", timeout=1.2)
+    r = HTTP.get(svc.base + "/healthz", timeout=1.2)
     assert r.status_code == 200 and r.json() == {"status": "ok"}
     assert not any(j.done() for j in jobs + queued), "the pool was not saturated"
     for j in jobs + queued:
@@ -321,7 +319,7 @@ def test_healthz_answers_while_the_pool_is_saturated(svc: Svc) -> None:
 
 
 def test_metrics_are_prometheus_text(svc: Svc) -> None:
-    text = httpx.get(svc.base + "/metrics").text
+    text = HTTP.get(svc.base + "/metrics").text
     assert "# TYPE jpki_requests_total counter" in text
     assert 'jpki_verdicts_total{kind="login",status="valid"}' in text
     assert "jpki_request_duration_seconds_bucket" in text
@@ -329,10 +327,10 @@ def test_metrics_are_prometheus_text(svc: Svc) -> None:
 
 
 def test_readyz_and_records_check_out(svc: Svc, tmp_path: Path) -> None:
-    assert httpx.get(svc.base + "/readyz").status_code == 200
+    assert HTTP.get(svc.base + "/readyz").status_code == 200
     fresh = svc.pki.pki.issue_auth(label="svc-fresh")  # svc.user may be revoked by now
     login = login_body(fresh, svc.challenge())
-    assert httpx.post(svc.base + "/v1/logins", headers=svc.h, json=login).json()["status"] == (
+    assert HTTP.post(svc.base + "/v1/logins", headers=svc.h, json=login).json()["status"] == (
         "valid"
     )
     ok = cli("audit", "verify", "--db", svc.db, "--json")
@@ -410,14 +408,14 @@ def test_stale_crl_under_hard_fail_is_never_good(tmp_path: Path) -> None:
     config = ServiceConfig(db_url=db, anchors=pki.anchors(), crl_dir=crl_dir, workers=1)
     with thread_service(config) as (base, _app):
         h = {"X-API-Key": add_key(db)}
-        ready = httpx.get(base + "/readyz")
+        ready = HTTP.get(base + "/readyz")
         assert ready.status_code == 503 and "stale" in " ".join(ready.json()["reasons"])
-        info = httpx.get(base + "/v1/revocation", headers=h).json()
+        info = HTTP.get(base + "/v1/revocation", headers=h).json()
         assert info["stale"] and info["hard_fail"]
-        ch = httpx.post(base + "/v1/challenges", headers=h).json()
-        out = httpx.post(base + "/v1/logins", headers=h, json=login_body(user, ch)).json()
+        ch = HTTP.post(base + "/v1/challenges", headers=h).json()
+        out = HTTP.post(base + "/v1/logins", headers=h, json=login_body(user, ch)).json()
         assert out["status"] == "indeterminate", out
-        st = httpx.post(
+        st = HTTP.post(
             base + "/v1/status-checks", headers=h, json={"certificates": [b64(user.der)]}
         ).json()
         assert st["items"][0]["status"] == "unknown"
@@ -448,7 +446,7 @@ def test_no_record_no_answer(svc: Svc, monkeypatch: pytest.MonkeyPatch) -> None:
     ch = svc.challenge()
     before = svc.records()
     monkeypatch.setattr(audit, "append", broken)
-    r = httpx.post(svc.base + "/v1/logins", headers=svc.h, json=login_body(svc.user, ch))
+    r = HTTP.post(svc.base + "/v1/logins", headers=svc.h, json=login_body(svc.user, ch))
     assert r.status_code == 503
     assert "status" not in r.json() and "account_key" not in r.json()
     monkeypatch.undo()
@@ -490,7 +488,7 @@ def _signed_pdf(svc: Svc, tmp_path: Path) -> bytes:
 def test_documents_pdf(svc: Svc, tmp_path: Path) -> None:
     pytest.importorskip("pyhanko")
     pdf = _signed_pdf(svc, tmp_path)
-    r = httpx.post(svc.base + "/v1/documents", headers=svc.h, json={"pdf": b64(pdf)})
+    r = HTTP.post(svc.base + "/v1/documents", headers=svc.h, json={"pdf": b64(pdf)})
     assert r.status_code == 200, r.text
     out = r.json()
     assert out["status"] == "valid", out
@@ -499,9 +497,9 @@ def test_documents_pdf(svc: Svc, tmp_path: Path) -> None:
     # A byte changed inside the signed range: invalid, and recorded like the valid one.
     i = pdf.index(b"JPKI test document")
     bad = pdf[:i] + b"X" + pdf[i + 1 :]
-    out = httpx.post(svc.base + "/v1/documents", headers=svc.h, json={"pdf": b64(bad)}).json()
+    out = HTTP.post(svc.base + "/v1/documents", headers=svc.h, json={"pdf": b64(bad)}).json()
     assert out["status"] == "invalid"
-    junk = httpx.post(svc.base + "/v1/documents", headers=svc.h, json={"pdf": b64(b"%PDF-1.7 x")})
+    junk = HTTP.post(svc.base + "/v1/documents", headers=svc.h, json={"pdf": b64(b"%PDF-1.7 x")})
     assert junk.status_code == 400 and junk.json()["error"]
     res = cli("audit", "verify", "--db", svc.db)
     assert res.exit_code == 0, res.output

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from jpki.cli import main
 from jpki.service.db import Database
 from service_helpers import (
+    HTTP,
     Pki,
     add_key,
     b64,
@@ -31,18 +32,12 @@ from service_helpers import (
     stop,
     wait_ready,
 )
-from service_pg import create_db, pg_bin, postgres_cluster
 
-pytestmark = [
-    pytest.mark.skipif(pg_bin() is None, reason="PostgreSQL server binaries not installed"),
-    pytest.mark.slow,
-]
+if TYPE_CHECKING:
+    from pg_helpers import PgServer
 
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[str]:
-    with postgres_cluster() as base:
-        yield base
+# PostgreSQL: the session's server (``pg_server`` in conftest.py; skips without PostgreSQL).
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -68,10 +63,12 @@ class Fleet:
 
 
 @pytest.fixture(scope="module")
-def fleet(pg: str, pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+def fleet(
+    pg_server: PgServer, pki: Pki, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Fleet]:
     """Two instances on one database; A watches the CRL directory, B has none."""
     tmp = tmp_path_factory.mktemp("fleet")
-    db = create_db(pg, "fleet")
+    db = pg_server.create_db("fleet")
     crl_dir = tmp / "crls"
     crl_dir.mkdir()
     (crl_dir / "auth.crl").write_bytes(pki.crl("auth", 1))
@@ -104,20 +101,20 @@ def test_two_instances_share_challenges_and_crls(fleet: Fleet, pki: Pki, tmp_pat
     (a, _pa), (b, _pb) = fleet.members
     crl_dir, db, h = fleet.crl_dir, fleet.db, fleet.h
     # The CRL loaded through A's directory at A's start is B's too.
-    info = httpx.get(b + "/v1/revocation", headers=h).json()
+    info = HTTP.get(b + "/v1/revocation", headers=h).json()
     assert [c["number"] for c in info["crls"]] == [1]
     time.sleep(1.1)  # B's cached view of the current CRLs is at most a second old
     # Issued at A, used at B: valid once; the same challenge at A afterwards: refused.
-    ch = httpx.post(a + "/v1/challenges", headers=h).json()
-    first = httpx.post(b + "/v1/logins", headers=h, json=login_body(user, ch)).json()
+    ch = HTTP.post(a + "/v1/challenges", headers=h).json()
+    first = HTTP.post(b + "/v1/logins", headers=h, json=login_body(user, ch)).json()
     assert first.get("status") == "valid", first
-    second = httpx.post(a + "/v1/logins", headers=h, json=login_body(user, ch)).json()
+    second = HTTP.post(a + "/v1/logins", headers=h, json=login_body(user, ch)).json()
     assert second["status"] == "invalid" and "already used" in " ".join(second["reasons"])
     # Races: each challenge posted to both instances at once wins exactly once.
-    chs = [httpx.post(a + "/v1/challenges", headers=h).json() for _ in range(8)]
+    chs = [HTTP.post(a + "/v1/challenges", headers=h).json() for _ in range(8)]
     with ThreadPoolExecutor(16) as ex:
         futs = [
-            ex.submit(httpx.post, url + "/v1/logins", headers=h, json=login_body(user, c))
+            ex.submit(HTTP.post, url + "/v1/logins", headers=h, json=login_body(user, c))
             for c in chs
             for url in (a, b)
         ]
@@ -129,7 +126,7 @@ def test_two_instances_share_challenges_and_crls(fleet: Fleet, pki: Pki, tmp_pat
     (crl_dir / "auth.crl").write_bytes(pki.crl("auth", 2, (user.cert.serial_number,)))
 
     def revoked_at_b() -> bool:
-        out = httpx.post(
+        out = HTTP.post(
             b + "/v1/status-checks", headers=h, json={"certificates": [b64(user.der)]}
         ).json()
         return bool(out["items"][0]["status"] == "revoked")
@@ -156,7 +153,7 @@ def test_two_instances_share_challenges_and_crls(fleet: Fleet, pki: Pki, tmp_pat
     assert json.loads(res.output)[0]["loaded"] is True
 
     def sees_3(url: str) -> bool:
-        info = httpx.get(url + "/v1/revocation", headers=h).json()
+        info = HTTP.get(url + "/v1/revocation", headers=h).json()
         return [c["number"] for c in info["crls"]] == [3]
 
     _wait_for(lambda: sees_3(a) and sees_3(b), "both instances to see CRL #3")

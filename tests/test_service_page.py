@@ -1,8 +1,9 @@
-"""The /login page in real headless chromium; the card side is `jpki login` on the simulator."""
+"""The /login page in real headless chromium; `jpki login` and its library on the simulator."""
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import sqlite3
 import time
@@ -19,7 +20,7 @@ from jpki.service.app import ServiceConfig
 from jpki.sim.profile import DEFAULT_PINS, KeyId
 from jpki.testing.pki import sample_person
 from jpki.verify import account_key
-from service_helpers import REPO, add_key, make_pki, thread_service
+from service_helpers import HTTP, REPO, add_key, make_pki, thread_service
 
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -109,7 +110,7 @@ def test_jpki_login_against_the_api(
     res = _login(base, sim_profile, monkeypatch)
     assert res.exit_code != 0 and "401" in res.output and "Traceback" not in res.output
     # A page link used twice: the second login is refused.
-    page = httpx.post(base + "/login/challenges").json()
+    page = HTTP.post(base + "/login/challenges").json()
     assert _login(page["link"], sim_profile, monkeypatch).exit_code == 0
     again = _login(page["link"], sim_profile, monkeypatch)
     assert again.exit_code == 1 and "already used" in again.output
@@ -122,3 +123,112 @@ def test_jpki_login_against_the_api(
     assert bodies
     for rec in bodies:
         assert "pin" not in json.dumps(rec).lower().replace("pinned", "")
+
+
+# --- the library under `jpki login`: jpki.service_client -------------------------------------
+
+
+def _card(profile: Path) -> Any:
+    from jpki.sim import open_simulated_card
+    from jpki.transport.simulated import SimulatedConnection
+
+    return SimulatedConnection(open_simulated_card(profile))
+
+
+def test_client_login_against_the_api_and_a_page(
+    service: tuple[str, str], sim_profile: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from jpki.secret import Secret
+    from jpki.service_client import LoginStatus, ServiceClient, login
+
+    base, db = service
+    key = add_key(db, "client-lib")
+    pin = DEFAULT_PINS[KeyId.AUTH_PIN]
+    asked: list[int] = []
+
+    def pin_source() -> Secret:
+        asked.append(1)
+        return Secret(pin)
+
+    with caplog.at_level(logging.DEBUG):
+        result = login(base, _card(sim_profile), pin_source, api_key=key)
+    assert asked == [1]
+    assert result.status is LoginStatus.VALID, result
+    assert result.account_key == _sim_account(sim_profile)
+    assert isinstance(result.record_seq, int) and result.record_hash
+    with sqlite3.connect(db) as c:
+        (stored,) = c.execute("SELECT hash FROM svc_audit WHERE seq=?", (result.record_seq,))
+    assert stored[0] == result.record_hash
+    # Neither the PIN (as sent in VERIFY) nor the API key shows in logs or reprs.
+    for shown in (caplog.text, repr(result), repr(ServiceClient(base, api_key=key))):
+        assert key not in shown and pin.encode().hex() not in shown.lower()
+    assert "redacted" in repr(ServiceClient(base, api_key=key))
+    # A page link: no key sent; used a second time the service refuses it (and records that).
+    link = HTTP.post(base + "/login/challenges").json()["link"]
+    assert login(link, _card(sim_profile), pin_source).status is LoginStatus.VALID
+    again = login(link, _card(sim_profile), pin_source)
+    assert again.status is LoginStatus.INVALID and "already used" in " ".join(again.reasons)
+    assert isinstance(again.record_seq, int)
+
+
+def test_client_pin_guard_asks_no_pin_at_the_last_try(
+    service: tuple[str, str], sim_profile: Path
+) -> None:
+    from jpki.errors import PinGuardError, WrongPin
+    from jpki.secret import Secret
+    from jpki.service_client import LoginStatus, login
+
+    base, db = service
+    key = add_key(db, "client-guard")
+    for left in (2, 1):
+        with pytest.raises(WrongPin) as wrong:
+            login(base, _card(sim_profile), lambda: Secret("0000"), api_key=key)
+        assert wrong.value.retries_left == left
+
+    def never() -> Secret:
+        raise AssertionError("the PIN was asked for with one try left")
+
+    with pytest.raises(PinGuardError):
+        login(base, _card(sim_profile), never, api_key=key)
+    right = Secret(DEFAULT_PINS[KeyId.AUTH_PIN])
+    out = login(base, _card(sim_profile), lambda: right, api_key=key, force=True)
+    assert out.status is LoginStatus.VALID
+
+
+def test_client_refusals_and_bad_answers_are_jpki_errors(
+    service: tuple[str, str], sim_profile: Path
+) -> None:
+    from jpki.errors import TransportError, UsageError
+    from jpki.secret import Secret
+    from jpki.service_client import ServiceClient, ServiceError, login
+    from service_helpers import free_port
+
+    base, _db = service
+    pin = Secret(DEFAULT_PINS[KeyId.AUTH_PIN])
+    with pytest.raises(ServiceError) as refused:
+        login(base, _card(sim_profile), lambda: pin, api_key="jpk_not-a-key")
+    assert refused.value.status_code == 401 and "jpk_not-a-key" not in str(refused.value)
+    with pytest.raises(TransportError):
+        ServiceClient(f"http://127.0.0.1:{free_port()}", timeout=2).challenge()
+    with pytest.raises(UsageError):
+        ServiceClient("file:///etc/passwd")
+    # Answers a broken or hostile service might give: each a ServiceError, never a traceback.
+    answers: list[httpx.Response] = [
+        httpx.Response(200, text="<html>"),
+        httpx.Response(200, json=["id"]),
+        httpx.Response(200, json={"id": "x"}),
+        httpx.Response(200, json={"id": "x", "nonce": "@@"}),
+        httpx.Response(200, json={"id": "x", "nonce": ""}),
+        httpx.Response(200, json={"id": 7, "nonce": "AAAA"}),
+        httpx.Response(503, json={"error": "database down"}),
+    ]
+    for answer in answers:
+        http = httpx.Client(transport=httpx.MockTransport(lambda _r, a=answer: a))
+        with pytest.raises(ServiceError):
+            ServiceClient("http://svc.invalid", api_key="k", http=http).challenge()
+    ok = {"id": "x", "nonce": "AAAA"}
+    for verdict in ({"status": "maybe"}, {"status": "valid", "reasons": "no"}, {}):
+        replies = iter([httpx.Response(200, json=ok), httpx.Response(200, json=verdict)])
+        http = httpx.Client(transport=httpx.MockTransport(lambda _r, it=replies: next(it)))
+        with pytest.raises(ServiceError):
+            login("http://svc.invalid", _card(sim_profile), lambda: pin, http=http)

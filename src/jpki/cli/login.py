@@ -1,20 +1,14 @@
 """`jpki login URL`: the card side of a login against a `jpki serve` service.
 
 URL is either the service (``http://host:port``: a challenge is asked for with the API key)
-or a login-page link (``…/login/c/ID``: the page's challenge). The PIN goes to the card only;
-the service receives the authentication certificate and the signature over its nonce.
+or a login-page link (``…/login/c/ID``: the page's challenge). The exchange itself is
+:func:`jpki.service_client.login`; this command names the card, the PIN source and the key.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import os
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -27,52 +21,9 @@ from jpki.cli._common import (
     pin_options,
     read_secret,
 )
-from jpki.errors import JpkiError, TransportError, UsageError
-
-
-class ServiceError(JpkiError):
-    """The service refused the request or answered something unusable."""
-
-
-def _http(url: str, body: dict[str, Any] | None, key: str | None, timeout: float) -> dict[str, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    if not url.startswith(("http://", "https://")):
-        raise UsageError(f"not an http(s) URL: {url!r}")
-    req = urllib.request.Request(  # noqa: S310 - http(s) only, checked above
-        url, data=data, method="POST" if data is not None else "GET"
-    )
-    req.add_header("Accept", "application/json")
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    if key:
-        req.add_header("X-API-Key", key)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - http(s) only
-            raw = resp.read()
-    except urllib.error.HTTPError as exc:
-        try:
-            why = json.loads(exc.read()).get("error")
-        except (ValueError, AttributeError):
-            why = exc.reason
-        raise ServiceError(f"service answered {exc.code}: {why}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise TransportError(
-            f"cannot reach the service at {url}: {getattr(exc, 'reason', exc)}"
-        ) from None
-    try:
-        out = json.loads(raw)
-    except ValueError:
-        raise ServiceError("the service's answer is not JSON") from None
-    if not isinstance(out, dict):
-        raise ServiceError("the service's answer is not a JSON object")
-    return out
-
-
-def _b64(d: dict[str, Any], name: str) -> bytes:
-    try:
-        return base64.b64decode(str(d[name]), validate=True)
-    except (KeyError, ValueError):
-        raise ServiceError(f"the service's answer has no usable {name}") from None
+from jpki.cli._console import printable
+from jpki.errors import UsageError
+from jpki.secret import Secret
 
 
 @click.command("login")
@@ -96,55 +47,36 @@ def login_cmd(
     timeout: float,
 ) -> None:
     """Log in at URL with the card's auth key; exit 0 valid, 1 invalid, 3 indeterminate."""
-    from jpki.card import CertSlot, JpkiAp, KeyKind
-    from jpki.card.protocol import CardProtocol
-    from jpki.digestinfo import digest_info_for
+    from jpki.service_client import LoginStatus, check_url, login
 
-    parsed = urllib.parse.urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise UsageError(f"not an http(s) URL: {url!r}")
+    check_url(url)  # a bad URL is a usage error before any card is opened
     key = None
     if api_key_env:
-        key = os.environ.get(api_key_env)
-        if key is None:
+        value = os.environ.get(api_key_env)
+        if value is None:
             raise UsageError(f"environment variable {api_key_env} is not set")
-    page = "/login/c/" in parsed.path
-    if page:
-        challenge = _http(url, None, None, timeout)
-        post_url = url
-    else:
-        base = url.rstrip("/")
-        challenge = _http(base + "/v1/challenges", {}, key, timeout)
-        post_url = base + "/v1/logins"
-    nonce = _b64(challenge, "nonce")
-    secret = read_secret(env=pin_env, stdin=pin_stdin, prompt="user-authentication PIN")
+        if not value.isascii():
+            raise UsageError(f"environment variable {api_key_env} does not hold an API key")
+        key = Secret(value)
+
+    def pin() -> Secret:
+        return read_secret(env=pin_env, stdin=pin_stdin, prompt="user-authentication PIN")
+
     with open_connection(sim=sim, reader=reader, bridge=bridge, timeout=timeout) as conn:
-        jpki = JpkiAp(CardProtocol(conn))
-        cert = jpki.read_certificate(CertSlot.AUTH)
-        jpki.verify_pin(KeyKind.AUTH, secret, force=force)
-        signature = jpki.sign(KeyKind.AUTH, digest_info_for(nonce, "sha256"))
-    body = {
-        "certificate": base64.b64encode(cert).decode(),
-        "signature": base64.b64encode(signature).decode(),
-    }
-    if not page:
-        body["challenge_id"] = str(challenge.get("id", ""))
-    result = _http(post_url, body, key, timeout)
-    status = result.get("status")
+        result = login(url, conn, pin, api_key=key, force=force, timeout=timeout)
 
     def text() -> str:
-        lines = [f"login {status}"]
-        if result.get("account_key"):
-            lines.append(f"account key  {result['account_key']}")
-        lines += [f"  - {r}" for r in result.get("reasons", [])]
-        rec = result.get("record") or {}
-        if rec:
-            lines.append(f"audit record #{rec.get('seq')} {rec.get('hash')}")
+        lines = [f"login {result.status}"]
+        if result.account_key:
+            lines.append(f"account key  {printable(result.account_key)}")
+        lines += [f"  - {printable(r)}" for r in result.reasons]
+        if result.record_seq is not None:
+            lines.append(f"audit record #{result.record_seq} {printable(result.record_hash)}")
         return "\n".join(lines)
 
-    emit(result, as_json, text)
-    code = {"valid": Exit.OK, "invalid": Exit.INVALID}.get(str(status), Exit.INDETERMINATE)
-    raise SystemExit(int(code))
+    emit(dict(result.answer), as_json, text)
+    code = {LoginStatus.VALID: Exit.OK, LoginStatus.INVALID: Exit.INVALID}
+    raise SystemExit(int(code.get(result.status, Exit.INDETERMINATE)))
 
 
 commands: list[click.Command] = [login_cmd]
