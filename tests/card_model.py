@@ -43,6 +43,7 @@ def sign(key: rsa.RSAPrivateKey, message: bytes) -> bytes:
 
 
 def raw_pkcs1(key: rsa.RSAPrivateKey, payload: bytes) -> bytes:
+    """PKCS#1 v1.5 type 1 over ``payload`` as given (what DF28 is: nothing hashed here)."""
     block = b"\x00\x01" + b"\xff" * (256 - 3 - len(payload)) + b"\x00" + payload
     priv = key.private_numbers()
     return pow(int.from_bytes(block, "big"), priv.d, priv.public_numbers.n).to_bytes(256, "big")

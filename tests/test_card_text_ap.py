@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from card_model import digest_info, key_tlvs, raw_pkcs1, sign, tlv
 from jpki.card.cvc import BODY_LEN, CardVerifiableCertificate, IntegrityStatus, check_cvc
 from jpki.card.text_ap import (
     CardBasicInfo,
@@ -55,33 +55,6 @@ REAL_TEST_CVCA_ID = b"6000033" + b"\x08\x05" + b"001" + bytes(4)
 
 def real(name: str) -> bytes:
     return (REAL / name).read_bytes()
-
-
-def tlv(tag: int, value: bytes) -> bytes:
-    return tag.to_bytes((tag.bit_length() + 7) // 8, "big") + encode_length(len(value)) + value
-
-
-def key_tlvs(key: rsa.RSAPublicKey) -> bytes:
-    n = key.public_numbers()
-    return tlv(0x90, n.e.to_bytes(3, "big")) + tlv(0x91, n.n.to_bytes(256, "big"))
-
-
-def sign(key: rsa.RSAPrivateKey, message: bytes) -> bytes:
-    return key.sign(message, padding.PKCS1v15(), hashes.SHA256())
-
-
-def raw_pkcs1(key: rsa.RSAPrivateKey, payload: bytes) -> bytes:
-    """PKCS#1 v1.5 type 1 over ``payload`` as given (what DF28 is: nothing hashed here)."""
-    block = b"\x00\x01" + b"\xff" * (256 - 3 - len(payload)) + b"\x00" + payload
-    priv = key.private_numbers()
-    m = int.from_bytes(block, "big")
-    return pow(m, priv.d, priv.public_numbers.n).to_bytes(256, "big")
-
-
-def digest_info(d: bytes) -> bytes:
-    alg = bytes.fromhex("300d06096086480165030402010500")
-    inner = alg + b"\x04" + bytes([len(d)]) + d
-    return b"\x30" + bytes([len(inner)]) + inner
 
 
 def cvc(cvca: rsa.RSAPrivateKey, certified: rsa.RSAPublicKey, issuer_id: bytes) -> bytes:

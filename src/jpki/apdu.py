@@ -82,6 +82,7 @@ class CommandApdu:
 
     @property
     def needs_extended(self) -> bool:
+        """True when the data (over 255 bytes) or Le (over 256) needs extended length."""
         return len(self.data) > MAX_SHORT_LC or (self.le is not None and self.le > MAX_SHORT_LE)
 
     def encode(self, extended: bool | None = None) -> bytes:
@@ -185,17 +186,21 @@ class ResponseApdu:
 
     @property
     def sw1(self) -> int:
+        """The first status byte (``0x90`` of ``9000``)."""
         return self.sw >> 8
 
     @property
     def sw2(self) -> int:
+        """The second status byte (``0x00`` of ``9000``)."""
         return self.sw & 0xFF
 
     @property
     def ok(self) -> bool:
+        """True when the status word is ``9000``."""
         return self.sw == SW.OK
 
     def encode(self) -> bytes:
+        """The response as sent: data followed by the two status bytes."""
         return self.data + self.sw.to_bytes(2, "big")
 
     def __bytes__(self) -> bytes:
@@ -203,6 +208,7 @@ class ResponseApdu:
 
     @classmethod
     def decode(cls, raw: bytes) -> ResponseApdu:
+        """Split raw bytes into data and status word; under 2 bytes is an ``ApduFormatError``."""
         if len(raw) < 2:
             raise ApduFormatError(f"response APDU too short: {len(raw)} bytes")
         return cls(bytes(raw[:-2]), int.from_bytes(raw[-2:], "big"))

@@ -56,6 +56,7 @@ class Exchange:
     response_length: int
 
     def as_dict(self) -> dict[str, Any]:
+        """The JSON form: command, status word and response length."""
         return {"command": self.command, "sw": self.sw, "response_length": self.response_length}
 
     def __str__(self) -> str:
@@ -73,6 +74,7 @@ class CheckResult:
     transcript: tuple[Exchange, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
+        """The JSON form: name, title, status, detail and the transcript."""
         return {
             "name": self.name,
             "title": self.title,
@@ -93,23 +95,28 @@ class ConformanceReport:
     aborted: str | None = None
 
     def count(self, status: CheckStatus) -> int:
+        """How many checks ended with ``status``."""
         return sum(1 for c in self.checks if c.status is status)
 
     @property
     def failed(self) -> tuple[CheckResult, ...]:
+        """The checks that failed, in run order."""
         return tuple(c for c in self.checks if c.status is CheckStatus.FAIL)
 
     @property
     def ok(self) -> bool:
+        """True when no check failed and the run was not aborted."""
         return not self.failed and self.aborted is None
 
     def check(self, name: str) -> CheckResult:
+        """The result of the check named ``name`` (``KeyError`` when there is none)."""
         for c in self.checks:
             if c.name == name:
                 return c
         raise KeyError(name)
 
     def as_dict(self) -> dict[str, Any]:
+        """The JSON form: verdict, ATR, summary counts and every check."""
         return {
             "ok": self.ok,
             "atr": self.atr.hex().upper(),

@@ -149,6 +149,7 @@ class DigestInfo:
         )
 
     def to_der(self) -> bytes:
+        """The DER ``DigestInfo``: the algorithm's fixed prefix followed by the digest."""
         return PREFIXES[self.algorithm] + self.digest
 
 

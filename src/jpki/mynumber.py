@@ -66,6 +66,7 @@ class MyNumber:
         return self._digits
 
     def format(self, *, redact: bool = True) -> str:
+        """``1234 5678 9012`` grouping, or ``**** **** ****`` unless ``redact=False``."""
         return format_my_number(self._digits, redact=redact)
 
     def __eq__(self, other: object) -> bool:

@@ -85,7 +85,8 @@ class RevocationOutcome(Protocol):
     """What a revocation check returns (``jpki.revocation.policy.RevocationResult`` fits)."""
 
     @property
-    def status(self) -> Any: ...  # an Enum named GOOD / REVOKED / UNKNOWN
+    def status(self) -> Any:  # an Enum named GOOD / REVOKED / UNKNOWN
+        """The check's verdict: GOOD, REVOKED or UNKNOWN."""
 
 
 #: ``(certificate, issuer, validation time) -> outcome``: the one revocation call. It may
@@ -230,6 +231,7 @@ class Policy:
 
     @property
     def has_anchors(self) -> bool:
+        """True when the policy names at least one trust anchor."""
         return bool(self.anchors)
 
     def time(self) -> datetime:

@@ -22,9 +22,11 @@ class Tlv:
 
     @property
     def constructed(self) -> bool:
+        """True when the tag's first byte has the constructed bit (``0x20``) set."""
         return bool(tag_bytes(self.tag)[0] & 0x20)
 
     def encode(self) -> bytes:
+        """The TLV as bytes (tag, definite length, value); ``TlvError`` for an invalid tag."""
         return encode_tlv(self.tag, self.value)
 
     def children(self) -> list[Tlv]:

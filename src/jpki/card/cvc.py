@@ -61,9 +61,11 @@ class IntegrityResult:
 
     @property
     def valid(self) -> bool:
+        """True only when the status is VALID (indeterminate is not valid)."""
         return self.status is IntegrityStatus.VALID
 
     def as_dict(self) -> dict[str, object]:
+        """The JSON form: status, CVCA key id, hierarchy and reasons."""
         return {
             "status": self.status.value,
             "cvca": self.cvca,
@@ -143,10 +145,12 @@ class CardVerifiableCertificate:
 
     @property
     def issuer(self) -> str:
+        """The signer's key id as text (``5000033/001``, hex when not that shape)."""
         return key_id_text(self.issuer_key_id)
 
     @property
     def subject(self) -> str:
+        """The certified key's id as text (``5000033/001``, hex when not that shape)."""
         return key_id_text(self.subject_key_id)
 
     @classmethod
@@ -175,6 +179,7 @@ class CardVerifiableCertificate:
         return cls(body[:KEY_ID_LEN], body[KEY_ID_LEN:ids], key, body, signature)
 
     def verify_with(self, key: rsa.RSAPublicKey) -> bool:
+        """True when ``key`` verifies the signature over the body (PKCS#1 v1.5, SHA-256)."""
         return pkcs1_sha256_ok(key, self.signature, self.body)
 
 

@@ -45,22 +45,27 @@ class KeyKind(enum.StrEnum):
 
     @property
     def pin_fid(self) -> JpkiFile:
+        """The EF of this key's PIN (auth PIN or signing password)."""
         return JpkiFile.AUTH_PIN if self is KeyKind.AUTH else JpkiFile.SIGNING_PIN
 
     @property
     def key_fid(self) -> JpkiFile:
+        """The EF of this private key (the COMPUTE DIGITAL SIGNATURE target)."""
         return JpkiFile.AUTH_KEY if self is KeyKind.AUTH else JpkiFile.SIGNING_KEY
 
     @property
     def max_tries(self) -> int:
+        """Tries the PIN allows before it blocks: 3 (auth) or 5 (signing)."""
         return 3 if self is KeyKind.AUTH else 5
 
     @property
     def pin_name(self) -> str:
+        """The PIN's name in messages: ``"auth PIN"`` or ``"signing password"``."""
         return "auth PIN" if self is KeyKind.AUTH else "signing password"
 
     @property
     def cert_slot(self) -> CertSlot:
+        """The slot of the certificate for this key pair."""
         return CertSlot.AUTH if self is KeyKind.AUTH else CertSlot.SIGNING
 
 
@@ -82,6 +87,7 @@ class CertSlot(enum.StrEnum):
 
     @property
     def fid(self) -> JpkiFile:
+        """The EF that holds this certificate."""
         return {
             CertSlot.SIGNING: JpkiFile.SIGNING_CERT,
             CertSlot.SIGNING_CA: JpkiFile.SIGNING_CA_CERT,
@@ -111,14 +117,17 @@ class TokenInfo:
 
     @property
     def max_pin_len(self) -> int | None:
+        """``ulMaxPinLen``, or None when the file is shorter than 160 bytes."""
         return self.counters[4] if self.counters else None
 
     @property
     def min_pin_len(self) -> int | None:
+        """``ulMinPinLen``, or None when the file is shorter than 160 bytes."""
         return self.counters[5] if self.counters else None
 
     @classmethod
     def parse(cls, raw: bytes) -> TokenInfo:
+        """Parse EF 0006; a label alone is enough, a non-ASCII field is a ``CardError``."""
         label = _ascii(raw[:TOKEN_LABEL_SIZE], "token info label")
         kind = TOKEN_LABELS.get(label, TokenKind.UNKNOWN)
         if len(raw) < TOKEN_INFO_SIZE:
@@ -138,6 +147,7 @@ class TokenInfo:
         )
 
     def as_dict(self) -> dict[str, object]:
+        """The JSON form: every field, the counters by name, versions in hex."""
         names = (
             "max_session_count",
             "session_count",
@@ -179,10 +189,12 @@ class CertAvailability:
 
     @property
     def signing(self) -> bool | None:
+        """Whether a signing certificate is present (None: not read or too short)."""
         return None if self.raw is None or len(self.raw) < 1 else self.raw[0] == CERT_PRESENT
 
     @property
     def auth(self) -> bool | None:
+        """Whether an auth certificate is present (None: not read or too short)."""
         return None if self.raw is None or len(self.raw) < 2 else self.raw[1] == CERT_PRESENT
 
 
@@ -198,6 +210,7 @@ class SignScheme(enum.IntEnum):
 
     @property
     def input_range(self) -> tuple[int, int]:
+        """The (least, most) input bytes this scheme takes."""
         if self is SignScheme.DIGEST_INFO:
             return (1, MAX_DIGEST_INFO)
         if self in (SignScheme.SHA256_HASH, SignScheme.PSS_HASH):
@@ -231,6 +244,7 @@ class JpkiAp:
             self.select()
 
     def select(self) -> None:
+        """SELECT the JPKI AP by its AID (the card forgets verified PINs)."""
         self.protocol.select_df(Aid.JPKI)
 
     # --- reading ---------------------------------------------------------------------------

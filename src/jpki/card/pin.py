@@ -32,10 +32,12 @@ class PinStatus:
 
     @property
     def blocked(self) -> bool:
+        """True when no try is left (the card says 0)."""
         return self.tries_left == 0
 
     @property
     def last_try(self) -> bool:
+        """True when one try is left: a wrong value now blocks it."""
         return self.tries_left == 1
 
 

@@ -30,6 +30,7 @@ class PresenceResult:
     chain: IntegrityResult
 
     def as_dict(self) -> dict[str, object]:
+        """The JSON form: status, AP, reasons and the record chain's result."""
         return {
             "status": self.status.value,
             "ap": self.ap,

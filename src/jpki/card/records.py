@@ -37,15 +37,18 @@ class Record:
     table_raw: bytes = b""
 
     def get(self, tag: int) -> Field:
+        """The first field tagged ``tag``, or ``ParseError`` when there is none."""
         for f in self.fields:
             if f.tag == tag:
                 return f
         raise ParseError(f"record lacks field {tag:04X}")
 
     def has(self, tag: int) -> bool:
+        """Whether the record has a field tagged ``tag``."""
         return any(f.tag == tag for f in self.fields)
 
     def value_of(self, tag: int) -> bytes:
+        """The value of the field tagged ``tag`` (``ParseError`` when missing)."""
         return self.get(tag).value
 
     def raw_of(self, *tags: int) -> bytes:

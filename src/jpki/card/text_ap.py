@@ -9,8 +9,10 @@ DF33 signature over the DF31 and DF32 TLVs }``, signed by the key the EF 0004 CV
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from typing import ClassVar
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -156,6 +158,7 @@ class IntegrityRecord:
 
     @classmethod
     def parse(cls, raw: bytes) -> IntegrityRecord:
+        """Parse EF 0003; DF31 and DF32 must be 32-byte digests (else ``ParseError``)."""
         rec = parse_record(raw, TAG_INTEGRITY, "integrity record")
         for tag in (0xDF31, 0xDF32):
             if len(rec.value_of(tag)) != 32:
@@ -178,6 +181,7 @@ class TextApBasicData:
 
     @classmethod
     def parse(cls, raw: bytes) -> TextApBasicData:
+        """Parse EF 0005; DF41 must be 4 bytes and DF42 a 16-byte key id (else ``ParseError``)."""
         rec = parse_record(raw, TAG_AP_BASIC, "text AP basic data")
         ident = rec.value_of(0xDF41)
         if len(ident) != 4:
@@ -200,6 +204,7 @@ class SignedCardKey:
 
     @classmethod
     def parse(cls, raw: bytes) -> SignedCardKey:
+        """Parse EF 0007: the DF51 RSA key, the DF52 signature and the signed DF51 TLV."""
         rec = parse_record(raw, TAG_SIGNED_KEY, "signed card key")
         key = parse_rsa_key(rec.value_of(0xDF51), "card key (DF51)")
         return cls(key, rec.value_of(0xDF52), rec.raw_of(0xDF51))
@@ -215,18 +220,22 @@ class CardInfo:
 
     @property
     def name(self) -> str:
+        """The holder's name (basic 4 information)."""
         return self.basic.name
 
     @property
     def address(self) -> str:
+        """The holder's address (basic 4 information)."""
         return self.basic.address
 
     @property
     def birth_date(self) -> date:
+        """The holder's date of birth (basic 4 information)."""
         return self.basic.birth_date
 
     @property
     def sex(self) -> CardSex:
+        """The holder's sex as the card codes it (basic 4 information)."""
         return self.basic.sex
 
 
@@ -296,12 +305,18 @@ def read_physical(protocol: CardProtocol, fid: int) -> bytes:
     return protocol.read_file(MAX_RECORD_FILE)
 
 
-class TextAp:
-    """A session with the text AP (券面入力補助AP); the constructor selects it.
+class CardInfoAp:
+    """A session with a card-info AP (text or visual); the constructor selects it.
 
     ``keyring`` holds the CVCA keys the EF 0004 CVC is checked against (built-in J-LIS keys
     by default; add a simulator's or another hierarchy's with ``CvcaKeyring(extra_keys)``).
     """
+
+    #: The AP's AID, its name in messages, and what opens each protected EF (else ``_need``).
+    _aid: ClassVar[Aid]
+    _label: ClassVar[str]
+    _needs: ClassVar[Mapping[int, str]]
+    _need: ClassVar[str]
 
     def __init__(
         self,
@@ -316,11 +331,48 @@ class TextAp:
             self.select()
 
     def select(self) -> None:
-        self.protocol.select_df(Aid.TEXT)
+        """SELECT this AP by its AID."""
+        self.protocol.select_df(self._aid)
+
+    def read_file(self, fid: int) -> bytes:
+        """The physical content of one EF (filler included), as a dump stores it."""
+        return self._read(fid)
+
+    def sign_challenge(self, challenge: bytes) -> bytes:
+        """Sign ``challenge`` (SHA-256 DigestInfo) with this AP's own key (no credential)."""
+        return sign_challenge(self.protocol, challenge)
+
+    def _read(self, fid: int) -> bytes:
+        try:
+            return read_physical(self.protocol, fid)
+        except ApduError as exc:
+            if exc.sw == 0x6982:
+                need = self._needs.get(fid, self._need)
+                raise SecurityStatusError(
+                    exc.sw, f"{self._label} EF {fid:04X} needs {need}"
+                ) from None
+            raise
+
+
+class TextAp(CardInfoAp):
+    """A session with the text AP (券面入力補助AP); the constructor selects it.
+
+    ``keyring`` holds the CVCA keys the EF 0004 CVC is checked against (built-in J-LIS keys
+    by default; add a simulator's or another hierarchy's with ``CvcaKeyring(extra_keys)``).
+    """
+
+    _aid = Aid.TEXT
+    _label = "text AP"
+    _needs: ClassVar[Mapping[int, str]] = {
+        TextFile.MY_NUMBER: "the input-support PIN or collation A",
+        TextFile.BASIC_INFO: "the input-support PIN or collation B",
+    }
+    _need = "the input-support PIN or a collation value"
 
     # --- unlocking -------------------------------------------------------------------------
 
     def pin_status(self) -> PinStatus:
+        """Tries left on the input-support PIN (free: spends no try)."""
         return pin_status(self.protocol, TextFile.PIN, "input-support PIN", PIN_TRIES)
 
     def verify_pin(self, secret: Secret, *, force: bool = False) -> None:
@@ -359,23 +411,6 @@ class TextAp:
 
     # --- reading ---------------------------------------------------------------------------
 
-    def read_file(self, fid: int) -> bytes:
-        """The physical content of one EF (filler included), as a dump stores it."""
-        return self._read(fid)
-
-    def _read(self, fid: int) -> bytes:
-        try:
-            return read_physical(self.protocol, fid)
-        except ApduError as exc:
-            if exc.sw == 0x6982:
-                needs: dict[int, str] = {
-                    TextFile.MY_NUMBER: "the input-support PIN or collation A",
-                    TextFile.BASIC_INFO: "the input-support PIN or collation B",
-                }
-                need = needs.get(fid, "the input-support PIN or a collation value")
-                raise SecurityStatusError(exc.sw, f"text AP EF {fid:04X} needs {need}") from None
-            raise
-
     def read_my_number(self) -> MyNumber:
         """The My Number (check digit validated); needs the PIN or collation A."""
         return parse_my_number_file(self._read(TextFile.MY_NUMBER))
@@ -406,10 +441,6 @@ class TextAp:
         ef4 = self._read(TextFile.ISSUER_CERT)
         return check_signed_card_key(ef7, ef4, self.keyring)
 
-    def sign_challenge(self, challenge: bytes) -> bytes:
-        """Sign ``challenge`` (SHA-256 DigestInfo) with this AP's own key (no credential)."""
-        return sign_challenge(self.protocol, challenge)
-
     def verify_integrity(self) -> IntegrityResult:
         """Check EF 0001/0002 along CVCA → EF 0004 → EF 0003 (needs the PIN)."""
         try:
@@ -437,6 +468,7 @@ class TextAp:
 __all__ = [
     "CardBasicInfo",
     "CardInfo",
+    "CardInfoAp",
     "CardSex",
     "IntegrityRecord",
     "IntegrityResult",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from typing import ClassVar
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -22,13 +24,11 @@ from jpki.card.cvc import (
     sha256_digest_info,
 )
 from jpki.card.pin import PinStatus, check_digits, guarded_verify, pin_status
-from jpki.card.protocol import CardProtocol, as_protocol
 from jpki.card.records import key_id, parse_record
-from jpki.card.text_ap import CardSex, parse_sex, parse_yyyymmdd, read_physical, sign_challenge
-from jpki.errors import ApduError, ParseError, PinFormatError, SecurityStatusError
+from jpki.card.text_ap import CardInfoAp, CardSex, parse_sex, parse_yyyymmdd
+from jpki.errors import ApduError, ParseError, PinFormatError
 from jpki.mynumber import MyNumber
 from jpki.secret import Secret
-from jpki.transport.base import Connection
 from jpki.trust.cvca import CvcaKeyring
 
 TAG_AGE_RECORD = 0xFF10
@@ -85,6 +85,7 @@ class AgeRecord:
 
     @classmethod
     def parse(cls, raw: bytes) -> AgeRecord:
+        """Parse EF 0001; an unreadable DF12 key leaves ``card_key`` None."""
         rec = parse_record(raw, TAG_AGE_RECORD, "age record")
         return cls(
             parse_yyyymmdd(rec.value_of(0xDF11), "birth date"),
@@ -94,6 +95,7 @@ class AgeRecord:
         )
 
     def failures(self, key: rsa.RSAPublicKey) -> list[str]:
+        """Empty when DF13 verifies with ``key`` (the EF 0004 key), else the reason."""
         if pkcs1_sha256_ok(key, self.signature, self.signed):
             return []
         return ["age record signature (DF13) does not verify with the EF 0004 key"]
@@ -126,6 +128,7 @@ class Surface:
 
     @classmethod
     def parse(cls, raw: bytes) -> Surface:
+        """Parse EF 0002 and hash its signed groups; a missing signed field is a ``ParseError``."""
         rec = parse_record(raw, TAG_SURFACE, "card surface", table=0xDF21)
         needed = [t for g in SIGNED_GROUPS for t in g] + [0xDF28]
         missing = [f"{t:X}" for t in needed if not rec.has(t)]
@@ -169,6 +172,7 @@ class MyNumberImage:
 
     @classmethod
     def parse(cls, raw: bytes) -> MyNumberImage:
+        """Parse EF 0005; an unreadable DF42 key leaves ``card_key`` None."""
         rec = parse_record(raw, TAG_MY_NUMBER_IMAGE, "My Number image")
         return cls(
             rec.value_of(0xDF41),
@@ -197,6 +201,7 @@ class VisualApBasicData:
 
     @classmethod
     def parse(cls, raw: bytes) -> VisualApBasicData:
+        """Parse EF 0003; a wrong-sized DF33, DF34 or DF35 is a ``ParseError``."""
         rec = parse_record(raw, TAG_AP_BASIC, "visual AP basic data")
         version = rec.value_of(0xDF33)
         code = rec.value_of(0xDF34)
@@ -228,23 +233,16 @@ def check_visual_record(
     return chain_result(step, record.failures(step.key), f"{names[type(record)]} signature")
 
 
-class VisualAp:
+class VisualAp(CardInfoAp):
     """A session with the visual AP (券面事項確認AP); the constructor selects it."""
 
-    def __init__(
-        self,
-        protocol_or_conn: CardProtocol | Connection,
-        *,
-        select: bool = True,
-        keyring: CvcaKeyring | None = None,
-    ):
-        self.protocol = as_protocol(protocol_or_conn)
-        self.keyring = keyring or CvcaKeyring()
-        if select:
-            self.select()
-
-    def select(self) -> None:
-        self.protocol.select_df(Aid.VISUAL)
+    _aid = Aid.VISUAL
+    _label = "visual AP"
+    _needs: ClassVar[Mapping[int, str]] = {
+        VisualFile.AGE_RECORD: "the birth-date key",
+        VisualFile.MY_NUMBER_IMAGE: "collation A",
+    }
+    _need = "collation A or B"
 
     def collation_status(self, which: str) -> PinStatus:
         """Tries left for ``"A"``, ``"B"`` or ``"birth"`` (free)."""
@@ -282,24 +280,8 @@ class VisualAp:
             self.protocol, fid, name, Secret(era_yymmdd(birth_date)), max_tries=None, force=force
         )
 
-    def _read(self, fid: int) -> bytes:
-        try:
-            return read_physical(self.protocol, fid)
-        except ApduError as exc:
-            if exc.sw == 0x6982:
-                needs: dict[int, str] = {
-                    VisualFile.AGE_RECORD: "the birth-date key",
-                    VisualFile.MY_NUMBER_IMAGE: "collation A",
-                }
-                need = needs.get(fid, "collation A or B")
-                raise SecurityStatusError(exc.sw, f"visual AP EF {fid:04X} needs {need}") from None
-            raise
-
-    def read_file(self, fid: int) -> bytes:
-        """The physical content of one EF (filler included), as a dump stores it."""
-        return self._read(fid)
-
     def read_cvc_file(self) -> bytes:
+        """EF 0004 as stored (free): the raw CVC the records' key is certified by."""
         return self._read(VisualFile.ISSUER_CERT)
 
     def read_cvc(self) -> CardVerifiableCertificate:
@@ -329,10 +311,6 @@ class VisualAp:
         except ApduError as exc:
             return IntegrityResult(IntegrityStatus.INDETERMINATE, (f"cannot read EF 0004: {exc}",))
         return check_visual_record(record, ef4, self.keyring)
-
-    def sign_challenge(self, challenge: bytes) -> bytes:
-        """Sign ``challenge`` (SHA-256 DigestInfo) with this AP's own key (no credential)."""
-        return sign_challenge(self.protocol, challenge)
 
     def verify_surface(self) -> IntegrityResult:
         """Read the surface and check it; an unreadable layout is INDETERMINATE."""

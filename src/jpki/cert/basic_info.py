@@ -70,6 +70,7 @@ class BasicInfo:
     substitute_flags_consistent: bool = True
 
     def as_dict(self) -> dict[str, Any]:
+        """The JSON form: every field, sex and era as lower-case names, dates in ISO 8601."""
         return {
             "name": self.name,
             "name_substitutes": list(self.name_substitutes),

@@ -67,11 +67,13 @@ class DistributionPointName:
 
     @property
     def text(self) -> str:
+        """The directoryName in RFC 4514 form, else the URI (empty when neither)."""
         if self.directory_name is not None:
             return name_to_text(self.directory_name)
         return self.uri or ""
 
     def as_dict(self) -> dict[str, str]:
+        """The JSON form: ``{"type": "directoryName" or "uri", "value": text}``."""
         if self.directory_name is not None:
             return {"type": "directoryName", "value": self.text}
         return {"type": "uri", "value": self.text}
@@ -134,6 +136,7 @@ class JpkiCertificate:
 
     @classmethod
     def from_cryptography(cls, cert: x509.Certificate) -> JpkiCertificate:
+        """Wrap an already parsed ``cryptography`` certificate (its DER re-encoded on demand)."""
         return cls(cert)
 
     def __repr__(self) -> str:
@@ -149,6 +152,7 @@ class JpkiCertificate:
 
     @property
     def der(self) -> bytes:
+        """The DER as loaded (never re-encoded); encoded once when wrapped from ``cryptography``."""
         if self._der is None:
             from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -157,6 +161,7 @@ class JpkiCertificate:
 
     @cached_property
     def fingerprint_sha256(self) -> bytes:
+        """SHA-256 of the DER (32 bytes)."""
         return hashlib.sha256(self.der).digest()
 
     @cached_property
@@ -168,6 +173,7 @@ class JpkiCertificate:
     @cached_property
     @_decoding
     def public_key(self) -> CertificatePublicKeyTypes:
+        """The subject public key (``CertificateError`` when it does not decode)."""
         return self.certificate.public_key()
 
     # --- names, serial, validity ----------------------------------------------------------
@@ -175,24 +181,29 @@ class JpkiCertificate:
     @cached_property
     @_decoding
     def subject(self) -> x509.Name:
+        """The subject name (``CertificateError`` when it does not decode)."""
         return self.certificate.subject
 
     @cached_property
     @_decoding
     def issuer(self) -> x509.Name:
+        """The issuer name (``CertificateError`` when it does not decode)."""
         return self.certificate.issuer
 
     @cached_property
     def subject_text(self) -> str:
+        """The subject in RFC 4514 form (see ``name_to_text``)."""
         return name_to_text(self.subject)
 
     @cached_property
     def issuer_text(self) -> str:
+        """The issuer in RFC 4514 form (see ``name_to_text``)."""
         return name_to_text(self.issuer)
 
     @cached_property
     @_decoding
     def serial(self) -> int:
+        """The serial number (``CertificateError`` when it does not decode)."""
         return self.certificate.serial_number
 
     @cached_property
@@ -203,11 +214,13 @@ class JpkiCertificate:
     @cached_property
     @_decoding
     def not_before(self) -> datetime:
+        """Start of validity, timezone-aware UTC."""
         return self.certificate.not_valid_before_utc
 
     @cached_property
     @_decoding
     def not_after(self) -> datetime:
+        """End of validity, timezone-aware UTC."""
         return self.certificate.not_valid_after_utc
 
     # --- extensions -----------------------------------------------------------------------
@@ -245,6 +258,7 @@ class JpkiCertificate:
 
     @cached_property
     def is_ca(self) -> bool:
+        """True when basicConstraints is present and says cA TRUE."""
         bc = self._raw_ext_single(EXT_BC, 0x30, "basicConstraints")
         if bc is None:
             return False
@@ -270,11 +284,13 @@ class JpkiCertificate:
 
     @cached_property
     def key_usage_critical(self) -> bool:
+        """True when keyUsage is present and marked critical."""
         found = self._raw.extensions.get(EXT_KU)
         return bool(found and found[0])
 
     @cached_property
     def extended_key_usage(self) -> tuple[str, ...]:
+        """The extKeyUsage purpose OIDs, dotted (empty when absent)."""
         eku = self._raw_ext_single(EXT_EKU, 0x30, "extKeyUsage")
         if eku is None:
             return ()
@@ -296,11 +312,13 @@ class JpkiCertificate:
 
     @cached_property
     def subject_key_id(self) -> bytes | None:
+        """The subjectKeyIdentifier bytes, or None when absent."""
         ski = self._raw_ext_single(EXT_SKI, 0x04, "subjectKeyIdentifier")
         return None if ski is None else self.der[ski[1] : ski[2]]
 
     @cached_property
     def authority_key_id(self) -> bytes | None:
+        """The authorityKeyIdentifier's keyIdentifier bytes, or None when absent."""
         aki = self._raw_ext_single(EXT_AKI, 0x30, "authorityKeyIdentifier")
         if aki is None:
             return None
@@ -324,10 +342,12 @@ class JpkiCertificate:
 
     @cached_property
     def crl_dp_directory_names(self) -> tuple[x509.Name, ...]:
+        """The directoryName full names of the CRL distribution points."""
         return tuple(d.directory_name for d in self.crl_distribution_points if d.directory_name)
 
     @cached_property
     def ocsp_urls(self) -> tuple[str, ...]:
+        """The OCSP responder URIs from authorityInfoAccess (empty when none)."""
         aia = self._ext(ExtensionOID.AUTHORITY_INFORMATION_ACCESS, x509.AuthorityInformationAccess)
         return tuple(
             ad.access_location.value
@@ -359,6 +379,7 @@ class JpkiCertificate:
 
     @cached_property
     def kind(self) -> CertKind:
+        """What the certificate is for (see :mod:`jpki.cert.kind`); ``unknown`` outside JPKI."""
         return classify(
             is_ca=self.is_ca,
             key_usage=self.key_usage,
@@ -370,6 +391,7 @@ class JpkiCertificate:
 
     @cached_property
     def is_test(self) -> bool:
+        """True for a test certificate: a test policy OID, or JPKI-TEST names in a test org."""
         if any(p.startswith(_TEST_POLICY_ARC) for p in self.policies):
             return True
         raw = self._raw

@@ -105,6 +105,7 @@ def crl_group() -> None:
 
 
 def crl_info_dict(crl: Crl, issuers: list[JpkiCertificate], at: datetime) -> dict[str, Any]:
+    """The ``crl info`` object: header fields, signature checked against ``issuers``, freshness."""
     signature = "unchecked"
     signed_by = None
     if issuers:

@@ -27,6 +27,8 @@ from jpki.trust.cvca import CvcaKey, CvcaKeyring
 
 @dataclass(frozen=True)
 class Check:
+    """One smoke step's outcome: its name, pass or fail, and what was seen."""
+
     name: str
     ok: bool
     detail: str
@@ -80,10 +82,12 @@ class Session:
 
     def run(self, name: str, step: Callable[[], str]) -> None:
         # The conformance suite's runner; a smoke session goes on after a failed step.
+        """Run one step and record its outcome; a failed step does not stop the session."""
         outcome = run_check(step, also_failures=(InvalidSignature, ValueError))
         self.checks.append(Check(name, outcome.status is CheckStatus.PASS, outcome.detail))
 
     def ap(self) -> JpkiAp:
+        """The JPKI AP session, selected on first use (again after another AP was selected)."""
         if self.jpki is None:
             self.jpki = JpkiAp(self.proto)
         return self.jpki
@@ -91,11 +95,13 @@ class Session:
     # --- steps ---------------------------------------------------------------------------
 
     def token_info(self) -> str:
+        """Step: EF 0006 names a My Number card."""
         info = self.ap().token_info()
         _require(info.kind is TokenKind.MY_NUMBER_CARD, f"unexpected label {info.label!r}")
         return f"{info.label} ({info.kind.value})"
 
     def pin_status(self) -> str:
+        """Step: both PIN counters read twice, unchanged and more than one try left."""
         jpki = self.ap()
         first = [jpki.pin_status(k).tries_left for k in KeyKind]
         again = [jpki.pin_status(k).tries_left for k in KeyKind]
@@ -104,6 +110,7 @@ class Session:
         return f"auth {first[0]}/3, signing {first[1]}/5 (read twice, no try spent)"
 
     def certificates(self) -> str:
+        """Step: the four certificates read, and each leaf verifies under its CA."""
         jpki = self.ap()
         jpki.verify_pin(KeyKind.SIGNING, Secret(self.pins["sign_pin"]))
         for slot in CertSlot:
@@ -117,6 +124,7 @@ class Session:
         return f"{sizes}; both leaves verify under their CA"
 
     def verify_auth_pin(self) -> str:
+        """Step: the auth PIN is accepted and its counter is back at the maximum."""
         jpki = self.ap()
         jpki.verify_pin(KeyKind.AUTH, Secret(self.pins["auth_pin"]))
         status = jpki.pin_status(KeyKind.AUTH)
@@ -124,6 +132,7 @@ class Session:
         return f"accepted; counter back at {status.tries_left}/{status.max_tries}"
 
     def sign_challenge(self) -> str:
+        """Step: a random challenge signed by the auth key verifies with its certificate."""
         cert = self.certs.get(CertSlot.AUTH)
         _require(cert is not None, "no auth certificate was read")
         assert cert is not None
@@ -136,6 +145,7 @@ class Session:
         return f"{len(signature) * 8}-bit PKCS#1 v1.5 signature verifies with the certificate key"
 
     def card_info(self) -> str:
+        """Step: the text AP's My Number and basic 4 information, integrity VALID."""
         text_ap = TextAp(self.proto, keyring=self.keyring)
         self.jpki = None  # selecting another DF cleared the JPKI PINs
         text_ap.verify_pin(Secret(self.pins["support_pin"]))
@@ -147,6 +157,7 @@ class Session:
         )
 
     def surface(self) -> str:
+        """Step: the visual AP's card surface verifies and holds a JP2 photo and PNG images."""
         text_ap = TextAp(self.proto)
         text_ap.verify_pin(Secret(self.pins["support_pin"]))
         my_number = text_ap.read_my_number()

@@ -8,9 +8,11 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import json
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +140,7 @@ def make_policy(
 
 
 def trust_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--trust CA`` (repeatable; default from JPKI_TRUST or the config file)."""
     return click.option(
         "--trust",
         "trust",
@@ -151,6 +154,7 @@ def trust_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def legacy_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--legacy-algorithms``: accept RSA below 2048 bits and SHA-1."""
     return click.option(
         "--legacy-algorithms",
         is_flag=True,
@@ -170,6 +174,7 @@ def _revocation(
 
 
 def revocation_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--crl FILE`` (repeatable), ``--ocsp URL`` and ``--soft-fail``."""
     fn = click.option(
         "--soft-fail",
         is_flag=True,
@@ -184,6 +189,45 @@ def revocation_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         help="CRL (DER or PEM) to check revocation against; repeatable.",
     )(fn)
     return fn
+
+
+def at_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--at TIME``: the validation time (parsed by ``make_policy``)."""
+    return click.option(
+        "--at", "at", metavar="TIME", help="Validation time (ISO 8601; default now)."
+    )(fn)
+
+
+@dataclass(frozen=True)
+class PolicyOptions:
+    """The policy options of one ``jpki verify`` command, as given (checked by ``policy``)."""
+
+    trust: Sequence[str] = ()
+    at: str | None = None
+    crl_files: Sequence[str] = ()
+    ocsp_url: str | None = None
+    soft_fail: bool = False
+    legacy_algorithms: bool = False
+    policies: Sequence[str] = ()
+    tsa_trust: Sequence[str] = ()
+
+    def policy(self, purpose: str | None) -> Policy:
+        """The :class:`Policy` these options and ``purpose`` make (see ``make_policy``)."""
+        return make_policy(purpose=purpose, **vars(self))
+
+
+_POLICY_OPTIONS = tuple(f.name for f in fields(PolicyOptions))
+
+
+def gather_policy_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Hand the command the policy options it declares as one ``options: PolicyOptions``."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        given = {name: kwargs.pop(name) for name in _POLICY_OPTIONS if name in kwargs}
+        return fn(*args, options=PolicyOptions(**given), **kwargs)
+
+    return wrapper
 
 
 @click.group("verify")
@@ -202,12 +246,13 @@ def verify_group() -> None:
 @click.option("--purpose", type=_PURPOSES, default="sign", show_default=True,
               help="sign: signing certificate needed; login: authentication certificate; "
                    "any: override the key-usage policy (reported).")  # fmt: skip
-@click.option("--at", "at", metavar="TIME", help="Validation time (ISO 8601; default now).")
+@at_option
 @trust_option
 @revocation_options
 @legacy_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @handle_errors
+@gather_policy_options
 def signature_cmd(
     cert_file: str,
     data_file: str | None,
@@ -215,12 +260,7 @@ def signature_cmd(
     sig_file: str,
     hash_name: str,
     purpose: str,
-    at: str | None,
-    trust: tuple[str, ...],
-    crl_files: tuple[str, ...],
-    ocsp_url: str | None,
-    soft_fail: bool,
-    legacy_algorithms: bool,
+    options: PolicyOptions,
     as_json: bool,
 ) -> None:
     """Verify an RSA PKCS#1 v1.5 signature over a file and/or a digest."""
@@ -232,15 +272,7 @@ def signature_cmd(
             digest = bytes.fromhex(digest_hex.strip())
         except ValueError:
             raise UsageError("--digest must be hexadecimal") from None
-    policy = make_policy(
-        trust=trust,
-        at=at,
-        purpose=purpose,
-        crl_files=crl_files,
-        ocsp_url=ocsp_url,
-        soft_fail=soft_fail,
-        legacy_algorithms=legacy_algorithms,
-    )
+    policy = options.policy(purpose)
     data = read_input_file(data_file) if data_file is not None else None
     certs = load_certificates(read_input_file(cert_file))
     result = verify_signature(
@@ -261,7 +293,7 @@ def signature_cmd(
 @click.option("--cert", "cert_files", multiple=True, metavar="FILE",
               help="Certificates not embedded (signer, intermediates); repeatable.")  # fmt: skip
 @trust_option
-@click.option("--at", "at", metavar="TIME", help="Validation time (ISO 8601; default now).")
+@at_option
 @click.option("--purpose", type=_PURPOSES, default="sign", show_default=True)
 @click.option("--tsa-trust", "tsa_trust", multiple=True, metavar="CA",
               help="Trusted CA of timestamp authorities (signature timestamps); "
@@ -270,31 +302,17 @@ def signature_cmd(
 @legacy_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @handle_errors
+@gather_policy_options
 def cms_cmd(
     cms_file: str,
     content_file: str | None,
     cert_files: tuple[str, ...],
-    trust: tuple[str, ...],
-    at: str | None,
     purpose: str,
-    tsa_trust: tuple[str, ...],
-    crl_files: tuple[str, ...],
-    ocsp_url: str | None,
-    soft_fail: bool,
-    legacy_algorithms: bool,
+    options: PolicyOptions,
     as_json: bool,
 ) -> None:
     """Verify a CMS SignedData file (PEM or DER, attached or detached)."""
-    policy = make_policy(
-        trust=trust,
-        at=at,
-        purpose=purpose,
-        crl_files=crl_files,
-        ocsp_url=ocsp_url,
-        soft_fail=soft_fail,
-        legacy_algorithms=legacy_algorithms,
-        tsa_trust=tsa_trust,
-    )
+    policy = options.policy(purpose)
     extra = [c for f in cert_files for c in load_certificates(read_input_file(f))]
     result = verify_cms(
         read_input_file(cms_file),
@@ -312,7 +330,7 @@ def cms_cmd(
                    "directory; repeatable.")  # fmt: skip
 @click.option("--intermediate", "intermediates", multiple=True, metavar="FILE",
               help="Untrusted intermediate CA certificates; repeatable.")  # fmt: skip
-@click.option("--at", "at", metavar="TIME", help="Validation time (ISO 8601; default now).")
+@at_option
 @click.option("--purpose", type=click.Choice(["auto", *(p.value for p in Purpose)]),
               default="auto", show_default=True,
               help="auto: login for authentication certificates, sign otherwise.")  # fmt: skip
@@ -321,29 +339,17 @@ def cms_cmd(
 @revocation_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @handle_errors
+@gather_policy_options
 def chain_cmd(
     cert_file: str,
-    trust: tuple[str, ...],
     intermediates: tuple[str, ...],
-    at: str | None,
     purpose: str,
-    policies: tuple[str, ...],
-    crl_files: tuple[str, ...],
-    ocsp_url: str | None,
-    soft_fail: bool,
+    options: PolicyOptions,
     as_json: bool,
 ) -> None:
     """Validate a certificate up to trusted CA certificates (no system roots, ever)."""
-    policy = make_policy(
-        trust=trust,
-        at=at,
-        # auto: a chain check asks "is this certificate good for what it is for".
-        purpose=None if purpose == "auto" else purpose,
-        crl_files=crl_files,
-        ocsp_url=ocsp_url,
-        soft_fail=soft_fail,
-        policies=policies,
-    )
+    # auto: a chain check asks "is this certificate good for what it is for".
+    policy = options.policy(None if purpose == "auto" else purpose)
     cert = load_certificates(read_input_file(cert_file))[0]
     inter = [c for f in intermediates for c in load_certificates(read_input_file(f))]
     _finish(validate_chain(cert, policy, intermediates=inter), as_json)
@@ -447,20 +453,16 @@ def read_manifest(path: str) -> list[BatchItem]:
 @click.option("--executor", "executor_url", metavar="dask://HOST:PORT",
               help="Run on this Dask scheduler instead of local processes.")  # fmt: skip
 @trust_option
-@click.option("--at", "at", metavar="TIME", help="Validation time (ISO 8601; default now).")
+@at_option
 @revocation_options
 @legacy_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @handle_errors
+@gather_policy_options
 def batch_cmd(
     manifest: str,
     workers: int | None,
-    trust: tuple[str, ...],
-    at: str | None,
-    crl_files: tuple[str, ...],
-    ocsp_url: str | None,
-    soft_fail: bool,
-    legacy_algorithms: bool,
+    options: PolicyOptions,
     as_json: bool,
     executor_url: str | None = None,
 ) -> None:
@@ -469,14 +471,7 @@ def batch_cmd(
     Every item gets the same policy: with --trust each distinct certificate's chain is
     validated once; without, every item says the chain was not validated.
     """
-    policy = make_policy(
-        trust=trust,
-        at=at,
-        crl_files=crl_files,
-        ocsp_url=ocsp_url,
-        soft_fail=soft_fail,
-        legacy_algorithms=legacy_algorithms,
-    )
+    policy = options.policy(None)
     items = read_manifest(manifest)
     if not items:
         # Zero signatures checked is no evidence: never report that as "valid".

@@ -59,6 +59,7 @@ class RevocationSources:
 
     @property
     def given(self) -> bool:
+        """True when any source is named (CRLs, an OCSP URL or a store)."""
         return bool(self.crls) or self.ocsp_url is not None or self.store is not None
 
 
@@ -86,6 +87,7 @@ class PdfSignatureReport:
     now: VerificationResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form of one signature; fields that do not apply are left out."""
         d: dict[str, Any] = {
             "field": self.field,
             "kind": self.kind,
@@ -124,9 +126,11 @@ class PdfVerification:
 
     @property
     def valid(self) -> bool:
+        """True when the overall status is VALID."""
         return self.status is Status.VALID
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form: overall status, reasons and each signature's report."""
         d: dict[str, Any] = {
             "status": self.status.value,
             "reasons": list(self.reasons),

@@ -210,6 +210,7 @@ class FileIdentity:
 
     @classmethod
     def of(cls, st: os.stat_result) -> FileIdentity:
+        """The identity of a file from its ``stat`` (device, inode, size, mtime, ctime)."""
         return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
@@ -358,6 +359,7 @@ class Crl:
 
     @property
     def index(self) -> SerialIndex:
+        """The serial index of the revoked list (built on first use; see ``build_index``)."""
         return self.build_index()
 
     # --- header -------------------------------------------------------------------------------
@@ -387,18 +389,22 @@ class Crl:
 
     @property
     def size(self) -> int:
+        """The CRL's DER length in bytes."""
         return len(self._der)
 
     @cached_property
     def issuer(self) -> x509.Name:
+        """The issuer name."""
         return self._header.issuer
 
     @cached_property
     def this_update(self) -> datetime:
+        """thisUpdate, timezone-aware UTC."""
         return self._header.last_update_utc
 
     @cached_property
     def next_update(self) -> datetime | None:
+        """nextUpdate, timezone-aware UTC, or None when the CRL gives none."""
         return self._header.next_update_utc
 
     def _ext(self, oid: x509.ObjectIdentifier) -> x509.ExtensionType | None:
@@ -409,6 +415,7 @@ class Crl:
 
     @cached_property
     def number(self) -> int | None:
+        """The cRLNumber, or None when absent."""
         v = self._ext(ExtensionOID.CRL_NUMBER)
         return v.crl_number if isinstance(v, x509.CRLNumber) else None
 
@@ -420,10 +427,12 @@ class Crl:
 
     @cached_property
     def is_delta(self) -> bool:
+        """True for a delta CRL (it has a deltaCRLIndicator)."""
         return self.base_number is not None
 
     @cached_property
     def idp(self) -> x509.IssuingDistributionPoint | None:
+        """The issuingDistributionPoint extension, or None when absent."""
         v = self._ext(ExtensionOID.ISSUING_DISTRIBUTION_POINT)
         return v if isinstance(v, x509.IssuingDistributionPoint) else None
 
@@ -441,11 +450,13 @@ class Crl:
 
     @cached_property
     def authority_key_id(self) -> bytes | None:
+        """The authorityKeyIdentifier's key id, or None when absent."""
         v = self._ext(ExtensionOID.AUTHORITY_KEY_IDENTIFIER)
         return v.key_identifier if isinstance(v, x509.AuthorityKeyIdentifier) else None
 
     @property
     def signature_algorithm(self) -> tuple[str, type[hashes.HashAlgorithm]]:
+        """(name, hash class) of the outer signature algorithm; ``CrlError`` when unsupported."""
         buf = memoryview(self.layout.outer_alg)
         s, e = expect(buf, 0, len(buf), 0x30, "AlgorithmIdentifier")
         os_, oe = expect(buf, s, e, 0x06, "algorithm")
@@ -517,6 +528,7 @@ class Crl:
             raise CrlError("CRL has no nextUpdate and no maximum age was set")
 
     def is_fresh(self, at: datetime, *, max_age: timedelta | None = None) -> bool:
+        """True when the CRL is usable at ``at`` (see ``check_fresh``), False otherwise."""
         try:
             self.check_fresh(at, max_age=max_age)
         except CrlError:

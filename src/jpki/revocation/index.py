@@ -67,10 +67,12 @@ class RevocationReason(StrEnum):
 
     @property
     def code(self) -> int:
+        """The CRLReason code (RFC 5280 §5.3.1)."""
         return _REASON_CODES[self]
 
     @classmethod
     def from_code(cls, code: int) -> RevocationReason:
+        """The reason for a CRLReason code; an unknown code is a ``CrlError``."""
         try:
             return _REASONS_BY_CODE[code]
         except KeyError:
@@ -795,6 +797,7 @@ class SerialIndex:
 
     @property
     def region_end(self) -> int:
+        """Where the revoked-certificates region ends in the DER (entries decode within it)."""
         return self._region_end
 
     def undoable_offsets(self) -> Offsets:
@@ -846,6 +849,7 @@ class SerialIndex:
         return len(self._offsets)
 
     def nbytes(self) -> int:
+        """Memory the index's arrays take, in bytes."""
         return sum(int(c.nbytes) for c in self._cols) + int(self._offsets.nbytes)
 
     def _key_cols(self, serial: int) -> list[int] | None:

@@ -57,6 +57,7 @@ class MonitorEvent:
     detail: str = ""
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form: path, serial_hex, subject, fingerprint, status, reason, times."""
         return {
             "path": self.path,
             "serial_hex": None if self.serial is None else serial_hex(self.serial),
@@ -80,6 +81,7 @@ class MonitorReport:
     unknown: tuple[MonitorEvent, ...]
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form: how many were checked, newly revoked, already reported, unknown."""
         return {
             "checked": self.checked,
             "newly_revoked": [e.to_json() for e in self.newly_revoked],

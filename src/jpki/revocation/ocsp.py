@@ -636,6 +636,7 @@ class OcspSource:
         at: datetime,
         max_age: timedelta | None = None,
     ) -> RevocationResult:
+        """Ask the responder about ``cert`` at ``at`` (``max_age`` unused: OCSP has its own)."""
         return check_ocsp(
             cert, issuer, self.url, at=at, timeout=self.timeout, skew=self.skew, fetch=self.fetch
         )

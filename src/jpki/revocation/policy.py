@@ -97,6 +97,7 @@ class CrlFiles:
         at: datetime,
         max_age: timedelta | None = None,
     ) -> RevocationResult:
+        """The status of ``cert`` at ``at`` from the covering CRLs (UNKNOWN when none is usable)."""
         usable: list[Crl] = []
         signed: list[Crl] = []
         problems: list[str] = []

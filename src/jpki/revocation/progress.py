@@ -44,6 +44,7 @@ class Progress:
         self.done = 0
 
     def line(self, done: int) -> str:
+        """The status line for ``done`` items: count, total, rate per second and ETA."""
         elapsed = max(time.monotonic() - self._start, 1e-9)
         rate = done / elapsed
         text = f"{self.what}: {done:,}"
@@ -70,6 +71,7 @@ class Progress:
         self._shown = True
 
     def close(self) -> None:
+        """Show the final count and end the line (only if a line was shown)."""
         if self.enabled and self._shown:
             self.update(self.done, force=True)
             self.stream.write("\n")

@@ -60,6 +60,7 @@ class RevocationResult:
 
     @property
     def is_good(self) -> bool:
+        """True when the status is GOOD."""
         return self.status is RevocationStatus.GOOD
 
     @property
@@ -70,6 +71,7 @@ class RevocationResult:
         )
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form: status, reason, times (ISO 8601), source, detail, soft-fail flags."""
         return {
             "status": self.status.value,
             "reason": self.reason.value if self.reason else None,
@@ -93,7 +95,9 @@ class RevocationSource(Protocol):
     """
 
     @property
-    def source_name(self) -> str: ...
+    def source_name(self) -> str:
+        """The source's name in results and JSON (``crl``, ``store``, ``ocsp``)."""
+        ...
 
     def status(
         self,
@@ -102,7 +106,9 @@ class RevocationSource(Protocol):
         *,
         at: datetime,
         max_age: timedelta | None = None,
-    ) -> RevocationResult: ...
+    ) -> RevocationResult:
+        """Whether ``cert`` is revoked at ``at``; ``max_age`` bounds how old a CRL may be."""
+        ...
 
 
 # Only these revocations can be undone; every other one is final once the CA has signed it.

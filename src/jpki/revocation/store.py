@@ -247,6 +247,7 @@ class StoredCrl:
 
     @property
     def signer_spki_sha256(self) -> bytes:
+        """SHA-256 of the signing CA's SubjectPublicKeyInfo (the store's issuer key)."""
         return self.issuer_key
 
     def check_fresh(self, at: datetime, max_age: timedelta | None) -> str | None:
@@ -562,6 +563,7 @@ class RevocationStore:
         return self._c().raw
 
     def close(self) -> None:
+        """Close every connection this store opened; a later call is a ``RevocationError``."""
         with self._lock:
             self._closed = True
             conns, self._conns = self._conns, []
@@ -788,6 +790,7 @@ class RevocationStore:
 
     @_db_errors
     def current(self) -> list[StoredCrl]:
+        """The CRL generations currently in force (full and delta), oldest first."""
         db = self._c()
         with db.read():
             return [s for s, _ in self._current_cached(db)]
@@ -865,6 +868,7 @@ class RevocationStore:
     def check(
         self, cert: CertLike, issuer: CertLike, *, at: datetime, max_age: timedelta | None = None
     ) -> RevocationResult:
+        """The status of ``cert`` at ``at`` from the stored CRLs of ``issuer``."""
         c, ca = as_x509(cert), as_x509(issuer)
         if not issued_by(c, ca):
             return RevocationResult(
@@ -990,6 +994,7 @@ class RevocationStore:
         *,
         final: bool = True,
     ) -> None:
+        """Record that the monitor reported this revocation (an entry only ever becomes final)."""
         db = self._c()
         with db.write(bump=False):
             db.x(

@@ -185,13 +185,16 @@ class SimulatedCard:
 
     @property
     def atr(self) -> bytes:
+        """The ATR of this card's profile."""
         return self.profile.atr
 
     @property
     def path(self) -> Path:
+        """The profile directory the card's state is persisted in."""
         return self._store.path
 
     def tries_left(self, key: KeyId) -> int:
+        """Tries left on ``key`` (PIN or collation key) in the current state."""
         return self._state.tries_left[key]
 
     def reset(self) -> bytes:
@@ -207,6 +210,7 @@ class SimulatedCard:
             return self.atr
 
     def close(self) -> None:
+        """Clear the security state; later commands raise ``CardRemovedError``."""
         with self._lock:
             self._closed = True
             self._clear_session()

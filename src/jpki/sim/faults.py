@@ -55,9 +55,11 @@ class FaultConfig:
 
     @property
     def active(self) -> bool:
+        """True when any fault is set (differs from the default, fault-free config)."""
         return self != FaultConfig()
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form (``faults.json``): INS bytes and status words in hex."""
         return {
             "remove_at": self.remove_at,
             "power_loss_at_verify": self.power_loss_at_verify,
@@ -149,13 +151,21 @@ class Chip(Protocol):
     """What ``FaultyCard`` wraps (``jpki.sim.SimulatedCard`` satisfies it)."""
 
     @property
-    def atr(self) -> bytes: ...
+    def atr(self) -> bytes:
+        """The chip's ATR."""
+        ...
 
-    def process(self, command: bytes) -> bytes: ...
+    def process(self, command: bytes) -> bytes:
+        """One command APDU in, the response (data + SW1 SW2) out."""
+        ...
 
-    def reset(self) -> bytes: ...
+    def reset(self) -> bytes:
+        """Power-cycle the chip; returns the ATR."""
+        ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release the chip; later commands fail."""
+        ...
 
 
 # A VERIFY the chip must spend a try on but can never accept: longer than any PIN or
@@ -189,6 +199,7 @@ class FaultyCard:
 
     @property
     def atr(self) -> bytes:
+        """The wrapped chip's ATR."""
         return self.card.atr
 
     def reset(self) -> bytes:
@@ -199,9 +210,11 @@ class FaultyCard:
             return atr
 
     def close(self) -> None:
+        """Close the wrapped chip."""
         self.card.close()
 
     def process(self, command: bytes) -> bytes:
+        """Pass ``command`` on with the configured faults (removal, delay, SW, corruption)."""
         with self._lock:
             if self._removed:
                 raise CardRemovedError("simulated card is not in the reader")

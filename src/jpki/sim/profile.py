@@ -58,6 +58,7 @@ class TokenKind(enum.StrEnum):
 
     @property
     def label(self) -> str:
+        """The EF 0006 token label this kind of card carries."""
         return _TOKEN_LABELS[self]
 
 
@@ -182,6 +183,7 @@ class CardProfile:
 
     @property
     def token_label(self) -> str:
+        """The EF 0006 token label of this profile's token kind."""
         return self.token.label
 
     def initial_value(self, key: KeyId) -> str:
@@ -219,6 +221,8 @@ class CardProfile:
     # --- JSON ------------------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form (``profile.json``): seed, token, ATR and certificates as PEM."""
+
         def pem(der: bytes) -> str:
             cert = x509.load_der_x509_certificate(der)
             return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
@@ -385,10 +389,12 @@ class CardState:
 
     @classmethod
     def fresh(cls, profile: CardProfile) -> CardState:
+        """The state of a newly issued card: every counter full, blocked-from-issue keys at 0."""
         tries = {k: 0 if k in BLOCKED_FROM_ISSUE else profile.max_tries[k] for k in KeyId}
         return cls(tries_left=tries)
 
     def copy(self) -> CardState:
+        """An independent copy (the dictionaries are copied)."""
         return CardState(dict(self.tries_left), dict(self.changed_pins))
 
     def current_pins(self, profile: CardProfile) -> dict[KeyId, str]:
@@ -396,6 +402,7 @@ class CardState:
         return {k: self.changed_pins.get(k, profile.pins[k]) for k in KeyId if k in CHANGEABLE}
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form (``state.json``): tries left and changed PINs, by key name."""
         return {
             "format": STATE_FORMAT,
             "tries_left": {k.value: v for k, v in self.tries_left.items()},
@@ -404,6 +411,7 @@ class CardState:
 
     @classmethod
     def from_json(cls, data: Any, profile: CardProfile) -> CardState:
+        """Parse ``state.json`` for ``profile``; anything malformed is a ``ProfileError``."""
         try:
             if data.get("format") != STATE_FORMAT:
                 raise ProfileError(f"unsupported state format {data.get('format')!r}")
@@ -503,14 +511,17 @@ class ProfileStore:
 
     @property
     def state_path(self) -> Path:
+        """Where the mutable card state (``state.json``) is kept."""
         return self.path / STATE_FILE
 
     @property
     def faults_path(self) -> Path:
+        """Where the fault configuration (``faults.json``) is kept."""
         return self.path / FAULTS_FILE
 
     @property
     def lock_path(self) -> Path:
+        """The lock file that serialises writers of this profile."""
         return self.path / LOCK_FILE
 
     @contextlib.contextmanager
@@ -539,6 +550,7 @@ class ProfileStore:
             return state
 
     def load_state(self) -> CardState:
+        """Read and check the current state file (``ProfileError`` when malformed)."""
         return CardState.from_json(_read_json(self.state_path, "state"), self.profile)
 
     def save_state(self, state: CardState, *, durable: bool = True) -> None:

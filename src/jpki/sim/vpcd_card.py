@@ -55,11 +55,17 @@ class CardModel(Protocol):
     """What a simulated chip offers (``jpki.sim.SimulatedCard`` satisfies this)."""
 
     @property
-    def atr(self) -> bytes: ...
+    def atr(self) -> bytes:
+        """The chip's ATR."""
+        ...
 
-    def process(self, command: bytes) -> bytes: ...
+    def process(self, command: bytes) -> bytes:
+        """One command APDU in, the response (data + SW1 SW2) out."""
+        ...
 
-    def reset(self) -> bytes: ...
+    def reset(self) -> bytes:
+        """Power-cycle the chip; returns the ATR."""
+        ...
 
 
 class _Closed(Exception):
@@ -175,6 +181,7 @@ class VpcdCardSide:
 
     @property
     def stopping(self) -> bool:
+        """True once ``stop`` was asked for."""
         return self._stop.is_set()
 
     # --- one connection ------------------------------------------------------------------

@@ -143,6 +143,7 @@ class TestPerson:
 
     @property
     def birth_date_code(self) -> str:
+        """The birth date as the certificate writes it: ``EYYYYMMDD`` (era digit first)."""
         return birth_date_code(self.birth_date)
 
 
@@ -408,10 +409,12 @@ class Issued:
 
     @property
     def der(self) -> bytes:
+        """The certificate as DER."""
         return self.cert.public_bytes(serialization.Encoding.DER)
 
     @property
     def pem(self) -> bytes:
+        """The certificate as PEM."""
         return self.cert.public_bytes(serialization.Encoding.PEM)
 
     @property
@@ -468,6 +471,7 @@ class TestPki:
 
     @staticmethod
     def ca_name(ca: CaName = "sign") -> x509.Name:
+        """The test CA's name for ``ca`` (``"sign"`` or ``"auth"``)."""
         return x509.Name(
             [
                 x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),
@@ -503,13 +507,16 @@ class TestPki:
 
     @cached_property
     def sign_ca(self) -> Issued:
+        """The signing CA (self-signed, made on first use)."""
         return self._make_ca("sign")
 
     @cached_property
     def auth_ca(self) -> Issued:
+        """The authentication CA (self-signed, made on first use)."""
         return self._make_ca("auth")
 
     def ca(self, ca: CaName = "sign") -> Issued:
+        """The signing or authentication CA, by name (``"sign"`` or ``"auth"``)."""
         return self.sign_ca if _check_ca(ca) == "sign" else self.auth_ca
 
     def _make_ca(self, ca: CaName) -> Issued:

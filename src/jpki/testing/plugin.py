@@ -196,10 +196,12 @@ class TestCard:
 
     @property
     def sign_cert(self) -> JpkiCertificate:
+        """The signing certificate as a ``JpkiCertificate``."""
         return self.sign.jpki
 
     @property
     def auth_cert(self) -> JpkiCertificate:
+        """The authentication certificate as a ``JpkiCertificate``."""
         return self.auth.jpki
 
     def open(self) -> SimulatedCard | FaultyCard:
@@ -220,6 +222,7 @@ class TestCard:
         return ProfileStore(self.path).load_state().tries_left[_PINS[pin]]
 
     def close(self) -> None:
+        """Close every chip ``open`` handed out (the fixture does so at teardown)."""
         for card in self._open:
             card.close()
         self._open.clear()

@@ -121,9 +121,11 @@ class ReaderInfo:
 
     @property
     def atr_hex(self) -> str | None:
+        """The ATR as spaced upper-case hex (``3B E0 …``), or None without a card."""
         return self.atr.hex(" ").upper() if self.atr else None
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form: reader name, card_present and the ATR in hex."""
         return {"name": self.name, "card_present": self.card_present, "atr": self.atr_hex}
 
 
@@ -241,6 +243,7 @@ class PcscConnection(Connection):
 
     @property
     def protocol(self) -> str:
+        """The negotiated protocol: ``"T=1"`` or ``"T=0"``."""
         return "T=1" if self._protocol == self._context().sc.SCARD_PROTOCOL_T1 else "T=0"
 
     def _transmit(self, command: bytes) -> bytes:

@@ -12,11 +12,17 @@ class CardModel(Protocol):
     """What a simulated chip offers: ``jpki.sim`` cards satisfy this."""
 
     @property
-    def atr(self) -> bytes: ...
+    def atr(self) -> bytes:
+        """The chip's ATR."""
+        ...
 
-    def process(self, command: bytes) -> bytes: ...
+    def process(self, command: bytes) -> bytes:
+        """One command APDU in, the response (data + SW1 SW2) out."""
+        ...
 
-    def reset(self) -> bytes: ...
+    def reset(self) -> bytes:
+        """Power-cycle the chip; returns the ATR."""
+        ...
 
 
 class SimulatedConnection(Connection):
@@ -28,6 +34,7 @@ class SimulatedConnection(Connection):
 
     @property
     def card(self) -> CardModel:
+        """The connected chip (``CardRemovedError`` once the connection is closed)."""
         if self._card is None:
             raise CardRemovedError("simulated card connection is closed")
         return self._card

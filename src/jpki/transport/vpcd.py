@@ -62,6 +62,7 @@ class FrameDecoder:
         self._buf = bytearray()
 
     def feed(self, data: bytes) -> list[bytes]:
+        """Add received bytes; return the payloads now complete (bad length: TransportError)."""
         self._buf += data
         out: list[bytes] = []
         while len(self._buf) >= LENGTH_SIZE:
@@ -158,6 +159,7 @@ class VpcdConnection(Connection):
 
     @property
     def closed(self) -> bool:
+        """True once the connection is closed."""
         return self._sock is None
 
     def _socket(self) -> socket.socket:
@@ -318,6 +320,7 @@ class VpcdListener:
                 continue
 
     def close(self) -> None:
+        """Stop listening (closes the listening socket; idempotent)."""
         sock, self._sock = self._sock, None
         if sock is not None:
             sock.close()

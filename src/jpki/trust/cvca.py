@@ -73,17 +73,21 @@ class CvcaKey:
 
     @property
     def key_id_text(self) -> str:
+        """The key id as text (``5000033/001``, hex when not that shape)."""
         return key_id_text(self.key_id)
 
     @property
     def hierarchy(self) -> str:
+        """``production``, ``test`` or ``other``, from the key id's first digit."""
         return hierarchy_of(self.key_id)
 
     def modulus_sha256(self) -> str:
+        """SHA-256 of the modulus's big-endian bytes, in hex (how built-in keys are pinned)."""
         n = self.public_key.public_numbers().n
         return hashlib.sha256(n.to_bytes((n.bit_length() + 7) // 8, "big")).hexdigest()
 
     def public_key_pem(self) -> str:
+        """The public key as a PEM SubjectPublicKeyInfo."""
         return self.public_key.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         ).decode("ascii")

@@ -308,9 +308,11 @@ class LruCache(Generic[K, V]):
         self._lock = threading.Lock()
 
     def get(self, key: K) -> V | None:
+        """The value stored under ``key``, or None (lock-free; does not refresh its age)."""
         return self._d.get(key)
 
     def put(self, key: K, value: V) -> None:
+        """Store ``value``, evicting the least recently stored beyond ``size``."""
         with self._lock:
             self._d[key] = value
             self._d.move_to_end(key)
@@ -318,10 +320,12 @@ class LruCache(Generic[K, V]):
                 self._d.popitem(last=False)
 
     def drop(self, key: K) -> None:
+        """Forget ``key`` (no error when absent)."""
         with self._lock:
             self._d.pop(key, None)
 
     def clear(self) -> None:
+        """Forget everything."""
         with self._lock:
             self._d.clear()
 
@@ -358,6 +362,7 @@ class CertificateCache:
         return cert
 
     def facts(self, cert: JpkiCertificate) -> _Facts:
+        """The decoded fields of ``cert`` the flat path reads, cached by fingerprint."""
         fp = cert.fingerprint_sha256
         found = self._facts.get(fp)
         if found is None:
@@ -368,6 +373,7 @@ class CertificateCache:
     def anchors(self, anchors: Sequence[JpkiCertificate]) -> _Anchors:
         # A verifier passes the same tuple on every call: know it by identity (a tuple cannot
         # change; the entry holds it, so its id stays its own).
+        """The anchor set ``anchors`` indexed by subject, cached by its fingerprints."""
         if type(anchors) is tuple:
             held = self._anchor_ids.get(id(anchors))
             if held is not None and held[0] is anchors:
@@ -384,6 +390,7 @@ class CertificateCache:
         return found
 
     def clear(self) -> None:
+        """Forget every certificate, verdict and anchor set."""
         self._facts.clear()
         self._verdicts.clear()
         self._anchor_sets.clear()
@@ -424,6 +431,7 @@ class FlatChain:
 
     @property
     def valid(self) -> bool:
+        """True when the flat chain has no problem."""
         return self.problem is None
 
 

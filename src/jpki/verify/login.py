@@ -94,6 +94,7 @@ class MemoryChallengeStore:
         self._expiry: list[tuple[datetime, str]] = []
 
     def put(self, challenge: Challenge, now: datetime) -> None:
+        """Store a new challenge, dropping expired ones; a reused id is a ``ChallengeError``."""
         with self._lock:
             # Used and expired entries only matter until they expire.
             heap = self._expiry
@@ -108,6 +109,7 @@ class MemoryChallengeStore:
             heapq.heappush(heap, (challenge.expires_at, challenge.id))
 
     def consume(self, challenge_id: str, now: datetime) -> bytes:
+        """The nonce, marking it used; ``ChallengeError`` if unknown, used or expired."""
         with self._lock:
             item = self._items.get(challenge_id)
             if item is None:
@@ -178,6 +180,7 @@ class SqliteChallengeStore:
             raise ChallengeError(f"challenge store {self.path} is unusable: {exc}") from None
 
     def put(self, challenge: Challenge, now: datetime) -> None:
+        """Store a new challenge, deleting those expired before ``now``."""
         with self._session() as db:
             db.execute(
                 "DELETE FROM jpki_challenges WHERE expires_at < ?",
@@ -189,6 +192,7 @@ class SqliteChallengeStore:
             )
 
     def consume(self, challenge_id: str, now: datetime) -> bytes:
+        """The nonce, marking it used (atomic); ``ChallengeError`` if unknown, used or expired."""
         with self._session() as db:
             row = db.execute(
                 "UPDATE jpki_challenges SET used = 1 "
@@ -261,6 +265,7 @@ class LoginVerifier:
         return check_time(now, "the login clock's time")
 
     def issue(self) -> Challenge:
+        """A fresh random challenge (id, nonce, expiry after ``ttl``), stored for one use."""
         now = self._now()
         ch = Challenge(
             id=secrets.token_urlsafe(18),

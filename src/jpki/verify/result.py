@@ -80,6 +80,7 @@ class Reason(str):
 
     @property
     def text(self) -> str:
+        """The reason as plain text (a ``str``, without its code)."""
         return str.__str__(self)
 
     def __repr__(self) -> str:
@@ -125,6 +126,7 @@ class TimestampInfo:
     tsa: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form: status, reasons and, when known, the time and the TSA."""
         d: dict[str, Any] = {"status": self.status.value, "reasons": list(self.reasons)}
         if self.time is not None:
             d["time"] = self.time.isoformat()
@@ -169,10 +171,12 @@ class VerificationResult:
 
     @property
     def valid(self) -> bool:
+        """True when the status is VALID."""
         return self.status is Status.VALID
 
     @property
     def codes(self) -> tuple[Code, ...]:
+        """The reasons' codes, in order."""
         return tuple(r.code for r in self.reasons)
 
     def has(self, code: Code) -> bool:
