@@ -5,9 +5,12 @@ what to compare):
 
 * openssl  : ``openssl speed -seconds N rsa2048`` verify/s, and with ``-multi 2``
 * crypto   : plain ``cryptography`` ``public_key.verify(sig, data, PKCS1v15(), SHA256())`` loop
-* jpki x1  : ``verify_batch(items, workers=1)`` (in process: hash, RSA, compare, results)
-* jpki x2  : ``verify_batch(items, executor=<warm 2-process pool>)``, and cold
+* jpki x1  : ``verify_batch(items, workers=1, native=False)`` (in process: hash, RSA, compare,
+             results, all in Python)
+* jpki x2  : ``verify_batch(items, executor=<warm 2-process pool>, native=False)``, and cold
              (``workers=2``: pool start-up included)
+* native   : the same with the optional compiled loop (``native=True``; jpki.verify.native),
+             and on a 2-thread pool (it releases the GIL); skipped when it is not built
 
 Usage: ``python bench/bench_verify.py [--quick] [--json] [--seconds N] [--items N]``;
 ``--profile N`` instead profiles ``verify_batch`` in one process over N items.
@@ -23,7 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 
 from jpki.cert import JpkiCertificate
 from jpki.testing.pki import TestPki, sample_person
-from jpki.verify import BatchItem, Policy, Status, verify_batch
+from jpki.verify import BatchItem, Policy, Status, native, verify_batch
 
 _ROW = re.compile(r"^rsa\s+2048\s+bits\s+\S+\s+\S+\s+([\d.]+)\s+([\d.]+)\s*$", re.MULTILINE)
 
@@ -171,22 +174,34 @@ def main(argv: list[str] | None = None) -> int:
     # other load on the machine does not skew the ratio. Two processes: wall clock on both
     # sides (openssl -elapsed), the only fair basis for a parallel run.
     cpu = time.process_time if not elapsed else time.perf_counter
-    one = batch_run(items, workers=1)
+    has_native = native.available()
+    r["native"] = has_native
+    r["native_libcrypto"] = native.openssl_version()
+    one = batch_run(items, workers=1, native=False)
+    one_n = batch_run(items, workers=1, native=True) if has_native else None
     plain = crypto_loop(items)
     # Steady state, as in a long-running verifier: the per-process key cache is warm (a cold
     # first run spends milliseconds parsing certificates, a large share of a --quick run).
     batch_run(items[:1000], workers=1)()
-    with ProcessPoolExecutor(2) as ex:
+    with ProcessPoolExecutor(2) as ex, ThreadPoolExecutor(2) as tex:
         batch_run(items[:1000], executor=ex)()  # warm the workers (imports, key cache)
-        two = batch_run(items, executor=ex)
+        two = batch_run(items, executor=ex, native=False)
+        two_n = batch_run(items, executor=ex, native=True) if has_native else None
+        # Threads: only the compiled loop runs outside the GIL, so only it can use both cores.
+        two_t = batch_run(items, executor=tex, native=True) if has_native else None
         for _ in range(rounds):
             keep("openssl_1", openssl_verify_rate(seconds, elapsed=elapsed))
             keep("jpki_1", rate(one, cpu))
+            if one_n is not None:
+                keep("jpki_1_native", rate(one_n, cpu))
             keep("crypto_1", rate(plain, cpu))
             keep("openssl_2", openssl_verify_rate(seconds, multi=2, elapsed=True))
             keep("jpki_2_warm", rate(two))
+            if two_n is not None and two_t is not None:
+                keep("jpki_2_native_warm", rate(two_n))
+                keep("jpki_2_threads_native", rate(two_t))
             keep("jpki_1_wall", rate(one))
-    keep("jpki_2_cold", rate(batch_run(items, workers=2)))
+    keep("jpki_2_cold", rate(batch_run(items, workers=2, native=False)))
     r.update(best)
     r["ratio_1core"] = r["jpki_1"] / r["openssl_1"]
     r["ratio_crypto_1core"] = r["crypto_1"] / r["openssl_1"]
@@ -194,6 +209,11 @@ def main(argv: list[str] | None = None) -> int:
     r["ratio_per_core_2proc"] = r["jpki_2_warm"] / 2 / r["openssl_1"]
     r["scaling_2proc"] = r["jpki_2_warm"] / r["jpki_1_wall"]
     r["clock_1proc"] = "wall" if elapsed else "cpu"
+    if has_native:
+        r["ratio_1core_native"] = r["jpki_1_native"] / r["openssl_1"]
+        r["ratio_per_core_2proc_native"] = r["jpki_2_native_warm"] / 2 / r["openssl_1"]
+        r["ratio_2proc_native_vs_openssl_multi2"] = r["jpki_2_native_warm"] / r["openssl_2"]
+        r["ratio_2threads_native_vs_openssl_multi2"] = r["jpki_2_threads_native"] / r["openssl_2"]
 
     if args.json:
         print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()}))
@@ -208,17 +228,31 @@ def main(argv: list[str] | None = None) -> int:
         ("openssl speed rsa2048", r["openssl_1"]),
         ("cryptography verify loop", r["crypto_1"]),
         ("jpki verify_batch, 1 proc", r["jpki_1"]),
+        ("  native loop, 1 proc", r.get("jpki_1_native")),
         ("jpki verify_batch, 1 (wall)", r["jpki_1_wall"]),
         ("openssl speed -multi 2", r["openssl_2"]),
         ("jpki verify_batch, 2 warm", r["jpki_2_warm"]),
+        ("  native loop, 2 procs warm", r.get("jpki_2_native_warm")),
+        ("  native loop, 2 threads", r.get("jpki_2_threads_native")),
         ("jpki verify_batch, 2 cold", r["jpki_2_cold"]),
     ]
     for label, v in rows:
-        print(f"{label:28}{v:12.0f}{v / r['openssl_1']:19.2f}x")
+        if v is not None:
+            print(f"{label:28}{v:12.0f}{v / r['openssl_1']:19.2f}x")
     print(f"ratio jpki/openssl, one core:            {r['ratio_1core']:.2f} (aim >= 0.80)")
     print(f"ratio jpki 2 procs / openssl -multi 2:   {r['ratio_2proc_vs_openssl_multi2']:.2f}")
     print(f"per core with 2 procs vs openssl 1 core: {r['ratio_per_core_2proc']:.2f}")
     print(f"scaling 1 -> 2 processes (wall clock):   {r['scaling_2proc']:.2f}x")
+    if has_native:
+        print(f"native loop ({r['native_libcrypto']}):")
+        print(f"  one core vs openssl one core:          {r['ratio_1core_native']:.2f}")
+        print(f"  per core, 2 procs, vs openssl 1 core:  {r['ratio_per_core_2proc_native']:.2f}")
+        print(
+            f"  2 threads / openssl -multi 2:          "
+            f"{r['ratio_2threads_native_vs_openssl_multi2']:.2f}"
+        )
+    else:
+        print(f"native loop: not measured ({native.unavailable_reason()})")
     return 0
 
 

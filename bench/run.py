@@ -63,8 +63,26 @@ def _verify_rows(d: dict[str, Any]) -> list[Row]:
         "openssl_1",
     )
     add(
+        "batch verification, 1 process, native loop",
+        "jpki_1_native",
+        "openssl speed rsa2048 verify/s, 1 core",
+        "openssl_1",
+    )
+    add(
         "batch verification, 2 processes (warm pool)",
         "jpki_2_warm",
+        "openssl speed -multi 2 rsa2048 verify/s",
+        "openssl_2",
+    )
+    add(
+        "batch verification, 2 processes, native loop",
+        "jpki_2_native_warm",
+        "openssl speed -multi 2 rsa2048 verify/s",
+        "openssl_2",
+    )
+    add(
+        "batch verification, 2 threads, native loop",
+        "jpki_2_threads_native",
         "openssl speed -multi 2 rsa2048 verify/s",
         "openssl_2",
     )

@@ -138,3 +138,17 @@ def test_policy(test_pki: TestPki, test_pki_2015: TestPki) -> object:
         for c in (p.sign_ca, p.auth_ca)
     )
     return Policy(anchors=anchors, at=datetime(2026, 6, 1, tzinfo=UTC))
+
+
+@pytest.fixture
+def native_loop() -> None:
+    """Skip unless the optional compiled verify loop is built; under CI=true that is a failure."""
+    import os
+
+    from jpki.verify import native
+
+    why = native.unavailable_reason()
+    if why is not None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"the native verify loop must be built under CI: {why}")
+        pytest.skip(why)

@@ -210,3 +210,59 @@ def test_without_trust_every_item_is_at_best_indeterminate(items: list[BatchItem
     assert Status.VALID not in {r.status for r in got}
     assert all(r.has(Code.CHAIN_NOT_VALIDATED) for r in got)
     assert {r.status for r in got} == {Status.INDETERMINATE, Status.INVALID}
+
+
+def test_native_switches(
+    items: list[BatchItem], test_policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # JPKI_NATIVE=0 and native=False keep the compiled loop out; by default it is used where
+    # built; native=True without it is a usage error; without it the results are the same.
+    from jpki.verify import native
+
+    calls: list[int] = []
+    real = native.verify_many
+
+    def spy(*args: object) -> list[int] | None:
+        calls.append(1)
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(native, "verify_many", spy)
+    some = items[:12]
+    want = verify_batch(some, policy=test_policy, native=False)
+    assert not native.enabled(False) and calls == []
+    monkeypatch.setenv("JPKI_NATIVE", "0")
+    assert not native.enabled()
+    assert verify_batch(some, policy=test_policy) == want and calls == []
+    monkeypatch.delenv("JPKI_NATIVE")
+    assert native.enabled() is native.available()
+    assert verify_batch(some, policy=test_policy) == want
+    assert calls == ([1] if native.available() else [])
+    monkeypatch.setattr(native, "_load", lambda: (None, "not built here"))
+    assert not native.enabled() and native.verify_many([], [], [], [], [], []) is None
+    assert native.make_key(3, 5) is None and native.openssl_version() is None
+    with pytest.raises(UsageError, match="not built here"):
+        verify_batch(some, policy=test_policy, native=True)
+    assert verify_batch(some, policy=test_policy) == want
+
+
+def test_short_signature_is_refused_as_verify_signature_does(
+    test_pki: TestPki, test_policy: Policy
+) -> None:
+    # A signature with its leading zero byte dropped: recover() takes it, PKCS#1 does not.
+    who = test_pki.issue_signing(sample_person(0))
+    for i in range(4000):
+        data = f"short {i}".encode()
+        sig = who.key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        if sig[0] == 0:
+            break
+    else:
+        pytest.fail("no signature with a leading zero byte in 4000 tries")
+    single = verify_signature(who.der, sig[1:], data=data, policy=test_policy)
+    assert single.status is Status.INVALID
+    assert single.reasons[0].code is Code.SIGNATURE_LENGTH
+    for nat in (False, None):
+        got = verify_batch([BatchItem(who.der, sig[1:], data=data)], policy=test_policy, native=nat)
+        assert (got[0].status, got[0].reasons) == (single.status, single.reasons)
+    assert verify_batch([BatchItem(who.der, sig, data=data)], policy=test_policy)[0].status is (
+        Status.VALID
+    )

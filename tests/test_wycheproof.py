@@ -1,9 +1,9 @@
 """Project Wycheproof RSA PKCS#1 v1.5 vectors (vectors/wycheproof/, Apache-2.0) against every
 jpki verification path that takes a signature: ``verify_signature`` and ``verify_batch``
-(in process, and on a process pool). A vector's key goes into a certificate issued by the
-test CA (any public key can be certified); ``valid`` must verify, ``invalid`` must not,
-``acceptable`` may go either way. A key cryptography refuses to load must reject all its
-vectors (none of them may be ``valid``)."""
+(in process, with and without the optional compiled loop, and on a process pool). A
+vector's key goes into a certificate issued by the test CA (any public key can be certified);
+``valid`` must verify, ``invalid`` must not, ``acceptable`` may go either way. A key
+cryptography refuses to load must reject all its vectors (none of them may be ``valid``)."""
 
 from __future__ import annotations
 
@@ -150,7 +150,17 @@ def _batch_verdicts(vectors: tuple[Vector, ...], **kw: object) -> list[Status | 
 @pytest.mark.parametrize("name", [f.name for f in FILES])
 def test_verify_batch_in_process_agrees(name: str) -> None:
     vectors = _vectors(name)
-    _check(vectors, _batch_verdicts(vectors, workers=1))
+    _check(vectors, _batch_verdicts(vectors, workers=1, native=False))
+
+
+@pytest.mark.usefixtures("native_loop")
+@pytest.mark.parametrize("name", [f.name for f in FILES])
+def test_verify_batch_native_loop_agrees(name: str) -> None:
+    # The optional compiled loop (jpki.verify.native): the same verdict on every vector.
+    vectors = _vectors(name)
+    verdicts = _batch_verdicts(vectors, workers=1, native=True, chunk_size=100)
+    _check(vectors, verdicts)
+    assert verdicts == _batch_verdicts(vectors, workers=1, native=False)
 
 
 def test_verify_batch_process_pool_agrees() -> None:

@@ -132,26 +132,17 @@ def _rank(e: RevokedEntry) -> tuple[int, datetime]:
 
 
 def read_header(buf: bytes | memoryview, pos: int, end: int) -> tuple[int, int, int]:
-    """(tag, content start, content end) of the TLV at ``pos``; must fit before ``end``."""
-    if pos + 2 > end:
-        raise CrlError(f"truncated DER at offset {pos}")
-    tag = buf[pos]
-    if tag & 0x1F == 0x1F:
+    """(tag, content start, content end) of the TLV at ``pos``; must fit before ``end``.
+
+    :func:`jpki.tlv.read_header` with single-byte tags only (as X.509 uses), errors as CrlError.
+    """
+    try:
+        item = tlv.read_header(buf, pos, end)
+    except TlvError as exc:
+        raise CrlError(f"bad DER at offset {pos}: {exc}") from None
+    if item[0] > 0xFF:
         raise CrlError(f"unexpected multi-byte tag at offset {pos}")
-    first = buf[pos + 1]
-    if first < 0x80:
-        length, start = first, pos + 2
-    else:
-        count = first & 0x7F
-        if count == 0 or count > 4:
-            raise CrlError(f"unsupported DER length form at offset {pos + 1}")
-        start = pos + 2 + count
-        if start > end:
-            raise CrlError(f"truncated DER length at offset {pos + 1}")
-        length = int.from_bytes(buf[pos + 2 : start], "big")
-    if start + length > end:
-        raise CrlError(f"DER value at offset {pos} runs past its container")
-    return tag, start, start + length
+    return item
 
 
 def expect(buf: bytes | memoryview, pos: int, end: int, tag: int, what: str) -> tuple[int, int]:
@@ -210,33 +201,41 @@ class _EntryLayout:
 
 
 def _entry_layout(buf: bytes | memoryview, pos: int, region_end: int) -> _EntryLayout:
+    # Every header is read by the shared reader; the checks around it are the fast walk's
+    # own rules (entry and extension lengths in short, 81 or 82 form; serial and date short).
     if pos + 2 > region_end or buf[pos] != 0x30 or not _entry_length_ok(buf, pos):
         raise CrlError(f"bad revokedCertificates entry at offset {pos}")
     _, s, e = read_header(buf, pos, region_end)
     if s + 2 > e or buf[s] != 0x02 or buf[s + 1] >= 0x80:
         raise CrlError(f"bad serial number in entry at offset {pos}")
-    slen = buf[s + 1]
-    if not 1 <= slen <= MAX_SERIAL_OCTETS or s + 2 + slen > e:
+    try:
+        _, serial_start, serial_end = read_header(buf, s, e)
+    except CrlError:
+        raise CrlError(f"bad serial number length in entry at offset {pos}") from None
+    slen = serial_end - serial_start
+    if not 1 <= slen <= MAX_SERIAL_OCTETS:
         raise CrlError(f"bad serial number length in entry at offset {pos}")
-    if slen == MAX_SERIAL_OCTETS and buf[s + 2] != 0:
+    if slen == MAX_SERIAL_OCTETS and buf[serial_start] != 0:
         raise CrlError(f"serial number longer than 20 octets in entry at offset {pos}")
-    if slen >= 2 and buf[s + 2] == 0xFF and buf[s + 3] >= 0x80:
+    if slen >= 2 and buf[serial_start] == 0xFF and buf[serial_start + 1] >= 0x80:
         # A redundant sign octet on a negative serial would defeat key matching; it is not DER.
         raise CrlError(f"non-minimal negative serial number in entry at offset {pos}")
-    d = s + 2 + slen
+    d = serial_end
     if d + 2 > e:
         raise CrlError(f"missing revocationDate in entry at offset {pos}")
-    tag, dl = buf[d], buf[d + 1]
-    if not ((tag == 0x17 and dl == 13) or (tag == 0x18 and dl == 15)) or d + 2 + dl > e:
+    try:
+        tag, ds, x = read_header(buf, d, e)
+    except CrlError:
+        raise CrlError(f"bad revocationDate in entry at offset {pos}") from None
+    if ds != d + 2 or (tag, x - ds) not in ((0x17, 13), (0x18, 15)):
         raise CrlError(f"bad revocationDate in entry at offset {pos}")
-    x = d + 2 + dl
     if x < e:
         if buf[x] != 0x30 or not _entry_length_ok(buf, x):
             raise CrlError(f"bad crlEntryExtensions in entry at offset {pos}")
         _, _, xe = read_header(buf, x, e)
         if xe != e:
             raise CrlError(f"trailing bytes in entry at offset {pos}")
-    return _EntryLayout(s + 2, s + 2 + slen, d, x, e)
+    return _EntryLayout(serial_start, serial_end, d, x, e)
 
 
 def _parse_entry_extensions(

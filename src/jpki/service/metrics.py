@@ -25,12 +25,14 @@ class Metrics:
         self._hist_sum: dict[tuple[tuple[str, str], ...], float] = defaultdict(float)
 
     def inc(self, name: str, **labels: str) -> None:
+        """Add one to the counter ``name`` for these labels."""
         key = tuple(sorted(labels.items()))
         with self._lock:
             series = self._counters[name]
             series[key] = series.get(key, 0.0) + 1.0
 
     def observe(self, seconds: float, **labels: str) -> None:
+        """Record one request latency (seconds) in the histogram for these labels."""
         key = tuple(sorted(labels.items()))
         with self._lock:
             counts = self._hist.setdefault(key, [0.0] * (len(BUCKETS) + 1))
@@ -41,6 +43,7 @@ class Metrics:
             self._hist_sum[key] += seconds
 
     def render(self, gauges: dict[str, list[tuple[dict[str, str], float]]]) -> str:
+        """Counters, the latency histogram and ``gauges`` in the Prometheus text format."""
         lines: list[str] = []
         helps = {
             "jpki_requests_total": "HTTP requests by route and status code.",

@@ -13,6 +13,10 @@ and results are one shared VALID object per certificate, patched where something
 
 Any ``concurrent.futures.Executor`` works (a process pool, a thread pool, a cluster
 executor); without one, large batches get a process pool sized to the machine.
+
+With the optional compiled loop (:mod:`jpki.verify.native`), a worker hands the whole chunk to
+it first (GIL released, one OpenSSL context per key) and runs the Python loop below only on
+the items it did not find plainly valid: the verdicts and their explanations stay Python's.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
+import jpki.verify.native as _native_loop
 from jpki.cert import JpkiCertificate
 from jpki.digestinfo import DIGEST_SIZES, PREFIXES, HashAlgorithm, hash_algorithm
 from jpki.errors import JpkiError
@@ -97,8 +102,25 @@ def _entry(der: bytes) -> _KeyEntry:
         entry = _KeyEntry(None, (fp.hex(), "unknown", ""), why)
     if len(_CACHE) >= _CACHE_LIMIT:
         _CACHE.clear()
+        _NATIVE_KEYS.clear()
     _CACHE[fp] = entry
     return entry
+
+
+#: The compiled loop's key handles, by certificate fingerprint (made on first native use).
+_NATIVE_KEYS: dict[str, object | None] = {}
+
+
+def _native_key(e: _KeyEntry) -> object | None:
+    fp = e.meta[0]
+    if fp in _NATIVE_KEYS:
+        return _NATIVE_KEYS[fp]
+    nk = None
+    if e.key is not None:
+        pn = e.key.public_numbers()
+        nk = _native_loop.make_key(pn.n, pn.e)
+    _NATIVE_KEYS[fp] = nk
+    return nk
 
 
 #: A plan: (certificate index, hash name, purpose name), shared by the items that use it.
@@ -136,33 +158,55 @@ def _slow(
     return check_rsa_pkcs1(key, sig, PREFIXES[alg] + digest)
 
 
-def _verify_chunk(chunk: _Chunk) -> _Answer:
-    """Worker entry point: plain data in, plain data out (picklable, no jpki objects)."""
+def _verify_chunk(chunk: _Chunk, use_native: bool = False) -> _Answer:
+    """Worker entry point: plain data in, plain data out (picklable, no jpki objects).
+    ``use_native``: try the compiled loop first, where this worker has it."""
     certs, plan_keys, pis, sigs, datas, digests = chunk
     entries = [_entry(d) for d in certs]
     # Everything that depends only on (certificate, hash, purpose) is settled once per plan,
     # so the per-item loop is: hash, one RSA public-key operation, one constant-time compare.
-    plans: list[tuple[Any, bytes, Callable[[bytes], Any], int] | None] = []
+    plans: list[tuple[Any, bytes, Callable[[bytes], Any], int, int] | None] = []
     for ci, h, _purpose in plan_keys:
         e = entries[ci]
-        fast = e.key is not None
+        key = e.key
         plans.append(
-            (e.key.recover_data_from_signature, PREFIXES[h], _HASHERS[h], DIGEST_SIZES[h])  # type: ignore[union-attr, index]
-            if fast
-            else None
+            None
+            if key is None
+            else (
+                key.recover_data_from_signature,
+                PREFIXES[h],  # type: ignore[index]
+                _HASHERS[h],
+                DIGEST_SIZES[h],  # type: ignore[index]
+                (key.key_size + 7) // 8,
+            )
         )
+    todo: Iterable[int] = range(len(pis))
+    if use_native:
+        # The compiled loop answers which items are not plainly valid; only those go on.
+        native_plans = [
+            (ci, _native_loop.HASH_BITS.get(h, 0), PREFIXES[HashAlgorithm(h)])
+            for ci, h, _ in plan_keys
+        ]
+        left = _native_loop.verify_many(
+            [_native_key(e) for e in entries], native_plans, pis, sigs, datas, digests
+        )
+        if left is not None:
+            todo = left
     fails: dict[int, Reason] = {}
     compare = hmac.compare_digest
     pkcs1 = _PKCS1
-    for i, (pi, sig, data, digest) in enumerate(zip(pis, sigs, datas, digests, strict=True)):
+    for i in todo:
+        pi, sig, data, digest = pis[i], sigs[i], datas[i], digests[i]
         plan = plans[pi]
         if plan is not None:
-            recover, prefix, hasher, size = plan
+            recover, prefix, hasher, size, sig_size = plan
             d = digest
             if data is not None:
                 # With both, the slow path compares them: never trust a digest alone.
                 d = hasher(data).digest() if digest is None else None
-            if d is not None and len(d) == size:
+            # The length check: recover() takes a signature shorter than the modulus (its
+            # leading zero bytes dropped), which PKCS#1 and verify_signature refuse.
+            if d is not None and len(d) == size and len(sig) == sig_size:
                 # recover + compare is ~15% faster than cryptography's verify(): no second
                 # hash pass and no EVP digest context per call.
                 try:
@@ -289,6 +333,7 @@ def verify_batch(
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
     policy: Policy | None = None,
+    native: bool | None = None,
 ) -> list[VerificationResult]:
     """Verify many signatures; results in input order, one per item.
 
@@ -303,12 +348,16 @@ def verify_batch(
     ``chunk_size``: items per chunk; default: guided sizes for an executor (few large chunks
     first, smaller ones at the end), ``DEFAULT_CHUNK`` in this process.
     ``progress`` is called with the number of items finished after each chunk.
+    ``native``: use the optional compiled loop (:mod:`jpki.verify.native`; same results);
+    default: when it is built and ``JPKI_NATIVE`` is not ``0``; True without it: ``UsageError``.
+    Executor workers use it where they have it.
     A bad item (unparsable certificate, non-RSA key) gives an ``invalid`` result for that
     item, not an exception; bad arguments (unknown hash or purpose) raise ``UsageError``.
     """
     pol = policy if policy is not None else Policy()
     pol = replace(pol, at=check_time(pol.time()))
     default_purpose = pol.purpose_for(Purpose.SIGN)
+    use_native = _native_loop.enabled(native)
     seq = [i if type(i) is BatchItem else _as_item(i) for i in items]
     fixed = chunk_size if chunk_size is not None and chunk_size >= 1 else None
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
@@ -332,14 +381,17 @@ def verify_batch(
             chunk = _chunk(seq[start:stop], memo, default_purpose)
             # Submitted as soon as built: the workers start while later chunks are cut.
             pending.append(
-                (chunk, None if executor is None else executor.submit(_verify_chunk, chunk))
+                (
+                    chunk,
+                    None if executor is None else executor.submit(_verify_chunk, chunk, use_native),
+                )
             )
         results: list[VerificationResult] = []
         extend = results.extend
         verdicts: dict[tuple[bytes, str, str], _Verdict | None] = {}
         for chunk, future in pending:
             certs, plan_keys, pis, _sigs, _datas, _digests = chunk
-            metas, fails = _verify_chunk(chunk) if future is None else future.result()
+            metas, fails = _verify_chunk(chunk, use_native) if future is None else future.result()
             plan_verdicts: list[_Verdict | None] = []
             for ci, h, p in plan_keys:
                 vkey = (certs[ci], h, p)

@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from jpki.cert import JpkiCertificate
 from jpki.errors import CertificateError, TlvError
-from jpki.tlv import parse_length, parse_tag
+from jpki.tlv import read_header as _element  # (tag, value start, value end); TlvError
 
 __all__ = [
     "TOLERANCE",
@@ -106,15 +106,6 @@ _KU_NAMES = {
 }
 
 _PKCS1 = padding.PKCS1v15()
-
-
-def _element(der: bytes, pos: int) -> tuple[int, int, int]:
-    """(tag, value start, value end) of the element at ``pos``."""
-    tag, p = parse_tag(der, pos)
-    n, p = parse_length(der, p)
-    if p + n > len(der):
-        raise CertificateError("malformed certificate: element runs past the end")
-    return tag, p, p + n
 
 
 def _contents(der: bytes, pos: int) -> tuple[int, int]:
