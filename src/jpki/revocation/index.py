@@ -15,6 +15,7 @@ shows both agree on random CRLs.
 
 from __future__ import annotations
 
+import bisect
 import mmap
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -739,6 +740,9 @@ class SerialIndex:
         self._region_end = region_end
         self._packed = packed
         self._view = memoryview(buf.data).cast("B") if buf.ndim == 1 else memoryview(b"")
+        # Lookups bisect these (C, Python ints): a numpy call on one scalar costs more than
+        # the whole binary search.
+        self._col_views = [c.data for c in cols]
 
     @classmethod
     def build(
@@ -857,6 +861,8 @@ class SerialIndex:
             # A non-negative serial's key is its value, right-aligned in the columns.
             if serial >> (64 * ncols):
                 return None
+            if ncols == 1:
+                return [serial]  # the common case, asked on every check
             return [(serial >> (64 * (ncols - 1 - i))) & _U64_MAX for i in range(ncols)]
         raw = _magnitude(serial_key_bytes(serial))
         width = ncols * 8
@@ -878,20 +884,16 @@ class SerialIndex:
             prefix = rel >> pk.drop
             if rel < 0 or prefix >> (64 - pk.ibits):
                 return 0, 0
-            col = self._cols[0]
-            lo = int(col.searchsorted(np.uint64(prefix << pk.ibits)))
+            view, ibits = self._col_views[0], pk.ibits
+            lo = bisect.bisect_left(view, prefix << ibits)
             hi = lo
-            while hi < n and int(col[hi]) >> pk.ibits == prefix:
+            while hi < n and view[hi] >> ibits == prefix:
                 hi += 1
             return lo, hi
         if len(key) == 1:  # the common case: one column, one binary search
-            col = self._cols[0]
-            k = np.uint64(key[0])
-            lo = int(col.searchsorted(k))
-            hi = lo
-            while hi < n and col[hi] == k:
-                hi += 1
-            return lo, hi
+            view = self._col_views[0]
+            lo = bisect.bisect_left(view, key[0])
+            return lo, bisect.bisect_right(view, key[0], lo)
         lo, hi = 0, n
         for col, kk in zip(self._cols, key, strict=True):
             seg = col[lo:hi]
@@ -910,11 +912,17 @@ class SerialIndex:
 
     def lookup(self, serial: int) -> RevokedEntry | None:
         """The deciding entry for ``serial`` (see :func:`prefer_final` when listed twice)."""
-        return prefer_final(self.lookup_all(serial))
+        lo, hi = self._range(serial)
+        if lo == hi:
+            return None  # not listed: the answer of nearly every check
+        return prefer_final(self._entries(serial, lo, hi))
 
     def lookup_all(self, serial: int) -> list[RevokedEntry]:
         """Every entry listing ``serial`` (a CRL may list a serial more than once)."""
         lo, hi = self._range(serial)
+        return self._entries(serial, lo, hi)
+
+    def _entries(self, serial: int, lo: int, hi: int) -> list[RevokedEntry]:
         buf = self._view
         # Keys are value bytes, so a negative serial (invalid, but seen in the wild) shares a key
         # with a positive one: the decoded serial decides.
