@@ -6,6 +6,13 @@ lives here and nowhere else: challenges (single use), API keys, rate-limit bucke
 record, the CRL evidence archive; the revocation store (jpki.revocation.store) keeps its
 tables in the same database. Serialised writers (the audit chain) take one database-wide
 lock: ``BEGIN IMMEDIATE`` in SQLite, a transaction-scoped advisory lock in PostgreSQL.
+
+SQLite allows one writer at a time, and a connection that finds the database locked sleeps
+in SQLite's busy handler (steps of up to 100 ms), not woken when the lock is freed. So the
+writers of one process queue on an in-process lock per database file first (woken at once
+when it is released) and meet SQLite's lock only against other processes; every SQLite
+write transaction starts ``BEGIN IMMEDIATE`` (no reader-to-writer upgrade that could fail
+mid-way). Readers take no lock (WAL: they never wait for a writer).
 """
 
 from __future__ import annotations
@@ -50,6 +57,17 @@ _SCHEMA = [
         prev_hash TEXT NOT NULL, hash TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS svc_state (name TEXT PRIMARY KEY, value TEXT NOT NULL)""",
 ]
+
+
+_WRITE_LOCKS: dict[str, threading.Lock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _write_lock(path: Path) -> threading.Lock:
+    # One lock per file, shared by every Database object of this process on it.
+    key = str(path.resolve())
+    with _WRITE_LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(key, threading.Lock())
 
 
 class _Cursor(Protocol):
@@ -98,6 +116,7 @@ class Database:
             self.path = Path(path)
             if not self.path.parent.is_dir():
                 raise UsageError(f"database directory {self.path.parent} does not exist")
+            self._wlock = _write_lock(self.path)
         self._init_schema()
 
     @property
@@ -121,6 +140,8 @@ class Database:
         name = "conn" if durable else "lax_conn"
         conn: sqlite3.Connection | None = getattr(self._local, name, None)
         if conn is None:
+            # The busy timeout now only covers other processes (a CLI command, a second
+            # service): long, since giving up means a 503.
             conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             # FULL: a committed audit record survives a power cut, not only a process crash.
@@ -131,8 +152,13 @@ class Database:
 
     @contextmanager
     def transaction(self, *, exclusive: bool = False, durable: bool = True) -> Iterator[Tx]:
-        """One transaction; ``exclusive`` serialises it against every other exclusive one;
-        ``durable=False``: the commit need not reach the disk (a rate-limit counter)."""
+        """One write transaction; ``exclusive`` serialises it against every other exclusive
+        one; ``durable=False``: the commit need not reach the disk (a rate-limit counter)."""
+        with self._tx(exclusive=exclusive, durable=durable, write=True) as tx:
+            yield tx
+
+    @contextmanager
+    def _tx(self, *, exclusive: bool, durable: bool, write: bool) -> Iterator[Tx]:
         try:
             if self.is_postgres:
                 with self._pg_pool.connection() as conn, conn.transaction():
@@ -142,17 +168,25 @@ class Database:
                     if not durable:
                         tx.execute("SET LOCAL synchronous_commit = off")
                     yield tx
+            elif write:
+                conn = self._sqlite(durable)
+                # SQLite has one writer anyway: every write is exclusive, in this process
+                # through the lock, against other processes through BEGIN IMMEDIATE.
+                with self._wlock:
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield conn
+                    except BaseException:
+                        conn.execute("ROLLBACK")
+                        raise
+                    conn.execute("COMMIT")
             else:
                 conn = self._sqlite(durable)
-                # A writer that starts as a reader may find the database locked mid-way:
-                # non-durable transactions only write, so they take the write lock at once.
-                conn.execute("BEGIN IMMEDIATE" if exclusive or not durable else "BEGIN")
+                conn.execute("BEGIN")
                 try:
                     yield conn
-                except BaseException:
+                finally:
                     conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
         except JpkiError:
             raise
         except (sqlite3.Error, OSError) as exc:
@@ -163,7 +197,8 @@ class Database:
             raise
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        with self.transaction() as tx:
+        """The rows of one read-only statement (no write lock taken)."""
+        with self._tx(exclusive=False, durable=True, write=False) as tx:
             return list(tx.execute(sql, params).fetchall())
 
 
