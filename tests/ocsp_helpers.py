@@ -71,9 +71,12 @@ def _wait_listening(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> Non
 
 
 @contextmanager
-def openssl_responder(index: Path, ca: Path, rsigner: Path, rkey: Path) -> Iterator[str]:
-    """Run ``openssl ocsp`` on a free 127.0.0.1 port; yields its URL; killed on exit."""
-    port = free_port()
+def openssl_responder(
+    index: Path, ca: Path, rsigner: Path, rkey: Path, port: int | None = None
+) -> Iterator[str]:
+    """Run ``openssl ocsp`` on 127.0.0.1 (``port``, or a free one: certificates naming the
+    responder in their AIA need the port first); yields its URL; killed on exit."""
+    port = port or free_port()
     proc = subprocess.Popen(
         [
             *("openssl", "ocsp", "-index", str(index), "-CA", str(ca)),

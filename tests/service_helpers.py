@@ -79,6 +79,17 @@ def login_body(issued: Any, challenge: dict[str, Any]) -> dict[str, str]:
     return {"challenge_id": challenge["id"], "certificate": b64(issued.der), "signature": b64(sig)}
 
 
+def raw_db_bytes(db: str) -> bytes:
+    """The bytes of an SQLite database and its WAL, read by a child process.
+
+    Not ``Path.read_bytes()``: closing any descriptor of the file drops every POSIX lock this
+    process holds on it, so a service in this process would lose its locks and the next
+    connection to close would checkpoint and delete the WAL under the others' feet.
+    """
+    files = [f for f in (db, db + "-wal") if Path(f).exists()]
+    return subprocess.run(["cat", *files], check=True, capture_output=True).stdout
+
+
 def add_key(db: str, name: str = "bank", rate: int = 100000) -> str:
     from jpki.service.db import Database
     from jpki.service.state import add_key as _add

@@ -200,6 +200,20 @@ def test_faults_json_of_any_shape_parses_or_raises_profile_error(obj: object) ->
     assert FaultConfig.from_json(config.to_json()) == config
 
 
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"delay_ins": [-16]},  # found by the property above: printed as "-10", unreadable
+        {"corrupt_ins": [256]},
+        {"delay_ins": ["-1"]},
+        {"status_words": {"2A": 0x10000}},
+    ],
+)
+def test_fault_ins_and_sw_out_of_range_are_refused(obj: object) -> None:
+    with pytest.raises(ProfileError, match="malformed"):
+        FaultConfig.from_json(obj)
+
+
 # --- vpcd: arbitrary bytes from the peer ------------------------------------------------------
 
 

@@ -279,12 +279,12 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
 
 def test_every_json_command_has_a_schema_and_a_case(env: Env) -> None:
     # sim create is an alias of sim init; login needs a running service, and its JSON is
-    # checked against one in test_service_page.py.
+    # checked against docs/schemas/login.json in test_service_page.py.
     commands = {name for name, _cmd in _commands()} - {"sim create", "login"}
     cases = set(_cases(env)) - {"error"}
     assert commands == cases
     on_disk = {p.name for p in SCHEMAS.glob("*.json")}
-    assert {_schema_name(c) for c in [*cases, "error"]} == on_disk
+    assert {_schema_name(c) for c in [*cases, "error", "login"]} == on_disk
 
 
 _SNAKE = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")

@@ -9,18 +9,23 @@ without anchors. The same through the CLI (`cert show`, `verify chain --trust jl
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from asn1crypto import x509 as asn1_x509
 from click.testing import CliRunner
+from pyhanko_certvalidator import CertificateValidator, ValidationContext
+from pyhanko_certvalidator import errors as cv_errors
 
 from jpki.cert import CertKind, JpkiCertificate
 from jpki.cli import main
 from jpki.trust import jlis_roots
 from jpki.verify import Policy, Purpose, Status, validate_chain
+from jpki.verify.flat import CertificateCache, flat_chain
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "real-certs"
 ONE_SECOND = timedelta(seconds=1)
@@ -154,7 +159,9 @@ def test_invalid_outside_its_validity(real: Real) -> None:
 
 
 @pytest.mark.parametrize("real", REAL, ids=IDS)
-def test_an_authentication_certificate_never_signs_documents(real: Real) -> None:
+def test_good_for_logins_never_for_document_signatures(real: Real) -> None:
+    login = Policy(anchors=jlis_roots("auth"), at=real.inside, purpose=Purpose.LOGIN)
+    assert validate_chain(_load(real), login).status is Status.VALID
     policy = Policy(anchors=jlis_roots("auth"), at=real.inside, purpose=Purpose.SIGN)
     result = validate_chain(_load(real), policy)
     assert result.status is Status.INVALID
@@ -164,6 +171,46 @@ def test_an_authentication_certificate_never_signs_documents(real: Real) -> None
 @pytest.mark.parametrize("real", REAL, ids=IDS)
 def test_no_anchors_is_indeterminate(real: Real) -> None:
     assert validate_chain(_load(real), Policy(at=real.inside)).status is Status.INDETERMINATE
+
+
+def _certvalidator_says_valid(
+    cert: JpkiCertificate, anchors: list[JpkiCertificate], at: datetime, ku: frozenset[str]
+) -> bool:
+    ctx = ValidationContext(
+        trust_roots=[asn1_x509.Certificate.load(a.der) for a in anchors],
+        moment=at,
+        allow_fetching=False,
+        revocation_mode="none",
+    )
+    validator = CertificateValidator(asn1_x509.Certificate.load(cert.der), validation_context=ctx)
+    try:
+        asyncio.run(validator.async_validate_usage(set(ku)))  # type: ignore[no-untyped-call]
+    except (cv_errors.PathError, cv_errors.ValidationError):
+        return False
+    return True
+
+
+@pytest.mark.parametrize("real", REAL, ids=IDS)
+def test_the_flat_path_and_certvalidator_agree_on_it(real: Real) -> None:
+    # The native flat path decides real JPKI certificates, and as pyhanko-certvalidator does.
+    cert = _load(real)
+    own = [_root(real.issuer_serial)]
+    others = [r for r in jlis_roots("auth") if r not in own]
+    day = timedelta(days=1)
+    decided = valid = 0
+    for anchors in (list(jlis_roots("any")), own, others, list(jlis_roots("sign"))):
+        for at in (real.not_before - day, real.inside, real.not_after + day):
+            for ku in (frozenset({"digital_signature"}), frozenset({"non_repudiation"})):
+                fast = flat_chain(cert, anchors, at=at, key_usage=ku, cache=CertificateCache())
+                if fast is None:  # no anchor with its issuer's key: certvalidator decides
+                    continue
+                decided += 1
+                valid += fast.valid
+                want = _certvalidator_says_valid(cert, anchors, at, ku)
+                assert fast.valid == want, (anchors, at, ku, fast.problem)
+    # Every case with its issuer among the anchors is decided natively; valid only inside its
+    # validity and for digitalSignature.
+    assert (decided, valid) == (12, 2)
 
 
 # --- CLI ------------------------------------------------------------------------------------

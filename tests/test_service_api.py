@@ -25,7 +25,16 @@ from jpki.cli import main
 from jpki.service.app import ServiceConfig
 from jpki.testing.pki import Issued
 from jpki.verify import account_key
-from service_helpers import HTTP, Pki, add_key, b64, login_body, make_pki, thread_service
+from service_helpers import (
+    HTTP,
+    Pki,
+    add_key,
+    b64,
+    login_body,
+    make_pki,
+    raw_db_bytes,
+    thread_service,
+)
 
 # pyHanko registers its CMS attribute names with asn1crypto on import; imported late (after
 # asn1crypto has built its reverse OID map) its signer cannot name signing_certificate_v2.
@@ -91,6 +100,9 @@ def test_openapi_lists_the_versioned_api(svc: Svc) -> None:
     for p in ("/v1/challenges", "/v1/logins", "/v1/signatures", "/v1/status-checks"):
         assert p in paths
     assert "/v1/revocation" in paths and "/healthz" in paths and "/readyz" in paths
+    schemas = HTTP.get(svc.base + "/openapi.json").json()["components"]["schemas"]
+    crl = schemas["CrlOut"]["properties"]
+    assert {"issuer_key", "number", "next_update", "stale"} <= set(crl)
 
 
 def test_login_valid_once_then_replay_refused(svc: Svc) -> None:
@@ -281,21 +293,24 @@ def make_pki_foreign() -> bytes:
     return TestPki(seed="someone-else").issue_auth(label="x").der
 
 
-def test_crl_dir_is_watched(svc: Svc) -> None:
-    from jpki.service.crlwatch import load_file  # noqa: F401 - the module the watcher uses
-
-    target = svc.user.cert.serial_number
-    crl = svc.pki.crl("auth", 5, (svc.revoked.cert.serial_number, target))
+def _drop_auth_crl(svc: Svc, crl: bytes, number: int) -> dict[str, Any]:
+    """Rename a new auth CRL into the watched directory; /v1/revocation once it is loaded."""
     tmp = svc.crl_dir / "auth.crl.part"
     tmp.write_bytes(crl)
     tmp.rename(svc.crl_dir / "auth.crl")
     for _ in range(100):
-        info = HTTP.get(svc.base + "/v1/revocation", headers=svc.h).json()
-        if 5 in [c["number"] for c in info["crls"]]:
-            break
+        info: dict[str, Any] = HTTP.get(svc.base + "/v1/revocation", headers=svc.h).json()
+        if number in [c["number"] for c in info["crls"]]:
+            return info
         time.sleep(0.1)
-    else:
-        pytest.fail("the new CRL was not loaded")
+    pytest.fail(f"CRL #{number} was not loaded")
+
+
+def test_crl_dir_is_watched(svc: Svc) -> None:
+    target = svc.user.cert.serial_number
+    crl = svc.pki.crl("auth", 5, (svc.revoked.cert.serial_number, target))
+    info = _drop_auth_crl(svc, crl, 5)
+    assert all(len(c["issuer_key"]) == 64 and c["issuer"] for c in info["crls"])
     out = HTTP.post(
         svc.base + "/v1/status-checks", headers=svc.h, json={"certificates": [b64(svc.user.der)]}
     ).json()
@@ -305,6 +320,22 @@ def test_crl_dir_is_watched(svc: Svc) -> None:
     time.sleep(0.5)
     info = HTTP.get(svc.base + "/v1/revocation", headers=svc.h).json()
     assert sorted(c["number"] for c in info["crls"]) == [1, 5]
+
+
+def test_a_later_crl_cannot_undo_a_final_revocation(svc: Svc) -> None:
+    # CRL #6 drops every entry; the store's history keeps what #5 declared final.
+    _drop_auth_crl(svc, svc.pki.crl("auth", 6), 6)
+    out = HTTP.post(
+        svc.base + "/v1/status-checks", headers=svc.h, json={"certificates": [b64(svc.revoked.der)]}
+    ).json()
+    item = out["items"][0]
+    assert item["status"] == "revoked" and "history" in item["source"], item
+    with sqlite3.connect(svc.db) as c:
+        body = c.execute("SELECT body FROM svc_audit ORDER BY seq DESC LIMIT 1").fetchone()[0]
+    refs = json.loads(body)["evidence"]["crls"]
+    assert {(r["number"], r["history"]) for r in refs} == {(6, False), (5, True)}, refs
+    res = cli("audit", "verify", "--db", svc.db)
+    assert res.exit_code == 0, res.output
 
 
 def test_healthz_answers_while_the_pool_is_saturated(svc: Svc) -> None:
@@ -343,8 +374,11 @@ def test_readyz_and_records_check_out(svc: Svc, tmp_path: Path) -> None:
     assert all(r["hash"] and r["prev_hash"] for r in lines)
     logins = [r for r in lines if r["kind"] == "login" and r["verdict"]["status"] == "valid"]
     assert logins and all(
-        r["evidence"] and r["evidence"][0]["number"] is not None for r in logins
-    ), "a valid login without the CRL that vouched for it"
+        r["evidence"]["crls"]
+        and r["evidence"]["crls"][0]["number"] is not None
+        and r["evidence"]["crls"][0]["issuer_key"]
+        for r in logins
+    ), "a valid login without the CRL (issuer key + number) that vouched for it"
     # A copy with one verdict changed (and its hash fixed up) fails the evidence re-check;
     # one with a changed body but the old hash fails the chain.
     for how in ("verdict", "body"):
@@ -429,7 +463,7 @@ def test_keys_cli_prints_the_key_once(tmp_path: Path) -> None:
     listed = cli("serve", "keys", "list", "--db", db, "--json").stdout
     rows = json.loads(listed)
     assert [r["name"] for r in rows] == ["bank"] and key not in listed
-    assert key not in Path(db).read_bytes().decode("latin-1")
+    assert key not in raw_db_bytes(db).decode("latin-1")
     rev = cli("serve", "keys", "revoke", "--db", db, rows[0]["id"])
     assert rev.exit_code == 0
     nokey = cli("serve", "keys", "revoke", "--db", db, "nope")
@@ -503,3 +537,19 @@ def test_documents_pdf(svc: Svc, tmp_path: Path) -> None:
     assert junk.status_code == 400 and junk.json()["error"]
     res = cli("audit", "verify", "--db", svc.db)
     assert res.exit_code == 0, res.output
+
+
+def test_serve_hands_its_options_to_uvicorn(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import uvicorn
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda _app, **kw: seen.update(kw))
+    db = str(tmp_path / "o.sqlite")
+    res = cli("serve", "--db", db, "--port", "9", "--keep-alive", "65")
+    assert res.exit_code == 0, res.output
+    assert seen["timeout_keep_alive"] == 65 and seen["port"] == 9
+    assert seen["host"] == "127.0.0.1"
+    bad = CliRunner().invoke(main, ["serve", "--db", db, "--keep-alive", "0"])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output

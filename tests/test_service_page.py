@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 from click.testing import CliRunner
 
@@ -20,7 +21,7 @@ from jpki.service.app import ServiceConfig
 from jpki.sim.profile import DEFAULT_PINS, KeyId
 from jpki.testing.pki import sample_person
 from jpki.verify import account_key
-from service_helpers import HTTP, REPO, add_key, make_pki, thread_service
+from service_helpers import HTTP, REPO, add_key, make_pki, raw_db_bytes, thread_service
 
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -106,6 +107,9 @@ def test_jpki_login_against_the_api(
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert out["status"] == "valid" and out["account_key"] == _sim_account(sim_profile)
+    schema = json.loads((REPO / "docs" / "schemas" / "login.json").read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.Draft202012Validator(schema).validate(out)
     # Without the key: refused by the service, a clean error and no traceback.
     res = _login(base, sim_profile, monkeypatch)
     assert res.exit_code != 0 and "401" in res.output and "Traceback" not in res.output
@@ -116,7 +120,7 @@ def test_jpki_login_against_the_api(
     assert again.exit_code == 1 and "already used" in again.output
     # Neither the PIN nor the holder's My Number reaches the service's records.
     my_number = sample_person(0).my_number
-    raw = Path(db).read_bytes()
+    raw = raw_db_bytes(db)
     assert my_number.encode() not in raw
     with sqlite3.connect(db) as c:
         bodies = [json.loads(r[0]) for r in c.execute("SELECT body FROM svc_audit")]

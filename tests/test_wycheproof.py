@@ -1,9 +1,11 @@
 """Project Wycheproof RSA PKCS#1 v1.5 vectors (vectors/wycheproof/, Apache-2.0) against every
 jpki verification path that takes a signature: ``verify_signature`` and ``verify_batch``
-(in process, with and without the optional compiled loop, and on a process pool). A
-vector's key goes into a certificate issued by the test CA (any public key can be certified);
-``valid`` must verify, ``invalid`` must not, ``acceptable`` may go either way. A key
-cryptography refuses to load must reject all its vectors (none of them may be ``valid``)."""
+(in process, with and without the optional compiled loop, and on a process pool), and the
+flat-chain fast path's CA-signature check (``jpki.verify.flat.rsa_signature_valid``, with
+the vector's key as the CA key and its message as the signed TBS bytes). A vector's key goes
+into a certificate issued by the test CA (any public key can be certified); ``valid`` must
+verify, ``invalid`` must not, ``acceptable`` may go either way. A key cryptography refuses to
+load must reject all its vectors (none of them may be ``valid``)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from jpki.cert import JpkiCertificate
@@ -24,6 +27,7 @@ from jpki.policy import Policy, Purpose
 from jpki.testing.pki import TestPki
 from jpki.verify import Status
 from jpki.verify.batch import BatchItem, verify_batch
+from jpki.verify.flat import rsa_signature_valid
 from jpki.verify.signature import verify_signature
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "wycheproof"
@@ -35,6 +39,7 @@ _HASH = {"SHA-256": "sha256", "SHA-384": "sha384", "SHA-512": "sha512"}
 class Vector:
     where: str
     cert: bytes | None  # None: the key could not be loaded
+    spki: bytes
     hash_alg: str
     msg: bytes
     sig: bytes
@@ -90,6 +95,7 @@ def _vectors(name: str) -> tuple[Vector, ...]:
                 Vector(
                     f"{name} tcId {t['tcId']} ({t['comment']})",
                     cert,
+                    bytes.fromhex(group["publicKeyDer"]),
                     _HASH[group["sha"]],
                     bytes.fromhex(t["msg"]),
                     bytes.fromhex(t["sig"]),
@@ -167,3 +173,30 @@ def test_verify_batch_process_pool_agrees() -> None:
     # One file through the process pool: the workers' code path (key cache, chunking).
     vectors = _vectors("rsa_signature_2048_sha256_test.json")
     _check(vectors, _batch_verdicts(vectors, workers=2, chunk_size=64))
+
+
+_HASH_CLS = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+
+
+@cache
+def _rsa_key(spki_der: bytes) -> rsa.RSAPublicKey | None:
+    try:
+        key = serialization.load_der_public_key(spki_der)
+    except (ValueError, TypeError):
+        return None
+    return key if isinstance(key, rsa.RSAPublicKey) else None
+
+
+@pytest.mark.parametrize("name", [f.name for f in FILES])
+def test_flat_path_ca_signature_check_agrees(name: str) -> None:
+    # The vector's key stands for the anchor's, its message for the leaf's TBS bytes: the
+    # very callable flat_chain uses to accept a leaf's signature under its CA.
+    vectors = _vectors(name)
+    verdicts: list[Status | None] = []
+    for v in vectors:
+        key = _rsa_key(v.spki)
+        ok = rsa_signature_valid(key, v.sig, v.msg, _HASH_CLS[v.hash_alg])
+        verdicts.append(Status.VALID if ok else Status.INVALID)
+    _check(vectors, verdicts)
+    # Loadable keys agree with the certificates made for the other paths.
+    assert all((_rsa_key(v.spki) is None) == (v.cert is None) for v in vectors)

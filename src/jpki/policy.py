@@ -109,14 +109,25 @@ def revocation_checker(
 
     ``crls``: DER/PEM bytes or ``jpki.revocation.Crl`` objects (``Crl.from_file`` maps big files).
     """
-    from jpki.revocation.policy import RevocationPolicy, check_revocation
+    from jpki.revocation.policy import CrlFiles, RevocationPolicy, check_revocation
 
     pol = RevocationPolicy(soft_fail=soft_fail)
     sources = tuple(crls)
+    # Made at the first check, not here: a CRL that cannot be loaded is that check's
+    # answer (revocation unknown), as before; once made it serves every later call.
+    files: list[CrlFiles] = []
 
     def check(cert: JpkiCertificate, issuer: JpkiCertificate, at: datetime) -> RevocationOutcome:
+        if sources and not files:
+            files.append(CrlFiles(sources))
         return check_revocation(
-            cert, issuer, crls=sources, ocsp_url=ocsp_url, store=store, at=at, policy=pol
+            cert,
+            issuer,
+            crls=files[0] if files else (),
+            ocsp_url=ocsp_url,
+            store=store,
+            at=at,
+            policy=pol,
         )
 
     return check
@@ -244,7 +255,13 @@ class Policy:
 
     def with_time(self, at: datetime) -> Policy:
         """The same policy at a fixed time."""
-        return replace(self, at=check_time(at))
+        # Only ``at`` changes and it is checked here: every other field was validated when
+        # this policy was made, so skip __post_init__ (re-judging each anchor costs more than
+        # the RSA work of a login, which asks for this on every call).
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.__dict__["at"] = check_time(at)
+        return new
 
     def with_anchors(self, *more: JpkiCertificate) -> Policy:
         """The same policy trusting ``more`` as well (refused ones are still set aside)."""

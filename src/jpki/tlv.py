@@ -1,9 +1,15 @@
-"""BER-TLV (multi-byte tags, short and long lengths) and DER length decoding."""
+"""BER-TLV (multi-byte tags, short and long lengths) and DER length decoding.
+
+:func:`read_header` is the one TLV reader of the package: the card's BER records, the
+certificate and CRL walkers (cert/der.py, verify/flat.py, revocation/index.py) all read
+their headers with it and only add their own rules (single-byte tags, short forms) on top.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TypeAlias
 
 from jpki.errors import TlvError, TlvTruncatedError
 
@@ -11,6 +17,12 @@ from jpki.errors import TlvError, TlvTruncatedError
 _MAX_LENGTH_BYTES = 4
 # Tags used on the card (DF21, 5F4E, 7F21, FF10, ...) are 2 bytes; BER allows more, we cap at 4.
 _MAX_TAG_BYTES = 4
+
+
+#: What the reader reads from: a DER/BER object in memory (an mmap'd CRL is a memoryview).
+Buffer: TypeAlias = bytes | bytearray | memoryview
+#: (tag, value start, value end): offsets into the buffer, nothing copied.
+Header: TypeAlias = tuple[int, int, int]
 
 
 @dataclass(frozen=True)
@@ -77,7 +89,7 @@ def encode_tlv(tag: int, value: bytes) -> bytes:
     return tb + encode_length(len(value)) + bytes(value)
 
 
-def parse_tag(data: bytes, offset: int = 0) -> tuple[int, int]:
+def parse_tag(data: Buffer, offset: int = 0) -> tuple[int, int]:
     """Read a BER tag at ``offset``; return (tag as int, offset after it)."""
     if offset >= len(data):
         raise TlvTruncatedError(f"truncated: no tag at offset {offset}")
@@ -99,7 +111,7 @@ def parse_tag(data: bytes, offset: int = 0) -> tuple[int, int]:
     return tag, pos
 
 
-def parse_length(data: bytes, offset: int = 0) -> tuple[int, int]:
+def parse_length(data: Buffer, offset: int = 0) -> tuple[int, int]:
     """Read a definite BER length at ``offset``; return (length, offset after it)."""
     if offset >= len(data):
         raise TlvTruncatedError(f"truncated: no length at offset {offset}")
@@ -117,14 +129,65 @@ def parse_length(data: bytes, offset: int = 0) -> tuple[int, int]:
     return int.from_bytes(data[offset + 1 : end], "big"), end
 
 
+def read_header(data: Buffer, pos: int = 0, end: int | None = None) -> Header:
+    """(tag, value start, value end) of the TLV at ``pos``, which must end by ``end``.
+
+    ``end`` defaults to the end of ``data`` (a container's end bounds its children). Tags as
+    :func:`parse_tag`, definite lengths of up to 4 bytes as :func:`parse_length` (indefinite
+    length refused); ``TlvTruncatedError`` when the header or value does not fit.
+    """
+    n = len(data)
+    if end is None or end > n:
+        end = n
+    if pos + 2 > end:
+        raise TlvTruncatedError(f"truncated: no TLV header at offset {pos}")
+    tag = data[pos]
+    first = data[pos + 1]
+    if first < 0x80 and tag & 0x1F != 0x1F:  # the common case, read inline
+        start = pos + 2
+        stop = start + first
+    else:
+        # Read through a view ending at ``end`` (no copy), so the tag and length bytes are
+        # bounded too; released on the way out (an mmap cannot close while a view is held).
+        with memoryview(data) as whole, whole[:end] as view:
+            tag, p = parse_tag(view, pos)
+            length, start = parse_length(view, p)
+        stop = start + length
+    if stop > end:
+        declared = stop - start
+        raise TlvTruncatedError(
+            f"value of tag {tag:X} at offset {pos} runs past its end ({declared} bytes declared)"
+        )
+    return tag, start, stop
+
+
+def read_elements(data: Buffer, start: int = 0, end: int | None = None) -> list[Header]:
+    """The headers of the consecutive TLVs filling ``start..end`` (a container's contents)."""
+    if end is None or end > len(data):
+        end = len(data)
+    out: list[Header] = []
+    pos = start
+    while pos < end:
+        item = read_header(data, pos, end)
+        out.append(item)
+        pos = item[2]
+    return out
+
+
+def read_single(data: Buffer, start: int = 0, end: int | None = None) -> Header:
+    """The header of the one TLV that fills ``start..end`` exactly (trailing data refused)."""
+    if end is None or end > len(data):
+        end = len(data)
+    item = read_header(data, start, end)
+    if item[2] != end:
+        raise TlvError(f"{end - item[2]} trailing byte(s) after the TLV at offset {start}")
+    return item
+
+
 def decode_one(data: bytes, offset: int = 0) -> tuple[Tlv, int]:
     """Decode one TLV at ``offset``; return it and the offset after it."""
-    tag, pos = parse_tag(data, offset)
-    length, pos = parse_length(data, pos)
-    end = pos + length
-    if end > len(data):
-        raise TlvTruncatedError(f"value of tag {tag:X} runs past the end ({length} bytes declared)")
-    return Tlv(tag, bytes(data[pos:end])), end
+    tag, start, end = read_header(data, offset)
+    return Tlv(tag, bytes(data[start:end])), end
 
 
 def iter_tlv_spans(data: bytes, *, skip_padding: bool = False) -> Iterator[tuple[Tlv, int, int]]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from jpki.errors import CertificateError, TlvError
 from jpki.oid import ExtensionOID as _Ext
 from jpki.oid import NameOID as _NameOID
-from jpki.tlv import decode_oid
+from jpki.tlv import decode_oid, read_elements
 
 OID_O = _NameOID.ORGANIZATION
 OID_OU = _NameOID.ORGANIZATIONAL_UNIT
@@ -42,27 +42,14 @@ Item = tuple[int, int, int]  # (tag, value start, value end) within the certific
 
 def elements(data: bytes, start: int, end: int, what: str) -> list[Item]:
     """The DER elements between ``start`` and ``end`` (single-byte tags, as X.509 uses)."""
-    out: list[Item] = []
-    pos = start
-    while pos < end:
-        if pos + 2 > end:
-            raise CertificateError(f"malformed certificate ({what}): truncated element")
-        tag = data[pos]
-        if tag & 0x1F == 0x1F:
+    try:
+        found = read_elements(data, start, end)
+    except TlvError as exc:
+        raise CertificateError(f"malformed certificate ({what}): {exc}") from None
+    for tag, _, _ in found:
+        if tag > 0xFF:
             raise CertificateError(f"malformed certificate ({what}): unexpected multi-byte tag")
-        n = data[pos + 1]
-        pos += 2
-        if n & 0x80:
-            k = n & 0x7F
-            if k == 0 or k > 4 or pos + k > end:
-                raise CertificateError(f"malformed certificate ({what}): bad length")
-            n = int.from_bytes(data[pos : pos + k], "big")
-            pos += k
-        if pos + n > end:
-            raise CertificateError(f"malformed certificate ({what}): element runs past its end")
-        out.append((tag, pos, pos + n))
-        pos += n
-    return out
+    return found
 
 
 def expect(item: Item, tag: int, what: str) -> Item:

@@ -26,15 +26,19 @@ from jpki.cli._common import Exit, emit, handle_errors
 def sync_cmd(
     db: str | None, data_dir: Path | None, crl_dir: Path, trust: tuple[str, ...], as_json: bool
 ) -> None:
-    """Verify every CRL in --crl-dir and make it current in the service database (atomically)."""
+    """Verify every CRL in --crl-dir and load it into the service's revocation store
+    (atomically, archived as evidence for the audit record)."""
+    from jpki.service.adapter import RevocationStore
     from jpki.service.crlwatch import sync_dir
     from jpki.service.db import Database
     from jpki.service.trust import database_url, resolve_anchors
 
     anchors = resolve_anchors(trust)
-    database = Database(database_url(db, data_dir))
+    url = database_url(db, data_dir)
+    database = Database(url)
     try:
-        results = sync_dir(database, crl_dir, anchors)
+        with RevocationStore(url) as store:
+            results = sync_dir(database, store, crl_dir, anchors)
     finally:
         database.close()
     failed = [r for r in results if r.error]

@@ -48,8 +48,17 @@ def _open(db: str | None, data_dir: Path | None) -> Any:
               help="Processes in the verification pool.")  # fmt: skip
 @click.option("--soft-fail", is_flag=True,
               help="Accept an unknown revocation status (every answer says so).")  # fmt: skip
+@click.option("--ocsp", "ocsp_url", metavar="URL",
+              help="OCSP responder asked when no CRL answers (default: the AIA).")  # fmt: skip
+@click.option("--ocsp-aia/--no-ocsp-aia", default=True, show_default=True,
+              help="Ask the OCSP responder named in the certificate (without --ocsp).")  # fmt: skip
+@click.option("--ocsp-timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True,
+              help="Total deadline in seconds for one OCSP request.")  # fmt: skip
 @click.option("--max-body", type=click.IntRange(1024, 1 << 30), default=1 << 20, show_default=True,
               help="Largest request body in bytes (larger: 413).")  # fmt: skip
+@click.option("--keep-alive", type=click.IntRange(1, 3600), default=5, show_default=True,
+              help="Seconds an idle keep-alive connection stays open; keep a proxy's upstream "
+                   "idle timeout below it.")  # fmt: skip
 @click.pass_context
 @handle_errors
 def serve_group(
@@ -63,7 +72,11 @@ def serve_group(
     port: int,
     workers: int,
     soft_fail: bool,
+    ocsp_url: str | None,
+    ocsp_aia: bool,
+    ocsp_timeout: float,
     max_body: int,
+    keep_alive: int,
 ) -> None:
     """Run the verification service (ASGI app under uvicorn); `keys` manages API keys."""
     if ctx.invoked_subcommand is not None:
@@ -80,6 +93,10 @@ def serve_group(
 
     if crl_dir is not None and not crl_dir.is_dir():
         raise UsageError(f"--crl-dir {crl_dir} is not a directory")
+    if ocsp_url is not None:
+        from jpki.revocation.ocsp import OcspSource
+
+        OcspSource(ocsp_url)  # a bad URL is a usage error now, not on the first check
     config = ServiceConfig(
         db_url=database_url(db, data_dir),
         anchors=resolve_anchors(trust),
@@ -88,11 +105,14 @@ def serve_group(
         soft_fail=soft_fail,
         max_body=max_body,
         crl_poll_seconds=crl_poll,
+        ocsp_url=ocsp_url,
+        ocsp_aia=ocsp_aia,
+        ocsp_timeout=ocsp_timeout,
     )
     click.echo(f"jpki serve: http://{host}:{port}/ (database {_shown(config.db_url)})", err=True)
     uvicorn.run(
         create_app(config), host=host, port=port, log_level="info", access_log=False,
-        timeout_graceful_shutdown=5,
+        timeout_graceful_shutdown=5, timeout_keep_alive=keep_alive,
     )  # fmt: skip
 
 
@@ -111,7 +131,7 @@ def keys_group() -> None:
 @click.argument("name")
 @_db_options
 @click.option("--rate", type=click.IntRange(1, 10**7), default=600, show_default=True,
-              help="Requests per minute allowed for this key (per service process).")  # fmt: skip
+              help="Requests per minute for this key (shared by all instances).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
 def keys_add(name: str, db: str | None, data_dir: Path | None, rate: int, as_json: bool) -> None:
@@ -195,13 +215,17 @@ def audit_verify(db: str | None, data_dir: Path | None, as_json: bool) -> None:
         n, chain = audit.check_chain(database)
         problems += [{"seq": p.seq, "problem": p.what} for p in chain]
         anchors: dict[str, bytes] = {}
-        crls: dict[str, bytes] = {}
+        crls: dict[tuple[str, int | None], list[bytes]] = {}
         checked = 0
         for rec in audit.records(database):
             fps = [f for f in rec.get("anchors", []) if f not in anchors]
             anchors.update(state.anchors_by_fingerprint(database, fps))
-            want = [s for s in rec.get("job", {}).get("crls", []) if s not in crls]
-            crls.update(state.crl_ders(database, want))
+            evidence = rec.get("evidence")
+            refs = evidence.get("crls", []) if isinstance(evidence, dict) else []
+            for ref in refs:
+                k = (str(ref.get("issuer_key")), ref.get("number"))
+                if k not in crls:
+                    crls[k] = state.archived_crls(database, *k)
             why = jobs.recheck(rec, anchors, crls)
             checked += 1
             if why:

@@ -53,6 +53,7 @@ __all__ = [
     "RevokedEntry",
     "as_x509",
     "lookup_with_delta",
+    "newest_crls",
     "parse_layout",
 ]
 
@@ -68,9 +69,17 @@ CertLike = x509.Certificate | _HasCertificate
 
 def as_x509(cert: CertLike) -> x509.Certificate:
     """Accept a ``cryptography`` certificate or anything with ``.certificate`` (JpkiCertificate)."""
-    if isinstance(cert, x509.Certificate):
-        return cert
-    return cert.certificate
+    # Decided once per type: ``x509.Certificate`` is an ABC, and its isinstance check costs
+    # more than the rest of a repeat revocation check (asked several times per check).
+    plain = _IS_X509.get(type(cert))
+    if plain is None:
+        plain = _IS_X509[type(cert)] = isinstance(cert, x509.Certificate)
+    if plain:
+        return cert  # type: ignore[return-value]
+    return cert.certificate  # type: ignore[union-attr]
+
+
+_IS_X509: dict[type, bool] = {}
 
 
 _SIG_ALGS: dict[str, tuple[str, type[hashes.HashAlgorithm]]] = {
@@ -576,7 +585,8 @@ class Crl:
 
     def lookup(self, serial: int) -> RevokedEntry | None:
         """The deciding entry for ``serial`` (a final reason wins when it is listed twice)."""
-        return self.index.lookup(serial)
+        idx = self._index
+        return (idx if idx is not None else self.build_index()).lookup(serial)
 
 
 def cert_dp_names(cert: x509.Certificate) -> tuple[x509.Name, ...]:
@@ -691,7 +701,13 @@ def check_delta_applies(base: Crl, delta: Crl) -> None:
 
 def select_crls(crls: Sequence[Crl], cert: CertLike) -> tuple[Crl | None, Crl | None]:
     """The newest full CRL and newest applicable delta whose scope covers ``cert``."""
-    mine = [c for c in crls if c.covers(cert)]
+    return newest_crls([c for c in crls if c.covers(cert)])
+
+
+def newest_crls(mine: Sequence[Crl]) -> tuple[Crl | None, Crl | None]:
+    """The newest full CRL and the newest delta that applies to it, among ``mine``."""
+    if len(mine) == 1:  # the common case: one full CRL for the issuer (or one delta, no base)
+        return (mine[0], None) if not mine[0].is_delta else (None, None)
     bases = [c for c in mine if not c.is_delta]
     if not bases:
         return None, None

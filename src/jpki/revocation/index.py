@@ -15,6 +15,7 @@ shows both agree on random CRLs.
 
 from __future__ import annotations
 
+import bisect
 import mmap
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -132,26 +133,17 @@ def _rank(e: RevokedEntry) -> tuple[int, datetime]:
 
 
 def read_header(buf: bytes | memoryview, pos: int, end: int) -> tuple[int, int, int]:
-    """(tag, content start, content end) of the TLV at ``pos``; must fit before ``end``."""
-    if pos + 2 > end:
-        raise CrlError(f"truncated DER at offset {pos}")
-    tag = buf[pos]
-    if tag & 0x1F == 0x1F:
+    """(tag, content start, content end) of the TLV at ``pos``; must fit before ``end``.
+
+    :func:`jpki.tlv.read_header` with single-byte tags only (as X.509 uses), errors as CrlError.
+    """
+    try:
+        item = tlv.read_header(buf, pos, end)
+    except TlvError as exc:
+        raise CrlError(f"bad DER at offset {pos}: {exc}") from None
+    if item[0] > 0xFF:
         raise CrlError(f"unexpected multi-byte tag at offset {pos}")
-    first = buf[pos + 1]
-    if first < 0x80:
-        length, start = first, pos + 2
-    else:
-        count = first & 0x7F
-        if count == 0 or count > 4:
-            raise CrlError(f"unsupported DER length form at offset {pos + 1}")
-        start = pos + 2 + count
-        if start > end:
-            raise CrlError(f"truncated DER length at offset {pos + 1}")
-        length = int.from_bytes(buf[pos + 2 : start], "big")
-    if start + length > end:
-        raise CrlError(f"DER value at offset {pos} runs past its container")
-    return tag, start, start + length
+    return item
 
 
 def expect(buf: bytes | memoryview, pos: int, end: int, tag: int, what: str) -> tuple[int, int]:
@@ -210,33 +202,41 @@ class _EntryLayout:
 
 
 def _entry_layout(buf: bytes | memoryview, pos: int, region_end: int) -> _EntryLayout:
+    # Every header is read by the shared reader; the checks around it are the fast walk's
+    # own rules (entry and extension lengths in short, 81 or 82 form; serial and date short).
     if pos + 2 > region_end or buf[pos] != 0x30 or not _entry_length_ok(buf, pos):
         raise CrlError(f"bad revokedCertificates entry at offset {pos}")
     _, s, e = read_header(buf, pos, region_end)
     if s + 2 > e or buf[s] != 0x02 or buf[s + 1] >= 0x80:
         raise CrlError(f"bad serial number in entry at offset {pos}")
-    slen = buf[s + 1]
-    if not 1 <= slen <= MAX_SERIAL_OCTETS or s + 2 + slen > e:
+    try:
+        _, serial_start, serial_end = read_header(buf, s, e)
+    except CrlError:
+        raise CrlError(f"bad serial number length in entry at offset {pos}") from None
+    slen = serial_end - serial_start
+    if not 1 <= slen <= MAX_SERIAL_OCTETS:
         raise CrlError(f"bad serial number length in entry at offset {pos}")
-    if slen == MAX_SERIAL_OCTETS and buf[s + 2] != 0:
+    if slen == MAX_SERIAL_OCTETS and buf[serial_start] != 0:
         raise CrlError(f"serial number longer than 20 octets in entry at offset {pos}")
-    if slen >= 2 and buf[s + 2] == 0xFF and buf[s + 3] >= 0x80:
+    if slen >= 2 and buf[serial_start] == 0xFF and buf[serial_start + 1] >= 0x80:
         # A redundant sign octet on a negative serial would defeat key matching; it is not DER.
         raise CrlError(f"non-minimal negative serial number in entry at offset {pos}")
-    d = s + 2 + slen
+    d = serial_end
     if d + 2 > e:
         raise CrlError(f"missing revocationDate in entry at offset {pos}")
-    tag, dl = buf[d], buf[d + 1]
-    if not ((tag == 0x17 and dl == 13) or (tag == 0x18 and dl == 15)) or d + 2 + dl > e:
+    try:
+        tag, ds, x = read_header(buf, d, e)
+    except CrlError:
+        raise CrlError(f"bad revocationDate in entry at offset {pos}") from None
+    if ds != d + 2 or (tag, x - ds) not in ((0x17, 13), (0x18, 15)):
         raise CrlError(f"bad revocationDate in entry at offset {pos}")
-    x = d + 2 + dl
     if x < e:
         if buf[x] != 0x30 or not _entry_length_ok(buf, x):
             raise CrlError(f"bad crlEntryExtensions in entry at offset {pos}")
         _, _, xe = read_header(buf, x, e)
         if xe != e:
             raise CrlError(f"trailing bytes in entry at offset {pos}")
-    return _EntryLayout(s + 2, s + 2 + slen, d, x, e)
+    return _EntryLayout(serial_start, serial_end, d, x, e)
 
 
 def _parse_entry_extensions(
@@ -740,6 +740,9 @@ class SerialIndex:
         self._region_end = region_end
         self._packed = packed
         self._view = memoryview(buf.data).cast("B") if buf.ndim == 1 else memoryview(b"")
+        # Lookups bisect these (C, Python ints): a numpy call on one scalar costs more than
+        # the whole binary search.
+        self._col_views = [c.data for c in cols]
 
     @classmethod
     def build(
@@ -858,6 +861,8 @@ class SerialIndex:
             # A non-negative serial's key is its value, right-aligned in the columns.
             if serial >> (64 * ncols):
                 return None
+            if ncols == 1:
+                return [serial]  # the common case, asked on every check
             return [(serial >> (64 * (ncols - 1 - i))) & _U64_MAX for i in range(ncols)]
         raw = _magnitude(serial_key_bytes(serial))
         width = ncols * 8
@@ -879,20 +884,16 @@ class SerialIndex:
             prefix = rel >> pk.drop
             if rel < 0 or prefix >> (64 - pk.ibits):
                 return 0, 0
-            col = self._cols[0]
-            lo = int(col.searchsorted(np.uint64(prefix << pk.ibits)))
+            view, ibits = self._col_views[0], pk.ibits
+            lo = bisect.bisect_left(view, prefix << ibits)
             hi = lo
-            while hi < n and int(col[hi]) >> pk.ibits == prefix:
+            while hi < n and view[hi] >> ibits == prefix:
                 hi += 1
             return lo, hi
         if len(key) == 1:  # the common case: one column, one binary search
-            col = self._cols[0]
-            k = np.uint64(key[0])
-            lo = int(col.searchsorted(k))
-            hi = lo
-            while hi < n and col[hi] == k:
-                hi += 1
-            return lo, hi
+            view = self._col_views[0]
+            lo = bisect.bisect_left(view, key[0])
+            return lo, bisect.bisect_right(view, key[0], lo)
         lo, hi = 0, n
         for col, kk in zip(self._cols, key, strict=True):
             seg = col[lo:hi]
@@ -911,11 +912,17 @@ class SerialIndex:
 
     def lookup(self, serial: int) -> RevokedEntry | None:
         """The deciding entry for ``serial`` (see :func:`prefer_final` when listed twice)."""
-        return prefer_final(self.lookup_all(serial))
+        lo, hi = self._range(serial)
+        if lo == hi:
+            return None  # not listed: the answer of nearly every check
+        return prefer_final(self._entries(serial, lo, hi))
 
     def lookup_all(self, serial: int) -> list[RevokedEntry]:
         """Every entry listing ``serial`` (a CRL may list a serial more than once)."""
         lo, hi = self._range(serial)
+        return self._entries(serial, lo, hi)
+
+    def _entries(self, serial: int, lo: int, hi: int) -> list[RevokedEntry]:
         buf = self._view
         # Keys are value bytes, so a negative serial (invalid, but seen in the wild) shares a key
         # with a positive one: the decoded serial decides.

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal
 from cryptography import x509
 
 from jpki.errors import CrlError, RevocationError, UsageError
-from jpki.revocation.crl import CertLike, Crl, as_x509, is_final, lookup_with_delta, select_crls
+from jpki.revocation.crl import CertLike, Crl, as_x509, is_final, lookup_with_delta, newest_crls
 from jpki.revocation.index import RevocationReason
 from jpki.revocation.ocsp import AsyncFetch, Fetch, OcspSource
 from jpki.revocation.results import (
@@ -124,7 +124,7 @@ class CrlFiles:
                 continue
             usable.append(crl)
         serial = cert.serial_number
-        base, delta = select_crls(usable, cert)
+        base, delta = newest_crls(usable)  # each one covers the certificate (checked above)
         if base is None:
             why = (
                 "; ".join(problems)
@@ -137,19 +137,32 @@ class CrlFiles:
             result = result_from_entry(entry, at, source)
             if is_final(entry) and result.status is RevocationStatus.REVOKED:
                 return result
-        return _listed_for_good(signed, usable, serial, at) or result
+        # Without a delta the base's own entry decided above: judging it again changes
+        # nothing (with one, the delta's entry may have been preferred, so look again).
+        decided = base if delta is None else None
+        if decided is not None and len(signed) == 1:
+            return result
+        return _listed_for_good(signed, usable, serial, at, decided) or result
 
 
 def _listed_for_good(
-    crls: Sequence[Crl], fresh: Sequence[Crl], serial: int, at: datetime
+    crls: Sequence[Crl],
+    fresh: Sequence[Crl],
+    serial: int,
+    at: datetime,
+    decided: Crl | None = None,
 ) -> RevocationResult | None:
     """A final revocation in any CRL the issuer signed counts, fresh or not.
 
     Freshness protects against missing *new* revocations; an old (or stale delta) CRL that
     already lists the certificate for good is evidence enough, and ignoring it would answer
-    GOOD (or let a later CRL that dropped the entry undo it).
+    GOOD (or let a later CRL that dropped the entry undo it). ``decided``: a CRL whose entry
+    the caller already judged alone (a final one answered REVOKED there, or was revoked only
+    after ``at``, which judging it again cannot change).
     """
     for crl in sorted(crls, key=lambda c: c.number or -1):
+        if crl is decided:
+            continue
         entry = crl.lookup(serial)
         if not is_final(entry):
             continue
@@ -162,7 +175,7 @@ def _listed_for_good(
 
 def _sources(
     p: RevocationPolicy,
-    crls: Sequence[Crl | bytes],
+    crls: Sequence[Crl | bytes] | CrlFiles,
     ocsp_url: str | None,
     store: RevocationStore | None,
     sources: Sequence[RevocationSource],
@@ -172,7 +185,7 @@ def _sources(
     """The sources to ask, in the policy's order (``sources`` after the named ones)."""
     named: dict[str, RevocationSource] = {}
     if crls:
-        named["crl"] = CrlFiles(crls)
+        named["crl"] = crls if isinstance(crls, CrlFiles) else CrlFiles(crls)
     if store is not None:
         named["store"] = store
     if ocsp_url is not None:
@@ -227,7 +240,7 @@ def check_revocation(
     cert: CertLike,
     issuer: CertLike,
     *,
-    crls: Sequence[Crl | bytes] = (),
+    crls: Sequence[Crl | bytes] | CrlFiles = (),
     ocsp_url: str | None = None,
     store: RevocationStore | None = None,
     sources: Sequence[RevocationSource] = (),
@@ -237,6 +250,7 @@ def check_revocation(
 ) -> RevocationResult:
     """Ask the given sources in policy order; the first GOOD/REVOKED answer wins.
 
+    ``crls`` may be a ready :class:`CrlFiles` (a checker asked on every login makes it once).
     ``sources`` are asked after the named ones, in their order. ``ocsp_fetch`` replaces the
     HTTP POST of the OCSP source (``(url, body, deadline seconds) -> bytes``). Nothing
     conclusive: :func:`not_established`.

@@ -118,12 +118,22 @@ UNDOABLE_REASONS = (RevocationReason.CERTIFICATE_HOLD, RevocationReason.REMOVE_F
 _BACKDATING_REASONS = frozenset({RevocationReason.KEY_COMPROMISE, RevocationReason.CA_COMPROMISE})
 
 
+_NOT_LISTED: dict[str, RevocationResult] = {}
+
+
 def result_from_entry(entry: RevokedEntry | None, at: datetime, source: str) -> RevocationResult:
     """RFC 5280: revoked as of revocationDate. Absent, or revoked only after ``at`` (for a
     reason that does not reach back), is GOOD. invalidityDate is reported, never used to
     move the revocation later (or earlier)."""
     if entry is None:
-        return RevocationResult(RevocationStatus.GOOD, source=source, detail="not listed")
+        # The answer of nearly every check: one shared (frozen) value per source.
+        found = _NOT_LISTED.get(source)
+        if found is None:
+            found = RevocationResult(RevocationStatus.GOOD, source=source, detail="not listed")
+            if len(_NOT_LISTED) >= 1024:
+                _NOT_LISTED.clear()
+            _NOT_LISTED[source] = found
+        return found
     if entry.reason is RevocationReason.REMOVE_FROM_CRL:
         return RevocationResult(
             RevocationStatus.GOOD, source=source, detail="released from hold (removeFromCRL)"

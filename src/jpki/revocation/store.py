@@ -145,6 +145,11 @@ def issuer_key_id(cert: CertLike) -> bytes:
     return hashlib.sha256(spki).digest()
 
 
+def crl_identity(crl: Crl) -> bytes:
+    """The store's name for a CRL: SHA-256 over its TBS digest and signature value."""
+    return hashlib.sha256(crl.tbs_digest() + crl.layout.signature).digest()
+
+
 _CHUNK = 256
 
 
@@ -244,6 +249,8 @@ class StoredCrl:
     next_update: datetime | None
     entries: int
     key_width: int
+    #: SHA-256 over the CRL's TBS digest and signature: names this CRL in evidence.
+    crl_id: bytes = b""
 
     @property
     def signer_spki_sha256(self) -> bytes:
@@ -261,6 +268,27 @@ class StoredCrl:
         if self.next_update is None and max_age is None:
             return "stored CRL has no nextUpdate and no maximum age was set"
         return None
+
+
+@dataclass(frozen=True)
+class CrlEvidence:
+    """A CRL an answer of the store rests on: issuer key and number (``is_delta`` and
+    ``crl_id`` are None for a replaced CRL known only through the final-revocation history)."""
+
+    issuer_key: bytes
+    number: int | None
+    is_delta: bool | None
+    crl_id: bytes | None
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form (hex keys) as audit records keep it."""
+        return {
+            "issuer_key": self.issuer_key.hex(),
+            "number": self.number,
+            "delta": self.is_delta,
+            "crl_id": self.crl_id.hex() if self.crl_id is not None else None,
+            "history": self.crl_id is None,
+        }
 
 
 @dataclass(frozen=True)
@@ -610,7 +638,7 @@ class RevocationStore:
         scope = _scope_blob(c.idp_names)
         is_delta = 1 if c.is_delta else 0
         width = 8 * len(index.columns)
-        crl_id = hashlib.sha256(c.tbs_digest() + c.layout.signature).digest()
+        crl_id = crl_identity(c)
         a = as_array(c.buffer)
         hook = _hook or (lambda stage: None)
         db = self._c()
@@ -768,7 +796,7 @@ class RevocationStore:
 
     _CURRENT_SQL = (
         "SELECT g.id, g.issuer_key, g.issuer, g.scope, g.is_delta, g.number, g.base_number, "
-        "g.this_update, g.next_update, g.entries, g.key_width "
+        "g.this_update, g.next_update, g.entries, g.key_width, g.crl_id "
         "FROM crl_current c JOIN crl_generation g ON g.id = c.generation ORDER BY g.id"
     )
 
@@ -786,6 +814,7 @@ class RevocationStore:
             datetime.fromisoformat(r[8]) if r[8] else None,
             int(r[9]),
             int(r[10]),
+            bytes(r[11]),
         )
 
     @_db_errors
@@ -864,11 +893,30 @@ class RevocationStore:
         """:class:`~jpki.revocation.results.RevocationSource` interface (same as check)."""
         return self.check(cert, issuer, at=at, max_age=max_age)
 
-    @_db_errors
     def check(
         self, cert: CertLike, issuer: CertLike, *, at: datetime, max_age: timedelta | None = None
     ) -> RevocationResult:
         """The status of ``cert`` at ``at`` from the stored CRLs of ``issuer``."""
+        return self.check_with_evidence(cert, issuer, at=at, max_age=max_age)[0]
+
+    @_db_errors
+    def check_with_evidence(
+        self, cert: CertLike, issuer: CertLike, *, at: datetime, max_age: timedelta | None = None
+    ) -> tuple[RevocationResult, list[CrlEvidence]]:
+        """:meth:`check`, plus the CRLs (issuer key, number) consulted, read from the same
+        snapshot: every current CRL of the issuer key covering the certificate, and each
+        replaced CRL whose final revocation of it the history keeps."""
+        used: list[CrlEvidence] = []
+        return self._check(cert, issuer, at, max_age, used), used
+
+    def _check(
+        self,
+        cert: CertLike,
+        issuer: CertLike,
+        at: datetime,
+        max_age: timedelta | None,
+        used: list[CrlEvidence],
+    ) -> RevocationResult:
         c, ca = as_x509(cert), as_x509(issuer)
         if not issued_by(c, ca):
             return RevocationResult(
@@ -886,6 +934,12 @@ class RevocationStore:
                 for s, names in self._current_cached(db)
                 if s.issuer_key == key and s.issuer == name and (not s.scope or bool(names & dps))
             ]
+            used.extend(CrlEvidence(s.issuer_key, s.number, s.is_delta, s.crl_id) for s in covering)
+            history = self._history(db, key, c.serial_number)
+            used.extend(
+                CrlEvidence(key, _num(number), None, None)
+                for number in sorted({n for _, n in history if n is not None}, key=int)
+            )
             bases = [s for s in covering if not s.is_delta]
             if not bases:
                 result = RevocationResult(
@@ -907,7 +961,7 @@ class RevocationStore:
                 for e in self._lookup_gen(db, s.generation, s.key_width, c.serial_number):
                     if is_final(e):
                         finals.append((e, f"store:crl#{s.number} (not fresh)"))
-            for e, number in self._history(db, key, c.serial_number):
+            for e, number in history:
                 finals.append((e, f"store:history (crl#{number})"))
         best = prefer_final(e for e, _ in finals)
         if best is not None:

@@ -2,29 +2,39 @@
 
 Everything here is plain in, plain out (bytes, str, dicts), so it runs in worker processes
 and in ``jpki audit verify`` alike: the record is re-checked by the very code that made it.
-Revocation evidence is collected by wrapping the library's revocation check: each answer
-names the CRL (issuer key id + number + SHA-256) it came from.
+Revocation is :class:`ServiceRevocation`, a ``RevocationSource`` that asks the revocation
+store (CRLs keyed by issuer key) and, when the store cannot tell, OCSP (the configured
+responder or the certificate's OCSP AIA, one total deadline). It keeps every answer with its
+evidence: the CRLs (issuer key + number) or the OCSP request and response. Offline, the same
+class answers from the archived CRLs and the recorded OCSP responses instead.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from cryptography import x509
+from cryptography.x509 import ocsp as x509_ocsp
+from cryptography.x509.oid import AuthorityInformationAccessOID
+
 from jpki.cert import CertKind, JpkiCertificate
-from jpki.errors import ChallengeError, JpkiError, UsageError
+from jpki.errors import ChallengeError, JpkiError, OcspError, RevocationError, UsageError
 from jpki.policy import Policy
 from jpki.revocation.crl import Crl
+from jpki.revocation.ocsp import OcspSource, parse_response, post
 from jpki.revocation.policy import (
+    CrlFiles,
     RevocationPolicy,
     RevocationResult,
     RevocationStatus,
     check_revocation,
     issued_by,
 )
+from jpki.revocation.store import RevocationStore, StoredCrl, crl_identity, issuer_key_id
+from jpki.service.audit import b64, unb64
 from jpki.verify import (
     HashAlgorithm,
     LoginVerifier,
@@ -35,16 +45,21 @@ from jpki.verify import (
     verify_signature,
 )
 from jpki.verify.login import Challenge
-from jpki.verify.path import RevocationCheck
 
 __all__ = [
-    "CrlMeta",
+    "Context",
+    "OcspConfig",
     "Outcome",
+    "PreparedCrl",
+    "RevocationStore",
+    "ServiceRevocation",
+    "StoredCrl",
     "certificate_der",
     "certificate_summary",
     "crl_der",
-    "crl_meta",
+    "current_crls",
     "pdf_available",
+    "prepare_crl",
     "status_check",
     "verify_cms_blob",
     "verify_login",
@@ -54,108 +69,235 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class CrlMeta:
-    """What the service keeps about a verified CRL beside its DER."""
+class OcspConfig:
+    """When the service asks OCSP: a configured responder, or each certificate's AIA."""
 
-    sha256: str
-    slot: str  # issuer + scope + full/delta: one current CRL per slot
-    issuer: str
-    issuer_key_id: str
-    is_delta: bool
-    number: int | None
-    this_update: datetime
-    next_update: datetime | None
-    entries: int
+    url: str | None = None
+    aia: bool = True
+    timeout: float = 10.0
 
+    def to_json(self) -> dict[str, Any]:
+        """JSON form, as a job records it."""
+        return {"url": self.url, "aia": self.aia, "timeout": self.timeout}
 
-def crl_meta(der: bytes, anchors: Sequence[bytes]) -> CrlMeta:
-    """Parse and verify a CRL against the trust anchors (JPKI CAs sign their own CRLs)."""
-    crl = Crl.load(der)
-    signer = crl.verify([JpkiCertificate.load(a).certificate for a in anchors])
-    from cryptography.hazmat.primitives import serialization
-
-    spki = signer.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    key_id = hashlib.sha256(spki).hexdigest()
-    scope = b"".join(sorted(n.public_bytes() for n in crl.idp_names))
-    slot = hashlib.sha256(
-        crl.issuer.public_bytes() + b"|" + scope + b"|" + (b"d" if crl.is_delta else b"f")
-    ).hexdigest()
-    return CrlMeta(
-        sha256=hashlib.sha256(crl.der).hexdigest(),
-        slot=slot + ":" + key_id[:16],
-        issuer=crl.issuer.rfc4514_string(),
-        issuer_key_id=key_id,
-        is_delta=crl.is_delta,
-        number=crl.number,
-        this_update=crl.this_update,
-        next_update=crl.next_update,
-        entries=len(crl),
-    )
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> OcspConfig:
+        """The config a job recorded (no key: OCSP was off, as in records before it)."""
+        if not data:
+            return cls(aia=False)
+        return cls(data.get("url"), bool(data.get("aia", True)), float(data.get("timeout", 10)))
 
 
 @dataclass
 class Outcome:
-    """A verdict with its revocation evidence, JSON-ready."""
+    """A verdict with its revocation answers and their evidence, JSON-ready."""
 
     result: dict[str, Any]
     revocation: list[dict[str, Any]] = field(default_factory=list)
-    crls_used: list[str] = field(default_factory=list)  # SHA-256 of each CRL consulted
+    evidence: dict[str, Any] = field(default_factory=lambda: {"crls": [], "ocsp": []})
 
     def to_json(self) -> dict[str, Any]:
-        return {"result": self.result, "revocation": self.revocation, "crls_used": self.crls_used}
+        """JSON form, as a worker returns it."""
+        return {"result": self.result, "revocation": self.revocation, "evidence": self.evidence}
 
 
-class _Evidence:
-    """A RevocationCheck over the given CRLs that remembers every answer it gave."""
+def _unknown(source: str, detail: str) -> RevocationResult:
+    return RevocationResult(RevocationStatus.UNKNOWN, source=source, detail=detail)
 
-    def __init__(self, crls: dict[str, bytes], soft_fail: bool) -> None:
-        self.crls = crls
-        self.policy = RevocationPolicy(soft_fail=soft_fail)
+
+def _request_nonce(request: bytes) -> bytes | None:
+    try:
+        ext = x509_ocsp.load_der_ocsp_request(request).extensions
+        return ext.get_extension_for_class(x509.OCSPNonce).value.nonce
+    except (ValueError, x509.ExtensionNotFound):
+        return None
+
+
+class ServiceRevocation:
+    """Store first, then OCSP; every answer and its evidence kept (see the module doc).
+
+    Live: ``store`` (and the network for OCSP). Replay: ``crls`` (archived DER of the CRLs a
+    record names) and ``ocsp_replay`` (the record's OCSP exchanges). Soft-fail is not applied
+    here: :meth:`check` hands this source to the policy (``check_revocation``), once.
+    """
+
+    source_name = "service"
+
+    def __init__(
+        self,
+        *,
+        soft_fail: bool,
+        ocsp: OcspConfig,
+        store: RevocationStore | None = None,
+        crls: Sequence[bytes] | None = None,
+        ocsp_replay: Sequence[dict[str, Any]] | None = None,
+    ) -> None:
+        self.policy = RevocationPolicy(soft_fail=soft_fail, ocsp_timeout=ocsp.timeout)
+        self.ocsp = ocsp
+        self.store = store
+        self._files = CrlFiles(list(crls)) if crls else None
+        self._replay = list(ocsp_replay) if ocsp_replay is not None else None
         self.answers: list[dict[str, Any]] = []
-        self.used: list[str] = []
-        self._by_der = {der: sha for sha, der in crls.items()}
+        self.crls_used: list[dict[str, Any]] = []
+        self.ocsp_used: list[dict[str, Any]] = []
+
+    def evidence(self) -> dict[str, Any]:
+        """What the answers rest on: ``{"crls": [...], "ocsp": [...]}``."""
+        return {"crls": list(self.crls_used), "ocsp": list(self.ocsp_used)}
 
     def check(
         self, cert: JpkiCertificate, issuer: JpkiCertificate, at: datetime
     ) -> RevocationResult:
-        if not self.crls:
-            res = RevocationResult(
-                status=RevocationStatus.UNKNOWN, source="crl", detail="no CRL loaded in the service"
-            )
-        else:
-            loaded = [_crl(der) for der in self.crls.values()]
-            res = check_revocation(cert, issuer, crls=loaded, at=at, policy=self.policy)
-            for c in loaded:
-                if c.covers(cert.certificate) and c.number is not None:
-                    sha = self._by_der[c.der]
-                    if sha not in self.used:
-                        self.used.append(sha)
+        """The policy's answer (soft-fail applied once), remembered with the evidence."""
+        res = check_revocation(cert, issuer, sources=[self], at=at, policy=self.policy)
         self.answers.append(
             {"serial": cert.serial_hex, "subject": cert.subject_text, **res.to_json()}
         )
         return res
 
-    def as_check(self) -> RevocationCheck:
-        return self.check
+    def status(
+        self,
+        cert: x509.Certificate,
+        issuer: x509.Certificate,
+        *,
+        at: datetime,
+        max_age: timedelta | None = None,
+    ) -> RevocationResult:
+        res = self._crl_status(cert, issuer, at, max_age)
+        url = self._ocsp_url(cert)
+        if res.status is not RevocationStatus.UNKNOWN or url is None:
+            return res
+        answer = self._ocsp_status(cert, issuer, at, url)
+        if answer.status is not RevocationStatus.UNKNOWN:
+            return answer
+        return _unknown(res.source, f"{res.detail}; {answer.source}: {answer.detail}")
+
+    def _crl_status(
+        self,
+        cert: x509.Certificate,
+        issuer: x509.Certificate,
+        at: datetime,
+        max_age: timedelta | None,
+    ) -> RevocationResult:
+        if self.store is not None:
+            res, used = self.store.check_with_evidence(cert, issuer, at=at, max_age=max_age)
+            for ref in used:
+                j = ref.to_json()
+                if j not in self.crls_used:
+                    self.crls_used.append(j)
+            return res
+        if self._files is None:
+            return _unknown("store", "no CRL in the revocation store covers this certificate")
+        return self._files.status(cert, issuer, at=at, max_age=max_age)
+
+    def _ocsp_url(self, cert: x509.Certificate) -> str | None:
+        if self.ocsp.url:
+            return self.ocsp.url
+        if not self.ocsp.aia:
+            return None
+        try:
+            aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+        except (x509.ExtensionNotFound, ValueError):
+            return None
+        for ad in aia:
+            if ad.access_method == AuthorityInformationAccessOID.OCSP and isinstance(
+                ad.access_location, x509.UniformResourceIdentifier
+            ):
+                url = ad.access_location.value
+                if url.startswith(("http://", "https://")):
+                    return url
+        return None
+
+    def _ocsp_status(
+        self, cert: x509.Certificate, issuer: x509.Certificate, at: datetime, url: str
+    ) -> RevocationResult:
+        serial = f"{cert.serial_number:x}"
+        rec: dict[str, Any] = {"serial": serial, "url": url, "request": None, "response": None}
+        if self._replay is not None:
+            return self._ocsp_replayed(cert, issuer, at, rec)
+        self.ocsp_used.append(rec)
+
+        def fetch(u: str, body: bytes, timeout: float) -> bytes:
+            # The wing's POST: one deadline for connect + send + receive.
+            rec["request"] = b64(body)
+            data = post(u, body, timeout)
+            rec["response"] = b64(data)
+            return data
+
+        try:
+            source = OcspSource(url, timeout=self.ocsp.timeout, fetch=fetch)
+            return source.status(cert, issuer, at=at)
+        except (RevocationError, UsageError) as exc:
+            rec["error"] = str(exc)
+            return _unknown(f"ocsp:{url}", str(exc))
+
+    def _ocsp_replayed(
+        self, cert: x509.Certificate, issuer: x509.Certificate, at: datetime, rec: dict[str, Any]
+    ) -> RevocationResult:
+        assert self._replay is not None
+        found = next(
+            (
+                r
+                for r in self._replay
+                if r.get("serial") == rec["serial"] and r["url"] == rec["url"]
+            ),
+            None,
+        )
+        if found is None:
+            return _unknown(f"ocsp:{rec['url']}", "no OCSP exchange recorded for this certificate")
+        self._replay.remove(found)
+        self.ocsp_used.append(found)
+        if not found.get("response") or not found.get("request"):
+            # A network failure cannot be re-run offline: it stays what it was, unknown.
+            return _unknown(f"ocsp:{rec['url']}", str(found.get("error") or "no response"))
+        try:
+            return parse_response(
+                unb64(found["response"]),
+                cert,
+                issuer,
+                at=at,
+                nonce=_request_nonce(unb64(found["request"])),
+                skew=self.policy.clock_skew,
+                source=f"ocsp:{rec['url']}",
+            )
+        except OcspError as exc:
+            return _unknown(f"ocsp:{rec['url']}", str(exc))
 
 
-_CRL_CACHE: dict[bytes, Crl] = {}
+@dataclass
+class Context:
+    """One job's fixed inputs: trust anchors, time, soft-fail rule, revocation sources."""
 
+    anchors: tuple[JpkiCertificate, ...]
+    at: datetime
+    soft_fail: bool
+    revocation: ServiceRevocation
 
-def _crl(der: bytes) -> Crl:
-    """Parsed (and index-built) CRLs kept per process: a worker answers many requests."""
-    c = _CRL_CACHE.get(der)
-    if c is None:
-        if len(_CRL_CACHE) > 64:
-            _CRL_CACHE.clear()
-        c = _CRL_CACHE[der] = Crl.load(der)
-    return c
+    @classmethod
+    def make(cls, anchors: Sequence[bytes], at: datetime, revocation: ServiceRevocation) -> Context:
+        """A context over DER anchors (the soft-fail rule is the revocation source's)."""
+        cas = tuple(JpkiCertificate.load(a) for a in anchors)
+        return cls(cas, at, revocation.policy.soft_fail, revocation)
 
+    def policy(self, purpose: str | None = None, *, timed: bool = True) -> Policy:
+        """The one policy a service call applies (``timed=False``: the verifier's clock)."""
+        return Policy(
+            anchors=self.anchors,
+            at=self.at if timed else None,
+            purpose=Purpose(purpose) if purpose is not None else None,
+            revocation=self.revocation.check,
+            soft_fail=self.soft_fail,
+        )
 
-def _anchors(anchors: Sequence[bytes]) -> tuple[JpkiCertificate, ...]:
-    return tuple(JpkiCertificate.load(a) for a in anchors)
+    def outcome(
+        self,
+        result: VerificationResult | dict[str, Any],
+        answers: list[dict[str, Any]] | None = None,
+    ) -> Outcome:
+        """The verdict with this job's revocation answers and evidence."""
+        res = result if isinstance(result, dict) else result.to_dict()
+        given = self.revocation.answers if answers is None else answers
+        return Outcome(res, given, self.revocation.evidence())
 
 
 def certificate_summary(der: bytes) -> dict[str, Any]:
@@ -175,10 +317,6 @@ def certificate_summary(der: bytes) -> dict[str, Any]:
     return out
 
 
-def _outcome(result: VerificationResult, ev: _Evidence) -> Outcome:
-    return Outcome(result.to_dict(), ev.answers, ev.used)
-
-
 class _GivenNonce:
     """A ChallengeStore holding one challenge the service has already consumed fleet-wide."""
 
@@ -195,45 +333,17 @@ class _GivenNonce:
 
 
 def verify_login(
-    challenge_id: str,
-    nonce: bytes,
-    cert_der: bytes,
-    signature: bytes,
-    *,
-    anchors: Sequence[bytes],
-    crls: dict[str, bytes],
-    at: datetime,
-    soft_fail: bool = False,
+    ctx: Context, challenge_id: str, nonce: bytes, cert_der: bytes, signature: bytes
 ) -> Outcome:
     """A login over ``nonce`` (already consumed by the caller), through ``LoginVerifier``."""
-    ev = _Evidence(crls, soft_fail)
     verifier = LoginVerifier(
-        _GivenNonce(challenge_id, nonce),
-        _policy(anchors, ev, soft_fail),
-        clock=lambda: at,
+        _GivenNonce(challenge_id, nonce), ctx.policy(timed=False), clock=lambda: ctx.at
     )
-    return _outcome(verifier.verify(challenge_id, signature, cert_der), ev)
-
-
-def _policy(
-    anchors: Sequence[bytes],
-    ev: _Evidence,
-    soft_fail: bool,
-    *,
-    at: datetime | None = None,
-    purpose: Purpose | None = None,
-) -> Policy:
-    """The one policy a service call applies: its anchors, the request's CRLs, its time."""
-    return Policy(
-        anchors=_anchors(anchors),
-        at=at,
-        purpose=purpose,
-        revocation=ev.as_check(),
-        soft_fail=soft_fail,
-    )
+    return ctx.outcome(verifier.verify(challenge_id, signature, cert_der))
 
 
 def verify_raw_signature(
+    ctx: Context,
     cert_der: bytes,
     signature: bytes,
     *,
@@ -241,56 +351,28 @@ def verify_raw_signature(
     digest: bytes | None,
     hash_alg: str,
     purpose: str,
-    anchors: Sequence[bytes],
-    crls: dict[str, bytes],
-    at: datetime,
-    soft_fail: bool = False,
 ) -> Outcome:
-    """PKCS#1 v1.5 over data or a digest, plus the chain and revocation at ``at``."""
-    ev = _Evidence(crls, soft_fail)
-    cert = JpkiCertificate.load(cert_der)
+    """PKCS#1 v1.5 over data or a digest, plus the chain and revocation at the job's time."""
     result = verify_signature(
-        cert,
+        JpkiCertificate.load(cert_der),
         signature,
         data=data,
         digest=digest,
         hash_alg=HashAlgorithm(hash_alg),
-        policy=_policy(anchors, ev, soft_fail, at=at, purpose=Purpose(purpose)),
+        policy=ctx.policy(purpose),
     )
-    return _outcome(result, ev)
+    return ctx.outcome(result)
 
 
 def verify_cms_blob(
-    cms_der: bytes,
-    *,
-    content: bytes | None,
-    purpose: str,
-    anchors: Sequence[bytes],
-    crls: dict[str, bytes],
-    at: datetime,
-    soft_fail: bool = False,
+    ctx: Context, cms_der: bytes, *, content: bytes | None, purpose: str
 ) -> Outcome:
     """Verify a CMS SignedData blob (detached ``content`` or embedded) for the service."""
-    ev = _Evidence(crls, soft_fail)
-    result = verify_cms(
-        cms_der,
-        _policy(anchors, ev, soft_fail, at=at, purpose=Purpose(purpose)),
-        content=content,
-    )
-    return _outcome(result, ev)
+    return ctx.outcome(verify_cms(cms_der, ctx.policy(purpose), content=content))
 
 
-def status_check(
-    certs: Sequence[bytes],
-    *,
-    anchors: Sequence[bytes],
-    crls: dict[str, bytes],
-    at: datetime,
-    soft_fail: bool = False,
-) -> Outcome:
+def status_check(ctx: Context, certs: Sequence[bytes]) -> Outcome:
     """現況確認: good / revoked / unknown per certificate, with the reason."""
-    ev = _Evidence(crls, soft_fail)
-    cas = _anchors(anchors)
     items: list[dict[str, Any]] = []
     for der in certs:
         try:
@@ -298,7 +380,9 @@ def status_check(
         except JpkiError as exc:
             items.append({"status": "unknown", "detail": f"not a certificate: {exc}"})
             continue
-        issuer = next((ca for ca in cas if issued_by(cert.certificate, ca.certificate)), None)
+        issuer = next(
+            (ca for ca in ctx.anchors if issued_by(cert.certificate, ca.certificate)), None
+        )
         if issuer is None:
             items.append(
                 {
@@ -309,22 +393,20 @@ def status_check(
                 }
             )
             continue
-        res = ev.check(cert, issuer, at)
-        items.append(ev.answers[-1] | {"status": res.status.value})
+        res = ctx.revocation.check(cert, issuer, ctx.at)
+        items.append(ctx.revocation.answers[-1] | {"status": res.status.value})
     worst = "good"
     if any(i["status"] == "revoked" for i in items):
         worst = "revoked"
     elif any(i["status"] == "unknown" for i in items):
         worst = "unknown"
     status = {"good": Status.VALID, "revoked": Status.INVALID, "unknown": Status.INDETERMINATE}
-    return Outcome(
+    return ctx.outcome(
         {
             "status": status[worst].value,
             "reasons": [f"{len(items)} certificates checked"],
             "items": items,
-        },
-        ev.answers,
-        ev.used,
+        }
     )
 
 
@@ -338,6 +420,46 @@ def crl_der(data: bytes) -> bytes:
     return Crl.load(data).der
 
 
+@dataclass(frozen=True)
+class PreparedCrl:
+    """A CRL verified against the service's anchors, ready for the store and the archive."""
+
+    crl: Crl
+    signer: x509.Certificate
+    crl_id: str  # the store's name for it (hex)
+    issuer_key: str  # SHA-256 of the signer's public key (hex): the store's issuer key
+    issuer: str
+
+    @property
+    def number(self) -> int | None:
+        """The CRL number (None when the CRL has none)."""
+        return self.crl.number
+
+    def load_into(self, store: RevocationStore) -> tuple[int | None, int | None]:
+        """Make it current in ``store`` (atomic; numbers only go up): (number, previous)."""
+        res = store.load(self.crl, [self.signer])
+        return res.number, res.replaced
+
+
+def prepare_crl(data: bytes, anchors: Sequence[bytes]) -> PreparedCrl:
+    """Parse a CRL (DER or PEM) and verify it against the anchors (JPKI CAs sign their own)."""
+    crl = Crl.load(data)
+    signer = crl.verify([JpkiCertificate.load(a).certificate for a in anchors])
+    return PreparedCrl(
+        crl,
+        signer,
+        crl_identity(crl).hex(),
+        issuer_key_id(signer).hex(),
+        crl.issuer.rfc4514_string(),
+    )
+
+
+def current_crls(store: RevocationStore) -> tuple[list[StoredCrl], dict[bytes, str]]:
+    """The store's current CRLs, and each issuer key's CA name."""
+    names = {issuer_key_id(c): c.subject.rfc4514_string() for c in store.signers()}
+    return store.current(), names
+
+
 def pdf_available() -> bool:
     """True when PDF verification (``jpki[pdf]``: pyHanko and jpki.documents) is installed."""
     import importlib.util
@@ -345,27 +467,19 @@ def pdf_available() -> bool:
     return importlib.util.find_spec("pyhanko") is not None
 
 
-def verify_pdf_blob(
-    pdf: bytes,
-    *,
-    anchors: Sequence[bytes],
-    crls: dict[str, bytes],
-    at: datetime,
-    soft_fail: bool = False,
-) -> Outcome:
-    """Every signature of a PDF (jpki.documents.verify_pdf) with the service's CRLs."""
+def verify_pdf_blob(ctx: Context, pdf: bytes) -> Outcome:
+    """Every signature of a PDF (jpki.documents.verify_pdf), revocation through the service."""
     from jpki.documents.verify_pdf import RevocationSources, verify_pdf
 
     result = verify_pdf(
         pdf,
-        trust_anchors=_anchors(anchors),
-        revocation=RevocationSources(crls=list(crls.values()), soft_fail=soft_fail),
-        at=at,
+        trust_anchors=ctx.anchors,
+        revocation=RevocationSources(store=ctx.revocation, soft_fail=ctx.soft_fail),
+        at=ctx.at,
     )
     out = result.to_dict()
     answers = [
         {"field": s["field"], "status": s["status"], "subject": s.get("subject")}
         for s in out["signatures"]
     ]
-    # verify_pdf asks every CRL it is given; all of them are the evidence.
-    return Outcome(out, answers, sorted(crls))
+    return ctx.outcome(out, answers)

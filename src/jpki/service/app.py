@@ -1,9 +1,11 @@
 """The ASGI app of ``jpki serve`` (FastAPI): versioned JSON API, login page, health, metrics.
 
 Request path of a verification: authenticate the API key (401 leaves only a log line on the
-``jpki.service.access`` logger), rate-limit it (429), decode and check the input (400 with a
+``jpki.service.access`` logger), rate-limit it fleet-wide (429: one token bucket per key in
+the service database), decode and check the input (400 with a
 reason), consume the challenge fleet-wide for logins, run the CPU-bound check in the process
-pool (the event loop keeps answering /healthz), append the audit record and only then answer.
+pool (the event loop keeps answering /healthz; revocation comes from the revocation store,
+then OCSP), append the audit record and only then answer.
 If the record cannot be committed the answer is 503: never a verdict without its record.
 """
 
@@ -37,6 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from jpki import __version__
 from jpki.errors import ChallengeError, JpkiError
 from jpki.service import adapter, audit, jobs, state
+from jpki.service.adapter import RevocationStore, StoredCrl
 from jpki.service.audit import b64
 from jpki.service.crlwatch import CrlWatcher
 from jpki.service.db import Database, ServiceDbError, Tx
@@ -62,6 +65,11 @@ class ServiceConfig:
     challenge_ttl: timedelta = timedelta(minutes=5)
     crl_poll_seconds: float = 2.0
     crl_refresh_seconds: float = 1.0
+    #: OCSP, asked when the revocation store cannot tell: this responder for every
+    #: certificate, else (``ocsp_aia``) the certificate's own OCSP AIA.
+    ocsp_url: str | None = None
+    ocsp_aia: bool = True
+    ocsp_timeout: float = 10.0
     page_rate_per_minute: int = 120
     key_cache_seconds: float = 5.0
 
@@ -117,6 +125,39 @@ class ChallengeOut(BaseModel):
     expires_at: str
 
 
+class CrlOut(BaseModel):
+    """One current CRL of the revocation store (one per issuer key, scope and full/delta)."""
+
+    issuer_key: str = Field(description="SHA-256 (hex) of the CA public key that signed it")
+    issuer: str
+    crl_id: str
+    delta: bool
+    number: int | None
+    base_number: int | None
+    this_update: str
+    next_update: str | None
+    entries: int
+    age_seconds: float
+    stale: bool
+
+
+class OcspOut(BaseModel):
+    """When the service asks OCSP (after the store could not tell)."""
+
+    url: str | None = Field(description="configured responder, used for every certificate")
+    aia: bool = Field(description="else the certificate's own OCSP AIA")
+    timeout: float = Field(description="total deadline of one request, seconds")
+
+
+class RevocationOut(BaseModel):
+    """GET /v1/revocation: the revocation data the answers come from."""
+
+    hard_fail: bool
+    crls: list[CrlOut]
+    stale: bool = Field(description="some current CRL is past its nextUpdate")
+    ocsp: OcspOut
+
+
 # --- helpers --------------------------------------------------------------------------------
 
 
@@ -147,24 +188,6 @@ def _digest(value: str) -> bytes:
         return _b64("digest", value)
 
 
-class _Bucket:
-    def __init__(self, per_minute: int) -> None:
-        self.rate = per_minute / 60.0
-        self.capacity = float(per_minute)
-        self.tokens = float(per_minute)
-        self.at = time.monotonic()
-
-    def take(self) -> float:
-        """0 if allowed, else seconds until a token is back."""
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return 0.0
-        return (1 - self.tokens) / self.rate
-
-
 @dataclass
 class _Runtime:
     config: ServiceConfig
@@ -173,11 +196,17 @@ class _Runtime:
     anchor_fps: list[str]
     pool: ProcessPoolExecutor | None = None
     pool_lock: threading.Lock = field(default_factory=threading.Lock)
-    crls: list[state.CurrentCrl] = field(default_factory=list)
+    store: RevocationStore | None = None
+    crls: list[StoredCrl] = field(default_factory=list)
+    issuers: dict[bytes, str] = field(default_factory=dict)  # issuer key -> CA name
     crls_at: float = 0.0
-    buckets: dict[str, _Bucket] = field(default_factory=dict)
     keys: dict[str, tuple[float, state.ApiKey | None]] = field(default_factory=dict)
     watcher: CrlWatcher | None = None
+
+    @property
+    def ocsp(self) -> adapter.OcspConfig:
+        c = self.config
+        return adapter.OcspConfig(c.ocsp_url, c.ocsp_aia, c.ocsp_timeout)
 
     def new_pool(self) -> ProcessPoolExecutor:
         # spawn: the parent runs threads and an event loop; forking those is unsafe.
@@ -195,12 +224,34 @@ class _Runtime:
                 broken.shutdown(wait=False, cancel_futures=True)
                 self.pool = self.new_pool()
 
-    async def current_crls(self, *, fresh: bool = False) -> list[state.CurrentCrl]:
+    async def current_crls(self, *, fresh: bool = False) -> list[StoredCrl]:
+        """The revocation store's current CRLs (re-read at most every crl_refresh_seconds)."""
         now = time.monotonic()
         if fresh or now - self.crls_at > self.config.crl_refresh_seconds:
-            self.crls = await asyncio.to_thread(state.current_crls, self.db)
+            assert self.store is not None
+            self.crls, self.issuers = await asyncio.to_thread(adapter.current_crls, self.store)
             self.crls_at = now
         return self.crls
+
+    def crl_json(self, c: StoredCrl, at: datetime) -> dict[str, Any]:
+        """One current CRL for /v1/revocation: issuer key, number, dates, staleness."""
+        return {
+            "issuer_key": c.issuer_key.hex(),
+            "issuer": self.issuers.get(c.issuer_key, ""),
+            "crl_id": c.crl_id.hex(),
+            "delta": c.is_delta,
+            "number": c.number,
+            "base_number": c.base_number,
+            "this_update": c.this_update.isoformat(),
+            "next_update": c.next_update.isoformat() if c.next_update else None,
+            "entries": c.entries,
+            "age_seconds": round((at - c.this_update).total_seconds(), 3),
+            "stale": _stale(c, at),
+        }
+
+
+def _stale(c: StoredCrl, at: datetime) -> bool:
+    return c.next_update is None or at >= c.next_update
 
 
 def _rt(request: Request) -> _Runtime:
@@ -239,18 +290,16 @@ async def api_key(request: Request) -> state.ApiKey:
             detail="a valid API key is required (X-API-Key header)",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    _rate(rt, key.id, key.rate_per_minute)
+    await _rate(rt, f"key:{key.id}", key.rate_per_minute)
     return key
 
 
 _Key = Annotated[state.ApiKey, Depends(api_key)]
 
 
-def _rate(rt: _Runtime, bucket: str, per_minute: int) -> None:
-    b = rt.buckets.get(bucket)
-    if b is None or b.capacity != per_minute:
-        b = rt.buckets[bucket] = _Bucket(per_minute)
-    wait = b.take()
+async def _rate(rt: _Runtime, bucket: str, per_minute: int) -> None:
+    """429 beyond ``per_minute``: the bucket is shared by every process on the database."""
+    wait = await asyncio.to_thread(state.take_token, rt.db, bucket, per_minute, time.time())
     if wait:
         raise HTTPException(
             status_code=429,
@@ -268,6 +317,12 @@ async def _run(rt: _Runtime, job: dict[str, Any]) -> dict[str, Any]:
         try:
             out = await loop.run_in_executor(pool, jobs.worker_run, job)
             out.pop("worker_pid", None)
+            if "unavailable" in out:
+                log.error("revocation store unavailable in a worker: %s", out["unavailable"])
+                raise HTTPException(
+                    status_code=503,
+                    detail="the revocation store is unavailable; nothing was decided",
+                )
             return out
         except BrokenProcessPool:
             rt.replace_pool(pool)
@@ -279,7 +334,7 @@ async def _run(rt: _Runtime, job: dict[str, Any]) -> dict[str, Any]:
             "reasons": ["the verification worker failed twice; nothing was decided"],
         },
         "revocation": [],
-        "crls_used": [],
+        "evidence": {"crls": [], "ocsp": []},
     }
 
 
@@ -293,12 +348,11 @@ async def _verify_and_record(
     also: Callable[[Tx, int, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     rt = _rt(request)
-    crls = await rt.current_crls()
     job = {
         **job,
         "time": datetime.now(UTC).isoformat(),
-        "crls": [c.sha256 for c in crls],
         "soft_fail": rt.config.soft_fail,
+        "ocsp": rt.ocsp.to_json(),
     }
     if outcome is None:
         outcome = await _run(rt, job)
@@ -314,19 +368,9 @@ async def _verify_and_record(
         "certificate": summary,
         "verdict": outcome["result"],
         "revocation": outcome["revocation"],
-        "crls_used": outcome["crls_used"],
-        # The revocation evidence by name: which CRL (issuer key, number) answered.
-        "evidence": [
-            {
-                "crl_sha256": c.sha256,
-                "issuer": c.issuer,
-                "issuer_key_id": c.issuer_key_id,
-                "number": c.number,
-                "next_update": c.next_update.isoformat() if c.next_update else None,
-            }
-            for c in crls
-            if c.sha256 in outcome["crls_used"]
-        ],
+        # What the answers rest on: the CRLs (issuer key + number) the store consulted, and
+        # each OCSP exchange (request and response); `jpki audit verify` replays them.
+        "evidence": outcome["evidence"],
         "anchors": rt.anchor_fps,
     }
     hook = None
@@ -469,7 +513,8 @@ def create_app(config: ServiceConfig) -> FastAPI:
         db = await asyncio.to_thread(Database, config.db_url)
         fps = [hashlib.sha256(a).hexdigest() for a in config.anchors]
         await asyncio.to_thread(state.save_anchors, db, list(zip(fps, config.anchors, strict=True)))
-        rt = _Runtime(config, db, metrics, fps)
+        store = await asyncio.to_thread(RevocationStore, config.db_url)
+        rt = _Runtime(config, db, metrics, fps, store=store)
         rt.pool = rt.new_pool()
         # Start every worker now (and import the verifiers there), not on the first request.
         loop = asyncio.get_running_loop()
@@ -477,7 +522,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
             *(loop.run_in_executor(rt.pool, jobs.worker_ping) for _ in range(config.workers))
         )
         if config.crl_dir is not None:
-            rt.watcher = CrlWatcher(db, config.crl_dir, config.anchors)
+            rt.watcher = CrlWatcher(db, store, config.crl_dir, config.anchors)
             await asyncio.to_thread(rt.watcher.scan)
         await rt.current_crls(fresh=True)
         app.state.rt = rt
@@ -489,6 +534,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
                 task.cancel()
             if rt.pool is not None:
                 rt.pool.shutdown(wait=True, cancel_futures=True)
+            store.close()
             db.close()
 
     app = FastAPI(
@@ -534,9 +580,14 @@ def create_app(config: ServiceConfig) -> FastAPI:
         now = datetime.now(UTC)
         reasons = []
         if not rt.config.soft_fail:
-            if not crls:
+            if not crls and not rt.config.ocsp_url:
                 reasons.append("no CRL loaded (hard-fail: no certificate can be good)")
-            reasons += [f"CRL of {c.issuer} #{c.number} is stale" for c in crls if c.stale_at(now)]
+            reasons += [
+                f"CRL of {rt.issuers.get(c.issuer_key, c.issuer_key.hex()[:16])} #{c.number} "
+                "is stale"
+                for c in crls
+                if _stale(c, now)
+            ]
         return JSONResponse(
             {"ready": not reasons, "reasons": reasons, "hard_fail": not rt.config.soft_fail},
             status_code=200 if not reasons else 503,
@@ -548,16 +599,9 @@ def create_app(config: ServiceConfig) -> FastAPI:
         now = datetime.now(UTC)
         gauges: dict[str, list[tuple[dict[str, str], float]]] = {
             "jpki_crl_age_seconds": [
-                (
-                    {"issuer": c.issuer, "number": str(c.number)},
-                    (now - c.this_update).total_seconds(),
-                )
-                for c in rt.crls
+                (_crl_labels(rt, c), (now - c.this_update).total_seconds()) for c in rt.crls
             ],
-            "jpki_crl_stale": [
-                ({"issuer": c.issuer, "number": str(c.number)}, float(c.stale_at(now)))
-                for c in rt.crls
-            ],
+            "jpki_crl_stale": [(_crl_labels(rt, c), float(_stale(c, now))) for c in rt.crls],
             "jpki_workers": [({}, float(rt.config.workers))],
         }
         return PlainTextResponse(
@@ -603,7 +647,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
             outcome = {
                 "result": {"status": "invalid", "reasons": [str(exc)]},
                 "revocation": [],
-                "crls_used": [],
+                "evidence": {"crls": [], "ocsp": []},
             }
 
         def publish(tx: Tx, seq: int, out: dict[str, Any]) -> None:
@@ -690,7 +734,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         job = {"kind": "status-check", "certificates": certs}
         return await _verify_and_record(request, key.id, job, None)
 
-    @app.get("/v1/revocation", tags=["revocation"])
+    @app.get("/v1/revocation", tags=["revocation"], response_model=RevocationOut)
     async def revocation(request: Request, key: _Key) -> dict[str, Any]:
         """The CRLs in use per issuer key: numbers, nextUpdate, age and staleness."""
         rt = _rt(request)
@@ -698,8 +742,9 @@ def create_app(config: ServiceConfig) -> FastAPI:
         now = datetime.now(UTC)
         return {
             "hard_fail": not rt.config.soft_fail,
-            "crls": [c.to_json(now) for c in crls],
-            "stale": any(c.stale_at(now) for c in crls),
+            "crls": [rt.crl_json(c, now) for c in crls],
+            "stale": any(_stale(c, now) for c in crls),
+            "ocsp": rt.ocsp.to_json(),
         }
 
     # --- login page -----------------------------------------------------------------------
@@ -712,7 +757,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     async def page_challenge(request: Request) -> dict[str, Any]:
         """A challenge for the page (no API key: the id is the capability), QR code included."""
         rt = _rt(request)
-        _rate(
+        await _rate(
             rt,
             "page:" + (request.client.host if request.client else "-"),
             rt.config.page_rate_per_minute,
@@ -740,7 +785,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     async def page_login(cid: str, body: PageLoginIn, request: Request) -> dict[str, Any]:
         """The card side's answer to a page challenge (recorded like any login)."""
         rt = _rt(request)
-        _rate(
+        await _rate(
             rt,
             "page:" + (request.client.host if request.client else "-"),
             rt.config.page_rate_per_minute,
@@ -771,6 +816,14 @@ def create_app(config: ServiceConfig) -> FastAPI:
         return StreamingResponse(stream(), media_type="text/event-stream")
 
     return app
+
+
+def _crl_labels(rt: _Runtime, c: StoredCrl) -> dict[str, str]:
+    return {
+        "issuer": rt.issuers.get(c.issuer_key, ""),
+        "issuer_key": c.issuer_key.hex()[:16],
+        "number": str(c.number),
+    }
 
 
 async def _watch(rt: _Runtime, every: float) -> None:

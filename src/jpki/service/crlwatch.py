@@ -1,9 +1,10 @@
 """CRL ingestion: a directory watched for new files, and the one-shot sync for cron jobs.
 
-A file is read whole, verified against the trust anchors and made current in one database
-transaction (:func:`jpki.service.state.store_crl`): every instance of a fleet sees the old CRL
-or the new one, never a mix. A file that does not verify (still being written, damaged,
-foreign) is skipped and tried again once its size or mtime changes.
+A file is read whole, verified against the trust anchors, archived (its DER is the evidence
+audit records name) and loaded into the revocation store (:class:`RevocationStore`, keyed by
+issuer key; one transaction, so every instance of a fleet sees the old CRL or the new one,
+never a mix; CRL numbers only go up per issuer key). A file that does not verify (still
+being written, damaged, foreign) is skipped and tried again once its size or mtime changes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from jpki._files import MAX_CRL_FILE, read_regular_file, scan_directory
 from jpki.errors import JpkiError
 from jpki.service import adapter, state
+from jpki.service.adapter import RevocationStore
 from jpki.service.db import Database
 
 log = logging.getLogger("jpki.service.crl")
@@ -45,27 +47,47 @@ class SyncResult:
         }
 
 
-def load_file(db: Database, path: Path, anchors: Sequence[bytes]) -> SyncResult:
-    """Verify one CRL file and make it current (no-op if it already is)."""
+def _current_ids(store: RevocationStore) -> set[str]:
+    return {s.crl_id.hex() for s in store.current()}
+
+
+def load_file(
+    db: Database, store: RevocationStore, path: Path, anchors: Sequence[bytes]
+) -> SyncResult:
+    """Verify one CRL file, archive it and make it current (no-op if it already is)."""
     try:
-        der = read_regular_file(path, max_bytes=MAX_CRL_FILE)
-        meta = adapter.crl_meta(der, anchors)
-        changed, previous = state.store_crl(db, meta, adapter.crl_der(der))
+        crl = adapter.prepare_crl(read_regular_file(path, max_bytes=MAX_CRL_FILE), anchors)
+        if crl.crl_id in _current_ids(store):
+            return SyncResult(str(path), False, crl.number, crl.number, crl.issuer)
+        # Archived first: a record may name this CRL as soon as the store serves it.
+        new = state.archive_crl(
+            db, crl.issuer_key, crl.number, crl.crl.is_delta, crl.crl_id, crl.issuer, crl.crl.der
+        )
+        try:
+            number, previous = crl.load_into(store)
+        except JpkiError:
+            if new:  # refused (e.g. going backwards): it never answered anything
+                state.unarchive_crl(db, crl.crl_id)
+            raise
     except JpkiError as exc:
         return SyncResult(str(path), False, error=str(exc))
-    return SyncResult(str(path), changed, meta.number, previous, meta.issuer)
+    return SyncResult(str(path), True, number, previous, crl.issuer)
 
 
-def sync_dir(db: Database, directory: Path, anchors: Sequence[bytes]) -> list[SyncResult]:
+def sync_dir(
+    db: Database, store: RevocationStore, directory: Path, anchors: Sequence[bytes]
+) -> list[SyncResult]:
     """Load every CRL file in ``directory`` (sorted by name)."""
-    return [load_file(db, p, anchors) for p in scan_directory(directory, SUFFIXES)]
+    return [load_file(db, store, p, anchors) for p in scan_directory(directory, SUFFIXES)]
 
 
 class CrlWatcher:
     """Re-scan a directory; load files whose (size, mtime) is new."""
 
-    def __init__(self, db: Database, directory: Path, anchors: Sequence[bytes]) -> None:
-        self.db, self.directory, self.anchors = db, directory, anchors
+    def __init__(
+        self, db: Database, store: RevocationStore, directory: Path, anchors: Sequence[bytes]
+    ) -> None:
+        self.db, self.store, self.directory, self.anchors = db, store, directory, anchors
         self._seen: dict[Path, tuple[int, int]] = {}
         self._warned: set[str] = set()
 
@@ -92,7 +114,7 @@ class CrlWatcher:
             if self._seen.get(p) == sig:
                 continue
             self._seen[p] = sig
-            res = load_file(self.db, p, self.anchors)
+            res = load_file(self.db, self.store, p, self.anchors)
             if res.error:
                 log.warning("CRL %s not loaded: %s", p, res.error)
             elif res.loaded:

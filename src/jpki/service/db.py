@@ -2,9 +2,10 @@
 
 One small SQL dialect for both (``?`` placeholders, rewritten for psycopg). Every method is
 synchronous and short; the app runs them in threads. State that must hold across a fleet
-lives here and nowhere else: challenges (single use), API keys, the current CRLs, the audit
-record. Serialised writers (the audit chain, CRL replacement) take one database-wide lock:
-``BEGIN IMMEDIATE`` in SQLite, a transaction-scoped advisory lock in PostgreSQL.
+lives here and nowhere else: challenges (single use), API keys, rate-limit buckets, the audit
+record, the CRL evidence archive; the revocation store (jpki.revocation.store) keeps its
+tables in the same database. Serialised writers (the audit chain) take one database-wide
+lock: ``BEGIN IMMEDIATE`` in SQLite, a transaction-scoped advisory lock in PostgreSQL.
 """
 
 from __future__ import annotations
@@ -32,13 +33,17 @@ _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS svc_api_key (
         id TEXT PRIMARY KEY, name TEXT NOT NULL, key_sha256 TEXT NOT NULL UNIQUE,
         rate_per_minute INTEGER NOT NULL, created_at TEXT NOT NULL, revoked_at TEXT)""",
-    """CREATE TABLE IF NOT EXISTS svc_crl (
-        sha256 TEXT PRIMARY KEY, slot TEXT NOT NULL, issuer TEXT NOT NULL,
-        issuer_key_id TEXT NOT NULL, is_delta INTEGER NOT NULL, number TEXT,
-        this_update TEXT NOT NULL, next_update TEXT, entries INTEGER NOT NULL,
-        loaded_at TEXT NOT NULL, der {blob} NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS svc_crl_current (
-        slot TEXT PRIMARY KEY, sha256 TEXT NOT NULL)""",
+    # The DER of every CRL the service fed to the revocation store: the evidence an audit
+    # record names (issuer key + number) and `jpki audit verify` re-checks offline.
+    """CREATE TABLE IF NOT EXISTS svc_crl_archive (
+        crl_id TEXT PRIMARY KEY, issuer_key TEXT NOT NULL, number TEXT,
+        is_delta INTEGER NOT NULL, issuer TEXT NOT NULL, archived_at TEXT NOT NULL,
+        der {blob} NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS svc_crl_archive_key ON svc_crl_archive (issuer_key, number)",
+    # One token bucket per API key (or page client), shared by every process on the database.
+    """CREATE TABLE IF NOT EXISTS svc_rate (
+        bucket TEXT PRIMARY KEY, tat DOUBLE PRECISION NOT NULL,
+        seen DOUBLE PRECISION NOT NULL, ok INTEGER NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS svc_anchor (fingerprint TEXT PRIMARY KEY, der {blob} NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS svc_audit (
         seq BIGINT PRIMARY KEY, at TEXT NOT NULL, body TEXT NOT NULL,
@@ -110,31 +115,38 @@ class Database:
             for stmt in _SCHEMA:
                 tx.execute(stmt.format(blob=blob))
 
-    def _sqlite(self) -> sqlite3.Connection:
+    def _sqlite(self, durable: bool = True) -> sqlite3.Connection:
         # One connection per thread: sqlite3 connections must not cross threads, and a
         # thread pool reuses its threads, so this costs one open per thread, not per call.
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        name = "conn" if durable else "lax_conn"
+        conn: sqlite3.Connection | None = getattr(self._local, name, None)
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             # FULL: a committed audit record survives a power cut, not only a process crash.
-            conn.execute("PRAGMA synchronous=FULL")
-            self._local.conn = conn
+            # NORMAL (no fsync per commit in WAL mode) for what may be lost: rate counters.
+            conn.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=NORMAL")
+            setattr(self._local, name, conn)
         return conn
 
     @contextmanager
-    def transaction(self, *, exclusive: bool = False) -> Iterator[Tx]:
-        """One transaction; ``exclusive`` serialises it against every other exclusive one."""
+    def transaction(self, *, exclusive: bool = False, durable: bool = True) -> Iterator[Tx]:
+        """One transaction; ``exclusive`` serialises it against every other exclusive one;
+        ``durable=False``: the commit need not reach the disk (a rate-limit counter)."""
         try:
             if self.is_postgres:
                 with self._pg_pool.connection() as conn, conn.transaction():
                     tx = _PgTx(conn)
                     if exclusive:
                         tx.execute("SELECT pg_advisory_xact_lock(?)", (0x6A706B69,))
+                    if not durable:
+                        tx.execute("SET LOCAL synchronous_commit = off")
                     yield tx
             else:
-                conn = self._sqlite()
-                conn.execute("BEGIN IMMEDIATE" if exclusive else "BEGIN")
+                conn = self._sqlite(durable)
+                # A writer that starts as a reader may find the database locked mid-way:
+                # non-durable transactions only write, so they take the write lock at once.
+                conn.execute("BEGIN IMMEDIATE" if exclusive or not durable else "BEGIN")
                 try:
                     yield conn
                 except BaseException:

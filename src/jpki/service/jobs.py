@@ -1,88 +1,97 @@
 """Verification jobs: a JSON-ready dict in, an outcome dict out.
 
 The same job dict is what the audit record keeps, so ``jpki audit verify`` re-runs exactly
-the request that was answered (:func:`run_job` with the archived CRLs and anchors). In the
-service, :func:`worker_run` executes jobs in the process pool, fetching CRL DER from the
-database once per process.
+the request that was answered (:func:`run_job` with revocation replayed from the record's
+evidence: the archived CRLs it names and its OCSP responses). In the service,
+:func:`worker_run` executes jobs in the process pool against the revocation store, which
+each worker opens once.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from jpki.errors import JpkiError
 from jpki.service import adapter
+from jpki.service.adapter import (
+    Context,
+    OcspConfig,
+    Outcome,
+    RevocationStore,
+    ServiceRevocation,
+)
 from jpki.service.audit import unb64
 
 KINDS = ("login", "signature", "cms", "status-check", "document")
 
 
-def run_job(job: dict[str, Any], anchors: list[bytes], crls: dict[str, bytes]) -> dict[str, Any]:
-    """The outcome of one job; a ``JpkiError`` from bad input becomes ``{"error": why}``."""
-    at = datetime.fromisoformat(job["time"])
-    soft = bool(job.get("soft_fail", False))
+def _opt(job: dict[str, Any], name: str) -> bytes | None:
+    value = job.get(name)
+    return unb64(value) if value is not None else None
+
+
+# One line per kind: which job fields go to which adapter call.
+_RUNNERS: dict[str, Callable[[Context, dict[str, Any]], Outcome]] = {
+    "login": lambda ctx, j: adapter.verify_login(
+        ctx, j["challenge_id"], unb64(j["nonce"]), unb64(j["certificate"]), unb64(j["signature"])
+    ),
+    "signature": lambda ctx, j: adapter.verify_raw_signature(
+        ctx,
+        unb64(j["certificate"]),
+        unb64(j["signature"]),
+        data=_opt(j, "data"),
+        digest=_opt(j, "digest"),
+        hash_alg=j["hash"],
+        purpose=j["purpose"],
+    ),
+    "cms": lambda ctx, j: adapter.verify_cms_blob(
+        ctx, unb64(j["cms"]), content=_opt(j, "content"), purpose=j["purpose"]
+    ),
+    "status-check": lambda ctx, j: adapter.status_check(ctx, [unb64(c) for c in j["certificates"]]),
+    "document": lambda ctx, j: adapter.verify_pdf_blob(ctx, unb64(j["pdf"])),
+}
+
+
+def run_job(
+    job: dict[str, Any],
+    anchors: list[bytes],
+    crls: Sequence[bytes] | Mapping[str, bytes] | None = None,
+    *,
+    store: RevocationStore | None = None,
+    ocsp_replay: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The outcome of one job; a ``JpkiError`` from bad input becomes ``{"error": why}``.
+
+    Live with ``store``; replayed (offline) with ``crls`` (DER, or a mapping to DER) and
+    ``ocsp_replay``.
+    """
+    if isinstance(crls, Mapping):
+        crls = list(crls.values())
+    runner = _RUNNERS.get(str(job.get("kind")))
+    if runner is None:
+        return {"error": f"unknown job kind {job.get('kind')!r}"}
     try:
-        kind = job["kind"]
-        if kind == "login":
-            out = adapter.verify_login(
-                job["challenge_id"],
-                unb64(job["nonce"]),
-                unb64(job["certificate"]),
-                unb64(job["signature"]),
-                anchors=anchors,
-                crls=crls,
-                at=at,
-                soft_fail=soft,
-            )
-        elif kind == "signature":
-            out = adapter.verify_raw_signature(
-                unb64(job["certificate"]),
-                unb64(job["signature"]),
-                data=unb64(job["data"]) if job.get("data") is not None else None,
-                digest=unb64(job["digest"]) if job.get("digest") is not None else None,
-                hash_alg=job["hash"],
-                purpose=job["purpose"],
-                anchors=anchors,
-                crls=crls,
-                at=at,
-                soft_fail=soft,
-            )
-        elif kind == "cms":
-            out = adapter.verify_cms_blob(
-                unb64(job["cms"]),
-                content=unb64(job["content"]) if job.get("content") is not None else None,
-                purpose=job["purpose"],
-                anchors=anchors,
-                crls=crls,
-                at=at,
-                soft_fail=soft,
-            )
-        elif kind == "status-check":
-            out = adapter.status_check(
-                [unb64(c) for c in job["certificates"]],
-                anchors=anchors,
-                crls=crls,
-                at=at,
-                soft_fail=soft,
-            )
-        elif kind == "document":
-            out = adapter.verify_pdf_blob(
-                unb64(job["pdf"]), anchors=anchors, crls=crls, at=at, soft_fail=soft
-            )
-        else:
-            return {"error": f"unknown job kind {kind!r}"}
+        revocation = ServiceRevocation(
+            soft_fail=bool(job.get("soft_fail", False)),
+            ocsp=OcspConfig.from_json(job.get("ocsp")),
+            store=store,
+            crls=crls,
+            ocsp_replay=ocsp_replay,
+        )
+        ctx = Context.make(anchors, datetime.fromisoformat(job["time"]), revocation)
+        return runner(ctx, job).to_json()
     except JpkiError as exc:
         return {"error": str(exc)}
-    return out.to_json()
 
 
 # --- worker process side ---------------------------------------------------------------------
 
 _DB_URL: str | None = None
 _ANCHORS: list[bytes] = []
-_DERS: dict[str, bytes] = {}
+_STORE: RevocationStore | None = None
 
 
 def worker_init(db_url: str, anchors: list[bytes]) -> None:
@@ -91,32 +100,30 @@ def worker_init(db_url: str, anchors: list[bytes]) -> None:
     _DB_URL, _ANCHORS = db_url, list(anchors)
 
 
-def _db_ders(shas: list[str]) -> dict[str, bytes]:
-    missing = [s for s in shas if s not in _DERS]
-    if missing:
-        from jpki.service.db import Database
-        from jpki.service.state import crl_ders
-
+def _store() -> RevocationStore:
+    global _STORE
+    if _STORE is None:
         assert _DB_URL is not None
-        db = Database(_DB_URL, pool_size=1)
-        try:
-            _DERS.update(crl_ders(db, missing))
-        finally:
-            db.close()
-        if len(_DERS) > 256:  # keep only what is current
-            for k in [k for k in _DERS if k not in shas]:
-                del _DERS[k]
-    return {s: _DERS[s] for s in shas if s in _DERS}
+        _STORE = RevocationStore(_DB_URL)
+    return _STORE
 
 
 def worker_run(job: dict[str, Any]) -> dict[str, Any]:
     """Run one verification job in a pool worker (tagged with the worker's pid)."""
-    out = run_job(job, _ANCHORS, _db_ders(list(job.get("crls", []))))
+    try:
+        store = _store()
+    except JpkiError as exc:  # the database is away: nothing can be decided
+        return {"unavailable": str(exc), "worker_pid": os.getpid()}
+    out = run_job(job, _ANCHORS, store=store)
     return {**out, "worker_pid": os.getpid()}
 
 
 def worker_ping() -> int:
-    """Warm-up: import the verifiers once per worker before the first request."""
+    """Warm-up: import the verifiers (and open the store) once per worker."""
+    import contextlib
+
+    with contextlib.suppress(JpkiError):
+        _store()
     return os.getpid()
 
 
@@ -124,12 +131,19 @@ def _revocation_view(answers: list[dict[str, Any]]) -> list[tuple[Any, Any, Any]
     return [(a.get("serial"), a.get("status"), a.get("reason")) for a in answers]
 
 
+def _crl_key(ref: dict[str, Any]) -> tuple[Any, ...]:
+    return (ref.get("issuer_key"), ref.get("number"), ref.get("delta"), ref.get("crl_id"))
+
+
 def recheck(
     record: dict[str, Any],
     anchors: dict[str, bytes],
-    crls: dict[str, bytes],
+    crls: dict[tuple[str, int | None], list[bytes]],
 ) -> str | None:
-    """Re-run a record's job offline; why it disagrees with the recorded verdict, or None."""
+    """Re-run a record's job offline; why it disagrees with the recorded verdict, or None.
+
+    ``crls`` maps (issuer key hex, CRL number) to the archived DER of those CRLs.
+    """
     job = record.get("job")
     if not isinstance(job, dict):
         return "record has no job"
@@ -137,14 +151,26 @@ def recheck(
     missing_a = [fp for fp in fps if fp not in anchors]
     if missing_a:
         return f"trust anchor(s) not archived: {', '.join(f[:16] for f in missing_a)}"
-    missing_c = [s for s in job.get("crls", []) if s not in crls]
-    if missing_c:
-        return f"CRL(s) not archived: {', '.join(s[:16] for s in missing_c)}"
+    evidence = record.get("evidence") or {}
+    if not isinstance(evidence, dict):
+        return "record evidence is not in this version's form"
+    refs = list(evidence.get("crls") or [])
+    ders: list[bytes] = []
+    for ref in refs:
+        found = crls.get((ref.get("issuer_key"), ref.get("number")))
+        if not found:
+            return f"CRL {str(ref.get('issuer_key'))[:16]} #{ref.get('number')} not archived"
+        ders += [d for d in found if d not in ders]
     if job.get("kind") == "login" and job.get("nonce") is None:
         # Refused before any check (unknown / used / expired challenge): nothing to re-run.
         verdict = record.get("verdict", {})
         return None if verdict.get("status") == "invalid" else "challenge refusal not invalid"
-    out = run_job(job, [anchors[fp] for fp in fps], {s: crls[s] for s in job.get("crls", [])})
+    out = run_job(
+        job,
+        [anchors[fp] for fp in fps],
+        crls=ders,
+        ocsp_replay=list(evidence.get("ocsp") or []),
+    )
     if "error" in out:
         return f"re-check failed: {out['error']}"
     want = record.get("verdict", {})
@@ -154,6 +180,6 @@ def recheck(
         return "account key differs on re-check"
     if _revocation_view(out["revocation"]) != _revocation_view(record.get("revocation", [])):
         return "revocation evidence differs on re-check"
-    if sorted(out["crls_used"]) != sorted(record.get("crls_used", [])):
-        return "CRLs used differ on re-check"
+    if len(out["evidence"]["ocsp"]) != len(evidence.get("ocsp") or []):
+        return "OCSP evidence differs on re-check"
     return None

@@ -1,4 +1,5 @@
-"""Fleet-wide state in the service database: challenges, API keys, CRLs, trust anchors."""
+"""Fleet-wide state in the service database: challenges, API keys, rate limits, the CRL
+evidence archive, trust anchors. (Current CRLs live in the revocation store.)"""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from jpki.errors import ChallengeError, CrlError, UsageError
+from jpki.errors import ChallengeError, UsageError
 from jpki.service.db import Database, Tx
 
 # --- challenges -------------------------------------------------------------------------------
@@ -157,122 +158,85 @@ def find_key(db: Database, presented: str) -> ApiKey | None:
     return ApiKey(r[0], r[1], int(r[2]), r[3], None)
 
 
-# --- CRLs and anchors ---------------------------------------------------------------------
+# --- rate limits -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class CurrentCrl:
-    """A CRL the service currently answers from, with its header fields."""
+def take_token(db: Database, bucket: str, per_minute: int, now: float) -> float:
+    """One request against ``bucket``'s shared limit: 0 if allowed, else the seconds until
+    one would be.
 
-    sha256: str
-    issuer: str
-    issuer_key_id: str
-    is_delta: bool
-    number: int | None
-    this_update: datetime
-    next_update: datetime | None
-    entries: int
-    loaded_at: str
-
-    def stale_at(self, at: datetime) -> bool:
-        return self.next_update is None or at >= self.next_update
-
-    def to_json(self, at: datetime) -> dict[str, Any]:
-        return {
-            "sha256": self.sha256,
-            "issuer": self.issuer,
-            "issuer_key_id": self.issuer_key_id,
-            "delta": self.is_delta,
-            "number": self.number,
-            "this_update": self.this_update.isoformat(),
-            "next_update": self.next_update.isoformat() if self.next_update else None,
-            "entries": self.entries,
-            "loaded_at": self.loaded_at,
-            "age_seconds": round((at - self.this_update).total_seconds(), 3),
-            "stale": self.stale_at(at),
-        }
-
-
-def store_crl(db: Database, meta: Any, der: bytes) -> tuple[bool, int | None]:
-    """Make a verified CRL current for its slot, atomically: (changed, previous number).
-
-    Numbers only go forward; the same CRL again is a no-op; a different CRL with the same
-    number is refused. Old CRLs stay archived: audit records name them as evidence.
+    GCRA (a token bucket kept as one "theoretical arrival time" per bucket): up to
+    ``per_minute`` requests at once, refilled at ``per_minute`` a minute. The row is updated
+    by one atomic upsert, so every process on the database (SQLite, or a PostgreSQL fleet)
+    counts against the same limit. ``now`` is the caller's wall clock.
     """
-    loaded = datetime.now(UTC).isoformat()
-    with db.transaction(exclusive=True) as tx:
+    step = 60.0 / per_minute
+    burst = 60.0 - step
+    # In both dialects every SET expression reads the row as it was before the update.
+    with db.transaction(durable=False) as tx:
         row = tx.execute(
-            "SELECT c.sha256, k.number FROM svc_crl_current c "
-            "JOIN svc_crl k ON k.sha256 = c.sha256 WHERE c.slot = ?",
-            (meta.slot,),
+            "INSERT INTO svc_rate (bucket, tat, seen, ok) VALUES (?, ?, ?, 1) "
+            "ON CONFLICT (bucket) DO UPDATE SET "
+            "ok = CASE WHEN (CASE WHEN svc_rate.tat > excluded.seen THEN svc_rate.tat "
+            "ELSE excluded.seen END) - excluded.seen <= ? THEN 1 ELSE 0 END, "
+            "tat = CASE WHEN (CASE WHEN svc_rate.tat > excluded.seen THEN svc_rate.tat "
+            "ELSE excluded.seen END) - excluded.seen <= ? THEN (CASE WHEN svc_rate.tat > "
+            "excluded.seen THEN svc_rate.tat ELSE excluded.seen END) + ? ELSE svc_rate.tat END, "
+            "seen = excluded.seen "
+            "RETURNING tat, ok",
+            (bucket, now + step, now, burst, burst, step),
         ).fetchone()
-        previous = int(row[1]) if row is not None and row[1] is not None else None
-        if row is not None:
-            if row[0] == meta.sha256:
-                return False, previous
-            if meta.number is None or previous is None or meta.number < previous:
-                raise CrlError(
-                    f"refusing to go backwards: current CRL number {previous}, new {meta.number}"
-                )
-            if meta.number == previous:
-                raise CrlError(f"a different CRL with the same number {previous} is current")
-        tx.execute(
-            "INSERT INTO svc_crl (sha256, slot, issuer, issuer_key_id, is_delta, number, "
-            "this_update, next_update, entries, loaded_at, der) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
-            "ON CONFLICT (sha256) DO NOTHING",
+    if row is None or int(row[1]):
+        return 0.0
+    return max(float(row[0]) - now - burst, 0.001)
+
+
+# --- CRL evidence archive and anchors ------------------------------------------------------
+
+
+def archive_crl(db: Database, issuer_key: str, number: int | None, is_delta: bool, crl_id: str,
+                issuer: str, der: bytes) -> bool:  # fmt: skip
+    """Keep a verified CRL's DER for ``jpki audit verify``; True if it was not kept yet."""
+    with db.transaction() as tx:
+        row = tx.execute(
+            "INSERT INTO svc_crl_archive (crl_id, issuer_key, number, is_delta, issuer, "
+            "archived_at, der) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (crl_id) DO NOTHING "
+            "RETURNING crl_id",
             (
-                meta.sha256,
-                meta.slot,
-                meta.issuer,
-                meta.issuer_key_id,
-                1 if meta.is_delta else 0,
-                str(meta.number) if meta.number is not None else None,
-                meta.this_update.isoformat(),
-                meta.next_update.isoformat() if meta.next_update else None,
-                meta.entries,
-                loaded,
+                crl_id,
+                issuer_key,
+                str(number) if number is not None else None,
+                1 if is_delta else 0,
+                issuer,
+                datetime.now(UTC).isoformat(),
                 der,
             ),
-        )
-        tx.execute(
-            "INSERT INTO svc_crl_current (slot, sha256) VALUES (?, ?) "
-            "ON CONFLICT (slot) DO UPDATE SET sha256 = excluded.sha256",
-            (meta.slot, meta.sha256),
-        )
-    return True, previous
+        ).fetchone()
+    return row is not None
 
 
-def current_crls(db: Database) -> list[CurrentCrl]:
-    """The CRLs currently in force in the service database."""
+def unarchive_crl(db: Database, crl_id: str) -> None:
+    """Drop an archived CRL the revocation store refused (it never answered anything)."""
+    with db.transaction() as tx:
+        tx.execute("DELETE FROM svc_crl_archive WHERE crl_id = ?", (crl_id,))
+
+
+def archived_crls(db: Database, issuer_key: str, number: int | None) -> list[bytes]:
+    """The archived DER of the CRLs of ``issuer_key`` with CRL number ``number``."""
     rows = db.query(
-        "SELECT k.sha256, k.issuer, k.issuer_key_id, k.is_delta, k.number, k.this_update, "
-        "k.next_update, k.entries, k.loaded_at FROM svc_crl_current c "
-        "JOIN svc_crl k ON k.sha256 = c.sha256 ORDER BY k.issuer, k.sha256"
+        "SELECT der FROM svc_crl_archive WHERE issuer_key = ? AND number IS NOT DISTINCT FROM ? "
+        "ORDER BY crl_id",
+        (issuer_key, str(number) if number is not None else None),
     )
-    return [
-        CurrentCrl(
-            r[0],
-            r[1],
-            r[2],
-            bool(r[3]),
-            int(r[4]) if r[4] is not None else None,
-            datetime.fromisoformat(r[5]),
-            datetime.fromisoformat(r[6]) if r[6] else None,
-            int(r[7]),
-            r[8],
-        )
-        for r in rows
-    ]
+    return [bytes(r[0]) for r in rows]
 
 
-def crl_ders(db: Database, shas: list[str]) -> dict[str, bytes]:
-    """The stored DER of each CRL named by its SHA-256."""
-    out: dict[str, bytes] = {}
-    for sha in shas:
-        rows = db.query("SELECT der FROM svc_crl WHERE sha256 = ?", (sha,))
-        if rows:
-            out[sha] = bytes(rows[0][0])
-    return out
+def issuer_names(db: Database) -> dict[str, str]:
+    """Issuer key (hex) -> issuer name, from the archive (for /v1/revocation and metrics)."""
+    return {
+        str(k): str(n)
+        for k, n in db.query("SELECT DISTINCT issuer_key, issuer FROM svc_crl_archive")
+    }
 
 
 def save_anchors(db: Database, anchors: list[tuple[str, bytes]]) -> None:

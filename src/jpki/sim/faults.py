@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import json
+import string
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -122,11 +123,16 @@ def _opt_int(v: object) -> int | None:
 
 
 def _hex(v: object, digits: int) -> int:
+    top = (1 << (4 * digits)) - 1
     if isinstance(v, int) and not isinstance(v, bool):
-        return v
-    if not isinstance(v, str) or len(v) != digits:
+        n = v
+    elif isinstance(v, str) and len(v) == digits and all(c in string.hexdigits for c in v):
+        n = int(v, 16)
+    else:  # int() alone would take "-1" or "+A", which no INS / SW is
         raise ValueError(f"expected {digits} hex digits, got {v!r}")
-    return int(v, 16)
+    if not 0 <= n <= top:
+        raise ValueError(f"{v!r} is out of range (0 to {top:0{digits}X})")
+    return n
 
 
 def corrupt(response: bytes, how: Corruption, counter: int) -> bytes:

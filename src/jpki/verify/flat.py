@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from jpki.cert import JpkiCertificate
 from jpki.errors import CertificateError, TlvError
-from jpki.tlv import parse_length, parse_tag
+from jpki.tlv import read_header as _element  # (tag, value start, value end); TlvError
 
 __all__ = [
     "TOLERANCE",
@@ -52,6 +52,7 @@ __all__ = [
     "LruCache",
     "certificate_cache",
     "flat_chain",
+    "rsa_signature_valid",
 ]
 
 #: certvalidator's default ``time_tolerance``: validity is checked with this much slack.
@@ -106,15 +107,6 @@ _KU_NAMES = {
 }
 
 _PKCS1 = padding.PKCS1v15()
-
-
-def _element(der: bytes, pos: int) -> tuple[int, int, int]:
-    """(tag, value start, value end) of the element at ``pos``."""
-    tag, p = parse_tag(der, pos)
-    n, p = parse_length(der, p)
-    if p + n > len(der):
-        raise CertificateError("malformed certificate: element runs past the end")
-    return tag, p, p + n
 
 
 def _contents(der: bytes, pos: int) -> tuple[int, int]:
@@ -498,13 +490,27 @@ def flat_chain(
 
 
 def _signed_by(leaf: _Facts, anchor: _Facts) -> bool:
-    key = anchor.rsa_key
+    lay = leaf.layout
+    return rsa_signature_valid(anchor.rsa_key, lay.signature, lay.tbs, _RSA_ALGS[lay.outer_alg])
+
+
+def rsa_signature_valid(
+    key: rsa.RSAPublicKey | None,
+    signature: bytes,
+    signed: bytes,
+    hash_alg: type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512],
+) -> bool:
+    """Whether ``signature`` is ``key``'s RSA PKCS#1 v1.5 signature over ``signed``.
+
+    The flat path's CA-signature check (the leaf's TBS bytes under the anchor's key), kept
+    as one callable so the Wycheproof vectors drive exactly it: hash the raw bytes, then a
+    ``Prehashed`` verify; no key, or one below 2048 bits, never verifies.
+    """
     if key is None or key.key_size < _MIN_RSA_BITS:
         return False
-    alg = _RSA_ALGS[leaf.layout.outer_alg]
-    digest = hashlib.new(_HASHLIB[alg], leaf.layout.tbs).digest()
+    digest = hashlib.new(_HASHLIB[hash_alg], signed).digest()
     try:
-        key.verify(leaf.layout.signature, digest, _PKCS1, Prehashed(alg()))
+        key.verify(signature, digest, _PKCS1, Prehashed(hash_alg()))
     except InvalidSignature:
         return False
     return True

@@ -16,6 +16,7 @@ let an already logged-in user re-bind the new key (e.g. after a signing-certific
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import heapq
 import os
@@ -49,6 +50,7 @@ from jpki.verify.result import Code, Reason, Status, VerificationResult
 from jpki.verify.signature import as_certificate, combine, signature_check
 
 MIN_CHALLENGE_BYTES = 32
+_ID_BYTES = 18  # a challenge id: 144 random bits, 24 URL-safe characters
 
 
 def account_key(cert: JpkiCertificate | x509.Certificate) -> str:
@@ -267,9 +269,11 @@ class LoginVerifier:
     def issue(self) -> Challenge:
         """A fresh random challenge (id, nonce, expiry after ``ttl``), stored for one use."""
         now = self._now()
+        # One read from the OS generator for both (as secrets.token_urlsafe/token_bytes).
+        raw = secrets.token_bytes(_ID_BYTES + self.nonce_bytes)
         ch = Challenge(
-            id=secrets.token_urlsafe(18),
-            nonce=secrets.token_bytes(self.nonce_bytes),
+            id=base64.urlsafe_b64encode(raw[:_ID_BYTES]).decode("ascii"),
+            nonce=raw[_ID_BYTES:],
             expires_at=now + self.ttl,
         )
         self.store.put(ch, now)
@@ -319,13 +323,19 @@ class LoginVerifier:
             )
             return cert, self.policy, None, failed
         why = signature_check(cert, signature, data=nonce, hash_alg=HashAlgorithm.SHA256)
-        return cert, replace(self.policy, at=now), why, None
+        return cert, self.policy.with_time(now), why, None
 
     def _finish(
         self, cert: JpkiCertificate, policy: Policy, why: Reason | None, chain: VerificationResult
     ) -> VerificationResult:
-        result = combine(cert, why, HashAlgorithm.SHA256.value, policy, chain)
-        return replace(result, account_key=self._account_key(cert))
+        return combine(
+            cert,
+            why,
+            HashAlgorithm.SHA256.value,
+            policy,
+            chain,
+            account_key=self._account_key(cert),
+        )
 
     def verify(
         self,

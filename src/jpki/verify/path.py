@@ -21,11 +21,13 @@ import asyncio
 import concurrent.futures
 import functools
 import inspect
-from collections.abc import Awaitable, Coroutine, Iterable
+from collections.abc import Awaitable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from types import MappingProxyType
+from typing import Any, NamedTuple, TypeVar, cast
 
 from asn1crypto import pem as asn1_pem
 from asn1crypto import x509 as asn1_x509
@@ -46,7 +48,7 @@ from jpki.policy import (
     check_time,
     revocation_checker,
 )
-from jpki.verify.flat import TOLERANCE, flat_chain
+from jpki.verify.flat import TOLERANCE, FlatChain, flat_chain
 from jpki.verify.result import Code, Reason, Status, VerificationResult, worst
 from jpki.verify.rules import key_usage_problems, purpose_by_kind, validity_problems
 
@@ -200,8 +202,7 @@ async def async_validate_chain(
     return _result(cert, built, pre, checks)
 
 
-@dataclass(frozen=True)
-class _Prelude:
+class _Prelude(NamedTuple):
     """What the policy decides about the end entity before any path is built."""
 
     at: datetime
@@ -209,7 +210,7 @@ class _Prelude:
     problems: tuple[Reason, ...]
     notes: tuple[Reason, ...]
     anchor_notes: tuple[Reason, ...]
-    base: dict[str, Any]
+    base: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -222,15 +223,42 @@ class _Built:
     chain: tuple[str, ...] = ()
     anchor_key_id: str = "none"
 
-    @property
-    def pairs(self) -> list[tuple[JpkiCertificate, JpkiCertificate]]:
+    @cached_property
+    def pairs(self) -> tuple[tuple[JpkiCertificate, JpkiCertificate], ...]:
         """(certificate, issuer) for every non-anchor certificate of a valid path."""
         if self.status is not Status.VALID:
-            return []
-        return list(zip(self.certs[1:], self.certs[:-1], strict=True))
+            return ()
+        return tuple(zip(self.certs[1:], self.certs[:-1], strict=True))
+
+    @cached_property
+    def chain_ok(self) -> Reason:
+        """The reason saying which anchor the valid path ends at."""
+        return Reason(
+            Code.CHAIN_OK, f"chains to trusted CA {self.chain[0]} (key id {self.anchor_key_id})"
+        )
 
 
-def _base(cert: JpkiCertificate) -> dict[str, Any]:
+#: The decided flat path of each cached flat verdict (known by identity: the entry holds it).
+_FLAT_BUILT: dict[int, tuple[FlatChain, _Built]] = {}
+
+
+#: The result fields of each certificate, known by identity (the entry holds it).
+_BASES: dict[int, tuple[JpkiCertificate, Mapping[str, Any]]] = {}
+
+
+def _base(cert: JpkiCertificate) -> Mapping[str, Any]:
+    """The result fields that only depend on the certificate (every login asks: made once)."""
+    held = _BASES.get(id(cert))
+    if held is not None and held[0] is cert:
+        return held[1]
+    base = MappingProxyType(_base_fields(cert))
+    if len(_BASES) >= 4096:
+        _BASES.clear()
+    _BASES[id(cert)] = (cert, base)
+    return base
+
+
+def _base_fields(cert: JpkiCertificate) -> dict[str, Any]:
     return {
         "certificate_fingerprint": cert.fingerprint_sha256.hex(),
         "certificate_kind": cert.kind.value,
@@ -261,7 +289,11 @@ def _prelude(cert: JpkiCertificate, policy: Policy) -> _Prelude | VerificationRe
         problems += validity_problems(cert, at)
     except CertificateError as exc:
         return VerificationResult(Status.INVALID, (Reason(Code.CERT_MALFORMED, str(exc)),), **base)
-    anchor_notes = tuple(Reason(Code.ANCHOR_REFUSED, t) for t in policy.anchor_notes())
+    anchor_notes = (
+        tuple(Reason(Code.ANCHOR_REFUSED, t) for t in policy.anchor_notes())
+        if policy.not_anchors
+        else ()
+    )
     if not policy.anchors:
         # certvalidator would fall back to the system trust store; we never do.
         not_validated = Reason(
@@ -301,7 +333,15 @@ def _build(
         return _run(_certvalidator(cert, policy, at, intermediates, purp, policies))
     if flat.problem is not None:
         return _Built(Status.INVALID, Reason(_flat_code(cert, at), flat.problem))
-    return _Built(Status.VALID, None, (flat.anchor, cert), flat.chain, flat.anchor_key_id)
+    # A repeat inside the validity window gets the same FlatChain back: so the same path.
+    held = _FLAT_BUILT.get(id(flat))
+    if held is not None and held[0] is flat:
+        return held[1]
+    built = _Built(Status.VALID, None, (flat.anchor, cert), flat.chain, flat.anchor_key_id)
+    if len(_FLAT_BUILT) >= 4096:
+        _FLAT_BUILT.clear()
+    _FLAT_BUILT[id(flat)] = (flat, built)
+    return built
 
 
 def _flat_code(cert: JpkiCertificate, at: datetime) -> Code:
@@ -404,14 +444,7 @@ def _result(
         why = built.why or Reason(Code.CHAIN_INVALID, "the chain could not be validated")
         failed: Status = Status.INVALID if problems else built.status
         return VerificationResult(failed, (*problems, why, *anchor_notes), **pre.base)
-    reasons: list[Reason] = [
-        *problems,
-        Reason(
-            Code.CHAIN_OK, f"chains to trusted CA {built.chain[0]} (key id {built.anchor_key_id})"
-        ),
-        *notes,
-        *anchor_notes,
-    ]
+    reasons: list[Reason] = [*problems, built.chain_ok, *notes, *anchor_notes]
     status: Status = Status.INVALID if problems else Status.VALID
     if revocation is None:
         reasons.append(
@@ -502,7 +535,28 @@ def _revocation_failed(
     return Status.INDETERMINATE, Reason(_UNK, f"{who}: {_NOT_ESTABLISHED}: {exc}")
 
 
+#: Verdicts on frozen outcomes, by identity: a CRL source answers "not listed" with one
+#: shared value, so a repeat check of a certificate words the same verdict once.
+_VERDICTS: dict[tuple[int, int, bool], tuple[object, object, tuple[Status, Reason]]] = {}
+
+
 def _revocation_verdict(
+    cert: JpkiCertificate, outcome: RevocationOutcome, soft_fail: bool
+) -> tuple[Status, Reason]:
+    key = (id(cert), id(outcome), soft_fail)
+    held = _VERDICTS.get(key)
+    if held is not None and held[0] is cert and held[1] is outcome:
+        return held[2]
+    verdict = _word_verdict(cert, outcome, soft_fail)
+    params = getattr(type(outcome), "__dataclass_params__", None)
+    if params is not None and params.frozen:  # a mutable outcome could say otherwise later
+        if len(_VERDICTS) >= 4096:
+            _VERDICTS.clear()
+        _VERDICTS[key] = (cert, outcome, verdict)
+    return verdict
+
+
+def _word_verdict(
     cert: JpkiCertificate, outcome: RevocationOutcome, soft_fail: bool
 ) -> tuple[Status, Reason]:
     """One outcome's verdict. REVOKED is never softened. Soft-fail applies when the policy

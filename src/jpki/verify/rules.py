@@ -174,7 +174,16 @@ def algorithm_reasons(
     rule: AlgorithmRule, cert: JpkiCertificate, hash_name: str | None
 ) -> tuple[list[Reason], list[Reason]]:
     """(problems, notes) of a signature by ``cert``'s key over a ``hash_name`` digest."""
+    problems, notes = algorithm_verdict(rule, cert, hash_name)
+    return list(problems), list(notes)
+
+
+@functools.lru_cache(maxsize=4096)
+def algorithm_verdict(
+    rule: AlgorithmRule, cert: JpkiCertificate, hash_name: str | None
+) -> tuple[tuple[Reason, ...], tuple[Reason, ...]]:
+    """:func:`algorithm_reasons` as tuples, remembered (a pure function; every login asks)."""
     bits = rsa_bits(cert)
-    problems = [Reason(Code.ALGORITHM_REFUSED, t) for t in rule.problems(bits, hash_name)]
-    notes = [Reason(Code.ALGORITHM_LEGACY_ACCEPTED, t) for t in rule.notes(bits, hash_name)]
+    problems = tuple(Reason(Code.ALGORITHM_REFUSED, t) for t in rule.problems(bits, hash_name))
+    notes = tuple(Reason(Code.ALGORITHM_LEGACY_ACCEPTED, t) for t in rule.notes(bits, hash_name))
     return problems, notes

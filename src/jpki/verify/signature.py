@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Iterable
 from dataclasses import replace
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -30,7 +31,7 @@ from jpki.policy import Policy, Purpose, check_time, purpose_of
 from jpki.verify.path import validate_chain
 from jpki.verify.result import Code, Reason, Status, VerificationResult, worst
 from jpki.verify.rules import (
-    algorithm_reasons,
+    algorithm_verdict,
     key_usage_problems,
     kind_words,
     validity_problems,
@@ -57,11 +58,19 @@ __all__ = [
 def rsa_public_key(cert: JpkiCertificate) -> rsa.RSAPublicKey:
     """The certificate's RSA public key, or ``CertificateError`` for any other key type."""
     key = cert.public_key
-    if not isinstance(key, rsa.RSAPublicKey):
+    # Decided once per key type: ``RSAPublicKey`` is an ABC, and its isinstance check is a
+    # noticeable part of a repeat login.
+    is_rsa = _IS_RSA.get(type(key))
+    if is_rsa is None:
+        is_rsa = _IS_RSA[type(key)] = isinstance(key, rsa.RSAPublicKey)
+    if not is_rsa:
         raise CertificateError(
             f"the certificate's key is {type(key).__name__}, not RSA (JPKI uses RSA-2048)"
         )
-    return key
+    return key  # type: ignore[return-value]
+
+
+_IS_RSA: dict[type, bool] = {}
 
 
 def check_rsa_pkcs1(
@@ -206,18 +215,20 @@ def combine(
     policy: Policy,
     chain: VerificationResult,
     problems: Iterable[Reason] = (),
+    **fields: Any,
 ) -> VerificationResult:
     """One result from a signature check, other ``problems``, the policy's algorithm rule
-    and the chain verdict (purpose, validity, anchors, revocation)."""
-    first = why if why is not None else Reason(Code.SIGNATURE_OK, _OK)
-    alg_problems, alg_notes = algorithm_reasons(policy.algorithms, cert, hash_name)
+    and the chain verdict (purpose, validity, anchors, revocation); ``fields`` are set on it
+    too (e.g. a login's ``account_key``)."""
+    first = why if why is not None else _OK
+    alg_problems, alg_notes = algorithm_verdict(policy.algorithms, cert, hash_name)
     more = tuple(problems)
     status = Status.INVALID if why is not None or more or alg_problems else Status.VALID
-    return replace(
-        chain,
+    return chain.evolve(
         status=worst((status, chain.status)),
         reasons=(first, *more, *alg_problems, *chain.reasons, *alg_notes),
+        **fields,
     )
 
 
-_OK = "signature matches the certificate's key"
+_OK = Reason(Code.SIGNATURE_OK, "signature matches the certificate's key")
