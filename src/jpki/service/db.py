@@ -78,7 +78,9 @@ class _Cursor(Protocol):
 class Tx(Protocol):
     """What a transaction body sees: ``execute(sql, params)`` with ``?`` placeholders."""
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> _Cursor: ...
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> _Cursor:
+        """Run one statement with ``?`` placeholders inside the transaction; returns its cursor."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -121,9 +123,11 @@ class Database:
 
     @property
     def display(self) -> str:
+        """The database URL without its password (for logs and messages)."""
         return display_url(self.url)
 
     def close(self) -> None:
+        """Close the PostgreSQL connection pool, if one was opened."""
         if self._pg_pool is not None:
             self._pg_pool.close()
 
