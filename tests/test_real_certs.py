@@ -152,10 +152,19 @@ def test_the_signing_roots_do_not_anchor_it(real: Real) -> None:
 @pytest.mark.parametrize("real", REAL, ids=IDS)
 def test_invalid_outside_its_validity(real: Real) -> None:
     cert = _load(real)
-    for at in (real.not_before - ONE_SECOND, real.not_after + ONE_SECOND):
+    month = timedelta(days=30)
+    for at in (
+        real.not_before - ONE_SECOND,
+        real.not_after + ONE_SECOND,
+        real.not_before - month,
+        real.not_after + month,
+    ):
         result = validate_chain(cert, Policy(anchors=jlis_roots("auth"), at=at))
         assert result.status is Status.INVALID, at
         assert any("valid" in r or "expired" in r for r in result.reasons), result.reasons
+        codes = [r.code for r in result.reasons]
+        want = "certificate.not_yet_valid" if at < real.inside else "certificate.expired"
+        assert codes.count(want) == 1, result.reasons  # said once, not echoed by the path
 
 
 @pytest.mark.parametrize("real", REAL, ids=IDS)

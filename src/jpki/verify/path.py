@@ -443,7 +443,11 @@ def _result(
     if built.status is not Status.VALID:
         why = built.why or Reason(Code.CHAIN_INVALID, "the chain could not be validated")
         failed: Status = Status.INVALID if problems else built.status
-        return VerificationResult(failed, (*problems, why, *anchor_notes), **pre.base)
+        # The end-entity validity rule already said it: the path's echo of it is noise.
+        said = {p.code for p in problems}
+        echo = why.code in said and why.code in (Code.CERT_EXPIRED, Code.CERT_NOT_YET_VALID)
+        why_part = () if echo else (why,)
+        return VerificationResult(failed, (*problems, *why_part, *anchor_notes), **pre.base)
     reasons: list[Reason] = [*problems, built.chain_ok, *notes, *anchor_notes]
     status: Status = Status.INVALID if problems else Status.VALID
     if revocation is None:
