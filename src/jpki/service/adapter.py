@@ -163,6 +163,7 @@ class ServiceRevocation:
         at: datetime,
         max_age: timedelta | None = None,
     ) -> RevocationResult:
+        """The CRL answer (store or archive); OCSP only when that is UNKNOWN and a URL is known."""
         res = self._crl_status(cert, issuer, at, max_age)
         url = self._ocsp_url(cert)
         if res.status is not RevocationStatus.UNKNOWN or url is None:

@@ -37,6 +37,7 @@ class SyncResult:
     error: str | None = None
 
     def to_json(self) -> dict[str, object]:
+        """The JSON form: path, whether it loaded, CRL numbers, issuer and error."""
         return {
             "path": self.path,
             "loaded": self.loaded,

@@ -60,7 +60,9 @@ class _Cursor(Protocol):
 class Tx(Protocol):
     """What a transaction body sees: ``execute(sql, params)`` with ``?`` placeholders."""
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> _Cursor: ...
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> _Cursor:
+        """Run one statement with ``?`` placeholders inside the transaction; returns its cursor."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -102,9 +104,11 @@ class Database:
 
     @property
     def display(self) -> str:
+        """The database URL without its password (for logs and messages)."""
         return display_url(self.url)
 
     def close(self) -> None:
+        """Close the PostgreSQL connection pool, if one was opened."""
         if self._pg_pool is not None:
             self._pg_pool.close()
 
@@ -163,6 +167,7 @@ class Database:
             raise
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Run one statement in its own transaction; returns every row."""
         with self.transaction() as tx:
             return list(tx.execute(sql, params).fetchall())
 

@@ -85,6 +85,7 @@ class ApiKey:
     revoked_at: str | None
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form: id, name, rate limit and times (never the secret)."""
         return {
             "id": self.id,
             "name": self.name,
