@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -297,3 +298,21 @@ def test_b_lt_refuses_to_embed_nothing(ap: JpkiAp, test_pki: TestPki) -> None:
             crls=[crl],
             trust_anchors=[test_pki.sign_ca.jpki],
         )
+
+
+def test_signing_after_an_earlier_cms_lookup_by_name_in_the_same_process() -> None:
+    # asn1crypto caches CMS attribute names on the first lookup by name: a long-lived process
+    # that built or checked a CMS before it first signs must still find the names pyHanko's
+    # signer uses (registered later, by asn1crypto.tsp and pyHanko), not end in a ValueError.
+    script = (
+        "from asn1crypto import cms\n"
+        "cms.CMSAttributeType('message_digest')\n"
+        "import jpki.documents.cms\n"
+        "for name in ('signing_certificate_v2', 'signature_policy_identifier',\n"
+        "             'adobe_revocation_info_archival'):\n"
+        "    cms.CMSAttributeType(name)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr

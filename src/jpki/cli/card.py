@@ -19,6 +19,7 @@ from jpki.card.presence import new_challenge, text_ap_presence, visual_ap_presen
 from jpki.card.protocol import CardProtocol
 from jpki.card.text_ap import CardInfo, IntegrityResult, IntegrityStatus
 from jpki.card.visual_ap import age_on
+from jpki.cert import name_to_text
 from jpki.cli import documents
 from jpki.cli._card_session import open_card as _card
 from jpki.cli._card_session import pin_prompt as _pin_prompt
@@ -53,7 +54,7 @@ def _load_cert(der: bytes) -> x509.Certificate:
 
 
 def _subject(der: bytes) -> str:
-    return _load_cert(der).subject.rfc4514_string()
+    return name_to_text(_load_cert(der).subject)
 
 
 def _key(slot: CertSlot) -> str:

@@ -12,7 +12,7 @@ import click
 from cryptography import x509
 
 from jpki._files import scan_directory
-from jpki.cert import JpkiCertificate
+from jpki.cert import JpkiCertificate, name_to_text
 from jpki.cli import _config
 from jpki.cli._common import (
     Exit,
@@ -112,18 +112,18 @@ def crl_info_dict(crl: Crl, issuers: list[JpkiCertificate], at: datetime) -> dic
         try:
             signer = crl.verify(issuers)
             signature = "valid"
-            signed_by = signer.subject.rfc4514_string()
+            signed_by = name_to_text(signer.subject)
         except CrlError:
             signature = "invalid"
     kind, hash_cls = crl.signature_algorithm
     return {
-        "issuer": crl.issuer.rfc4514_string(),
+        "issuer": name_to_text(crl.issuer),
         "entries": len(crl),
         "this_update": crl.this_update,
         "next_update": crl.next_update,
         "number": crl.number,
         "delta_base_number": crl.base_number,
-        "distribution_point": [n.rfc4514_string() for n in crl.idp_names],
+        "distribution_point": [name_to_text(n) for n in crl.idp_names],
         "authority_key_id": crl.authority_key_id,
         "signature_algorithm": f"{kind}-{hash_cls.name}",
         "signature": signature,

@@ -18,6 +18,7 @@ from typing import Any
 from asn1crypto import cms as asn1_cms
 from asn1crypto import core as asn1_core
 from asn1crypto import pem as asn1_pem
+from asn1crypto import tsp as _asn1_tsp  # noqa: F401  (its attribute names, before any lookup)
 
 from jpki.cert import JpkiCertificate
 from jpki.digestinfo import OID_TO_HASH, PREFIXES, HashAlgorithm, digest_of
