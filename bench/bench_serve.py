@@ -13,10 +13,10 @@ Measured in the same run:
 * /healthz   : a probe thread GETs /healthz every 50 ms on its own connection: on the idle
                service (the machine's own latency), during the main run, and with the pool
                saturated by two connections per worker (little HTTP work for the loop).
-* in process : the very job the workers run (``jpki.service.jobs.run_job``: signature, chain,
-               CRL) in a loop in this process, one core; the ratio service / in-process says
-               what the HTTP layer, the pool and the audit record cost (and what ``--workers``
-               buys back).
+* in process : the very job the workers run (``jpki.service.jobs.service_run``: signature,
+               chain, CRL, the record's certificate summary) in a loop in this process, one
+               core; the ratio service / in-process says what the HTTP layer, the pool and
+               the audit record cost (and what ``--workers`` buys back).
 
 Client and server share this machine's cores, so the service figure is a lower bound.
 
@@ -47,7 +47,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from jpki.service.audit import b64
-from jpki.service.jobs import run_job
+from jpki.service.jobs import service_run
 from jpki.testing.pki import TestPki
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,11 +98,11 @@ def in_process_rate(setup: dict[str, Any], db: str, n: int) -> float:
     job = json.loads(body)["job"]
     anchors = [pki.auth_ca.der, pki.sign_ca.der]
     with RevocationStore(db) as store:
-        out = run_job(job, anchors, store=store)
+        out = service_run(job, anchors, store)
         assert out["result"]["status"] == "valid", out
         t0 = time.perf_counter()
         for _ in range(n):
-            run_job(job, anchors, store=store)
+            service_run(job, anchors, store)
         return n / (time.perf_counter() - t0)
 
 

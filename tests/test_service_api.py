@@ -349,12 +349,31 @@ def test_healthz_answers_while_the_pool_is_saturated(svc: Svc) -> None:
         j.result()
 
 
+def test_workers_run_below_the_event_loop(svc: Svc) -> None:
+    import os
+
+    rt = svc.app.state.rt
+    assert rt.config.worker_nice > 0
+    mine = os.nice(0)
+    assert rt.pool.submit(os.nice, 0).result() == min(19, mine + rt.config.worker_nice)
+
+
 def test_metrics_are_prometheus_text(svc: Svc) -> None:
     text = HTTP.get(svc.base + "/metrics").text
     assert "# TYPE jpki_requests_total counter" in text
     assert 'jpki_verdicts_total{kind="login",status="valid"}' in text
     assert "jpki_request_duration_seconds_bucket" in text
     assert "jpki_crl_age_seconds{" in text
+
+
+def test_healthz_short_circuit_still_counts_and_leaves_other_methods_to_fastapi(svc: Svc) -> None:
+    HTTP.get(svc.base + "/healthz")
+    text = HTTP.get(svc.base + "/metrics").text
+    assert 'jpki_requests_total{code="200",route="/healthz"}' in text or (
+        'jpki_requests_total{route="/healthz",code="200"}' in text
+    ), text
+    r = HTTP.post(svc.base + "/healthz")
+    assert r.status_code == 405
 
 
 def test_readyz_and_records_check_out(svc: Svc, tmp_path: Path) -> None:

@@ -94,10 +94,14 @@ _ANCHORS: list[bytes] = []
 _STORE: RevocationStore | None = None
 
 
-def worker_init(db_url: str, anchors: list[bytes]) -> None:
+def worker_init(db_url: str, anchors: list[bytes], nice: int = 0) -> None:
     """Process-pool initialiser: the database URL and trust anchors for this worker."""
     global _DB_URL, _ANCHORS
     _DB_URL, _ANCHORS = db_url, list(anchors)
+    if nice > 0 and hasattr(os, "nice"):
+        # Below the event loop's process: when the cores are short, the loop (health
+        # checks, accepting, recording) runs first and the verifications take the rest.
+        os.nice(nice)
 
 
 def _store() -> RevocationStore:
@@ -108,14 +112,28 @@ def _store() -> RevocationStore:
     return _STORE
 
 
+def service_run(
+    job: dict[str, Any], anchors: list[bytes], store: RevocationStore
+) -> dict[str, Any]:
+    """What a pool worker does for one job: :func:`run_job` live, plus the certificate
+    summary the record keeps (parsed here, off the service's event loop)."""
+    out = run_job(job, anchors, store=store)
+    cert = job.get("certificate")
+    if "error" not in out and isinstance(cert, str):
+        try:
+            out["summary"] = adapter.certificate_summary(unb64(cert))
+        except (JpkiError, ValueError) as exc:
+            return {"error": f"certificate: {exc}"}
+    return out
+
+
 def worker_run(job: dict[str, Any]) -> dict[str, Any]:
     """Run one verification job in a pool worker (tagged with the worker's pid)."""
     try:
         store = _store()
     except JpkiError as exc:  # the database is away: nothing can be decided
         return {"unavailable": str(exc), "worker_pid": os.getpid()}
-    out = run_job(job, _ANCHORS, store=store)
-    return {**out, "worker_pid": os.getpid()}
+    return {**service_run(job, _ANCHORS, store), "worker_pid": os.getpid()}
 
 
 def worker_ping() -> int:
