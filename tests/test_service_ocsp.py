@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -173,3 +174,52 @@ def test_configured_responder_overrides_the_aia(env: Env) -> None:
         info = httpx.get(base + "/v1/revocation", headers=h).json()
         assert info["ocsp"]["url"] == url and info["crls"] == []
         assert httpx.get(base + "/readyz").status_code == 200
+
+
+def test_status_check_asks_ocsp_concurrently_answers_in_order(env: Env) -> None:
+    config = env.config("many")
+    with env.responder(), thread_service(config) as (base, _app):
+        h = {"X-API-Key": add_key(config.db_url)}
+        # A repeated certificate gets its own exchange (each answer has its own evidence).
+        order = [env.good, env.revoked, env.good, env.good, env.revoked, env.good]
+        st = httpx.post(
+            base + "/v1/status-checks",
+            headers=h,
+            json={"certificates": [b64(c.der) for c in order]},
+            timeout=60,
+        ).json()
+        want = ["good" if c is env.good else "revoked" for c in order]
+        assert [i["status"] for i in st["items"]] == want, st
+        assert [int(i["serial"], 16) for i in st["items"]] == [c.cert.serial_number for c in order]
+    with sqlite3.connect(config.db_url) as c:
+        (body,) = c.execute("SELECT body FROM svc_audit ORDER BY seq DESC LIMIT 1").fetchone()
+    ocsp = json.loads(body)["evidence"]["ocsp"]
+    assert [int(o["serial"], 16) for o in ocsp] == [c.cert.serial_number for c in order]
+    assert all(o["response"] for o in ocsp)
+    res = CliRunner().invoke(main, ["audit", "verify", "--db", config.db_url])
+    assert res.exit_code == 0, res.output
+
+
+@pytest.mark.timeout(30)
+def test_status_check_against_a_silent_responder_returns_within_one_deadline(env: Env) -> None:
+    # A responder that accepts connections (the kernel's backlog) and never answers. Asked
+    # one after another, 12 certificates would take 12 x 3 s, beyond the test's timeout.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/"
+        config = env.config("silent", ocsp_url=url)
+        with thread_service(config) as (base, _app):
+            h = {"X-API-Key": add_key(config.db_url)}
+            r = httpx.post(
+                base + "/v1/status-checks",
+                headers=h,
+                json={"certificates": [b64(env.good.der)] * 12},
+                timeout=60,
+            )
+        assert r.status_code == 200, r.text
+        st = r.json()
+        assert st["status"] == "indeterminate"
+        assert [i["status"] for i in st["items"]] == ["unknown"] * 12
+    res = CliRunner().invoke(main, ["audit", "verify", "--db", config.db_url])
+    assert res.exit_code == 0, res.output

@@ -11,12 +11,15 @@ class answers from the archived CRLs and the recorded OCSP responses instead.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.x509 import ocsp as x509_ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
@@ -140,6 +143,10 @@ class ServiceRevocation:
         self.answers: list[dict[str, Any]] = []
         self.crls_used: list[dict[str, Any]] = []
         self.ocsp_used: list[dict[str, Any]] = []
+        # Answers fetched ahead by prefetch(), taken in order by status(): one per occurrence
+        # of a certificate, so a repeated certificate has its own exchange (as replay wants).
+        self._ahead: dict[tuple[Any, ...], list[tuple[RevocationResult, RevocationResult | None]]]
+        self._ahead = {}
 
     def evidence(self) -> dict[str, Any]:
         """What the answers rest on: ``{"crls": [...], "ocsp": [...]}``."""
@@ -163,15 +170,59 @@ class ServiceRevocation:
         at: datetime,
         max_age: timedelta | None = None,
     ) -> RevocationResult:
-        """The CRL answer (store or archive); OCSP only when that is UNKNOWN and a URL is known."""
-        res = self._crl_status(cert, issuer, at, max_age)
+        """The CRL answer, then OCSP when that is UNKNOWN (:meth:`prefetch`'s answers first)."""
+        ahead = self._ahead.get(_pair_key(cert, issuer, at, max_age))
+        if ahead:
+            res, answer = ahead.pop(0)
+        else:
+            res, answer = self._crl_status(cert, issuer, at, max_age), None
         url = self._ocsp_url(cert)
         if res.status is not RevocationStatus.UNKNOWN or url is None:
             return res
-        answer = self._ocsp_status(cert, issuer, at, url)
+        if answer is None:
+            answer = self._ocsp_status(cert, issuer, at, url)
         if answer.status is not RevocationStatus.UNKNOWN:
             return answer
         return _unknown(res.source, f"{res.detail}; {answer.source}: {answer.detail}")
+
+    def prefetch(
+        self, pairs: Sequence[tuple[x509.Certificate, x509.Certificate]], at: datetime
+    ) -> None:
+        """Ask OCSP, concurrently and within one total deadline (``ocsp.timeout``), for every
+        (certificate, issuer) the store cannot tell; :meth:`status` then takes these answers.
+
+        A status check of many certificates otherwise waits for them one after another: a
+        silent responder would hold the worker for the deadline once per certificate.
+        Evidence is kept in the order of ``pairs``. Replay asks no network: nothing to do.
+        """
+        if self._replay is not None:
+            return
+        max_age = self.policy.max_crl_age
+        todo: list[tuple[tuple[Any, ...], x509.Certificate, x509.Certificate, str, int]] = []
+        for cert, issuer in pairs:
+            key = _pair_key(cert, issuer, at, max_age)
+            res = self._crl_status(cert, issuer, at, max_age)
+            slot = self._ahead.setdefault(key, [])
+            slot.append((res, None))
+            url = self._ocsp_url(cert)
+            if res.status is RevocationStatus.UNKNOWN and url is not None:
+                todo.append((key, cert, issuer, url, len(slot) - 1))
+        if not todo:
+            return
+        deadline = time.monotonic() + self.ocsp.timeout
+        recs = [
+            {"serial": f"{c.serial_number:x}", "url": u, "request": None, "response": None}
+            for _k, c, _i, u, _n in todo
+        ]
+        with ThreadPoolExecutor(max_workers=min(len(todo), 16)) as ex:
+            futures = [
+                ex.submit(self._ocsp_fetch, c, i, at, u, rec, deadline)
+                for (_k, c, i, u, _n), rec in zip(todo, recs, strict=True)
+            ]
+            answers = [f.result() for f in futures]
+        for (key, _c, _i, _u, n), rec, answer in zip(todo, recs, answers, strict=True):
+            self.ocsp_used.append(rec)
+            self._ahead[key][n] = (self._ahead[key][n][0], answer)
 
     def _crl_status(
         self,
@@ -217,7 +268,18 @@ class ServiceRevocation:
         if self._replay is not None:
             return self._ocsp_replayed(cert, issuer, at, rec)
         self.ocsp_used.append(rec)
+        return self._ocsp_fetch(cert, issuer, at, url, rec, time.monotonic() + self.ocsp.timeout)
 
+    def _ocsp_fetch(
+        self,
+        cert: x509.Certificate,
+        issuer: x509.Certificate,
+        at: datetime,
+        url: str,
+        rec: dict[str, Any],
+        deadline: float,
+    ) -> RevocationResult:
+        # Thread-safe: it touches only its own ``rec``.
         def fetch(u: str, body: bytes, timeout: float) -> bytes:
             # The wing's POST: one deadline for connect + send + receive.
             rec["request"] = b64(body)
@@ -225,8 +287,13 @@ class ServiceRevocation:
             rec["response"] = b64(data)
             return data
 
+        left = deadline - time.monotonic()
+        if left <= 0:
+            why = f"no time left of the {self.ocsp.timeout:g} s OCSP deadline"
+            rec["error"] = why
+            return _unknown(f"ocsp:{url}", why)
         try:
-            source = OcspSource(url, timeout=self.ocsp.timeout, fetch=fetch)
+            source = OcspSource(url, timeout=left, fetch=fetch)
             return source.status(cert, issuer, at=at)
         except (RevocationError, UsageError) as exc:
             rec["error"] = str(exc)
@@ -263,6 +330,12 @@ class ServiceRevocation:
             )
         except OcspError as exc:
             return _unknown(f"ocsp:{rec['url']}", str(exc))
+
+
+def _pair_key(
+    cert: x509.Certificate, issuer: x509.Certificate, at: datetime, max_age: timedelta | None
+) -> tuple[Any, ...]:
+    return (cert.fingerprint(hashes.SHA256()), issuer.fingerprint(hashes.SHA256()), at, max_age)
 
 
 @dataclass
@@ -375,15 +448,27 @@ def verify_cms_blob(
 def status_check(ctx: Context, certs: Sequence[bytes]) -> Outcome:
     """現況確認: good / revoked / unknown per certificate, with the reason."""
     items: list[dict[str, Any]] = []
+    parsed: list[tuple[JpkiCertificate, JpkiCertificate | None] | str] = []
     for der in certs:
         try:
             cert = JpkiCertificate.load(der)
         except JpkiError as exc:
-            items.append({"status": "unknown", "detail": f"not a certificate: {exc}"})
+            parsed.append(f"not a certificate: {exc}")
             continue
         issuer = next(
             (ca for ca in ctx.anchors if issued_by(cert.certificate, ca.certificate)), None
         )
+        parsed.append((cert, issuer))
+    # Every OCSP question at once, one deadline for all; the loop below takes the answers.
+    ctx.revocation.prefetch(
+        [(p[0].certificate, p[1].certificate) for p in parsed if not isinstance(p, str) and p[1]],
+        ctx.at,
+    )
+    for p in parsed:
+        if isinstance(p, str):
+            items.append({"status": "unknown", "detail": p})
+            continue
+        cert, issuer = p
         if issuer is None:
             items.append(
                 {
