@@ -285,6 +285,10 @@ def test_status_checks_many_at_once(svc: Svc) -> None:
     items = out.json()["items"]
     assert [i["status"] for i in items] == ["good", "revoked", "unknown"]
     assert items[2]["detail"]
+    bad = HTTP.post(
+        svc.base + "/v1/status-checks", headers=svc.h, json={"certificates": [certs[0], "AAAA"]}
+    )
+    assert bad.status_code == 400 and "certificates[1]" in bad.json()["error"], bad.text
 
 
 def make_pki_foreign() -> bytes:
