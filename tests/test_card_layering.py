@@ -25,6 +25,7 @@ CORE = {
     "jpki.digestinfo",
     "jpki.mynumber",
     "jpki._files",
+    "jpki._sqlite",
     "jpki.checks",
     "jpki.oid",
     "jpki.wareki",

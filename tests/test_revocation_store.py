@@ -6,6 +6,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -677,3 +678,26 @@ def test_store_keeps_a_final_revocation_from_an_out_of_date_crl(
         )
         held = st.check(leaves[2].cert, pki.sign_ca.cert, at=late)  # a hold may have been lifted
         assert held.status is RevocationStatus.UNKNOWN
+
+
+def test_threads_opening_one_new_store_at_once_all_succeed(tmp_path: Path) -> None:
+    # A new SQLite store is switched to WAL on open; SQLite refuses that switch at once
+    # ("database is locked") while another connection makes the same store, instead of
+    # waiting: several workers starting together must all open it.
+    for round_ in range(150):
+        path = tmp_path / f"rev{round_}.db"
+        errors: list[str] = []
+
+        def open_store(p: Path = path, errs: list[str] = errors) -> None:
+            try:
+                with RevocationStore(str(p)) as st:
+                    st.current()
+            except RevocationError as exc:
+                errs.append(str(exc))
+
+        threads = [threading.Thread(target=open_store) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not errors, (round_, errors)

@@ -37,6 +37,7 @@ import numpy as np
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from jpki._sqlite import connect_sqlite_wal
 from jpki.errors import CrlError, RevocationError, UsageError
 from jpki.revocation.crl import CertLike, Crl, as_x509, cert_dp_names, effective_entry, is_final
 from jpki.revocation.index import (
@@ -385,10 +386,7 @@ class _SqliteConn(_Conn):
     def __init__(self, path: Path) -> None:
         # check_same_thread off only so close() may run on another thread; each connection
         # is used by the one thread that opened it.
-        self.raw = sqlite3.connect(
-            str(path), timeout=30.0, isolation_level=None, check_same_thread=False
-        )
-        self.raw.execute("PRAGMA journal_mode=WAL")
+        self.raw = connect_sqlite_wal(path, check_same_thread=False)
 
     def q(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         rows: list[tuple[Any, ...]] = self.raw.execute(sql, params).fetchall()

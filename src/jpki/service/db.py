@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from jpki._sqlite import connect_sqlite_wal
 from jpki.errors import JpkiError, UsageError
 
 
@@ -146,8 +147,7 @@ class Database:
         if conn is None:
             # The busy timeout now only covers other processes (a CLI command, a second
             # service): long, since giving up means a 503.
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
+            conn = connect_sqlite_wal(self.path)
             # FULL: a committed audit record survives a power cut, not only a process crash.
             # NORMAL (no fsync per commit in WAL mode) for what may be lost: rate counters.
             conn.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=NORMAL")
