@@ -8,26 +8,21 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import cache
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from batch_helpers import NOW, certify, certifying_ca
 from jpki.cert import JpkiCertificate
 from jpki.digestinfo import PREFIXES, PREFIXES_NO_NULL, HashName
 from jpki.policy import LEGACY_ALGORITHMS, Policy, Purpose
-from jpki.testing.pki import TestPki
 from jpki.verify import Code, native
 from jpki.verify.batch import BatchItem, _chunk, _entry, _native_key, verify_batch
-
-NOW = datetime(2026, 3, 1, tzinfo=UTC)
-
 
 pytestmark = pytest.mark.usefixtures("native_loop")  # tests/conftest.py: skip or fail
 
@@ -39,46 +34,21 @@ class Signer:
 
 
 @cache
-def _ca() -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
-    ca = TestPki(now=NOW).sign_ca
-    assert isinstance(ca.key, rsa.RSAPrivateKey)
-    return ca.cert, ca.key
-
-
-def _certify(public_key: object, serial: int) -> bytes:
-    ca_cert, ca_key = _ca()
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"native {serial}")]))
-        .issuer_name(ca_cert.subject)
-        .public_key(public_key)  # type: ignore[arg-type]
-        .serial_number(serial)
-        .not_valid_before(NOW - timedelta(days=1))
-        .not_valid_after(NOW + timedelta(days=365))
-        .add_extension(
-            x509.KeyUsage(True, True, False, False, False, False, False, False, False), True
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.DER)
-
-
-@cache
 def _signers() -> tuple[Signer, ...]:
     out = []
     for serial, size in enumerate((2048, 2048, 3072, 1024), start=10):
         key = rsa.generate_private_key(65537, size)
-        out.append(Signer(key, _certify(key.public_key(), serial)))
+        out.append(Signer(key, certify(key.public_key(), serial, "native")))
     return tuple(out)
 
 
 @cache
 def _ec_cert() -> bytes:
-    return _certify(ec.generate_private_key(ec.SECP256R1()).public_key(), 99)
+    return certify(ec.generate_private_key(ec.SECP256R1()).public_key(), 99, "native")
 
 
 def _policies() -> list[Policy]:
-    anchor = JpkiCertificate.from_cryptography(_ca()[0])
+    anchor = JpkiCertificate.from_cryptography(certifying_ca()[0])
     at = NOW + timedelta(days=1)
     return [
         Policy(anchors=(anchor,), purpose=Purpose.ANY, at=at),

@@ -12,19 +12,17 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 
 import pytest
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
+from batch_helpers import certify, certifying_ca
 from jpki.cert import JpkiCertificate
 from jpki.policy import Policy, Purpose
-from jpki.testing.pki import TestPki
 from jpki.verify import Status
 from jpki.verify.batch import BatchItem, verify_batch
 from jpki.verify.flat import rsa_signature_valid
@@ -47,15 +45,9 @@ class Vector:
 
 
 @cache
-def _ca() -> tuple[x509.Certificate, object]:
-    ca = TestPki(now=datetime(2026, 3, 1, tzinfo=UTC)).sign_ca
-    return ca.cert, ca.key
-
-
-@cache
 def _policy() -> Policy:
     # The test CA as the one anchor, purpose overridden: the verdict is the signature's.
-    anchor = JpkiCertificate.from_cryptography(_ca()[0])
+    anchor = JpkiCertificate.from_cryptography(certifying_ca()[0])
     return Policy(anchors=(anchor,), purpose=Purpose.ANY, at=datetime(2026, 3, 2, tzinfo=UTC))
 
 
@@ -64,22 +56,7 @@ def _certify(spki_der: bytes, serial: int) -> bytes | None:
         key = serialization.load_der_public_key(spki_der)
     except (ValueError, TypeError):
         return None
-    ca_cert, ca_key = _ca()
-    now = datetime(2026, 3, 1, tzinfo=UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"wycheproof {serial}")]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key)  # type: ignore[arg-type]
-        .serial_number(serial)
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=365))
-        .add_extension(
-            x509.KeyUsage(True, True, False, False, False, False, False, False, False), True
-        )
-        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
-    )
-    return cert.public_bytes(serialization.Encoding.DER)
+    return certify(key, serial, "wycheproof")
 
 
 @cache
